@@ -1,0 +1,1 @@
+"""textproj: tiny vocabulary-free text classifiers built on projection networks."""

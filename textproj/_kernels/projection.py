@@ -1,0 +1,163 @@
+"""Feature hashes to bits, in numba: P_k(x) = sgn(<F(x), R_k>) with R_k computed, never stored.
+
+Each feature's row of random signs is generated 64 bits at a time (``fmix64(h ^ key[word])``)
+and added into bit-sliced counters: ``planes[word, p]`` holds bit p of the count of +1 signs
+for 64 output bits at once, so one feature costs a hash and a short carry ripple per 64 bits
+instead of 64 additions. A bit is 1 when its weighted +1 signs outnumber its -1 signs (a tie,
+including a text with no features, gives 0).
+"""
+
+import numpy as np
+from numba import njit, uint64
+
+from textproj._kernels.features import (
+    P_MAX_TOKENS,
+    decode_utf8,
+    feature_bound,
+    text_features,
+    token_features,
+    tokenize,
+)
+from textproj._kernels.hashing import fmix64
+
+N_PLANES = 40  # counters up to 2**40: far above max_chars * features per char * max weight
+
+
+@njit(inline="always")
+def _add_into_counter(row, plane, s0, s1, s2, s3):
+    """Add the 4-bit bit-sliced numbers (s0..s3) into the counter ``row`` from ``plane`` up."""
+    carry = uint64(0)
+    for p in range(plane, N_PLANES):
+        k = p - plane
+        a = s0 if k == 0 else s1 if k == 1 else s2 if k == 2 else s3 if k == 3 else uint64(0)
+        old = row[p]
+        partial = old ^ a
+        row[p] = partial ^ carry
+        carry = (old & a) | (carry & partial)
+        if k >= 3 and carry == 0:
+            break
+
+
+@njit(inline="always")
+def project_features(hashes, weights, n_feat, keys, scratch, out_words, last_mask):
+    """Project ``n_feat`` weighted feature hashes into ``out_words`` (uint64, one bit per bit).
+
+    Features are grouped by the bits of their weight (a weight-2 feature counts at plane 1);
+    within a group, up to 15 sign words are summed in four registers before one add into the
+    memory counter. ``scratch`` is a uint64 array of at least ``8 * n_feat + N_PLANES``.
+    """
+    n_words = keys.shape[0]
+    total = 0
+    n_group = np.zeros(8, dtype=np.int64)
+    for f in range(n_feat):
+        w = weights[f]
+        if w > 0:
+            total += w
+            for b in range(8):
+                if (w >> b) & 1:
+                    n_group[b] += 1
+    starts = np.zeros(9, dtype=np.int64)
+    for b in range(8):
+        starts[b + 1] = starts[b] + n_group[b]
+    fill = starts[:8].copy()
+    row = scratch[:N_PLANES]
+    grouped = scratch[N_PLANES:]
+    for f in range(n_feat):
+        w = weights[f]
+        for b in range(8):
+            if w > 0 and (w >> b) & 1:
+                grouped[fill[b]] = hashes[f]
+                fill[b] += 1
+    threshold = total >> 1
+    for word in range(n_words):
+        key = keys[word]
+        row[:] = 0
+        for b in range(8):
+            s0 = s1 = s2 = s3 = uint64(0)
+            k = 0
+            for j in range(starts[b], starts[b + 1]):
+                carry = fmix64(grouped[j] ^ key)
+                t = s0 ^ carry
+                carry &= s0
+                s0 = t
+                t = s1 ^ carry
+                carry &= s1
+                s1 = t
+                t = s2 ^ carry
+                carry &= s2
+                s2 = t
+                s3 ^= carry
+                k += 1
+                if k == 15:
+                    _add_into_counter(row, b, s0, s1, s2, s3)
+                    s0 = s1 = s2 = s3 = uint64(0)
+                    k = 0
+            if k:
+                _add_into_counter(row, b, s0, s1, s2, s3)
+        greater = uint64(0)
+        equal = ~uint64(0)
+        for p in range(N_PLANES - 1, -1, -1):
+            c = row[p]
+            if (threshold >> p) & 1:
+                equal &= c
+            else:
+                greater |= equal & c
+                equal &= ~c
+        out_words[word] = greater
+    out_words[n_words - 1] &= last_mask
+
+
+@njit(cache=True, nogil=True)
+def project_texts(buf, offsets, lo, hi, table, params, keys, last_mask, out_words):
+    """Whole-text bits of texts ``lo..hi-1`` into ``out_words[i]`` (shape (n, n_words))."""
+    max_bytes = 0
+    for i in range(lo, hi):
+        max_bytes = max(max_bytes, offsets[i + 1] - offsets[i])
+    cps = np.empty(max_bytes + 1, dtype=np.int32)
+    cp_bytes = np.empty(max_bytes + 1, dtype=np.int64)
+    tok_start = np.empty(max_bytes + 1, dtype=np.int64)
+    tok_end = np.empty(max_bytes + 1, dtype=np.int64)
+    tok_hash = np.empty(max_bytes + 1, dtype=np.uint64)
+    bound = feature_bound(max_bytes, params)
+    hashes = np.empty(bound, dtype=np.uint64)
+    weights = np.empty(bound, dtype=np.int64)
+    scratch = np.empty(8 * bound + N_PLANES, dtype=np.uint64)
+    for i in range(lo, hi):
+        n = decode_utf8(buf, offsets[i], offsets[i + 1], cps, cp_bytes)
+        ntok = tokenize(cps, n, table, params[P_MAX_TOKENS], tok_start, tok_end)
+        m = text_features(buf, cp_bytes, tok_start, tok_end, ntok, tok_hash, params, hashes, weights)
+        project_features(hashes, weights, m, keys, scratch, out_words[i], last_mask)
+
+
+@njit(cache=True, nogil=True)
+def project_tokens(buf, offsets, lo, hi, table, params, keys, last_mask, row_offsets, out_words):
+    """Per-token bits of texts ``lo..hi-1``: token t of text i goes to row ``row_offsets[i] + t``."""
+    max_bytes = 0
+    for i in range(lo, hi):
+        max_bytes = max(max_bytes, offsets[i + 1] - offsets[i])
+    cps = np.empty(max_bytes + 1, dtype=np.int32)
+    cp_bytes = np.empty(max_bytes + 1, dtype=np.int64)
+    tok_start = np.empty(max_bytes + 1, dtype=np.int64)
+    tok_end = np.empty(max_bytes + 1, dtype=np.int64)
+    bound = feature_bound(max_bytes, params)
+    hashes = np.empty(bound, dtype=np.uint64)
+    weights = np.empty(bound, dtype=np.int64)
+    scratch = np.empty(8 * bound + N_PLANES, dtype=np.uint64)
+    for i in range(lo, hi):
+        n = decode_utf8(buf, offsets[i], offsets[i + 1], cps, cp_bytes)
+        ntok = tokenize(cps, n, table, params[P_MAX_TOKENS], tok_start, tok_end)
+        for t in range(ntok):
+            m = token_features(buf, cp_bytes, tok_start[t], tok_end[t], params, hashes, weights)
+            row = row_offsets[i] + t
+            project_features(hashes, weights, m, keys, scratch, out_words[row], last_mask)
+
+
+@njit(cache=True, nogil=True)
+def unpack_bits(words, n_bits):
+    """uint64 words (n, n_words) to a uint8 0/1 array (n, n_bits); bit j is bit j%64 of word j//64."""
+    n = words.shape[0]
+    out = np.empty((n, n_bits), dtype=np.uint8)
+    for i in range(n):
+        for j in range(n_bits):
+            out[i, j] = (words[i, j >> 6] >> uint64(j & 63)) & uint64(1)
+    return out
