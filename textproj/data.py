@@ -1,0 +1,276 @@
+"""Read and write labelled text datasets in every format the project accepts.
+
+One entry point, :func:`read_dataset`, picks the format from the file extension
+(``.tsv``, ``.csv``, ``.jsonl``, fastText ``.txt``/``.ft``, each optionally ``.gz``) so
+that malformed input always fails the same way: a :class:`DataError` whose message
+names the file and, where it applies, the 1-based line (``data.tsv:17: row has no label``).
+
+Each format is a small row iterator yielding ``(line_no, text, label)``; adding a
+format (or multi-label rows later) means adding or extending one iterator.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+import os
+import re
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["SUPPORTED_EXTENSIONS", "DataError", "Dataset", "read_dataset", "write_dataset"]
+
+_UTF8_BOM = b"\xef\xbb\xbf"
+# Texts can be long (whole e-mails); csv refuses fields over 128 KiB by default.
+# 2**31 - 1 fits the C long that csv uses on every platform.
+_CSV_FIELD_LIMIT = 2**31 - 1
+# fastText label token at the start of a line, with the white space after it.
+_FASTTEXT_LABEL = re.compile(r"__label__(\S*)\s*")
+
+Row = tuple[int, str, str]
+
+
+class DataError(ValueError):
+    """Malformed or unreadable data; the message names the file and, if known, the line."""
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Parallel lists of texts and their labels, plus where they came from."""
+
+    texts: list[str]
+    labels: list[str]
+    source: str
+
+    def __post_init__(self) -> None:
+        if len(self.texts) != len(self.labels):
+            raise ValueError(
+                f"{self.source}: {len(self.texts)} texts but {len(self.labels)} labels"
+            )
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+
+def _fail(name: str, line: int | None, message: str) -> DataError:
+    """Build a DataError in the ``file:line: message`` form."""
+    where = name if line is None else f"{name}:{line}"
+    return DataError(f"{where}: {message}")
+
+
+# --- readers: each turns decoded file content into (line_no, text, label) rows ---
+
+
+def _iter_delimited(content: str, name: str, delimiter: str) -> Iterator[Row]:
+    """Rows of a csv/tsv file whose header names a ``text`` and a ``label`` column."""
+    csv.field_size_limit(max(csv.field_size_limit(), _CSV_FIELD_LIMIT))
+    reader = csv.reader(io.StringIO(content, newline=""), delimiter=delimiter)
+    kind = "TSV" if delimiter == "\t" else "CSV"
+    start = 1  # physical line on which the next row begins
+    try:
+        header = next(reader, None)
+        if header is None:
+            raise _fail(name, None, "file is empty")
+        columns = [column.strip() for column in header]
+        for required in ("text", "label"):
+            if required not in columns:
+                raise _fail(name, start, f"header has no {required!r} column (found: {header!r})")
+        text_at, label_at = columns.index("text"), columns.index("label")
+        needed = max(text_at, label_at) + 1
+        start = reader.line_num + 1
+        for row in reader:
+            if row:  # csv yields [] for a blank line
+                if len(row) < needed:
+                    raise _fail(
+                        name, start, f"row has {len(row)} field(s), expected at least {needed}"
+                    )
+                label = row[label_at]
+                if not label.strip():
+                    raise _fail(name, start, "row has no label")
+                yield start, row[text_at], label
+            start = reader.line_num + 1
+    except csv.Error as error:
+        raise _fail(name, start, f"malformed {kind}: {error}") from None
+
+
+def _iter_tsv(content: str, name: str) -> Iterator[Row]:
+    """Rows of a tab-separated file."""
+    return _iter_delimited(content, name, "\t")
+
+
+def _iter_csv(content: str, name: str) -> Iterator[Row]:
+    """Rows of a comma-separated file."""
+    return _iter_delimited(content, name, ",")
+
+
+def _physical_lines(content: str) -> Iterator[tuple[int, str]]:
+    """Numbered lines split on ``\\n`` only (``str.splitlines`` also splits on U+2028 etc.)."""
+    for line_no, line in enumerate(content.split("\n"), start=1):
+        yield line_no, line.removesuffix("\r")
+
+
+def _iter_jsonl(content: str, name: str) -> Iterator[Row]:
+    """Rows of a JSON Lines file: one object with string ``text`` and ``label`` per line."""
+    for line_no, line in _physical_lines(content):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise _fail(
+                name, line_no, f"invalid JSON: {error.msg} (column {error.colno})"
+            ) from None
+        if not isinstance(record, dict):
+            raise _fail(name, line_no, f"expected a JSON object, got {type(record).__name__}")
+        for key in ("text", "label"):
+            if key not in record:
+                raise _fail(name, line_no, f"object has no {key!r} field")
+            if not isinstance(record[key], str):
+                kind = type(record[key]).__name__
+                raise _fail(name, line_no, f"{key!r} must be a string, got {kind}")
+        if not record["label"].strip():
+            raise _fail(name, line_no, "row has no label")
+        yield line_no, record["text"], record["label"]
+
+
+def _iter_fasttext(content: str, name: str) -> Iterator[Row]:
+    """Rows of a fastText file: ``__label__X`` at the start of the line, then the text."""
+    for line_no, line in _physical_lines(content):
+        if not line.strip():
+            continue
+        labels: list[str] = []
+        position = len(line) - len(line.lstrip())
+        while match := _FASTTEXT_LABEL.match(line, position):
+            labels.append(match.group(1))
+            position = match.end()
+        if not labels:
+            raise _fail(name, line_no, "line does not start with a __label__ token")
+        if len(labels) > 1:
+            raise _fail(
+                name, line_no, f"multi-label rows are not supported yet (labels: {labels!r})"
+            )
+        if not labels[0]:
+            raise _fail(name, line_no, "row has no label (empty __label__ token)")
+        yield line_no, line[position:].rstrip(), labels[0]
+
+
+_READERS: dict[str, Callable[[str, str], Iterator[Row]]] = {
+    ".tsv": _iter_tsv,
+    ".csv": _iter_csv,
+    ".jsonl": _iter_jsonl,
+    ".txt": _iter_fasttext,
+    ".ft": _iter_fasttext,
+}
+SUPPORTED_EXTENSIONS: tuple[str, ...] = tuple(_READERS)
+
+
+def _format_of(path: Path) -> tuple[str, bool]:
+    """Return the format extension (e.g. ``.tsv``) and whether the file is gzipped."""
+    name = path.name.lower()
+    gzipped = name.endswith(".gz")
+    extension = Path(name.removesuffix(".gz")).suffix
+    if extension not in _READERS:
+        supported = ", ".join(f"{ext}[.gz]" for ext in SUPPORTED_EXTENSIONS)
+        raise _fail(str(path), None, f"unknown file extension; supported: {supported}")
+    return extension, gzipped
+
+
+def _read_text(path: Path, gzipped: bool) -> str:
+    """Read, decompress and decode a file, turning every failure into a DataError."""
+    name = str(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise _fail(name, None, "no such file") from None
+    except OSError as error:
+        raise _fail(name, None, f"cannot read file: {error.strerror or error}") from None
+    if gzipped:
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError, zlib.error) as error:
+            raise _fail(name, None, f"corrupt gzip data: {error}") from None
+    raw = raw.removeprefix(_UTF8_BOM)
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line_no = raw.count(b"\n", 0, error.start) + 1
+        byte = raw[error.start]
+        raise _fail(name, line_no, f"invalid UTF-8 (byte 0x{byte:02x})") from None
+
+
+def read_dataset(path: str | os.PathLike[str]) -> Dataset:
+    """Read a labelled dataset, choosing the format from the extension.
+
+    Raises DataError (naming file and line) for any missing, unreadable or malformed input.
+    """
+    path = Path(path)
+    extension, gzipped = _format_of(path)
+    content = _read_text(path, gzipped)
+    texts: list[str] = []
+    labels: list[str] = []
+    for _line_no, text, label in _READERS[extension](content, str(path)):
+        texts.append(text)
+        labels.append(label)
+    if not texts:
+        raise _fail(str(path), None, "no data rows")
+    return Dataset(texts=texts, labels=labels, source=str(path))
+
+
+# --- writers ---
+
+
+def _write_delimited(dataset: Dataset, delimiter: str) -> str:
+    """Serialise as csv/tsv with a ``text,label`` header, quoting only where needed."""
+    buffer = io.StringIO()
+    minimal = csv.writer(buffer, delimiter=delimiter, lineterminator="\n")
+    # With a "\n" line terminator csv does not quote a bare "\r", which a reader would
+    # take as a line break; such rows are written fully quoted instead.
+    quoted = csv.writer(buffer, delimiter=delimiter, lineterminator="\n", quoting=csv.QUOTE_ALL)
+    minimal.writerow(["text", "label"])
+    for row in zip(dataset.texts, dataset.labels, strict=True):
+        (quoted if any("\r" in field for field in row) else minimal).writerow(row)
+    return buffer.getvalue()
+
+
+def _write_jsonl(dataset: Dataset) -> str:
+    """Serialise as JSON Lines, keeping non-ASCII characters readable."""
+    return "".join(
+        json.dumps({"text": text, "label": label}, ensure_ascii=False) + "\n"
+        for text, label in zip(dataset.texts, dataset.labels, strict=True)
+    )
+
+
+def _write_fasttext(dataset: Dataset, name: str) -> str:
+    """Serialise as fastText lines; refuses what the format cannot represent."""
+    lines = []
+    for row_no, (text, label) in enumerate(zip(dataset.texts, dataset.labels, strict=True), 1):
+        if not label or any(char.isspace() for char in label):
+            raise _fail(name, None, f"row {row_no}: fastText labels must be non-empty, no spaces")
+        if "\n" in text or "\r" in text:
+            raise _fail(name, None, f"row {row_no}: fastText texts cannot hold line breaks")
+        if _FASTTEXT_LABEL.match(text.lstrip()):
+            raise _fail(name, None, f"row {row_no}: text starts with a __label__ token")
+        lines.append(f"__label__{label} {text}\n")
+    return "".join(lines)
+
+
+def write_dataset(dataset: Dataset, path: str | os.PathLike[str]) -> None:
+    """Write a dataset in the format given by the extension (gzipped if it ends in ``.gz``).
+
+    csv, tsv and jsonl round-trip any text or label exactly; fastText refuses rows it
+    cannot represent (line breaks in texts, white space in labels).
+    """
+    path = Path(path)
+    extension, gzipped = _format_of(path)
+    if extension in (".tsv", ".csv"):
+        content = _write_delimited(dataset, "\t" if extension == ".tsv" else ",")
+    elif extension == ".jsonl":
+        content = _write_jsonl(dataset)
+    else:
+        content = _write_fasttext(dataset, str(path))
+    data = content.encode("utf-8")
+    path.write_bytes(gzip.compress(data, mtime=0) if gzipped else data)
