@@ -160,12 +160,6 @@ def test_transform_matches_reference_for_feature_configs(
     np.testing.assert_array_equal(got, reference_bits(mixed_texts, 10, 13, 5, config))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG: project_features only sums weight bits 0..7, but sublinear weights can exceed "
-    "255 (kind_weight * (1 + log2(count))); the high bits are dropped while `total` keeps them",
-)
 def test_sublinear_weights_above_255_match_reference() -> None:
     config = FeatureConfig(word_weight=255, sublinear=True, char_ngram_max=0)
     texts = ["card card", "a b a b a b a b", "transfer transfer transfer money"]
@@ -203,12 +197,6 @@ def test_empty_batch() -> None:
     assert bits.shape == (0, 32) and offsets.tolist() == [0]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ValueError,
-    reason="BUG: Projector.transform_packed([]) reshapes a size-0 array with -1 "
-    "(`.reshape(len(words), -1)`), which numpy refuses",
-)
 def test_empty_batch_packed() -> None:
     assert Projector(4, 8).transform_packed([]).shape == (0, 4)
 
@@ -296,18 +284,10 @@ ASCII_TEXTS = ["Hello world", "how do I top up my card?", "", "x", "a b a b c"]
 
 
 def test_same_bits_with_numba_jit_disabled() -> None:
-    # The kernels interpreted as plain Python/numpy give the same bits (ASCII texts; see the
-    # xfail below for multi-byte UTF-8).
+    # The kernels interpreted as plain Python/numpy give the same bits.
     assert _run_child(ASCII_TEXTS, NUMBA_DISABLE_JIT="1") == _in_process(ASCII_TEXTS)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG: decode_utf8 relies on numba promoting uint8 to int64; interpreted with "
-    "NUMBA_DISABLE_JIT=1 (numpy 2 keeps uint8), `(b & 0x1F) << 6` wraps and code points of "
-    "multi-byte characters are wrong",
-)
 def test_same_bits_with_numba_jit_disabled_non_ascii() -> None:
     texts = ["Привет мир", "東京 👍🏽"]
     assert _run_child(texts, NUMBA_DISABLE_JIT="1") == _in_process(texts)
@@ -484,6 +464,7 @@ def test_nfkc_casefold_equivalents_have_equal_bits(variants: list[str]) -> None:
         ("我的银行卡丢了", ["我", "的", "银", "行", "卡", "丢", "了"]),
         ("abc東京def", ["abc", "東", "京", "def"]),
         ("I ❤ NY 👍🏽🎉", ["i", "❤", "ny", "👍", "🏽", "🎉"]),
+        ("❤\ufe0fabc", ["❤", "abc"]),
         ("👨\u200d👩\u200d👧", ["👨", "👩", "👧"]),
         ("مرحبا بالعالم، كيف حالك؟", ["مرحبا", "بالعالم", "كيف", "حالك"]),
         ("Привет, МИР!", ["привет", "мир"]),
@@ -668,12 +649,6 @@ def test_feature_config_unknown_keys_are_refused() -> None:
         FeatureConfig.from_dict({**FeatureConfig().to_dict(), "ngram": 2, "bogus": 1})
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG: NS_WORD_NGRAM + 2 == NS_SKIP_GRAM + 1 == 0x5EED0004, so the bigram 'a b' and "
-    "the skip-gram 'a _ b' hash identically",
-)
 def test_word_bigram_and_skip_gram_hashes_differ() -> None:
     config = FeatureConfig(char_ngram_max=0)
     hashes, _, offsets = featurize(["a b", "a x b"], config)

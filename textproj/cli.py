@@ -6,11 +6,23 @@ so commands that need heavy libraries import them inside the command body.
 
 from __future__ import annotations
 
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, NoReturn
+
+import numpy as np
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from textproj.corpora import corpus_table
+from textproj.config import TrainConfig
+from textproj.corpora import DEFAULT_CORPUS, corpus_table, load_corpus
+from textproj.data import DataError, Dataset, read_dataset
+from textproj.metrics import classification_scores
+
+if TYPE_CHECKING:
+    from textproj.runtime import Classifier
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -41,3 +53,233 @@ def corpora() -> None:
             *(str(row[key]) for key in ("n_labels", "train", "dev", "test")),
         )
     Console().print(table)
+
+
+def _fail(message: str) -> NoReturn:
+    """One line on stderr and a non-zero exit: what users see instead of a traceback."""
+    Console(stderr=True).print(f"[red]error:[/red] {message}", highlight=False)
+    raise typer.Exit(code=1)
+
+
+def _field_default(name: str) -> object:
+    return TrainConfig.__dataclass_fields__[name].default
+
+
+def _load_model(path: Path) -> Classifier:
+    from textproj.model_file import ModelFormatError
+    from textproj.runtime import load
+
+    try:
+        return load(path)
+    except ModelFormatError as error:
+        _fail(str(error))
+
+
+def _read(path: Path) -> Dataset:
+    try:
+        return read_dataset(path)
+    except DataError as error:
+        _fail(str(error))
+
+
+def _parse_ints(text: str, option: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in text.split(","))
+    except ValueError:
+        _fail(f"{option} takes comma-separated integers, got {text!r}")
+
+
+@app.command()
+def train(
+    corpus: Annotated[
+        str | None, typer.Option(help=f"Bundled corpus to train on (default {DEFAULT_CORPUS}).")
+    ] = None,
+    train_file: Annotated[
+        Path | None, typer.Option("--train", help="Training file (.tsv/.csv/.jsonl/.txt, .gz ok).")
+    ] = None,
+    dev_file: Annotated[
+        Path | None, typer.Option("--dev", help="Dev file; default: carved from --train.")
+    ] = None,
+    test_file: Annotated[Path | None, typer.Option("--test", help="Test file to score.")] = None,
+    output: Annotated[Path, typer.Option(help="Output directory.")] = Path("textproj-model"),
+    design: Annotated[
+        str | None,
+        typer.Option(help=f"Projection network: token or text [{_field_default('design')}]."),
+    ] = None,
+    trainer: Annotated[
+        str | None,
+        typer.Option(help=f"Trainer network: ffn or lstm [{_field_default('trainer')}]."),
+    ] = None,
+    projections: Annotated[
+        int | None, typer.Option("--projections", "-T", help="T, projection functions.")
+    ] = None,
+    bits: Annotated[
+        int | None, typer.Option("--bits", "-d", help="d, bits per projection function.")
+    ] = None,
+    hidden: Annotated[
+        str | None, typer.Option(help="Text design: hidden widths, comma-separated.")
+    ] = None,
+    bottleneck: Annotated[int | None, typer.Option(help="Token design: bottleneck width.")] = None,
+    filters: Annotated[int | None, typer.Option(help="Token design: channels per window.")] = None,
+    epochs: Annotated[
+        int | None, typer.Option(help=f"Maximum epochs [{_field_default('epochs')}].")
+    ] = None,
+    lambda_distill: Annotated[
+        float | None,
+        typer.Option(
+            help=f"λ2, distillation weight; 0 trains alone [{_field_default('lambda_distill')}]."
+        ),
+    ] = None,
+    temperature: Annotated[
+        float | None,
+        typer.Option(help=f"Distillation temperature [{_field_default('temperature')}]."),
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed of hashing, init and shuffling.")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+) -> None:
+    """Train a projection network jointly with its trainer; write model.tpn, trainer and metrics."""
+    from textproj.training import train as run_training
+
+    if corpus and train_file:
+        _fail("give either --corpus or --train, not both")
+    if train_file is not None:
+        train_data = _read(train_file)
+        dev_data = _read(dev_file) if dev_file else None
+        test_data = _read(test_file) if test_file else None
+        name = str(train_file)
+    else:
+        name = corpus or DEFAULT_CORPUS
+        try:
+            train_data, dev_data, test_data = (
+                load_corpus(name, s) for s in ("train", "dev", "test")
+            )
+        except (ValueError, DataError) as error:
+            _fail(str(error))
+        if test_file is not None:
+            test_data = _read(test_file)
+    overrides = {
+        "design": design,
+        "trainer": trainer,
+        "num_projections": projections,
+        "bits_per_projection": bits,
+        "hidden": _parse_ints(hidden, "--hidden") if hidden else None,
+        "bottleneck": bottleneck,
+        "filters": filters,
+        "epochs": epochs,
+        "lambda_distill": lambda_distill,
+        "temperature": temperature,
+        "seed": seed,
+    }
+    try:
+        config = TrainConfig(**{k: v for k, v in overrides.items() if v is not None})
+    except ValueError as error:
+        _fail(str(error))
+    result = run_training(
+        train_data, dev_data, test_data, config=config, output_dir=output, corpus=name,
+        progress=not quiet,
+    )  # fmt: skip
+    _print_summary(result.metrics, output)
+
+
+def _print_summary(metrics: dict, output: Path) -> None:
+    table = Table(title=f"textproj on {metrics['corpus']}")
+    table.add_column("network")
+    for column in ("dev acc", "test acc", "test macro-F1", "bytes"):
+        table.add_column(column, justify="right")
+    sizes = {"projection": metrics.get("model_bytes"), "trainer": metrics.get("trainer_bytes")}
+    for network, title in (("projection", "on-device (int8)"), ("trainer", "trainer")):
+        scores = metrics[network]
+        test = scores.get("test", {})
+        table.add_row(
+            title,
+            f"{scores['dev']['accuracy']:.4f}",
+            f"{test['accuracy']:.4f}" if test else "-",
+            f"{test['macro_f1']:.4f}" if test else "-",
+            f"{sizes[network]:,}" if sizes[network] is not None else "-",
+        )
+    console = Console()
+    console.print(table)
+    console.print(f"{metrics['train_seconds']:.1f} s; written to {output}/")
+
+
+@app.command()
+def evaluate(
+    model: Annotated[Path, typer.Argument(help="model.tpn or a directory holding one.")],
+    corpus: Annotated[str | None, typer.Option(help="Bundled corpus (its test split).")] = None,
+    test_file: Annotated[
+        Path | None, typer.Option("--test", help="Labelled file to score.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Score a model on a labelled test set: accuracy, macro-F1, and labels it never saw."""
+    if (corpus is None) == (test_file is None):
+        _fail("give exactly one of --corpus or --test")
+    classifier = _load_model(model)
+    if test_file is not None:
+        data = _read(test_file)
+    else:
+        try:
+            data = load_corpus(corpus, "test")
+        except (ValueError, DataError) as error:
+            _fail(str(error))
+    scores = classification_scores(data.labels, classifier.predict(data.texts))
+    known = set(classifier.labels)
+    unseen = sorted({label for label in data.labels if label not in known})
+    scores["unseen_labels"] = unseen
+    scores["unseen_examples"] = sum(label not in known for label in data.labels)
+    if as_json:
+        typer.echo(json.dumps(scores, ensure_ascii=False))
+        return
+    console = Console()
+    console.print(
+        f"{data.source}: accuracy {scores['accuracy']:.4f}, macro-F1 {scores['macro_f1']:.4f}, "
+        f"n {scores['n']}"
+    )
+    if unseen:
+        console.print(
+            f"[yellow]{scores['unseen_examples']} examples carry {len(unseen)} labels the model "
+            f"was not trained on (always counted wrong): {', '.join(unseen[:10])}"
+            + (" …" if len(unseen) > 10 else ""),
+            highlight=False,
+        )
+
+
+@app.command()
+def predict(
+    model: Annotated[Path, typer.Argument(help="model.tpn or a directory holding one.")],
+    texts: Annotated[
+        list[str] | None, typer.Argument(help="Texts; none: one per line on stdin.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON lines with probabilities.")] = False,
+) -> None:
+    """Print the predicted label of each text."""
+    classifier = _load_model(model)
+    if not texts:
+        texts = [line.rstrip("\n") for line in sys.stdin]
+    probabilities = classifier.predict_proba(texts)
+    labels = classifier.predict(texts)
+    for text, label, row in zip(texts, labels, probabilities, strict=True):
+        if as_json:
+            top = np.argsort(-row)[:5]
+            record = {
+                "text": text,
+                "label": label,
+                "probabilities": {classifier.labels[i]: round(float(row[i]), 6) for i in top},
+            }
+            typer.echo(json.dumps(record, ensure_ascii=False))
+        else:
+            typer.echo(label if isinstance(label, str) else "|".join(label))
+
+
+@app.command()
+def info(
+    model: Annotated[Path, typer.Argument(help="model.tpn or a directory holding one.")],
+) -> None:
+    """Show what is inside a model file: labels, projection, network, tensors and bytes."""
+    from textproj.model_file import ModelFormatError, describe_model
+
+    try:
+        description = describe_model(model)
+    except ModelFormatError as error:
+        _fail(str(error))
+    typer.echo(json.dumps(description, indent=2, ensure_ascii=False))

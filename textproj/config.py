@@ -1,10 +1,19 @@
-"""The one home of the feature and projection defaults; both serialise to JSON for the model file."""
+"""The one home of the feature, projection and training defaults; all serialise to JSON."""
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
 from typing import Any
+
+
+def _known_fields(cls: type, data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` checked to hold only field names of dataclass ``cls`` (missing ones default)."""
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ValueError(f"unknown {cls.__name__} keys: {', '.join(unknown)}")
+    return dict(data)
 
 
 @dataclass(frozen=True)
@@ -31,8 +40,9 @@ class FeatureConfig:
         checks = {
             "word_ngrams": self.word_ngrams >= 1,
             "skip_grams": self.skip_grams >= 0,
-            "char_ngram_min": self.char_ngram_max == 0 or 2 <= self.char_ngram_min,
-            "char_ngram_max": self.char_ngram_max == 0 or self.char_ngram_max >= self.char_ngram_min,
+            "char_ngram_min": self.char_ngram_max == 0 or self.char_ngram_min >= 2,
+            "char_ngram_max": self.char_ngram_max == 0
+            or self.char_ngram_max >= self.char_ngram_min,
             "word_weight": 0 <= self.word_weight <= 255,
             "char_weight": 0 <= self.char_weight <= 255,
             "max_chars": self.max_chars >= 1,
@@ -49,8 +59,78 @@ class FeatureConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FeatureConfig:
         """Rebuild from :meth:`to_dict` output; unknown keys are an error, missing keys default."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown feature config keys: {', '.join(unknown)}")
-        return cls(**data)
+        return cls(**_known_fields(cls, data))
+
+
+# Projection shape per design when the user gives none: SGNN's 80 x 14 whole-text bits; for the
+# per-token design 16 x 16 = 256 bits per token (PRADO-like sketch in DESIGN.md).
+PROJECTION_DEFAULTS = {"text": (80, 14), "token": (16, 16)}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that shapes the two networks and their joint training, with the defaults.
+
+    Defaults were chosen by sweeps scored on dev splits only (docs/sweeps.md).
+    """
+
+    design: str = "token"  # projection network: "token" (PRADO-like) or "text" (SGNN)
+    num_projections: int | None = None  # T; None takes PROJECTION_DEFAULTS[design]
+    bits_per_projection: int | None = None  # d; None takes PROJECTION_DEFAULTS[design]
+    hidden: tuple[int, ...] = (256,)  # text design: dense hidden widths
+    bottleneck: int = 64  # token design: width of each token's dense bottleneck
+    filters: int = 64  # token design: channels per convolution window
+    windows: tuple[int, ...] = (1, 2, 3)  # token design: convolution window sizes (tokens)
+    trainer: str = "ffn"  # trainer network: "ffn" (hashed-feature bag) or "lstm" (BiLSTM)
+    trainer_buckets: int = 2**18  # hashed embedding rows of the trainer
+    trainer_dim: int = 64  # trainer embedding width
+    trainer_hidden: int = 256  # trainer hidden width (LSTM: per direction)
+    lambda_trainer: float = 1.0  # λ1: trainer vs labels
+    lambda_distill: float = 0.1  # λ2: projection vs trainer's soft outputs (0 trains alone)
+    lambda_labels: float = 1.0  # λ3: projection vs labels
+    temperature: float = 2.0  # softmax temperature of the distillation term
+    distill_to_trainer: bool = False  # let the distillation term's gradient reach the trainer
+    dropout: float = 0.2  # dropout in both networks (pooled/hidden activations)
+    weight_decay: float = 0.0  # decoupled weight decay (AdamW) of the dense parameters
+    epochs: int = 20  # maximum epochs
+    patience: int = 5  # stop after this many epochs without a better dev accuracy
+    batch_size: int = 64
+    learning_rate: float = 2e-3  # Adam, both networks; decays linearly to 0 over the epochs
+    dev_fraction: float = 0.1  # dev split carved from train when none is given
+    seed: int = 0  # projection hash seed, weight init, shuffling and dev split
+    threads: int = 2  # torch threads; fixed so reruns give byte-identical models
+
+    def __post_init__(self) -> None:
+        choices = {"design": ("token", "text"), "trainer": ("ffn", "lstm")}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(
+                    f"TrainConfig.{name} must be one of {allowed}, not {getattr(self, name)!r}"
+                )
+        for name in ("epochs", "batch_size", "bottleneck", "filters", "trainer_dim", "threads"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"TrainConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if not 0 < self.dev_fraction < 1:
+            raise ValueError(f"TrainConfig.dev_fraction must be in (0, 1), got {self.dev_fraction}")
+        if min(self.lambda_trainer, self.lambda_distill, self.lambda_labels) < 0:
+            raise ValueError("TrainConfig lambdas must be >= 0")
+        if self.temperature <= 0:
+            raise ValueError(f"TrainConfig.temperature must be > 0, got {self.temperature}")
+
+    @property
+    def projection_shape(self) -> tuple[int, int]:
+        """(T, d) after applying the per-design defaults."""
+        default_t, default_d = PROJECTION_DEFAULTS[self.design]
+        return (self.num_projections or default_t, self.bits_per_projection or default_d)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready dict of every field (tuples become lists)."""
+        return {
+            k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        """Rebuild from :meth:`to_dict` output; unknown keys are an error."""
+        values = _known_fields(cls, data)
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})

@@ -25,6 +25,8 @@ _CJK_RANGES = (
     (0x20000, 0x2FFFF),  # CJK extensions B and later
 )
 
+_VARIATION_SELECTORS = (0xFE00, 0xFE0F)  # emoji/text presentation: not part of any word
+
 
 @functools.cache
 def class_table() -> np.ndarray:
@@ -40,6 +42,7 @@ def class_table() -> np.ndarray:
     table[major == ord("S")] = _kf.CLASS_SINGLE
     for lo, hi in _CJK_RANGES:
         table[lo : min(hi, CLASS_TABLE_SIZE - 1) + 1] = _kf.CLASS_SINGLE
+    table[_VARIATION_SELECTORS[0] : _VARIATION_SELECTORS[1] + 1] = _kf.CLASS_SEPARATOR
     return table
 
 

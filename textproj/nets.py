@@ -15,6 +15,8 @@ Trainer networks (served anywhere; never on the device):
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import torch
 from torch import nn
@@ -24,15 +26,18 @@ from torch.nn import functional as F
 class TextProjectionNet(nn.Module):
     """SGNN projection network over whole-text bits (float 0/1 input of shape (n, n_bits))."""
 
-    def __init__(self, n_bits: int, hidden: tuple[int, ...], n_labels: int) -> None:
+    def __init__(
+        self, n_bits: int, hidden: tuple[int, ...], n_labels: int, dropout: float = 0.0
+    ) -> None:
         super().__init__()
+        self.dropout = nn.Dropout(dropout)
         widths = [n_bits, *hidden, n_labels]
-        self.dense = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths, widths[1:], strict=False))
+        self.dense = nn.ModuleList(nn.Linear(a, b) for a, b in itertools.pairwise(widths))
 
     def forward(self, bits: torch.Tensor) -> torch.Tensor:
         x = bits
         for layer in self.dense[:-1]:
-            x = F.relu(layer(x))
+            x = self.dropout(F.relu(layer(x)))
         return self.dense[-1](x)
 
 
@@ -58,8 +63,10 @@ class TokenProjectionNet(nn.Module):
         filters: int,
         windows: tuple[int, ...],
         n_labels: int,
+        dropout: float = 0.0,
     ) -> None:
         super().__init__()
+        self.dropout = nn.Dropout(dropout)
         self.windows = tuple(windows)
         self.bottleneck = nn.Linear(n_bits, bottleneck)
         self.value = nn.ModuleList(nn.Conv1d(bottleneck, filters, k) for k in self.windows)
@@ -79,15 +86,17 @@ class TokenProjectionNet(nn.Module):
             values = value_conv(window_in)  # (n, filters, L)
             logits = attention_conv(window_in).masked_fill(~mask[:, None, :], float("-inf"))
             pooled.append((torch.softmax(logits, dim=2) * values).sum(dim=2))
-        return self.output(torch.cat(pooled, dim=1))
+        return self.output(self.dropout(torch.cat(pooled, dim=1)))
 
 
 class FeatureBagTrainer(nn.Module):
     """Trainer: sum of learned embeddings of hashed features -> hidden ReLU layer -> logits."""
 
-    def __init__(self, n_buckets: int, dim: int, hidden: int, n_labels: int) -> None:
+    def __init__(
+        self, n_buckets: int, dim: int, hidden: int, n_labels: int, dropout: float = 0.0
+    ) -> None:
         super().__init__()
-        self.n_buckets = n_buckets
+        self.dropout = nn.Dropout(dropout)
         self.embedding = nn.EmbeddingBag(n_buckets, dim, mode="sum", sparse=True)
         self.hidden = nn.Linear(dim, hidden)
         self.output = nn.Linear(hidden, n_labels)
@@ -96,16 +105,18 @@ class FeatureBagTrainer(nn.Module):
         self, buckets: torch.Tensor, offsets: torch.Tensor, weights: torch.Tensor
     ) -> torch.Tensor:
         bag = self.embedding(buckets, offsets, per_sample_weights=weights)
-        bag = F.layer_norm(bag, bag.shape[1:])
-        return self.output(F.relu(self.hidden(bag)))
+        bag = self.dropout(F.layer_norm(bag, bag.shape[1:]))
+        return self.output(self.dropout(F.relu(self.hidden(bag))))
 
 
 class TokenLSTMTrainer(nn.Module):
     """Trainer: hashed token embeddings -> BiLSTM -> max pooling over time -> logits."""
 
-    def __init__(self, n_buckets: int, dim: int, hidden: int, n_labels: int) -> None:
+    def __init__(
+        self, n_buckets: int, dim: int, hidden: int, n_labels: int, dropout: float = 0.0
+    ) -> None:
         super().__init__()
-        self.n_buckets = n_buckets
+        self.dropout = nn.Dropout(dropout)
         self.embedding = nn.Embedding(n_buckets, dim, sparse=True)
         self.lstm = nn.LSTM(dim, hidden, batch_first=True, bidirectional=True)
         self.output = nn.Linear(2 * hidden, n_labels)
@@ -119,7 +130,7 @@ class TokenLSTMTrainer(nn.Module):
         out, _ = self.lstm(packed)
         out, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True)
         out = out.masked_fill(~mask[:, : out.shape[1], None], float("-inf"))
-        return self.output(out.max(dim=1).values)
+        return self.output(self.dropout(out.max(dim=1).values))
 
 
 def quantize_rows(weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -10,6 +10,8 @@ created lazily per process, so a forked child builds its own.
 
 from __future__ import annotations
 
+import itertools
+import numbers
 import os
 import threading
 from collections.abc import Callable, Sequence
@@ -46,8 +48,7 @@ def _run_chunks(n_items: int, n_jobs: int, work: Callable[[int, int], None]) -> 
         return
     bounds = np.linspace(0, n_items, n_jobs + 1).astype(int)
     futures = [
-        _thread_pool().submit(work, int(lo), int(hi))
-        for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)
+        _thread_pool().submit(work, int(lo), int(hi)) for lo, hi in itertools.pairwise(bounds)
     ]
     for future in futures:
         future.result()
@@ -102,16 +103,18 @@ class Projector:
         if cached is not None and cached[0] == key:
             return cached[1]
         if not isinstance(self.num_projections, int) or self.num_projections < 1:
-            raise ValueError(f"num_projections must be a positive int, got {self.num_projections!r}")
+            raise ValueError(
+                f"num_projections must be a positive int, got {self.num_projections!r}"
+            )
         if not isinstance(self.bits_per_projection, int) or self.bits_per_projection < 1:
             raise ValueError(
                 f"bits_per_projection must be a positive int, got {self.bits_per_projection!r}"
             )
-        if not isinstance(self.seed, int) or not 0 <= self.seed < 2**63:
+        if not isinstance(self.seed, numbers.Integral) or not 0 <= self.seed < 2**63:
             raise ValueError(f"seed must be an int in [0, 2**63), got {self.seed!r}")
         config = self.features or FeatureConfig()
         n_words = (self.n_bits + 63) // 64
-        keys = _kh.projection_keys(np.uint64(self.seed), n_words)
+        keys = _kh.projection_keys(np.uint64(int(self.seed)), n_words)
         tail = self.n_bits - 64 * (n_words - 1)
         last_mask = np.uint64(2**tail - 1)
         prepared = (config, kernel_params(config), keys, last_mask, n_words)
@@ -139,9 +142,9 @@ class Projector:
         return _kp.unpack_bits(self.transform_words(texts), self.n_bits)
 
     def transform_packed(self, texts: Sequence[str]) -> np.ndarray:
-        """The bits of :meth:`transform` packed 8 to a byte (little bit order), shape (n, ceil(T*d/8))."""
+        """The bits of :meth:`transform`, 8 to a byte in little bit order: (n, ceil(T*d/8))."""
         words = self.transform_words(texts)
-        packed = words.astype("<u8").view(np.uint8).reshape(len(words), -1)
+        packed = words.astype("<u8").view(np.uint8).reshape(len(words), 8 * words.shape[1])
         return np.ascontiguousarray(packed[:, : (self.n_bits + 7) // 8])
 
     def transform_tokens(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:

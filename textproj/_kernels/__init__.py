@@ -1,1 +1,1 @@
-"""numba kernels: plain arrays in, plain arrays out. The Python layer above them owns errors and objects."""
+"""numba kernels: plain arrays in, plain arrays out; the Python layer owns errors and objects."""

@@ -42,18 +42,19 @@ def decode_utf8(buf, start, end, cps, cp_bytes):
     n = 0
     i = start
     while i < end:
-        b = buf[i]
+        b = np.int64(buf[i])  # widen first: uint8 shifts would wrap (e.g. with the JIT off)
         if b < 0x80:
-            cp, width = np.int32(b), 1
+            cp, width = b, 1
         elif b >= 0xF0 and i + 3 < end:
-            cp = ((b & 0x07) << 18) | ((buf[i + 1] & 0x3F) << 12)
-            cp |= ((buf[i + 2] & 0x3F) << 6) | (buf[i + 3] & 0x3F)
+            cp = ((b & 0x07) << 18) | ((np.int64(buf[i + 1]) & 0x3F) << 12)
+            cp |= ((np.int64(buf[i + 2]) & 0x3F) << 6) | (np.int64(buf[i + 3]) & 0x3F)
             width = 4
         elif b >= 0xE0 and i + 2 < end:
-            cp = ((b & 0x0F) << 12) | ((buf[i + 1] & 0x3F) << 6) | (buf[i + 2] & 0x3F)
+            cp = ((b & 0x0F) << 12) | ((np.int64(buf[i + 1]) & 0x3F) << 6)
+            cp |= np.int64(buf[i + 2]) & 0x3F
             width = 3
         elif b >= 0xC0 and i + 1 < end:
-            cp, width = ((b & 0x1F) << 6) | (buf[i + 1] & 0x3F), 2
+            cp, width = ((b & 0x1F) << 6) | (np.int64(buf[i + 1]) & 0x3F), 2
         else:
             cp, width = 0xFFFD, 1
         cps[n] = cp
@@ -66,17 +67,17 @@ def decode_utf8(buf, start, end, cps, cp_bytes):
 
 @njit(inline="always")
 def char_class(cp, table):
-    """Class of code point ``cp``; above the table, tag characters separate and the rest join."""
+    """Class of code point ``cp``; above the table, tags and variation selectors separate."""
     if cp < table.shape[0]:
         return table[cp]
-    if 0xE0000 <= cp <= 0xE007F:
+    if 0xE0000 <= cp <= 0xE0FFF:
         return CLASS_SEPARATOR
     return CLASS_WORD
 
 
 @njit(inline="always")
 def tokenize(cps, n, table, max_tokens, tok_start, tok_end):
-    """Token spans (code point indices) of ``cps[:n]``, at most ``max_tokens``; returns the count."""
+    """Token spans (code point indices) of ``cps[:n]``, at most ``max_tokens``; returns count."""
     ntok = 0
     k = 0
     while k < n and ntok < max_tokens:
@@ -193,7 +194,7 @@ def sublinear_weights(out_h, out_w, m):
 
 @njit(inline="always")
 def feature_bound(n_bytes, params):
-    """Upper bound on the features of a text of ``n_bytes`` bytes (tokens <= code points <= bytes)."""
+    """Upper bound on the features of a text of ``n_bytes`` bytes (tokens <= bytes)."""
     n_char = 0
     if params[P_CHAR_MAX] > 0:
         n_char = params[P_CHAR_MAX] - params[P_CHAR_MIN] + 1

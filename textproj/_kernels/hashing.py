@@ -20,11 +20,12 @@ _M2 = uint64(0xC4CEB9FE1A85EC53)
 
 # One namespace per feature kind, so a word and a character n-gram with the same bytes never
 # share a hash. Changing any of these changes every model: the golden-vector test guards them.
+# Word n-grams and skip-grams add their order or gap (< 256) to their base.
 NS_WORD = 0x5EED0001
-NS_WORD_NGRAM = 0x5EED0002
-NS_SKIP_GRAM = 0x5EED0003
-NS_CHAR_NGRAM = 0x5EED0004
-NS_PROJECTION = 0x5EED0005
+NS_WORD_NGRAM = 0x5EED0100
+NS_SKIP_GRAM = 0x5EED0200
+NS_CHAR_NGRAM = 0x5EED0300
+NS_PROJECTION = 0x5EED0400
 
 
 @njit(inline="always")

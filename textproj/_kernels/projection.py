@@ -20,7 +20,9 @@ from textproj._kernels.features import (
 )
 from textproj._kernels.hashing import fmix64
 
-N_PLANES = 40  # counters up to 2**40: far above max_chars * features per char * max weight
+N_WEIGHT_BITS = 16
+MAX_WEIGHT = 2**N_WEIGHT_BITS - 1  # per feature; sublinear weights stay far below it
+N_PLANES = 48  # counters up to 2**48: far above max_chars * features per char * MAX_WEIGHT
 
 
 @njit(inline="always")
@@ -44,35 +46,40 @@ def project_features(hashes, weights, n_feat, keys, scratch, out_words, last_mas
 
     Features are grouped by the bits of their weight (a weight-2 feature counts at plane 1);
     within a group, up to 15 sign words are summed in four registers before one add into the
-    memory counter. ``scratch`` is a uint64 array of at least ``8 * n_feat + N_PLANES``.
+    memory counter. ``scratch`` is a uint64 array of at least
+    ``N_WEIGHT_BITS * n_feat + N_PLANES``. Weights above MAX_WEIGHT count as MAX_WEIGHT.
     """
     n_words = keys.shape[0]
     total = 0
-    n_group = np.zeros(8, dtype=np.int64)
+    n_group = np.zeros(N_WEIGHT_BITS, dtype=np.int64)
     for f in range(n_feat):
-        w = weights[f]
+        w = min(weights[f], MAX_WEIGHT)
         if w > 0:
             total += w
-            for b in range(8):
-                if (w >> b) & 1:
-                    n_group[b] += 1
-    starts = np.zeros(9, dtype=np.int64)
-    for b in range(8):
+            for b in range(N_WEIGHT_BITS):
+                n_group[b] += (w >> b) & 1
+    starts = np.zeros(N_WEIGHT_BITS + 1, dtype=np.int64)
+    for b in range(N_WEIGHT_BITS):
         starts[b + 1] = starts[b] + n_group[b]
-    fill = starts[:8].copy()
+    fill = starts[:N_WEIGHT_BITS].copy()
     row = scratch[:N_PLANES]
     grouped = scratch[N_PLANES:]
     for f in range(n_feat):
-        w = weights[f]
-        for b in range(8):
-            if w > 0 and (w >> b) & 1:
+        w = min(weights[f], MAX_WEIGHT)
+        b = 0
+        while w > 0:
+            if w & 1:
                 grouped[fill[b]] = hashes[f]
                 fill[b] += 1
+            w >>= 1
+            b += 1
     threshold = total >> 1
     for word in range(n_words):
         key = keys[word]
         row[:] = 0
-        for b in range(8):
+        for b in range(N_WEIGHT_BITS):
+            if n_group[b] == 0:
+                continue
             s0 = s1 = s2 = s3 = uint64(0)
             k = 0
             for j in range(starts[b], starts[b + 1]):
@@ -121,17 +128,19 @@ def project_texts(buf, offsets, lo, hi, table, params, keys, last_mask, out_word
     bound = feature_bound(max_bytes, params)
     hashes = np.empty(bound, dtype=np.uint64)
     weights = np.empty(bound, dtype=np.int64)
-    scratch = np.empty(8 * bound + N_PLANES, dtype=np.uint64)
+    scratch = np.empty(N_WEIGHT_BITS * bound + N_PLANES, dtype=np.uint64)
     for i in range(lo, hi):
         n = decode_utf8(buf, offsets[i], offsets[i + 1], cps, cp_bytes)
         ntok = tokenize(cps, n, table, params[P_MAX_TOKENS], tok_start, tok_end)
-        m = text_features(buf, cp_bytes, tok_start, tok_end, ntok, tok_hash, params, hashes, weights)
+        m = text_features(
+            buf, cp_bytes, tok_start, tok_end, ntok, tok_hash, params, hashes, weights
+        )
         project_features(hashes, weights, m, keys, scratch, out_words[i], last_mask)
 
 
 @njit(cache=True, nogil=True)
 def project_tokens(buf, offsets, lo, hi, table, params, keys, last_mask, row_offsets, out_words):
-    """Per-token bits of texts ``lo..hi-1``: token t of text i goes to row ``row_offsets[i] + t``."""
+    """Per-token bits of texts ``lo..hi-1``: token t of text i goes to ``row_offsets[i] + t``."""
     max_bytes = 0
     for i in range(lo, hi):
         max_bytes = max(max_bytes, offsets[i + 1] - offsets[i])
@@ -142,7 +151,7 @@ def project_tokens(buf, offsets, lo, hi, table, params, keys, last_mask, row_off
     bound = feature_bound(max_bytes, params)
     hashes = np.empty(bound, dtype=np.uint64)
     weights = np.empty(bound, dtype=np.int64)
-    scratch = np.empty(8 * bound + N_PLANES, dtype=np.uint64)
+    scratch = np.empty(N_WEIGHT_BITS * bound + N_PLANES, dtype=np.uint64)
     for i in range(lo, hi):
         n = decode_utf8(buf, offsets[i], offsets[i + 1], cps, cp_bytes)
         ntok = tokenize(cps, n, table, params[P_MAX_TOKENS], tok_start, tok_end)
@@ -154,7 +163,7 @@ def project_tokens(buf, offsets, lo, hi, table, params, keys, last_mask, row_off
 
 @njit(cache=True, nogil=True)
 def unpack_bits(words, n_bits):
-    """uint64 words (n, n_words) to a uint8 0/1 array (n, n_bits); bit j is bit j%64 of word j//64."""
+    """uint64 words (n, n_words) to uint8 0/1 (n, n_bits); bit j is bit j%64 of word j//64."""
     n = words.shape[0]
     out = np.empty((n, n_bits), dtype=np.uint8)
     for i in range(n):

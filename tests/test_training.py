@@ -1,0 +1,144 @@
+"""Joint training on small slices: the networks learn, the loss is the paper's, runs repeat."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from textproj.config import TrainConfig
+from textproj.corpora import load_corpus
+from textproj.data import Dataset
+from textproj.training import joint_loss, ragged_positions, split_off_dev, train
+
+SMALL = dict(
+    epochs=8,
+    patience=8,
+    batch_size=32,
+    trainer_buckets=2**14,
+    trainer_dim=32,
+    trainer_hidden=64,
+    bottleneck=32,
+    filters=32,
+    hidden=(64,),
+    learning_rate=5e-3,
+)
+
+
+def _slice(split: str, labels: int, per_label: int) -> Dataset:
+    data = load_corpus("banking77", split)
+    keep = sorted(set(data.labels))[:labels]
+    counts = dict.fromkeys(keep, 0)
+    texts, gold = [], []
+    for text, label in zip(data.texts, data.labels, strict=True):
+        if label in counts and counts[label] < per_label:
+            counts[label] += 1
+            texts.append(text)
+            gold.append(label)
+    return Dataset(texts, gold, f"banking77-{split}-slice")
+
+
+@pytest.fixture(scope="module")
+def small_data() -> tuple[Dataset, Dataset, Dataset]:
+    return _slice("train", 6, 40), _slice("dev", 6, 10), _slice("test", 6, 20)
+
+
+@pytest.mark.parametrize(
+    ("design", "trainer"), [("token", "ffn"), ("text", "ffn"), ("token", "lstm")]
+)
+def test_networks_learn(small_data, design: str, trainer: str) -> None:
+    train_data, dev_data, test_data = small_data
+    config = TrainConfig(design=design, trainer=trainer, **SMALL)
+    result = train(train_data, dev_data, test_data, config=config, progress=False)
+    history = result.metrics["history"]
+    assert history[-1]["loss"] < 0.5 * history[0]["loss"]
+    chance = 1 / 6
+    assert result.metrics["projection"]["test"]["accuracy"] > 3 * chance
+    assert result.metrics["trainer"]["test"]["accuracy"] > 3 * chance
+    assert result.metrics["projection"]["test"]["n"] == len(test_data)
+    assert set(result.labels) == set(train_data.labels)
+
+
+def test_same_seed_gives_identical_model(small_data) -> None:
+    train_data, dev_data, _ = small_data
+    config = TrainConfig(**{**SMALL, "epochs": 2})
+    first = train(train_data, dev_data, config=config, progress=False)
+    second = train(train_data, dev_data, config=config, progress=False)
+    assert first.tensors.keys() == second.tensors.keys()
+    for name in first.tensors:
+        np.testing.assert_array_equal(first.tensors[name], second.tensors[name])
+    other = train(
+        train_data,
+        dev_data,
+        config=TrainConfig(**{**SMALL, "epochs": 2, "seed": 1}),
+        progress=False,
+    )
+    assert any(
+        not np.array_equal(first.tensors[name], other.tensors[name]) for name in first.tensors
+    )
+
+
+def test_distillation_term_stops_gradient_at_trainer() -> None:
+    torch.manual_seed(0)
+    trainer_logits = torch.randn(4, 3, requires_grad=True)
+    projection_logits = torch.randn(4, 3, requires_grad=True)
+    targets = torch.tensor([0, 1, 2, 0])
+    only_distill = TrainConfig(lambda_trainer=0.0, lambda_labels=0.0, lambda_distill=1.0)
+    joint_loss(trainer_logits, projection_logits, targets, only_distill).backward()
+    assert trainer_logits.grad is None or torch.all(trainer_logits.grad == 0)
+    assert projection_logits.grad.abs().sum() > 0
+
+    trainer_logits.grad = None
+    through = TrainConfig(
+        lambda_trainer=0.0, lambda_labels=0.0, lambda_distill=1.0, distill_to_trainer=True
+    )
+    joint_loss(trainer_logits, projection_logits, targets, through).backward()
+    assert trainer_logits.grad.abs().sum() > 0
+
+
+def test_joint_loss_is_the_weighted_sum_of_three_terms() -> None:
+    torch.manual_seed(1)
+    t, p = torch.randn(5, 4), torch.randn(5, 4)
+    y = torch.tensor([0, 1, 2, 3, 0])
+    ce = torch.nn.functional.cross_entropy
+    soft = torch.softmax(t / 2.0, dim=1)
+    distill = -(soft * torch.log_softmax(p / 2.0, dim=1)).sum(1).mean() * 4.0
+    config = TrainConfig(lambda_trainer=0.5, lambda_distill=0.3, lambda_labels=2.0, temperature=2.0)
+    expected = 0.5 * ce(t, y) + 0.3 * distill + 2.0 * ce(p, y)
+    assert torch.isclose(joint_loss(t, p, y, config), expected)
+    alone = TrainConfig(lambda_distill=0.0)
+    assert torch.isclose(joint_loss(t, p, y, alone), ce(t, y) + ce(p, y))
+
+
+def test_dev_split_is_deterministic_and_disjoint() -> None:
+    data = Dataset([f"text {i}" for i in range(100)], [str(i % 3) for i in range(100)], "x")
+    train_a, dev_a = split_off_dev(data, 0.1, seed=3)
+    train_b, dev_b = split_off_dev(data, 0.1, seed=3)
+    assert dev_a.texts == dev_b.texts and train_a.texts == train_b.texts
+    assert len(dev_a) == 10 and len(train_a) == 90
+    assert not set(dev_a.texts) & set(train_a.texts)
+    assert split_off_dev(data, 0.1, seed=4)[1].texts != dev_a.texts
+
+
+def test_ragged_positions_gathers_rows_of_chosen_items() -> None:
+    offsets = np.array([0, 2, 2, 5, 6])
+    positions, lengths = ragged_positions(offsets, np.array([2, 0, 1, 3]))
+    assert positions.tolist() == [2, 3, 4, 0, 1, 5]
+    assert lengths.tolist() == [3, 2, 0, 1]
+
+
+def test_unseen_labels_count_as_errors(small_data) -> None:
+    train_data, dev_data, test_data = small_data
+    odd = Dataset(test_data.texts[:10], ["never-seen"] * 10, "odd")
+    result = train(
+        train_data, dev_data, odd, config=TrainConfig(**{**SMALL, "epochs": 1}), progress=False
+    )
+    assert result.metrics["projection"]["test"]["accuracy"] == 0.0
+
+
+def test_bad_config_is_refused() -> None:
+    with pytest.raises(ValueError, match="design"):
+        TrainConfig(design="rnn")
+    with pytest.raises(ValueError, match="dev_fraction"):
+        TrainConfig(dev_fraction=1.5)
+    assert TrainConfig.from_dict(TrainConfig(hidden=(8, 4)).to_dict()) == TrainConfig(hidden=(8, 4))
