@@ -1,0 +1,362 @@
+"""Tests for textproj.model_file: round trips, determinism, atomic writes, and every damage."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import struct
+import time
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from textproj import runtime
+from textproj.model_file import (
+    FORMAT_VERSION,
+    MAGIC,
+    MAX_LABELS,
+    ModelFormatError,
+    describe_model,
+    read_model,
+    write_model,
+)
+from textproj.projector import Projector
+
+
+def _tensors() -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(0)
+    return {
+        "layer.weight": rng.integers(-127, 128, size=(5, 7), dtype=np.int8),
+        "layer.scale": rng.random(5, dtype=np.float32),
+        "layer.bias": rng.standard_normal(3).astype(">f4"),  # big-endian input is stored LE
+        "counts": np.arange(6, dtype=np.int32).reshape(2, 3),
+        "flags": np.array([1, 0, 1], dtype=np.uint8),
+        "scalar": np.array(2.5, dtype=np.float32),
+        "empty": np.zeros((0, 4), dtype=np.float32),
+        "conv": rng.integers(-127, 128, size=(2, 3, 4), dtype=np.int8),
+    }
+
+
+HEADER = {"labels": ["yes", "no", "maybe"], "note": "ünïcode ✓", "nested": {"b": 1, "a": [1.5]}}
+
+
+def _assemble(header: dict | bytes, blob: bytes, *, version: int = FORMAT_VERSION) -> bytes:
+    """A model file built by hand from the documented layout, with a valid checksum."""
+    text = header if isinstance(header, bytes) else json.dumps(header).encode()
+    body = MAGIC + struct.pack("<II", version, len(text)) + text + blob
+    return body + hashlib.sha256(body).digest()
+
+
+def _runtime_model() -> tuple[dict, dict[str, np.ndarray]]:
+    """A valid text-design model (16 bits -> 4 hidden -> 2 labels), built with numpy only."""
+    rng = np.random.default_rng(1)
+    tensors = {}
+    for i, (rows, cols) in enumerate([(4, 16), (2, 4)]):
+        tensors[f"dense.{i}.weight"] = rng.integers(-127, 128, size=(rows, cols), dtype=np.int8)
+        tensors[f"dense.{i}.scale"] = rng.random(rows, dtype=np.float32) / 50
+        tensors[f"dense.{i}.bias"] = rng.standard_normal(rows).astype(np.float32)
+    header = {
+        "labels": ["neg", "pos"],
+        "projector": Projector(2, 8).get_config(),
+        "network": {"design": "text", "n_bits": 16, "hidden": [4], "n_labels": 2},
+    }
+    return header, tensors
+
+
+def test_round_trip(tmp_path: Path) -> None:
+    path = tmp_path / "model.tpn"
+    tensors = _tensors()
+    n_bytes = write_model(path, HEADER, tensors)
+    assert n_bytes == path.stat().st_size
+    header, loaded = read_model(path)
+    assert header == HEADER
+    assert list(loaded) == list(tensors)
+    for name, array in tensors.items():
+        assert loaded[name].dtype == array.dtype.newbyteorder("=")
+        assert loaded[name].shape == array.shape
+        assert np.array_equal(loaded[name], array)
+        assert not loaded[name].flags.writeable
+
+
+def test_layout_is_as_documented(tmp_path: Path) -> None:
+    path = tmp_path / "model.tpn"
+    write_model(path, HEADER, _tensors())
+    data = path.read_bytes()
+    assert data[:8] == b"TEXTPROJ"
+    version, header_len = struct.unpack("<II", data[8:16])
+    assert version == FORMAT_VERSION == 1
+    assert (16 + header_len) % 8 == 0  # the header is padded so the blob is aligned in the file
+    header = json.loads(data[16 : 16 + header_len])
+    blob = data[16 + header_len : -32]
+    assert hashlib.sha256(data[:-32]).digest() == data[-32:]
+    for entry in header["tensors"]:
+        assert entry["offset"] % 8 == 0
+        assert entry["offset"] + entry["nbytes"] <= len(blob)
+    bias = next(e for e in header["tensors"] if e["name"] == "layer.bias")
+    raw = blob[bias["offset"] : bias["offset"] + bias["nbytes"]]
+    assert np.array_equal(np.frombuffer(raw, "<f4"), _tensors()["layer.bias"])
+
+
+def test_same_input_gives_identical_bytes(tmp_path: Path) -> None:
+    write_model(tmp_path / "a.tpn", HEADER, _tensors())
+    reordered = dict(reversed(list(HEADER.items())))
+    write_model(tmp_path / "b.tpn", reordered, _tensors())
+    assert (tmp_path / "a.tpn").read_bytes() == (tmp_path / "b.tpn").read_bytes()
+
+
+def test_write_is_atomic_and_leaves_no_temp_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "deep" / "dir" / "model.tpn"
+    write_model(path, HEADER, _tensors())
+    write_model(path, {"labels": ["only"]}, {"x": np.ones(2, np.float32)})  # overwrite
+    assert os.listdir(path.parent) == ["model.tpn"]
+    before = path.read_bytes()
+
+    def failing_replace(src: object, dst: object) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", failing_replace)
+    with pytest.raises(OSError, match="disk full"):
+        write_model(path, HEADER, _tensors())
+    assert os.listdir(path.parent) == ["model.tpn"]
+    assert path.read_bytes() == before
+
+
+def test_write_refuses_bad_input(tmp_path: Path) -> None:
+    path = tmp_path / "model.tpn"
+    for bad in (np.zeros(2, np.float64), np.zeros(2, bool), np.zeros(2, np.int64)):
+        with pytest.raises(ValueError, match="dtype"):
+            write_model(path, {}, {"t": bad})
+    with pytest.raises(ValueError, match="tensors"):
+        write_model(path, {"tensors": []}, {})
+    with pytest.raises(ValueError):
+        write_model(path, {"x": float("nan")}, {})
+    assert not path.exists()
+
+
+def test_describe_model(tmp_path: Path) -> None:
+    path = tmp_path / "model.tpn"
+    write_model(path, HEADER, _tensors())
+    info = describe_model(path)
+    assert info["labels"] == HEADER["labels"]
+    assert info["format_version"] == FORMAT_VERSION
+    assert info["file_bytes"] == path.stat().st_size
+    first = {"name": "layer.weight", "dtype": "int8", "shape": [5, 7], "bytes": 35}
+    assert info["tensors"][0] == first
+    assert sum(t["bytes"] for t in info["tensors"]) == sum(a.nbytes for a in _tensors().values())
+
+
+# --- damaged files --------------------------------------------------------------------------
+
+
+def _error(path: Path) -> str:
+    with pytest.raises(ModelFormatError) as caught:
+        read_model(path)
+    message = str(caught.value)
+    assert message.startswith(str(path)), message
+    return message
+
+
+def test_missing_and_empty_file(tmp_path: Path) -> None:
+    assert "no such file" in _error(tmp_path / "nothing.tpn")
+    (tmp_path / "empty.tpn").write_bytes(b"")
+    assert "empty" in _error(tmp_path / "empty.tpn")
+    assert "directory" in _error(tmp_path)
+
+
+def test_truncated(tmp_path: Path) -> None:
+    good = tmp_path / "model.tpn"
+    size = write_model(good, HEADER, _tensors())
+    header_end = 16 + struct.unpack("<I", good.read_bytes()[12:16])[0]
+    bad = tmp_path / "cut.tpn"
+    cuts = (1, 7, 8, 12, 16, 20, header_end - 1, header_end, header_end + 5, size - 33, size - 1)
+    for cut in cuts:
+        bad.write_bytes(good.read_bytes()[:cut])
+        message = _error(bad)
+        assert any(word in message for word in ("too small", "truncated", "past the end")), message
+
+
+def test_every_flipped_byte_is_caught(tmp_path: Path) -> None:
+    good = tmp_path / "model.tpn"
+    write_model(good, HEADER, _tensors())
+    data = good.read_bytes()
+    bad = tmp_path / "bad.tpn"
+    for position in range(len(data)):
+        damaged = bytearray(data)
+        damaged[position] ^= 1 << (position % 8)
+        bad.write_bytes(damaged)
+        _error(bad)
+    damaged = bytearray(data)
+    damaged[len(data) // 2] ^= 0x10
+    bad.write_bytes(damaged)
+    assert "checksum mismatch" in _error(bad)
+
+
+def test_wrong_magic(tmp_path: Path) -> None:
+    path = tmp_path / "model.tpn"
+    path.write_bytes(b"PK\x03\x04" + b"\0" * 100)
+    assert "not a textproj model" in _error(path)
+
+
+def test_versions(tmp_path: Path) -> None:
+    path = tmp_path / "model.tpn"
+    path.write_bytes(_assemble({"tensors": []}, b"", version=FORMAT_VERSION + 1))
+    assert "needs a newer textproj" in _error(path)
+    path.write_bytes(_assemble({"tensors": []}, b"", version=0))
+    assert "unknown model format version 0" in _error(path)
+    path.write_bytes(_assemble({"tensors": []}, b""))
+    assert read_model(path) == ({}, {})
+
+
+def test_bad_header(tmp_path: Path) -> None:
+    path = tmp_path / "model.tpn"
+    cases = {
+        b"{not json": "not valid JSON",
+        b"[1, 2]": "not a JSON object",
+        b'{"tensors": [], "x": NaN}': "not valid JSON",
+        b'{"tensors": [], "tensors": []}': "not valid JSON",
+        b"\xff\xfe{}": "not valid JSON",
+        b"{}": "no 'tensors' list",
+        b'{"tensors": [], "labels": "abc"}': "'labels' must be a list",
+    }
+    for text, expected in cases.items():
+        path.write_bytes(_assemble(text, b""))
+        assert expected in _error(path)
+    data = _assemble({"tensors": []}, b"")
+    path.write_bytes(data[:12] + struct.pack("<I", 2**31) + data[16:])
+    assert "exceeds the limit" in _error(path)
+
+
+def _entry(**changes: object) -> dict:
+    return {"name": "w", "dtype": "float32", "shape": [2], "offset": 0, "nbytes": 8, **changes}
+
+
+@pytest.mark.parametrize(
+    ("table", "expected"),
+    [
+        ([_entry(dtype="float64", nbytes=16)], "dtype 'float64'"),
+        ([_entry(dtype="object")], "dtype 'object'"),
+        ([_entry(shape=[-2])], "non-negative ints"),
+        ([_entry(shape=[True, 2])], "non-negative ints"),
+        ([_entry(shape="2")], "non-negative ints"),
+        ([_entry(shape=[1] * 9, nbytes=4)], "non-negative ints"),
+        ([_entry(nbytes=4)], "needs 8"),
+        ([_entry(offset=4, shape=[1], nbytes=4)], "misaligned"),
+        ([_entry(offset=16)], "outside"),
+        ([_entry(offset=-8)], "outside"),
+        ([_entry(offset=0.0)], "must be ints"),
+        ([_entry(), _entry()], "appears twice"),
+        ([_entry(), _entry(name="v", shape=[1], nbytes=4)], "overlap"),
+        ([{**_entry(), "extra": 1}], "exactly the keys"),
+        ([_entry(name="")], "no valid name"),
+    ],
+)
+def test_bad_tensor_table(tmp_path: Path, table: list, expected: str) -> None:
+    path = tmp_path / "model.tpn"
+    path.write_bytes(_assemble({"tensors": table}, bytes(16)))
+    assert expected in _error(path)
+
+
+def _assert_refused_fast(path: Path, expected: str) -> None:
+    tracemalloc.start()
+    start = time.perf_counter()
+    try:
+        message = _error(path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert expected in message
+    assert time.perf_counter() - start < 2.0
+    assert peak < 20 * 2**20, f"allocated {peak} bytes before refusing"
+
+
+def test_huge_claims_are_refused_before_allocating(tmp_path: Path) -> None:
+    path = tmp_path / "model.tpn"
+    huge = _entry(shape=[10**6, 10**6], nbytes=4 * 10**12)
+    path.write_bytes(_assemble({"tensors": [huge]}, bytes(8)))
+    _assert_refused_fast(path, "elements (limit")
+    big = _entry(shape=[2**26], nbytes=4 * 2**26)  # within the element limit, not in the file
+    path.write_bytes(_assemble({"tensors": [big]}, bytes(8)))
+    _assert_refused_fast(path, "outside")
+    labels = json.dumps({"tensors": [], "labels": [""] * (MAX_LABELS + 1)}).encode()
+    path.write_bytes(_assemble(labels, b""))
+    _assert_refused_fast(path, f"{MAX_LABELS + 1} labels")
+
+
+def test_runtime_refuses_huge_network_claims(tmp_path: Path) -> None:
+    header, tensors = _runtime_model()
+    path = tmp_path / "model.tpn"
+    header["network"]["n_labels"] = 10**9
+    write_model(path, header, tensors)
+    with pytest.raises(ModelFormatError, match="1000000000 outputs but there are 2 labels"):
+        runtime.load(path)
+    header["labels"] = [str(i) for i in range(10)]
+    header["network"].update(n_labels=10, hidden=[10**9])
+    write_model(path, header, tensors)
+    with pytest.raises(ModelFormatError, match=r"'dense.0.weight' is int8 \[4, 16\], expected"):
+        runtime.load(path)
+
+
+def test_runtime_model_loads(tmp_path: Path) -> None:
+    header, tensors = _runtime_model()
+    write_model(tmp_path / "model.tpn", header, tensors)
+    clf = runtime.load(tmp_path / "model.tpn")
+    assert clf.predict(["good", "bad", ""]) == [
+        clf.labels[j] for j in clf.predict_proba(["good", "bad", ""]).argmax(1)
+    ]
+
+
+@pytest.mark.parametrize("name", ["dense.0.weight", "dense.1.scale", "dense.1.bias"])
+def test_runtime_refuses_missing_tensor(tmp_path: Path, name: str) -> None:
+    header, tensors = _runtime_model()
+    del tensors[name]
+    write_model(tmp_path / "model.tpn", header, tensors)
+    with pytest.raises(ModelFormatError, match=f"tensor '{name}' is missing"):
+        runtime.load(tmp_path / "model.tpn")
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "expected"),
+    [
+        ("dense.0.weight", np.zeros((4, 15), np.int8), r"int8 \[4, 15\], expected int8 \[4, 16\]"),
+        ("dense.1.weight", np.zeros((2, 4), np.float32), "expected int8"),
+        ("dense.0.scale", np.ones(5, np.float32), r"expected float32 \[4\]"),
+        ("dense.1.bias", np.full(2, np.inf, np.float32), "non-finite"),
+    ],
+)
+def test_runtime_refuses_wrong_tensor(
+    tmp_path: Path, name: str, value: np.ndarray, expected: str
+) -> None:
+    header, tensors = _runtime_model()
+    tensors[name] = value
+    write_model(tmp_path / "model.tpn", header, tensors)
+    with pytest.raises(ModelFormatError, match=f"'{name}'.*{expected}"):
+        runtime.load(tmp_path / "model.tpn")
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"labels": None}, "non-empty 'labels'"),
+        ({"labels": ["a", "a"]}, "distinct"),
+        ({"network": {"design": "rnn"}}, "unknown network design"),
+        ({"network": {"design": "text", "n_bits": 16, "hidden": [0], "n_labels": 2}}, "'hidden'"),
+        ({"network": {"design": "text", "n_bits": "16", "hidden": [], "n_labels": 2}}, "'n_bits'"),
+        ({"projector": {"num_projections": 2}}, "bad 'projector'"),
+        ({"projector": {**Projector(3, 8).get_config()}}, "24 bits"),
+        ({"projector": {**Projector(2, 8).get_config(), "seed": -1}}, "seed"),
+        ({"multi_label": "yes"}, "'multi_label'"),
+        ({"multi_label": True, "thresholds": [0.5]}, "'thresholds'"),
+    ],
+)
+def test_runtime_refuses_bad_header(tmp_path: Path, change: dict, expected: str) -> None:
+    header, tensors = _runtime_model()
+    header.update(change)
+    header = {key: value for key, value in header.items() if value is not None}
+    write_model(tmp_path / "model.tpn", header, tensors)
+    with pytest.raises(ModelFormatError, match=expected):
+        runtime.load(tmp_path / "model.tpn")

@@ -1,0 +1,244 @@
+"""Tests for textproj.runtime: numpy forward passes equal the torch networks, without torch."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from textproj import runtime  # noqa: E402
+from textproj.config import FeatureConfig  # noqa: E402
+from textproj.model_file import ModelFormatError, write_model  # noqa: E402
+from textproj.nets import (  # noqa: E402
+    TextProjectionNet,
+    TokenProjectionNet,
+    export_projection_net,
+    load_quantized,
+    network_config,
+)
+from textproj.projector import Projector  # noqa: E402
+
+TEXTS = [
+    "",
+    "   ",
+    "\n\t",
+    "hi",
+    "hello",
+    "?",
+    "!!!",
+    "🙂",
+    "日本語",
+    "a",
+    "I lost my card",
+    "i LOST my CARD!!",
+    "How do I top up my account using a credit card?",
+    "why was my transfer declined",
+    "Why was my transfer declined?",
+    "can I change my PIN at an ATM",
+    "the exchange rate looks wrong on my statement",
+    "card payment didn't go through, what happened",
+    "refund not showing up",
+    "Où est ma carte ? Elle n'est pas arrivée.",
+    "¿Dónde está mi tarjeta?",
+    "Wo ist meine Karte?",
+    "Почему мой перевод отклонён?",
+    "私のカードはどこですか",
+    "카드가 도착하지 않았어요",
+    "لماذا تم رفض التحويل",
+    "emoji only 🙂🙂🙂 and text",
+    "numbers 12345 and 3.14 and 1,000,000",
+    "e-mail: someone@example.com, url: https://example.com/a?b=c",
+    "tab\tseparated\twords",
+    "line one\nline two\nline three",
+    "a b c d e f g h i j k l m n o p q r s t u v w x y z",
+    "repeat " * 40,
+    "one two",
+    "one two three",
+    "x" * 300,
+    "ＦＵＬＬＷＩＤＴＨ text",
+    "Straße STRASSE strasse",
+    "pending top-up",
+    "top up pending",
+    "verify my identity",
+    "my card was swallowed by the machine",
+    "cancel transfer",
+    "beneficiary not allowed",
+    "what currencies can I hold",
+    "disposable virtual card",
+    "Is there a fee for that?",
+    "contactless not working",
+    "I got charged twice for the same thing at the supermarket yesterday evening",
+    "lost or stolen phone",
+    " ".join(f"word{i}" for i in range(120)),
+]
+LABELS = ["alpha", "beta", "gamma", "delta", "epsilon"]
+FEATURES = FeatureConfig(max_tokens=100)
+
+
+def _scale_up(net: torch.nn.Module, factor: float) -> torch.nn.Module:
+    """Spread the random weights so that probabilities are far from uniform."""
+    with torch.no_grad():
+        for param in net.parameters():
+            param.mul_(factor)
+    return net
+
+
+def _save(
+    path: Path,
+    net: torch.nn.Module,
+    projector: Projector,
+    labels: list[str],
+    **extra: object,
+) -> dict[str, np.ndarray]:
+    tensors = export_projection_net(net)
+    header = {
+        "labels": labels,
+        "projector": projector.get_config(),
+        "network": network_config(net),
+        **extra,
+    }
+    write_model(path, header, tensors)
+    load_quantized(net, tensors)
+    return tensors
+
+
+def _torch_logits(net: torch.nn.Module, projector: Projector, texts: list[str]) -> np.ndarray:
+    with torch.no_grad():
+        if isinstance(net, TextProjectionNet):
+            bits = projector.transform(texts)
+            return net(torch.from_numpy(bits.astype(np.float32))).numpy()
+        rows, offsets = projector.transform_tokens(texts)
+        lengths = torch.from_numpy(np.diff(offsets))
+        return net(torch.from_numpy(rows.astype(np.float32)), lengths).numpy()
+
+
+def _make(design: str, seed: int, **shape: object) -> tuple[torch.nn.Module, Projector]:
+    torch.manual_seed(seed)
+    if design == "text":
+        projector = Projector(8, 14, features=FEATURES, seed=seed, n_jobs=1)
+        net = TextProjectionNet(projector.n_bits, shape.get("hidden", (32, 16)), len(LABELS))
+        return _scale_up(net, 6.0), projector
+    projector = Projector(2, 32, features=FEATURES, seed=seed, n_jobs=1)
+    net = TokenProjectionNet(
+        projector.n_bits,
+        shape.get("bottleneck", 16),
+        shape.get("filters", 8),
+        shape.get("windows", (1, 2, 3)),
+        len(LABELS),
+    )
+    return _scale_up(net, 6.0), projector
+
+
+CASES = [
+    ("text", {"hidden": (32, 16)}),
+    ("text", {"hidden": (24,)}),
+    ("text", {"hidden": ()}),
+    ("token", {"windows": (1, 2, 3)}),
+    ("token", {"windows": (3,)}),
+    ("token", {"windows": (4, 1), "bottleneck": 12, "filters": 5}),
+]
+
+
+@pytest.mark.parametrize(("design", "shape"), CASES)
+def test_probabilities_match_torch(tmp_path: Path, design: str, shape: dict) -> None:
+    net, projector = _make(design, seed=len(str(shape)), **shape)
+    _save(tmp_path / "model.tpn", net, projector, LABELS)
+    clf = runtime.load(tmp_path / "model.tpn", n_jobs=1)
+
+    expected = torch.softmax(torch.from_numpy(_torch_logits(net, projector, TEXTS)), 1).numpy()
+    got = clf.predict_proba(TEXTS)
+
+    assert got.dtype == np.float32
+    assert got.shape == (len(TEXTS), len(LABELS))
+    assert np.abs(got - expected).max() <= 1e-4
+    assert (got.argmax(1) == expected.argmax(1)).all()
+    assert expected.max(1).mean() > 0.6, "outputs too uniform for the comparison to mean much"
+    assert clf.predict(TEXTS) == [LABELS[j] for j in expected.argmax(1)]
+
+
+@pytest.mark.parametrize("design", ["text", "token"])
+def test_batching_does_not_change_results(
+    tmp_path: Path, design: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    net, projector = _make(design, seed=7)
+    _save(tmp_path / "model.tpn", net, projector, LABELS)
+    clf = runtime.load(tmp_path / "model.tpn", n_jobs=1)
+    whole = clf.predict_proba(TEXTS)
+    # Equal up to float32 rounding: BLAS sums in a different order for other matrix sizes.
+    monkeypatch.setattr(runtime, "BATCH_TEXTS", 3)
+    monkeypatch.setattr(runtime, "BATCH_TOKEN_ROWS", 20)
+    assert np.abs(clf.predict_proba(TEXTS) - whole).max() <= 1e-5
+    single = np.concatenate([clf.predict_proba([text]) for text in TEXTS])
+    assert np.abs(single - whole).max() <= 1e-5
+
+
+@pytest.mark.parametrize("design", ["text", "token"])
+def test_multi_label(tmp_path: Path, design: str) -> None:
+    net, projector = _make(design, seed=11)
+    thresholds = [0.5, 0.2, 0.8, 0.5, 0.05]
+    _save(tmp_path / "model.tpn", net, projector, LABELS, multi_label=True, thresholds=thresholds)
+    clf = runtime.load(tmp_path / "model.tpn", n_jobs=1)
+
+    expected = torch.sigmoid(torch.from_numpy(_torch_logits(net, projector, TEXTS))).numpy()
+    got = clf.predict_proba(TEXTS)
+    assert np.abs(got - expected).max() <= 1e-4
+    predicted = clf.predict(TEXTS)
+    for row, labels in zip(expected, predicted, strict=True):
+        clear = [j for j in range(len(LABELS)) if abs(row[j] - thresholds[j]) > 1e-4]
+        assert [LABELS[j] for j in clear if row[j] >= thresholds[j]] == [
+            label for label in labels if LABELS.index(label) in clear
+        ]
+
+
+def test_empty_input_and_str_input(tmp_path: Path) -> None:
+    net, projector = _make("token", seed=3)
+    _save(tmp_path / "model.tpn", net, projector, LABELS)
+    clf = runtime.load(tmp_path, n_jobs=1)
+    assert clf.predict_proba([]).shape == (0, len(LABELS))
+    assert clf.predict([]) == []
+    with pytest.raises(TypeError, match="wrap it in a list"):
+        clf.predict("hello")
+
+
+def test_projection_bits_and_attributes(tmp_path: Path) -> None:
+    for design in ("text", "token"):
+        net, projector = _make(design, seed=5)
+        path = tmp_path / design / "model.tpn"
+        _save(path, net, projector, LABELS)
+        clf = runtime.load(path.parent, n_jobs=1)
+        assert clf.labels == LABELS
+        assert clf.n_bytes == path.stat().st_size
+        assert clf.header["network"] == network_config(net)
+        bits = clf.projection_bits(["hello world", ""])
+        if design == "text":
+            assert np.array_equal(bits, projector.transform(["hello world", ""]))
+        else:
+            rows, offsets = bits
+            assert offsets.tolist() == [0, 2, 2]
+            assert np.array_equal(rows, projector.transform_tokens(["hello world", ""])[0])
+
+
+def test_directory_without_model(tmp_path: Path) -> None:
+    with pytest.raises(ModelFormatError, match=r"holds no model\.tpn"):
+        runtime.load(tmp_path)
+    with pytest.raises(ModelFormatError, match="no such file"):
+        runtime.load(tmp_path / "missing.tpn")
+
+
+def test_runtime_does_not_import_torch(tmp_path: Path) -> None:
+    net, projector = _make("token", seed=1)
+    path = tmp_path / "model.tpn"
+    _save(path, net, projector, LABELS)
+    code = (
+        "import textproj.runtime as r, sys; m = r.load(sys.argv[1]); m.predict(['hi']); "
+        "assert 'torch' not in sys.modules, 'torch was imported'"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr

@@ -1,0 +1,286 @@
+"""The on-device model file ``model.tpn``: a JSON header and raw tensors, checksummed, no pickle.
+
+Layout (little-endian): magic ``b"TEXTPROJ"``, uint32 format version, uint32 header length, the
+UTF-8 JSON header, the tensor blob (each tensor 8-byte aligned from the blob start), and a SHA-256
+of everything before it. The reader checks every claim the file makes before trusting it, so a
+damaged or hostile file gives a :class:`ModelFormatError`, never a crash or a huge allocation.
+See ``docs/model-format.md``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import math
+import os
+import secrets
+import struct
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+MAGIC = b"TEXTPROJ"
+FORMAT_VERSION = 1
+ALIGNMENT = 8
+DIGEST_BYTES = 32
+MAX_HEADER_BYTES = 16 * 1024 * 1024
+MAX_TENSOR_ELEMENTS = 64 * 1024 * 1024
+MAX_TENSOR_DIMS = 8
+MAX_LABELS = 1_000_000
+DTYPES = ("int8", "float32", "int32", "uint8")
+
+_PREFIX = struct.Struct("<8sII")  # magic, format version, header length
+_MIN_HEADER = b"{}"
+MIN_FILE_BYTES = _PREFIX.size + len(_MIN_HEADER) + DIGEST_BYTES
+_TABLE_KEYS = {"name", "dtype", "shape", "offset", "nbytes"}
+
+
+class ModelFormatError(ValueError):
+    """A model file that is missing, damaged, or not a textproj model; the message says which."""
+
+
+def _aligned(n: int) -> int:
+    return -(-n // ALIGNMENT) * ALIGNMENT
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_table(name: str, header: dict[str, Any], blob_bytes: int) -> None:
+    """Check the header's ``tensors`` table and ``labels`` against the limits and the blob size."""
+    table = header.get("tensors")
+    if not isinstance(table, list):
+        raise ModelFormatError(f"{name}: header has no 'tensors' list")
+    seen: set[str] = set()
+    spans = []
+    for i, entry in enumerate(table):
+        if not isinstance(entry, dict) or set(entry) != _TABLE_KEYS:
+            raise ModelFormatError(
+                f"{name}: tensor table entry {i} must have exactly the keys {sorted(_TABLE_KEYS)}"
+            )
+        tname = entry["name"]
+        if not isinstance(tname, str) or not tname:
+            raise ModelFormatError(f"{name}: tensor table entry {i} has no valid name")
+        if tname in seen:
+            raise ModelFormatError(f"{name}: tensor {tname!r} appears twice")
+        seen.add(tname)
+        if entry["dtype"] not in DTYPES:
+            raise ModelFormatError(
+                f"{name}: tensor {tname!r} has dtype {entry['dtype']!r} "
+                f"(allowed: {', '.join(DTYPES)})"
+            )
+        shape = entry["shape"]
+        if (
+            not isinstance(shape, list)
+            or len(shape) > MAX_TENSOR_DIMS
+            or not all(_is_int(d) and d >= 0 for d in shape)
+        ):
+            raise ModelFormatError(
+                f"{name}: tensor {tname!r} shape {shape!r} is not a list of at most "
+                f"{MAX_TENSOR_DIMS} non-negative ints"
+            )
+        elements = math.prod(shape)
+        if elements > MAX_TENSOR_ELEMENTS:
+            raise ModelFormatError(
+                f"{name}: tensor {tname!r} claims {elements} elements (limit {MAX_TENSOR_ELEMENTS})"
+            )
+        offset, nbytes = entry["offset"], entry["nbytes"]
+        if not (_is_int(offset) and _is_int(nbytes)):
+            raise ModelFormatError(f"{name}: tensor {tname!r} offset and nbytes must be ints")
+        if nbytes != elements * np.dtype(entry["dtype"]).itemsize:
+            raise ModelFormatError(
+                f"{name}: tensor {tname!r} has nbytes {nbytes}, but shape {shape} of "
+                f"{entry['dtype']} needs {elements * np.dtype(entry['dtype']).itemsize}"
+            )
+        if offset < 0 or offset % ALIGNMENT or offset + nbytes > blob_bytes:
+            raise ModelFormatError(
+                f"{name}: tensor {tname!r} at offset {offset} ({nbytes} bytes) is misaligned "
+                f"or outside the {blob_bytes}-byte tensor data"
+            )
+        spans.append((offset, offset + nbytes, tname))
+    spans.sort()
+    for (_, end, first), (start, _, second) in itertools.pairwise(spans):
+        if start < end:
+            raise ModelFormatError(f"{name}: tensors {first!r} and {second!r} overlap")
+    labels = header.get("labels")
+    if labels is not None:
+        if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
+            raise ModelFormatError(f"{name}: 'labels' must be a list of strings")
+        if len(labels) > MAX_LABELS:
+            raise ModelFormatError(f"{name}: {len(labels)} labels (limit {MAX_LABELS})")
+
+
+def write_model(path: str | os.PathLike[str], header: dict, tensors: dict[str, np.ndarray]) -> int:
+    """Write ``header`` and ``tensors`` to ``path`` atomically; return the bytes written.
+
+    The same input always gives a byte-identical file (sorted, compact JSON; zero padding).
+    The file appears complete or not at all: it is written to a temporary file in the same
+    directory, synced, then renamed over ``path``.
+    """
+    path = Path(path)
+    if "tensors" in header:
+        raise ValueError("header must not hold a 'tensors' key: write_model adds the tensor table")
+    table = []
+    chunks = []
+    blob_bytes = 0
+    for tname, array in tensors.items():
+        array = np.asarray(array)
+        if array.dtype.name not in DTYPES:
+            raise ValueError(
+                f"tensor {tname!r} has dtype {array.dtype}; allowed: {', '.join(DTYPES)}"
+            )
+        data = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).tobytes()
+        offset = _aligned(blob_bytes)
+        chunks.append(b"\0" * (offset - blob_bytes))
+        chunks.append(data)
+        table.append(
+            {
+                "name": tname,
+                "dtype": array.dtype.name,
+                "shape": list(array.shape),
+                "offset": offset,
+                "nbytes": len(data),
+            }
+        )
+        blob_bytes = offset + len(data)
+    full_header = {**header, "tensors": table}
+    _check_table(str(path), full_header, blob_bytes)
+    text = json.dumps(
+        full_header, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    ).encode("utf-8")
+    text += b" " * (_aligned(_PREFIX.size + len(text)) - _PREFIX.size - len(text))
+    if len(text) > MAX_HEADER_BYTES:
+        raise ValueError(f"header is {len(text)} bytes (limit {MAX_HEADER_BYTES})")
+    body = b"".join([_PREFIX.pack(MAGIC, FORMAT_VERSION, len(text)), text, *chunks])
+    content = body + hashlib.sha256(body).digest()
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(content)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+    if hasattr(os, "O_DIRECTORY"):  # make the rename itself durable (POSIX)
+        dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    return len(content)
+
+
+def _reject_constant(value: str) -> None:
+    raise ValueError(f"{value} is not valid JSON")
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        raise ValueError("duplicate key in a JSON object")
+    return result
+
+
+def _read_verified(path: str | os.PathLike[str]) -> tuple[dict[str, Any], memoryview, int, int]:
+    """(header, tensor blob, format version, file bytes) after every check up to the table."""
+    name = str(path)
+    try:
+        f = open(path, "rb")  # noqa: SIM115 (closed below; open errors are reported first)
+    except FileNotFoundError:
+        raise ModelFormatError(f"{name}: no such file") from None
+    except IsADirectoryError:
+        raise ModelFormatError(f"{name}: is a directory, not a model file") from None
+    except OSError as error:
+        raise ModelFormatError(f"{name}: cannot open ({error.strerror})") from None
+    with f:
+        size = os.fstat(f.fileno()).st_size
+        if size < MIN_FILE_BYTES:
+            what = "empty" if size == 0 else f"only {size} bytes"
+            raise ModelFormatError(f"{name}: file is {what}, too small to be a textproj model")
+        prefix = f.read(_PREFIX.size)
+        magic, version, header_len = _PREFIX.unpack(prefix)
+        if magic != MAGIC:
+            raise ModelFormatError(f"{name}: not a textproj model file (wrong magic bytes)")
+        if version > FORMAT_VERSION:
+            raise ModelFormatError(
+                f"{name}: model format version {version} needs a newer textproj "
+                f"(this one reads version {FORMAT_VERSION}); upgrade textproj"
+            )
+        if version != FORMAT_VERSION:
+            raise ModelFormatError(f"{name}: unknown model format version {version}")
+        if header_len > MAX_HEADER_BYTES:
+            raise ModelFormatError(
+                f"{name}: header length {header_len} exceeds the limit of {MAX_HEADER_BYTES}"
+            )
+        if _PREFIX.size + header_len + DIGEST_BYTES > size:
+            raise ModelFormatError(
+                f"{name}: header length {header_len} runs past the end of the "
+                f"{size}-byte file (file truncated?)"
+            )
+        header_bytes = f.read(header_len)
+        try:
+            header = json.loads(
+                header_bytes.decode("utf-8"),
+                parse_constant=_reject_constant,
+                object_pairs_hook=_unique_keys,
+            )
+        except (ValueError, RecursionError) as error:
+            raise ModelFormatError(f"{name}: header is not valid JSON ({error})") from None
+        if not isinstance(header, dict):
+            raise ModelFormatError(f"{name}: header is not a JSON object")
+        rest = f.read()
+    if len(rest) != size - _PREFIX.size - header_len:
+        raise ModelFormatError(f"{name}: file changed while being read")
+    rest_view = memoryview(rest)
+    blob = rest_view[:-DIGEST_BYTES]
+    digest = hashlib.sha256(prefix)
+    digest.update(header_bytes)
+    digest.update(blob)
+    if digest.digest() != rest_view[-DIGEST_BYTES:]:
+        raise ModelFormatError(f"{name}: checksum mismatch (file damaged or truncated?)")
+    return header, blob, version, size
+
+
+def _tensor(blob: memoryview, entry: dict[str, Any]) -> np.ndarray:
+    """One table entry's tensor, native byte order, read-only (a view into ``blob`` on
+    little-endian machines)."""
+    stored = np.frombuffer(
+        blob,
+        dtype=np.dtype(entry["dtype"]).newbyteorder("<"),
+        count=math.prod(entry["shape"]),
+        offset=entry["offset"],
+    )
+    array = stored.astype(entry["dtype"], copy=False).reshape(entry["shape"])
+    array.flags.writeable = False
+    return array
+
+
+def read_model(path: str | os.PathLike[str]) -> tuple[dict, dict[str, np.ndarray]]:
+    """Verify and read a model file: (header without the tensor table, read-only tensors)."""
+    header, blob, _, _ = _read_verified(path)
+    _check_table(str(path), header, len(blob))
+    return header, {entry["name"]: _tensor(blob, entry) for entry in header.pop("tensors")}
+
+
+def describe_model(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """What ``textproj info`` shows: header fields, each tensor's name/dtype/shape/bytes, sizes."""
+    header, blob, version, size = _read_verified(path)
+    _check_table(str(path), header, len(blob))
+    table = header.pop("tensors")
+    return {
+        **header,
+        "format_version": version,
+        "file_bytes": size,
+        "tensors": [
+            {"name": e["name"], "dtype": e["dtype"], "shape": e["shape"], "bytes": e["nbytes"]}
+            for e in table
+        ],
+    }

@@ -1,0 +1,335 @@
+"""Torch-free inference: load a ``model.tpn`` and classify texts without torch.
+
+The forward passes mirror ``textproj.nets`` (``TextProjectionNet`` and ``TokenProjectionNet``)
+in numpy (BLAS matmuls; one numba kernel fuses the token model's attention pooling), on weights
+dequantized once at load. This module must never import torch, directly or through
+``textproj.nets``: a device needs only numpy, numba and the model file.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numba import njit
+
+from textproj.model_file import MAX_LABELS, ModelFormatError, read_model
+from textproj.projector import Projector
+
+MODEL_FILENAME = "model.tpn"
+BATCH_TEXTS = 4096  # texts per forward pass: bounds memory whatever the input size
+BATCH_TOKEN_ROWS = 16384  # token models: rough cap on token rows per forward pass
+DEFAULT_THRESHOLD = 0.5  # multi-label models whose header gives no thresholds
+
+
+def _relu(x: np.ndarray) -> np.ndarray:
+    return np.maximum(x, 0, out=x)
+
+
+def _positive_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+@njit(cache=True, nogil=True)
+def _attention_pool(taps, k, starts, valid, value_bias, attention_bias, out):
+    """Attention pooling of one window size over every text, in one pass over ``taps``.
+
+    ``taps`` (rows, 2*k*filters) holds each token row's product with each kernel tap: columns
+    ``i*filters + f`` for value filter f at tap i, ``(k + i)*filters + f`` for attention.
+    Text j owns rows ``starts[j] .. starts[j] + valid[j] - 1``; window t sums tap i of row
+    t + i where that row is inside the text (the padded positions beyond are zeros).
+    Per filter, ``out[j]`` = sum_t softmax_t(attention) * value.
+    """
+    n_filters = value_bias.shape[0]
+    longest = 0
+    for j in range(valid.shape[0]):
+        longest = max(longest, valid[j])
+    values = np.empty((longest, n_filters), dtype=np.float32)
+    logits = np.empty((longest, n_filters), dtype=np.float32)
+    peak = np.empty(n_filters, dtype=np.float32)
+    total = np.empty(n_filters, dtype=np.float32)
+    pooled = np.empty(n_filters, dtype=np.float32)
+    for j in range(starts.shape[0]):
+        first, n = starts[j], valid[j]
+        values[:n] = value_bias
+        logits[:n] = attention_bias
+        for i in range(k):
+            for t in range(n - i):
+                tap = taps[first + t + i]
+                value = values[t]
+                for f in range(n_filters):
+                    value[f] += tap[i * n_filters + f]
+                logit = logits[t]
+                for f in range(n_filters):
+                    logit[f] += tap[(k + i) * n_filters + f]
+        peak[:] = logits[0]
+        for t in range(1, n):
+            for f in range(n_filters):
+                peak[f] = max(peak[f], logits[t, f])
+        total[:] = 0
+        pooled[:] = 0
+        for t in range(n):
+            for f in range(n_filters):
+                weight = np.exp(logits[t, f] - peak[f])
+                total[f] += weight
+                pooled[f] += weight * values[t, f]
+        for f in range(n_filters):
+            out[j, f] = pooled[f] / total[f]
+
+
+class _Layer:
+    """A dequantized linear or convolution layer: float32 weight (out, ...) and bias (out,)."""
+
+    def __init__(self, weight: np.ndarray, bias: np.ndarray) -> None:
+        self.weight = weight
+        self.bias = bias
+
+
+def _expected_tensors(network: dict[str, Any]) -> dict[str, tuple[int, ...]]:
+    """Each layer's prefix -> its weight shape, as ``textproj.nets`` names and shapes them."""
+    n_bits, n_labels = network["n_bits"], network["n_labels"]
+    if network["design"] == "text":
+        widths = [n_bits, *network["hidden"], n_labels]
+        return {f"dense.{i}": (b, a) for i, (a, b) in enumerate(itertools.pairwise(widths))}
+    bottleneck, filters, windows = network["bottleneck"], network["filters"], network["windows"]
+    shapes: dict[str, tuple[int, ...]] = {"bottleneck": (bottleneck, n_bits)}
+    for j, k in enumerate(windows):
+        shapes[f"value.{j}"] = (filters, bottleneck, k)
+        shapes[f"attention.{j}"] = (filters, bottleneck, k)
+    shapes["output"] = (n_labels, filters * len(windows))
+    return shapes
+
+
+def _check_network(name: str, network: object) -> dict[str, Any]:
+    """The header's ``network`` entry, checked for the keys and types each design needs."""
+    if not isinstance(network, dict):
+        raise ModelFormatError(f"{name}: header has no 'network' object")
+    design = network.get("design")
+    if design == "text":
+        ints, lists = ("n_bits", "n_labels"), ("hidden",)
+    elif design == "token":
+        ints, lists = ("n_bits", "bottleneck", "filters", "n_labels"), ("windows",)
+    else:
+        raise ModelFormatError(f"{name}: unknown network design {design!r}")
+    for key in ints:
+        if not _positive_int(network.get(key)):
+            raise ModelFormatError(f"{name}: network {key!r} must be a positive int")
+    for key in lists:
+        value = network.get(key)
+        if not isinstance(value, list) or not all(_positive_int(v) for v in value):
+            raise ModelFormatError(f"{name}: network {key!r} must be a list of positive ints")
+    if design == "token" and not network["windows"]:
+        raise ModelFormatError(f"{name}: network 'windows' is empty")
+    return network
+
+
+def _check_layer(name: str, tensors: dict[str, np.ndarray], prefix: str, shape: tuple) -> None:
+    """Check that one layer's weight, scale and bias are present, well-typed, shaped and finite."""
+    expected = {
+        f"{prefix}.weight": (np.int8, shape),
+        f"{prefix}.scale": (np.float32, shape[:1]),
+        f"{prefix}.bias": (np.float32, shape[:1]),
+    }
+    for tname, (dtype, tshape) in expected.items():
+        if tname not in tensors:
+            raise ModelFormatError(f"{name}: tensor {tname!r} is missing")
+        tensor = tensors[tname]
+        if tensor.dtype != dtype or tensor.shape != tshape:
+            raise ModelFormatError(
+                f"{name}: tensor {tname!r} is {tensor.dtype} {list(tensor.shape)}, "
+                f"expected {np.dtype(dtype)} {list(tshape)}"
+            )
+        if tensor.dtype == np.float32 and not np.isfinite(tensor).all():
+            raise ModelFormatError(f"{name}: tensor {tname!r} holds non-finite values")
+
+
+def _dequantize(tensors: dict[str, np.ndarray], prefix: str) -> _Layer:
+    """One checked layer as float32: int8 weight * its per-row scale, and the bias."""
+    weight = tensors[f"{prefix}.weight"]
+    scale = tensors[f"{prefix}.scale"].reshape((-1,) + (1,) * (weight.ndim - 1))
+    return _Layer(weight.astype(np.float32) * scale, tensors[f"{prefix}.bias"].astype(np.float32))
+
+
+class Classifier:
+    """A loaded projection model: texts -> bits (``projector``) -> network -> label probabilities.
+
+    Build one with :func:`load`. ``labels`` are the class names in output order, ``header`` the
+    model file's header, ``n_bytes`` the model file's size.
+    """
+
+    def __init__(
+        self,
+        header: dict[str, Any],
+        tensors: dict[str, np.ndarray],
+        *,
+        n_bytes: int,
+        n_jobs: int = -1,
+        name: str = MODEL_FILENAME,
+    ) -> None:
+        self.header = header
+        self.n_bytes = n_bytes
+        labels = header.get("labels")
+        if not isinstance(labels, list) or not labels or len(labels) > MAX_LABELS:
+            raise ModelFormatError(f"{name}: header needs a non-empty 'labels' list")
+        if not all(isinstance(label, str) for label in labels) or len(set(labels)) != len(labels):
+            raise ModelFormatError(f"{name}: 'labels' must be distinct strings")
+        self.labels: list[str] = list(labels)
+        network = _check_network(name, header.get("network"))
+        if network["n_labels"] != len(labels):
+            raise ModelFormatError(
+                f"{name}: network has {network['n_labels']} outputs but there are "
+                f"{len(labels)} labels"
+            )
+        self.design: str = network["design"]
+        shapes = _expected_tensors(network)
+        for prefix, shape in shapes.items():
+            _check_layer(name, tensors, prefix, shape)
+        self._layers = {prefix: _dequantize(tensors, prefix) for prefix in shapes}
+        self._windows: list[int] = list(network["windows"]) if self.design == "token" else []
+        self._window_weights = [self._stack_window(j) for j in range(len(self._windows))]
+        self.multi_label = header.get("multi_label", False)
+        if not isinstance(self.multi_label, bool):
+            raise ModelFormatError(f"{name}: 'multi_label' must be true or false")
+        thresholds = header.get("thresholds", [DEFAULT_THRESHOLD] * len(labels))
+        if self.multi_label and (
+            not isinstance(thresholds, list)
+            or len(thresholds) != len(labels)
+            or not all(
+                isinstance(t, int | float) and not isinstance(t, bool) and math.isfinite(t)
+                for t in thresholds
+            )
+        ):
+            raise ModelFormatError(f"{name}: 'thresholds' must be one finite number per label")
+        self.thresholds = np.asarray(thresholds, dtype=np.float32) if self.multi_label else None
+        try:
+            self.projector = Projector.from_config(header["projector"], n_jobs=n_jobs)
+            if self.projector.n_bits != network["n_bits"]:
+                raise ValueError(
+                    f"it gives {self.projector.n_bits} bits, the network takes {network['n_bits']}"
+                )
+            self.projector.transform_words([])  # validates the whole config now, not at predict
+        except (KeyError, TypeError, ValueError) as error:
+            raise ModelFormatError(f"{name}: bad 'projector' config ({error})") from None
+
+    def _stack_window(self, j: int) -> np.ndarray:
+        """Window j's value and attention kernels as one (bottleneck, 2*k*filters) matrix.
+
+        Column block i (of ``filters`` columns) is tap i of the value kernel, block k + i tap i
+        of the attention kernel, so one matmul gives every tap's contribution at every row.
+        """
+        value, attention = self._layers[f"value.{j}"].weight, self._layers[f"attention.{j}"].weight
+        taps = [value[:, :, i].T for i in range(value.shape[2])]
+        taps += [attention[:, :, i].T for i in range(attention.shape[2])]
+        return np.ascontiguousarray(np.concatenate(taps, axis=1))
+
+    def _batches(self, texts: Sequence[str]) -> Iterator[tuple[int, int]]:
+        """(lo, hi) ranges of ``texts`` small enough to keep each forward pass's memory bounded.
+
+        A token model's rows are unknown before projection, so a text is costed at one row per
+        code point (a token has at least one), capped at the projector's token limit, plus one
+        (a text without tokens still takes a row).
+        """
+        lo, rows = 0, 0
+        max_tokens = self.projector.features.max_tokens
+        for i, text in enumerate(texts):
+            cost = min(len(text), max_tokens) + 1 if self.design == "token" else 0
+            if i > lo and (i - lo >= BATCH_TEXTS or rows + cost > BATCH_TOKEN_ROWS):
+                yield lo, i
+                lo, rows = i, 0
+            rows += cost
+        if lo < len(texts):
+            yield lo, len(texts)
+
+    def _text_logits(self, bits: np.ndarray) -> np.ndarray:
+        """``TextProjectionNet.forward``: dense ReLU layers, the last one linear."""
+        layers = list(self._layers.values())
+        x = bits.astype(np.float32)
+        for layer in layers[:-1]:
+            x = _relu(x @ layer.weight.T + layer.bias)
+        return x @ layers[-1].weight.T + layers[-1].bias
+
+    def _token_logits(self, bits: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+        """``TokenProjectionNet.forward`` on flat token rows, without padding to the longest text.
+
+        The texts' bottleneck outputs lie one after another (a text without tokens gets one zero
+        row, as ``nets.pad_tokens`` gives it). One matmul per window size gives every row's
+        product with every kernel tap; :func:`_attention_pool` then sums the taps inside each
+        text (zero padding contributes nothing) and pools each text over its own rows only.
+        """
+        lengths = np.diff(offsets)
+        valid = np.maximum(lengths, 1)
+        bottleneck = self._layers["bottleneck"]
+        x = _relu(bits.astype(np.float32) @ bottleneck.weight.T + bottleneck.bias)
+        if (lengths == 0).any():  # a text without tokens gets one zero row
+            x = np.insert(x, offsets[:-1][lengths == 0], 0.0, axis=0)
+        starts = np.zeros(len(lengths), dtype=np.int64)
+        np.cumsum(valid[:-1], out=starts[1:])
+        pooled = []
+        for j, (k, stacked) in enumerate(zip(self._windows, self._window_weights, strict=True)):
+            value_bias = self._layers[f"value.{j}"].bias
+            out = np.empty((len(lengths), len(value_bias)), dtype=np.float32)
+            bias = self._layers[f"attention.{j}"].bias
+            _attention_pool(x @ stacked, k, starts, valid, value_bias, bias, out)
+            pooled.append(out)
+        output = self._layers["output"]
+        return np.concatenate(pooled, axis=1) @ output.weight.T + output.bias
+
+    def _logits(self, texts: Sequence[str]) -> np.ndarray:
+        if self.design == "text":
+            return self._text_logits(self.projector.transform(texts))
+        return self._token_logits(*self.projector.transform_tokens(texts))
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        """Probabilities, float32 (n, n_labels): softmax, or a sigmoid per label if multi-label."""
+        if isinstance(texts, str):
+            raise TypeError("expected a sequence of texts, got one str: wrap it in a list")
+        texts = list(texts)
+        out = np.empty((len(texts), len(self.labels)), dtype=np.float32)
+        for lo, hi in self._batches(texts):
+            logits = self._logits(texts[lo:hi]).astype(np.float32)
+            if self.multi_label:
+                out[lo:hi] = 0.5 * (1.0 + np.tanh(0.5 * logits))  # sigmoid without overflow
+            else:
+                e = np.exp(logits - logits.max(axis=1, keepdims=True))
+                out[lo:hi] = e / e.sum(axis=1, keepdims=True)
+        return out
+
+    def predict(self, texts: Sequence[str]) -> list[str] | list[list[str]]:
+        """The most probable label per text; for a multi-label model, every label at or above
+        its threshold."""
+        proba = self.predict_proba(texts)
+        if self.multi_label:
+            return [
+                [self.labels[j] for j in np.flatnonzero(row)] for row in proba >= self.thresholds
+            ]
+        return [self.labels[j] for j in proba.argmax(axis=1)]
+
+    def projection_bits(self, texts: Sequence[str]) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+        """The network's input bits, for display: (n, n_bits) 0/1 uint8 per text, or for a token
+        model the per-token rows and their offsets, as ``Projector.transform_tokens`` gives."""
+        if self.design == "text":
+            return self.projector.transform(texts)
+        return self.projector.transform_tokens(texts)
+
+    def __repr__(self) -> str:
+        return f"Classifier({self.design!r}, labels={len(self.labels)}, bytes={self.n_bytes})"
+
+
+def load(path: str | os.PathLike[str], *, n_jobs: int = -1) -> Classifier:
+    """Load a model from a ``model.tpn`` file or a directory holding one (no torch needed).
+
+    ``n_jobs`` is the projector's thread count for large batches (-1: every core).
+    Any problem with the file raises :class:`~textproj.model_file.ModelFormatError`.
+    """
+    path = Path(path)
+    if path.is_dir():
+        if not (path / MODEL_FILENAME).is_file():
+            raise ModelFormatError(f"{path}: directory holds no {MODEL_FILENAME}")
+        path = path / MODEL_FILENAME
+    header, tensors = read_model(path)
+    return Classifier(header, tensors, n_bytes=path.stat().st_size, n_jobs=n_jobs, name=str(path))
