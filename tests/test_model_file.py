@@ -141,6 +141,7 @@ def test_write_refuses_bad_input(tmp_path: Path) -> None:
 def test_describe_model(tmp_path: Path) -> None:
     path = tmp_path / "model.tpn"
     write_model(path, HEADER, _tensors())
+    (tmp_path / "deep").mkdir()
     info = describe_model(path)
     assert info["labels"] == HEADER["labels"]
     assert info["format_version"] == FORMAT_VERSION
@@ -148,6 +149,9 @@ def test_describe_model(tmp_path: Path) -> None:
     first = {"name": "layer.weight", "dtype": "int8", "shape": [5, 7], "bytes": 35}
     assert info["tensors"][0] == first
     assert sum(t["bytes"] for t in info["tensors"]) == sum(a.nbytes for a in _tensors().values())
+    assert describe_model(tmp_path) == info
+    with pytest.raises(ModelFormatError, match=r"holds no model\.tpn"):
+        describe_model(tmp_path / "deep")
 
 
 # --- damaged files --------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+MODEL_FILENAME = "model.tpn"
 MAGIC = b"TEXTPROJ"
 FORMAT_VERSION = 1
 ALIGNMENT = 8
@@ -178,6 +179,16 @@ def write_model(path: str | os.PathLike[str], header: dict, tensors: dict[str, n
     return len(content)
 
 
+def model_path(path: str | os.PathLike[str]) -> Path:
+    """``path`` itself, or ``path/model.tpn`` when ``path`` is a directory (which must hold one)."""
+    path = Path(path)
+    if path.is_dir():
+        if not (path / MODEL_FILENAME).is_file():
+            raise ModelFormatError(f"{path}: directory holds no {MODEL_FILENAME}")
+        return path / MODEL_FILENAME
+    return path
+
+
 def _reject_constant(value: str) -> None:
     raise ValueError(f"{value} is not valid JSON")
 
@@ -271,7 +282,11 @@ def read_model(path: str | os.PathLike[str]) -> tuple[dict, dict[str, np.ndarray
 
 
 def describe_model(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """What ``textproj info`` shows: header fields, each tensor's name/dtype/shape/bytes, sizes."""
+    """What ``textproj info`` shows: header fields, each tensor's name/dtype/shape/bytes, sizes.
+
+    ``path`` is a model file or a directory holding ``model.tpn``.
+    """
+    path = model_path(path)
     header, blob, version, size = _read_verified(path)
     _check_table(str(path), header, len(blob))
     table = header.pop("tensors")

@@ -12,16 +12,14 @@ import itertools
 import math
 import os
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from numba import njit
 
-from textproj.model_file import MAX_LABELS, ModelFormatError, read_model
+from textproj.model_file import MAX_LABELS, MODEL_FILENAME, ModelFormatError, model_path, read_model
 from textproj.projector import Projector
 
-MODEL_FILENAME = "model.tpn"
 BATCH_TEXTS = 4096  # texts per forward pass: bounds memory whatever the input size
 BATCH_TOKEN_ROWS = 16384  # token models: rough cap on token rows per forward pass
 DEFAULT_THRESHOLD = 0.5  # multi-label models whose header gives no thresholds
@@ -326,10 +324,6 @@ def load(path: str | os.PathLike[str], *, n_jobs: int = -1) -> Classifier:
     ``n_jobs`` is the projector's thread count for large batches (-1: every core).
     Any problem with the file raises :class:`~textproj.model_file.ModelFormatError`.
     """
-    path = Path(path)
-    if path.is_dir():
-        if not (path / MODEL_FILENAME).is_file():
-            raise ModelFormatError(f"{path}: directory holds no {MODEL_FILENAME}")
-        path = path / MODEL_FILENAME
+    path = model_path(path)
     header, tensors = read_model(path)
     return Classifier(header, tensors, n_bytes=path.stat().st_size, n_jobs=n_jobs, name=str(path))
