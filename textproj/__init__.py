@@ -1,1 +1,45 @@
-"""textproj: tiny vocabulary-free text classifiers built on projection networks."""
+"""textproj: tiny vocabulary-free text classifiers (ProjectionNet / SGNN / PRADO-style).
+
+The data path reads top to bottom: text -> features (``textproj.features``) -> bits
+(``Projector``) -> network -> label. ``load`` gives the torch-free on-device classifier;
+``train`` (imported lazily, it needs torch) trains the trainer and projection networks jointly.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from textproj.config import FeatureConfig, TrainConfig
+from textproj.corpora import load_corpus
+from textproj.data import DataError, Dataset, read_dataset
+from textproj.model_file import ModelFormatError
+from textproj.projector import Projector
+from textproj.runtime import Classifier, load
+
+if TYPE_CHECKING:
+    from textproj.training import train
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Classifier",
+    "DataError",
+    "Dataset",
+    "FeatureConfig",
+    "ModelFormatError",
+    "Projector",
+    "TrainConfig",
+    "load",
+    "load_corpus",
+    "read_dataset",
+    "train",
+]
+
+
+def __getattr__(name: str) -> Any:
+    """``textproj.train`` imports torch only when first used."""
+    if name == "train":
+        from textproj.training import train
+
+        return train
+    raise AttributeError(f"module 'textproj' has no attribute {name!r}")
