@@ -142,3 +142,14 @@ def test_bad_config_is_refused() -> None:
     with pytest.raises(ValueError, match="dev_fraction"):
         TrainConfig(dev_fraction=1.5)
     assert TrainConfig.from_dict(TrainConfig(hidden=(8, 4)).to_dict()) == TrainConfig(hidden=(8, 4))
+
+
+def test_on_epoch_receives_each_history_row(small_data) -> None:
+    train_data, dev_data, _ = small_data
+    rows: list[dict] = []
+    result = train(
+        train_data, dev_data, config=TrainConfig(**SMALL), progress=False, on_epoch=rows.append
+    )
+    assert rows == result.metrics["history"]
+    assert [row["epoch"] for row in rows] == list(range(1, len(rows) + 1))
+    assert set(rows[0]) == {"epoch", "loss", "dev_projection", "dev_trainer"}

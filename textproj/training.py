@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -224,11 +225,13 @@ def train(
     output_dir: str | Path | None = None,
     corpus: str | None = None,
     progress: bool = True,
+    on_epoch: Callable[[dict[str, Any]], None] | None = None,
 ) -> TrainResult:
     """Train both networks jointly; write model.tpn, the trainer and metrics.json to ``output_dir``.
 
     With no ``dev_data`` a dev split is carved from ``train_data`` (``config.dev_fraction``).
-    Scores of the projection network are those of its int8 on-device form.
+    Scores of the projection network are those of its int8 on-device form. ``on_epoch`` is
+    called after each epoch with that epoch's history row (epoch, loss, dev accuracies).
     """
     config = config or TrainConfig()
     features = features or FeatureConfig()
@@ -312,6 +315,8 @@ def train(
                 }
             )
             bars.update(task, dev=f"{dev_acc['projection']:.4f} (trainer {dev_acc['trainer']:.4f})")
+            if on_epoch is not None:
+                on_epoch(history[-1])
             improved = False
             for name, net in (("projection", projection), ("trainer", trainer)):
                 if dev_acc[name] > best[name][0]:
