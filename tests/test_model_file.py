@@ -20,7 +20,9 @@ from textproj.model_file import (
     MAX_LABELS,
     ModelFormatError,
     describe_model,
+    encode_model,
     read_model,
+    read_model_bytes,
     write_model,
 )
 from textproj.projector import Projector
@@ -364,3 +366,27 @@ def test_runtime_refuses_bad_header(tmp_path: Path, change: dict, expected: str)
     write_model(tmp_path / "model.tpn", header, tensors)
     with pytest.raises(ModelFormatError, match=expected):
         runtime.load(tmp_path / "model.tpn")
+
+
+def test_bytes_round_trip_matches_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "model.tpn"
+    header, tensors = _runtime_model()
+    write_model(path, header, tensors)
+    data = encode_model(header, tensors)
+    assert data == path.read_bytes()
+    from_bytes, loaded = read_model_bytes(data)
+    assert from_bytes == read_model(path)[0]
+    assert all(np.array_equal(loaded[name], tensors[name]) for name in tensors)
+    texts = ["a short text", "another one", ""]
+    clf = runtime.load_bytes(data)
+    assert clf.n_bytes == len(data)
+    assert np.array_equal(clf.predict_proba(texts), runtime.load(path).predict_proba(texts))
+
+
+def test_damaged_bytes_are_refused_with_their_name() -> None:
+    data = bytearray(encode_model(*_runtime_model()))
+    data[-1] ^= 1
+    with pytest.raises(ModelFormatError, match=r"^pipe/model\.tpn: checksum mismatch"):
+        read_model_bytes(bytes(data), "pipe/model.tpn")
+    with pytest.raises(ModelFormatError, match="too small"):
+        runtime.load_bytes(b"TEXTPROJ")

@@ -114,14 +114,12 @@ def _check_table(name: str, header: dict[str, Any], blob_bytes: int) -> None:
             raise ModelFormatError(f"{name}: {len(labels)} labels (limit {MAX_LABELS})")
 
 
-def write_model(path: str | os.PathLike[str], header: dict, tensors: dict[str, np.ndarray]) -> int:
-    """Write ``header`` and ``tensors`` to ``path`` atomically; return the bytes written.
-
-    The same input always gives a byte-identical file (sorted, compact JSON; zero padding).
-    The file appears complete or not at all: it is written to a temporary file in the same
-    directory, synced, then renamed over ``path``.
-    """
-    path = Path(path)
+def encode_model(
+    header: dict, tensors: dict[str, np.ndarray], *, name: str = MODEL_FILENAME
+) -> bytes:
+    """The bytes of a model file holding ``header`` and ``tensors`` (what :func:`write_model`
+    writes); the same input always gives the same bytes (sorted, compact JSON; zero padding).
+    ``name`` is the file named in error messages."""
     if "tensors" in header:
         raise ValueError("header must not hold a 'tensors' key: write_model adds the tensor table")
     table = []
@@ -148,7 +146,7 @@ def write_model(path: str | os.PathLike[str], header: dict, tensors: dict[str, n
         )
         blob_bytes = offset + len(data)
     full_header = {**header, "tensors": table}
-    _check_table(str(path), full_header, blob_bytes)
+    _check_table(name, full_header, blob_bytes)
     text = json.dumps(
         full_header, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
     ).encode("utf-8")
@@ -156,8 +154,18 @@ def write_model(path: str | os.PathLike[str], header: dict, tensors: dict[str, n
     if len(text) > MAX_HEADER_BYTES:
         raise ValueError(f"header is {len(text)} bytes (limit {MAX_HEADER_BYTES})")
     body = b"".join([_PREFIX.pack(MAGIC, FORMAT_VERSION, len(text)), text, *chunks])
-    content = body + hashlib.sha256(body).digest()
+    return body + hashlib.sha256(body).digest()
 
+
+def write_model(path: str | os.PathLike[str], header: dict, tensors: dict[str, np.ndarray]) -> int:
+    """Write ``header`` and ``tensors`` to ``path`` atomically; return the bytes written.
+
+    The same input always gives a byte-identical file (see :func:`encode_model`).
+    The file appears complete or not at all: it is written to a temporary file in the same
+    directory, synced, then renamed over ``path``.
+    """
+    path = Path(path)
+    content = encode_model(header, tensors, name=str(path))
     path.parent.mkdir(parents=True, exist_ok=True)
     temp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
@@ -213,51 +221,58 @@ def _read_verified(path: str | os.PathLike[str]) -> tuple[dict[str, Any], memory
         raise ModelFormatError(f"{name}: cannot open ({error.strerror})") from None
     with f:
         size = os.fstat(f.fileno()).st_size
-        if size < MIN_FILE_BYTES:
-            what = "empty" if size == 0 else f"only {size} bytes"
-            raise ModelFormatError(f"{name}: file is {what}, too small to be a textproj model")
-        prefix = f.read(_PREFIX.size)
-        magic, version, header_len = _PREFIX.unpack(prefix)
-        if magic != MAGIC:
-            raise ModelFormatError(f"{name}: not a textproj model file (wrong magic bytes)")
-        if version > FORMAT_VERSION:
-            raise ModelFormatError(
-                f"{name}: model format version {version} needs a newer textproj "
-                f"(this one reads version {FORMAT_VERSION}); upgrade textproj"
-            )
-        if version != FORMAT_VERSION:
-            raise ModelFormatError(f"{name}: unknown model format version {version}")
-        if header_len > MAX_HEADER_BYTES:
-            raise ModelFormatError(
-                f"{name}: header length {header_len} exceeds the limit of {MAX_HEADER_BYTES}"
-            )
-        if _PREFIX.size + header_len + DIGEST_BYTES > size:
-            raise ModelFormatError(
-                f"{name}: header length {header_len} runs past the end of the "
-                f"{size}-byte file (file truncated?)"
-            )
-        header_bytes = f.read(header_len)
-        try:
-            header = json.loads(
-                header_bytes.decode("utf-8"),
-                parse_constant=_reject_constant,
-                object_pairs_hook=_unique_keys,
-            )
-        except (ValueError, RecursionError) as error:
-            raise ModelFormatError(f"{name}: header is not valid JSON ({error})") from None
-        if not isinstance(header, dict):
-            raise ModelFormatError(f"{name}: header is not a JSON object")
-        rest = f.read()
-    if len(rest) != size - _PREFIX.size - header_len:
+        _check_size(name, size)
+        data = f.read()
+    if len(data) != size:
         raise ModelFormatError(f"{name}: file changed while being read")
-    rest_view = memoryview(rest)
-    blob = rest_view[:-DIGEST_BYTES]
-    digest = hashlib.sha256(prefix)
-    digest.update(header_bytes)
-    digest.update(blob)
-    if digest.digest() != rest_view[-DIGEST_BYTES:]:
-        raise ModelFormatError(f"{name}: checksum mismatch (file damaged or truncated?)")
+    header, blob, version = _verify(name, data)
     return header, blob, version, size
+
+
+def _check_size(name: str, size: int) -> None:
+    if size < MIN_FILE_BYTES:
+        what = "empty" if size == 0 else f"only {size} bytes"
+        raise ModelFormatError(f"{name}: file is {what}, too small to be a textproj model")
+
+
+def _verify(name: str, data: bytes) -> tuple[dict[str, Any], memoryview, int]:
+    """(header, tensor blob, format version) of a whole model file's bytes, checked up to the
+    tensor table: magic, version, header length and JSON, and the checksum."""
+    _check_size(name, len(data))
+    view = memoryview(data)
+    magic, version, header_len = _PREFIX.unpack(view[: _PREFIX.size])
+    if magic != MAGIC:
+        raise ModelFormatError(f"{name}: not a textproj model file (wrong magic bytes)")
+    if version > FORMAT_VERSION:
+        raise ModelFormatError(
+            f"{name}: model format version {version} needs a newer textproj "
+            f"(this one reads version {FORMAT_VERSION}); upgrade textproj"
+        )
+    if version != FORMAT_VERSION:
+        raise ModelFormatError(f"{name}: unknown model format version {version}")
+    if header_len > MAX_HEADER_BYTES:
+        raise ModelFormatError(
+            f"{name}: header length {header_len} exceeds the limit of {MAX_HEADER_BYTES}"
+        )
+    blob_start = _PREFIX.size + header_len
+    if blob_start + DIGEST_BYTES > len(data):
+        raise ModelFormatError(
+            f"{name}: header length {header_len} runs past the end of the "
+            f"{len(data)}-byte file (file truncated?)"
+        )
+    try:
+        header = json.loads(
+            bytes(view[_PREFIX.size : blob_start]).decode("utf-8"),
+            parse_constant=_reject_constant,
+            object_pairs_hook=_unique_keys,
+        )
+    except (ValueError, RecursionError) as error:
+        raise ModelFormatError(f"{name}: header is not valid JSON ({error})") from None
+    if not isinstance(header, dict):
+        raise ModelFormatError(f"{name}: header is not a JSON object")
+    if hashlib.sha256(view[:-DIGEST_BYTES]).digest() != view[-DIGEST_BYTES:]:
+        raise ModelFormatError(f"{name}: checksum mismatch (file damaged or truncated?)")
+    return header, view[blob_start:-DIGEST_BYTES], version
 
 
 def _tensor(blob: memoryview, entry: dict[str, Any]) -> np.ndarray:
@@ -278,6 +293,14 @@ def read_model(path: str | os.PathLike[str]) -> tuple[dict, dict[str, np.ndarray
     """Verify and read a model file: (header without the tensor table, read-only tensors)."""
     header, blob, _, _ = _read_verified(path)
     _check_table(str(path), header, len(blob))
+    return header, {entry["name"]: _tensor(blob, entry) for entry in header.pop("tensors")}
+
+
+def read_model_bytes(data: bytes, name: str = MODEL_FILENAME) -> tuple[dict, dict[str, np.ndarray]]:
+    """:func:`read_model` on a whole model file's bytes (e.g. a model carried inside another
+    file); ``name`` is what error messages call it."""
+    header, blob, _ = _verify(name, bytes(data))
+    _check_table(name, header, len(blob))
     return header, {entry["name"]: _tensor(blob, entry) for entry in header.pop("tensors")}
 
 

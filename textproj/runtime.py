@@ -17,7 +17,14 @@ from typing import Any
 import numpy as np
 from numba import njit
 
-from textproj.model_file import MAX_LABELS, MODEL_FILENAME, ModelFormatError, model_path, read_model
+from textproj.model_file import (
+    MAX_LABELS,
+    MODEL_FILENAME,
+    ModelFormatError,
+    model_path,
+    read_model,
+    read_model_bytes,
+)
 from textproj.projector import Projector
 
 BATCH_TEXTS = 4096  # texts per forward pass: bounds memory whatever the input size
@@ -327,3 +334,10 @@ def load(path: str | os.PathLike[str], *, n_jobs: int = -1) -> Classifier:
     path = model_path(path)
     header, tensors = read_model(path)
     return Classifier(header, tensors, n_bytes=path.stat().st_size, n_jobs=n_jobs, name=str(path))
+
+
+def load_bytes(data: bytes, *, n_jobs: int = -1, name: str = MODEL_FILENAME) -> Classifier:
+    """:func:`load` from a whole model file's bytes (a model carried inside another file, such
+    as a spaCy pipeline); ``name`` is what error messages call it."""
+    header, tensors = read_model_bytes(data, name)
+    return Classifier(header, tensors, n_bytes=len(data), n_jobs=n_jobs, name=name)
