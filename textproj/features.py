@@ -7,6 +7,8 @@ raises the user-facing errors.
 from __future__ import annotations
 
 import functools
+import itertools
+import re
 import unicodedata
 from collections.abc import Sequence
 
@@ -27,6 +29,21 @@ _CJK_RANGES = (
 
 _VARIATION_SELECTORS = (0xFE00, 0xFE0F)  # emoji/text presentation: not part of any word
 
+# Unicode's stream-safe text format (UAX #15): at most 30 non-starters in a row. Normalisation
+# sorts each run of combining marks, in time quadratic in the run's length, so one hostile text
+# of marks could take seconds; longer runs are cut by a COMBINING GRAPHEME JOINER (a starter).
+STREAM_SAFE_RUN = 30
+_CGJ = "\u034f"
+
+# Upper bound on the features the kernels may have to hold for one text (see
+# ``_kf.feature_bound``): FeatureConfig() needs 720,001, so this leaves room for larger caps and
+# orders while a config from a hostile model file cannot make one text allocate gigabytes.
+MAX_FEATURE_BOUND = 2**24
+_INT_FIELDS = (
+    "word_ngrams", "skip_grams", "char_ngram_min", "char_ngram_max", "word_weight",
+    "char_weight", "max_chars", "max_tokens",
+)  # fmt: skip
+
 
 @functools.cache
 def class_table() -> np.ndarray:
@@ -46,10 +63,73 @@ def class_table() -> np.ndarray:
     return table
 
 
+def _is_nonstarter(char: str) -> bool:
+    """Whether ``char`` decomposes (NFKD) to a code point of non-zero canonical combining class."""
+    if unicodedata.combining(char):
+        return True
+    return bool(unicodedata.decomposition(char)) and bool(
+        unicodedata.combining(unicodedata.normalize("NFKD", char)[0])
+    )
+
+
+@functools.cache
+def _long_nonstarter_run() -> re.Pattern[str]:
+    """A regex matching more than STREAM_SAFE_RUN non-starters in a row."""
+    ranges = []
+    for is_mark, group in itertools.groupby(
+        range(0x110000), key=lambda cp: not 0xD800 <= cp < 0xE000 and _is_nonstarter(chr(cp))
+    ):
+        if is_mark:
+            cps = list(group)
+            ranges.append(f"{re.escape(chr(cps[0]))}-{re.escape(chr(cps[-1]))}")
+    return re.compile(f"[{''.join(ranges)}]{{{STREAM_SAFE_RUN + 1},}}")
+
+
+def _stream_safe(text: str) -> str:
+    """``text`` with a COMBINING GRAPHEME JOINER after every STREAM_SAFE_RUN non-starters."""
+    if text.isascii():
+        return text
+
+    def cut(match: re.Match[str]) -> str:
+        run = match.group()
+        return _CGJ.join(run[i : i + STREAM_SAFE_RUN] for i in range(0, len(run), STREAM_SAFE_RUN))
+
+    return _long_nonstarter_run().sub(cut, text)
+
+
 def normalize(text: str, max_chars: int) -> str:
-    """NFKC then casefold, cut to ``max_chars`` code points (cut before too, to bound the work)."""
-    text = unicodedata.normalize("NFKC", text[: 4 * max_chars]).casefold()
+    """NFKC then casefold, cut to ``max_chars`` code points.
+
+    The text is cut before normalising too, and made stream-safe (runs of combining marks cut
+    at STREAM_SAFE_RUN), so the work per text is linear and bounded whatever its length.
+    """
+    text = unicodedata.normalize("NFKC", _stream_safe(text[: 4 * max_chars])).casefold()
     return text[:max_chars]
+
+
+@functools.lru_cache(maxsize=64)
+def check_limits(config: FeatureConfig) -> FeatureConfig:
+    """``config`` itself, after checking the field types and that the kernels' per-text feature
+    bound stays under MAX_FEATURE_BOUND (a ValueError names the field otherwise).
+
+    FeatureConfig checks ranges but not types or sizes; a config read from a model file may hold
+    anything JSON can, so this runs before any text reaches the kernels.
+    """
+    for name in _INT_FIELDS:
+        value = getattr(config, name)
+        if not isinstance(value, int) or isinstance(value, bool) or abs(value) >= 2**31:
+            raise ValueError(f"FeatureConfig.{name} must be an int below 2**31, got {value!r}")
+    if not isinstance(config.sublinear, bool):
+        raise ValueError(f"FeatureConfig.sublinear must be true or false, got {config.sublinear!r}")
+    n_char = config.char_ngram_max - config.char_ngram_min + 1 if config.char_ngram_max else 0
+    per_byte = config.word_ngrams + config.skip_grams + 3 * n_char
+    bound = 4 * config.max_chars * per_byte + 1  # _kf.feature_bound of the longest text
+    if bound > MAX_FEATURE_BOUND:
+        raise ValueError(
+            f"FeatureConfig allows {bound} features per text (limit {MAX_FEATURE_BOUND}): "
+            "lower max_chars, the n-gram orders or skip_grams"
+        )
+    return config
 
 
 def encode_texts(texts: Sequence[str], config: FeatureConfig) -> tuple[np.ndarray, np.ndarray]:
@@ -57,6 +137,7 @@ def encode_texts(texts: Sequence[str], config: FeatureConfig) -> tuple[np.ndarra
 
     Lone surrogates are kept (encoded as their 3-byte form) rather than raising.
     """
+    check_limits(config)
     if isinstance(texts, str):
         raise TypeError("expected a sequence of texts, got one str: wrap it in a list")
     encoded = []
@@ -72,6 +153,7 @@ def encode_texts(texts: Sequence[str], config: FeatureConfig) -> tuple[np.ndarra
 
 def kernel_params(config: FeatureConfig) -> np.ndarray:
     """The int64 parameter vector the kernels read (layout fixed by ``_kf.P_*``)."""
+    check_limits(config)
     params = np.zeros(_kf.N_PARAMS, dtype=np.int64)
     params[_kf.P_WORD_NGRAMS] = config.word_ngrams
     params[_kf.P_SKIP_GRAMS] = config.skip_grams
