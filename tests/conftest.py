@@ -1,0 +1,47 @@
+"""Shared fixtures: tiny trained models of both designs, trained once per test session."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from textproj.config import TrainConfig
+from textproj.corpora import load_corpus
+from textproj.data import Dataset
+
+# Small enough to train in a few seconds, big enough to be a real model of either design.
+TINY_CONFIG = dict(
+    epochs=2,
+    batch_size=32,
+    trainer_buckets=2**12,
+    trainer_dim=16,
+    trainer_hidden=32,
+    bottleneck=16,
+    filters=16,
+    hidden=(32,),
+    num_projections=8,
+    bits_per_projection=16,
+)
+
+
+def tiny_banking(n: int = 300) -> Dataset:
+    """The first ``n`` banking77 training texts (the file is not sorted by label)."""
+    data = load_corpus("banking77", "train")
+    return Dataset(data.texts[:n], data.labels[:n], f"banking77-train[:{n}]")
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """``{"text": dir, "token": dir}``: each a training output directory holding model.tpn."""
+    from textproj.training import train
+
+    data = tiny_banking()
+    models = {}
+    for design in ("text", "token"):
+        out = tmp_path_factory.mktemp(f"tiny-{design}")
+        train(
+            data, config=TrainConfig(design=design, **TINY_CONFIG), output_dir=out, progress=False
+        )
+        models[design] = out
+    return models
