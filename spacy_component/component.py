@@ -1,0 +1,315 @@
+"""The ``textproj`` spaCy pipeline component: ``doc.cats`` from a tiny projection model.
+
+Inference mode (``model`` set): the torch-free runtime (``textproj.runtime``) classifies each batch
+of docs. Trainable mode (no ``model``): ``spacy train`` initialises the component from the
+examples' labels and trains both networks with the joint loss (``spacy_component.learner``,
+which imports torch); the component then serialises the int8 ``model.tpn``, so a saved pipeline
+loads and runs without torch. Either way the model travels inside the pipeline's own files.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import srsly
+from spacy.language import Language
+from spacy.pipeline import Pipe
+from spacy.scorer import Scorer
+from spacy.tokens import Doc
+from spacy.training import Example, validate_examples
+from spacy.util import minibatch
+
+from textproj.config import FeatureConfig, TrainConfig
+from textproj.model_file import MODEL_FILENAME, ModelFormatError, model_path
+from textproj.runtime import Classifier, load_bytes
+
+FACTORY = "textproj"
+# The factory's defaults, the one place they live (``train_config`` / ``features`` hold only
+# overrides of textproj's own defaults in ``textproj.config``).
+DEFAULT_CONFIG: dict[str, Any] = {
+    "model": None,  # model.tpn file (or a directory holding one); None: trainable
+    "multi_label": False,  # trainable mode: one sigmoid per label; a model file says for itself
+    "threshold": 0.5,  # multi-label scoring: a label is predicted at or above this probability
+    "train_config": {},  # trainable mode: TrainConfig fields to override
+    "features": {},  # trainable mode: FeatureConfig fields to override
+    "n_jobs": -1,  # projector threads for large batches (-1: every core)
+}
+SCORE_WEIGHTS: dict[str, float | None] = {
+    "cats_score": 1.0,
+    "cats_score_desc": None,
+    "cats_micro_p": None,
+    "cats_micro_r": None,
+    "cats_micro_f": None,
+    "cats_macro_p": None,
+    "cats_macro_r": None,
+    "cats_macro_f": None,
+    "cats_macro_auc": None,
+    "cats_f_per_type": None,
+}
+
+
+def _read_model_file(path: str | Path) -> bytes:
+    """The bytes of a model file (or of ``model.tpn`` in a directory), or a ModelFormatError."""
+    file = model_path(path)
+    try:
+        return file.read_bytes()
+    except FileNotFoundError:
+        raise ModelFormatError(f"{file}: no such file (the textproj component's 'model')") from None
+
+
+class TextProjCategorizer(Pipe):
+    """Sets ``doc.cats`` (a probability for every label) from a textproj projection model."""
+
+    def __init__(
+        self,
+        nlp: Language,
+        name: str = FACTORY,
+        *,
+        model: str | None = None,
+        multi_label: bool = False,
+        threshold: float = 0.5,
+        train_config: dict[str, Any] | None = None,
+        features: dict[str, Any] | None = None,
+        n_jobs: int = -1,
+    ) -> None:
+        self.name = name
+        self.vocab = nlp.vocab
+        self.threshold = threshold
+        self.n_jobs = n_jobs
+        self.train_config = TrainConfig.from_dict(
+            {**(train_config or {}), "multi_label": multi_label}
+        )
+        self.features = FeatureConfig.from_dict(features or {})
+        self._source = model
+        self._model_bytes: bytes | None = None
+        self._classifier: Classifier | None = None
+        self._learner: Any = None  # spacy_component.learner.Learner once initialised to train
+        self._lock = threading.Lock()
+        if model is not None and Path(model).exists():
+            self._set_model(_read_model_file(model), str(model))
+        # A missing file is reported at first use instead: spacy.load builds the component from
+        # the saved config (which names the original file) and then from_disk supplies the bytes.
+
+    # --- state
+    def _set_model(self, data: bytes, name: str) -> None:
+        self._classifier = load_bytes(data, n_jobs=self.n_jobs, name=name)
+        self._model_bytes = data
+
+    def _require_classifier(self) -> Classifier:
+        with self._lock:
+            if self._classifier is None:
+                if self._learner is not None:
+                    self._set_model(self._learner.export(), f"{self.name} (training)")
+                elif self._source is not None:
+                    self._set_model(_read_model_file(self._source), str(self._source))
+                else:
+                    raise ValueError(
+                        f"textproj component {self.name!r} has no model: give config "
+                        '{"model": "path/to/model.tpn"}, or train it (nlp.initialize, spacy train)'
+                    )
+            return self._classifier
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """The labels in output order (empty before a model is loaded or initialised)."""
+        if self._learner is not None:
+            return tuple(self._learner.labels)
+        if self._classifier is not None:
+            return tuple(self._classifier.labels)
+        return ()
+
+    @property
+    def multi_label(self) -> bool:
+        """Independent labels (sigmoid per label) or one label per doc (softmax)."""
+        if self._learner is None and self._classifier is not None:
+            return self._classifier.multi_label
+        return self.train_config.multi_label
+
+    @property
+    def is_trainable(self) -> bool:
+        """True once initialised for training (a model loaded from a file is int8: not trained)."""
+        return self._learner is not None
+
+    @property
+    def model(self) -> Any:
+        """The torch networks being trained (a ``Learner``), None in inference mode."""
+        return self._learner
+
+    # --- inference
+    def predict(self, docs: Iterable[Doc]) -> Any:
+        """Probabilities (n_docs, n_labels) for ``docs``."""
+        return self._require_classifier().predict_proba([doc.text for doc in docs])
+
+    def set_annotations(self, docs: Iterable[Doc], scores: Any) -> None:
+        """Write each doc's probabilities into ``doc.cats``."""
+        labels = self.labels
+        for doc, row in zip(docs, scores.tolist(), strict=True):
+            doc.cats.update(zip(labels, row, strict=True))
+
+    def __call__(self, doc: Doc) -> Doc:
+        try:
+            self.set_annotations([doc], self.predict([doc]))
+        except Exception as error:
+            self.get_error_handler()(self.name, self, [doc], error)
+        return doc
+
+    def pipe(self, stream: Iterable[Doc], *, batch_size: int = 128) -> Iterator[Doc]:
+        """Classify ``stream`` in batches of ``batch_size`` docs (one runtime call per batch)."""
+        for docs in minibatch(stream, size=batch_size):
+            try:
+                self.set_annotations(docs, self.predict(docs))
+            except Exception as error:
+                self.get_error_handler()(self.name, self, docs, error)
+            yield from docs
+
+    # --- training
+    def initialize(
+        self,
+        get_examples: Callable[[], Iterable[Example]],
+        *,
+        nlp: Language | None = None,
+        labels: Iterable[str] | None = None,
+    ) -> None:
+        """Trainable mode: fresh networks for ``labels`` or the labels of the examples' cats.
+
+        A component given a model file keeps it (nothing to initialise).
+        """
+        if self._source is not None:
+            self._require_classifier()
+            return
+        if labels is None:
+            validate_examples(get_examples(), f"{type(self).__name__}.initialize")
+            labels = {label for eg in get_examples() for label in eg.reference.cats}
+        labels = sorted(labels)
+        if not labels:
+            raise ValueError(
+                f"textproj component {self.name!r}: the training examples carry no labels "
+                "(doc.cats is empty in every reference doc)"
+            )
+        from spacy_component.learner import Learner  # imports torch: trainable mode only
+
+        with self._lock:
+            self._learner = Learner(labels, self.train_config, self.features)
+            self._classifier = self._model_bytes = None
+
+    def _gold(self, example: Example) -> str | tuple[str, ...] | None:
+        """An example's target: its positive label, the tuple of them (multi-label), or None
+        when a single-label example has no positive label."""
+        cats = {k: v for k, v in example.reference.cats.items() if k in self._learner.label_index}
+        if self.multi_label:
+            return tuple(label for label, value in cats.items() if value >= 0.5)
+        best = max(cats, key=cats.__getitem__, default=None)
+        return best if best is not None and cats[best] > 0 else None
+
+    def update(
+        self,
+        examples: Iterable[Example],
+        *,
+        drop: float = 0.0,
+        sgd: Any = None,
+        losses: dict[str, float] | None = None,
+    ) -> dict[str, float]:
+        """Accumulate the joint loss's gradients on ``examples`` (stepped by ``finish_update``,
+        or here when ``sgd`` is given). Dropout comes from ``train_config.dropout``, not ``drop``.
+        """
+        if self._learner is None:
+            raise ValueError(
+                f"textproj component {self.name!r} is not initialised for training: call "
+                "nlp.initialize() first (a component loaded from a model file cannot be trained)"
+            )
+        losses = {} if losses is None else losses
+        losses.setdefault(self.name, 0.0)
+        examples = list(examples)
+        validate_examples(examples, f"{type(self).__name__}.update")
+        pairs = [(eg.reference.text, self._gold(eg)) for eg in examples]
+        pairs = [(text, gold) for text, gold in pairs if gold is not None]
+        if pairs:
+            texts, gold = map(list, zip(*pairs, strict=True))
+            losses[self.name] += self._learner.accumulate(texts, gold)
+        if sgd not in (None, False):
+            self.finish_update(sgd)
+        return losses
+
+    def finish_update(self, sgd: Any) -> None:
+        """Step both networks at spaCy's current learning rate (its schedule applies)."""
+        self._learner.step(getattr(sgd, "learn_rate", None))
+        with self._lock:
+            self._classifier = self._model_bytes = None
+
+    def score(self, examples: Iterable[Example], **kwargs: Any) -> dict[str, Any]:
+        """spaCy's textcat scores (``cats_score``, micro/macro P/R/F, AUC, per label)."""
+        validate_examples(examples, f"{type(self).__name__}.score")
+        kwargs.setdefault("threshold", self.threshold if self.multi_label else 0.0)
+        return Scorer.score_cats(
+            examples, "cats", labels=self.labels, multi_label=self.multi_label, **kwargs
+        )
+
+    # --- serialisation: the model file's bytes travel inside the pipeline
+    def _current_bytes(self) -> bytes | None:
+        if self._learner is not None or self._source is not None:
+            self._require_classifier()
+        return self._model_bytes
+
+    def to_bytes(self, *, exclude: Iterable[str] = ()) -> bytes:
+        """The model file's bytes (msgpack, so later fields can be added)."""
+        return srsly.msgpack_dumps({"model": self._current_bytes()})
+
+    def from_bytes(self, bytes_data: bytes, *, exclude: Iterable[str] = ()) -> TextProjCategorizer:
+        """Load the model carried by :meth:`to_bytes` (inference mode)."""
+        data = srsly.msgpack_loads(bytes_data)["model"]
+        if data is not None:
+            self._load_saved(data, f"{self.name} (bytes)")
+        return self
+
+    def to_disk(self, path: str | Path, *, exclude: Iterable[str] = ()) -> None:
+        """Write ``path/model.tpn`` (the int8 on-device model; loading it needs no torch)."""
+        data = self._current_bytes()
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        if data is not None:
+            (path / MODEL_FILENAME).write_bytes(data)
+
+    def from_disk(self, path: str | Path, *, exclude: Iterable[str] = ()) -> TextProjCategorizer:
+        """Load ``path/model.tpn`` written by :meth:`to_disk` (inference mode)."""
+        file = Path(path) / MODEL_FILENAME
+        if file.is_file():
+            self._load_saved(file.read_bytes(), str(file))
+        return self
+
+    def _load_saved(self, data: bytes, name: str) -> None:
+        with self._lock:
+            self._set_model(data, name)
+            self._learner = None
+            self._source = None
+
+
+@Language.factory(
+    FACTORY,
+    assigns=["doc.cats"],
+    default_config=DEFAULT_CONFIG,
+    default_score_weights=SCORE_WEIGHTS,
+)
+def make_textproj(
+    nlp: Language,
+    name: str,
+    model: str | None,
+    multi_label: bool,
+    threshold: float,
+    train_config: dict[str, Any],
+    features: dict[str, Any],
+    n_jobs: int,
+) -> TextProjCategorizer:
+    """Build the ``textproj`` component (see ``DEFAULT_CONFIG`` for the settings)."""
+    return TextProjCategorizer(
+        nlp,
+        name,
+        model=model,
+        multi_label=multi_label,
+        threshold=threshold,
+        train_config=train_config,
+        features=features,
+        n_jobs=n_jobs,
+    )

@@ -1,0 +1,109 @@
+"""Turn a bundled corpus (or data files) into spaCy ``.spacy`` files for ``spacy train``.
+
+    python -m spacy_component.make_spacy_corpus banking77 corpus/   # train/dev/test.spacy
+    python -m spacy_component.make_spacy_corpus a.tsv b.tsv corpus/  # a.spacy, b.spacy
+    python -m spacy_component.make_spacy_corpus banking77 corpus/ --limit 300  # random slices
+
+Every doc's ``cats`` holds every label of the corpus (1.0 for its labels, 0.0 for the others),
+as spaCy's textcat scorer expects. ``--multi-label`` reads files whose rows carry several labels.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import spacy
+from spacy.tokens import DocBin
+
+from textproj.corpora import CORPORA, SPLITS, load_corpus
+from textproj.data import Dataset, read_dataset
+
+
+def _label_set(label: str | tuple[str, ...]) -> tuple[str, ...]:
+    return (label,) if isinstance(label, str) else tuple(label)
+
+
+def sample(data: Dataset, limit: int | None, seed: int) -> Dataset:
+    """At most ``limit`` rows of ``data`` drawn at random (seeded), in their original order."""
+    if limit is None or limit >= len(data):
+        return data
+    index = np.sort(np.random.default_rng(seed).permutation(len(data))[:limit])
+    return dataclasses.replace(
+        data, texts=[data.texts[i] for i in index], labels=[data.labels[i] for i in index]
+    )
+
+
+def to_docbin(data: Dataset, labels: Sequence[str], lang: str = "en") -> DocBin:
+    """One doc per text, its ``cats`` 1.0 for the text's labels and 0.0 for every other label."""
+    nlp = spacy.blank(lang)
+    docs = DocBin(store_user_data=False)
+    for doc, label in zip(nlp.tokenizer.pipe(data.texts), data.labels, strict=True):
+        positive = set(_label_set(label))
+        doc.cats = {name: float(name in positive) for name in labels}
+        docs.add(doc)
+    return docs
+
+
+def convert(
+    sources: Sequence[str],
+    output_dir: str | Path,
+    *,
+    limit: int | None = None,
+    seed: int = 0,
+    multi_label: bool = False,
+    lang: str = "en",
+) -> dict[str, Path]:
+    """Write ``OUTPUT_DIR/<split>.spacy`` for a bundled corpus name, or ``<stem>.spacy`` per data
+    file; every file shares the union of the labels. Returns {name: path written}."""
+    if len(sources) == 1 and sources[0] in CORPORA:
+        splits = {split: load_corpus(sources[0], split) for split in SPLITS}
+    else:
+        splits = {
+            Path(path).name.split(".")[0]: read_dataset(path, multi_label=multi_label)
+            for path in sources
+        }
+    splits = {name: sample(data, limit, seed) for name, data in splits.items()}
+    labels = sorted(
+        {name for data in splits.values() for lab in data.labels for name in _label_set(lab)}
+    )
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written = {}
+    for name, data in splits.items():
+        written[name] = out / f"{name}.spacy"
+        to_docbin(data, labels, lang).to_disk(written[name])
+    return written
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Command line: SOURCE... OUTPUT_DIR [--limit N] [--seed S] [--multi-label] [--lang L]."""
+    parser = argparse.ArgumentParser(
+        prog="python -m spacy_component.make_spacy_corpus", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument(
+        "sources", nargs="+", help=f"a bundled corpus ({', '.join(CORPORA)}) or data files"
+    )
+    parser.add_argument("output_dir", help="folder for the .spacy files")
+    parser.add_argument("--limit", type=int, default=None, help="at most N random rows per split")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the --limit sample")
+    parser.add_argument("--multi-label", action="store_true", help="rows carry several labels")
+    parser.add_argument("--lang", default="en", help="spaCy language of the tokenizer")
+    args = parser.parse_args(argv)
+    written = convert(
+        args.sources,
+        args.output_dir,
+        limit=args.limit,
+        seed=args.seed,
+        multi_label=args.multi_label,
+        lang=args.lang,
+    )
+    for name, path in written.items():
+        print(f"{name}: {path}")
+
+
+if __name__ == "__main__":
+    main()
