@@ -283,3 +283,49 @@ def info(
     except ModelFormatError as error:
         _fail(str(error))
     typer.echo(json.dumps(description, indent=2, ensure_ascii=False))
+
+
+@app.command()
+def sweep(
+    corpus: Annotated[str, typer.Option(help="Bundled corpus (train, dev, test splits).")] = (
+        DEFAULT_CORPUS
+    ),
+    projections: Annotated[str, typer.Option("--projections", "-T", help="T values.")] = "8,16",
+    bits: Annotated[str, typer.Option("--bits", "-d", help="d values.")] = "8,16",
+    widths: Annotated[
+        str, typer.Option(help="Hidden widths (text design) or bottlenecks (token design).")
+    ] = "32,64",
+    design: Annotated[
+        str | None, typer.Option(help=f"token or text [{_field_default('design')}].")
+    ] = None,
+    epochs: Annotated[int, typer.Option(help="Maximum epochs per grid point.")] = 5,
+    limit: Annotated[
+        int | None, typer.Option(help="Train on a random sample of this many texts.")
+    ] = None,
+    output: Annotated[Path, typer.Option(help="Folder for sweep.csv and sweep.png.")] = Path(
+        "sweep"
+    ),
+) -> None:
+    """Accuracy against bits and model bytes over a grid of T, d and width: writes CSV and PNG."""
+    from textproj.sweep import sample, sweep_to_folder
+
+    try:
+        base = TrainConfig(epochs=epochs, **({"design": design} if design else {}))
+        train_data, dev_data, test_data = (load_corpus(corpus, s) for s in ("train", "dev", "test"))
+    except (ValueError, DataError) as error:
+        _fail(str(error))
+    grid = {
+        "projections": _parse_ints(projections, "--projections"),
+        "bits": _parse_ints(bits, "--bits"),
+        "widths": _parse_ints(widths, "--widths"),
+    }
+    console = Console()
+    paths = sweep_to_folder(
+        sample(train_data, limit, base.seed), dev_data, test_data, output, base=base,
+        title=f"{corpus}, {base.design} design, {epochs} epochs", **grid,
+        on_result=lambda row: console.print(
+            f"T={row['T']} d={row['d']} width={row['width']}: dev acc {row['dev_accuracy']:.4f}, "
+            f"{row['model_bytes']:,} bytes", highlight=False,
+        ),
+    )  # fmt: skip
+    console.print(f"written: {paths[0]}, {paths[1]}")

@@ -1,0 +1,63 @@
+"""Data and model files handed to the demo: uploaded bytes in, checked datasets and models out.
+
+Uploads arrive as bytes with a file name; the library reads files, choosing the format from the
+extension, so the bytes are written to a private temporary file with the same suffix first. Any
+problem is raised as ``DataError`` / ``ModelFormatError`` whose message names the uploaded file
+(not the temporary one), ready to show the user.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import textproj
+from textproj import Classifier, DataError, Dataset, ModelFormatError
+
+UPLOAD_TYPES = ("tsv", "csv", "jsonl", "txt", "ft", "gz")
+
+
+def _suffix(name: str) -> str:
+    """The extension(s) the reader keys on: ``.tsv``, or ``.tsv.gz`` for a gzipped file."""
+    suffixes = Path(name).suffixes
+    return "".join(suffixes[-2:]) if suffixes[-1:] == [".gz"] else "".join(suffixes[-1:])
+
+
+def _renamed(error: Exception, temporary: Path, name: str) -> str:
+    return str(error).replace(str(temporary), name)
+
+
+def read_uploaded_dataset(name: str, data: bytes) -> Dataset:
+    """Parse an uploaded TSV/CSV/JSONL/fastText file (``.gz`` too); DataError names ``name``."""
+    if not data:
+        raise DataError(f"{name}: file is empty")
+    with tempfile.TemporaryDirectory(prefix="textproj-upload-") as folder:
+        path = Path(folder) / f"upload{_suffix(name)}"
+        path.write_bytes(data)
+        try:
+            dataset = textproj.read_dataset(path)
+        except DataError as error:
+            raise DataError(_renamed(error, path, name)) from None
+    return Dataset(dataset.texts, dataset.labels, name)
+
+
+def check_training_set(dataset: Dataset) -> None:
+    """Raise DataError unless ``dataset`` can be trained on: two labels, each seen twice."""
+    labels = set(dataset.labels)
+    if len(labels) < 2:
+        raise DataError(f"{dataset.source}: needs at least 2 different labels, found {len(labels)}")
+    if len(dataset) < 2 * len(labels):
+        raise DataError(
+            f"{dataset.source}: {len(dataset)} examples for {len(labels)} labels is too few "
+            "to train and carve a dev split from"
+        )
+
+
+def load_uploaded_model(name: str, data: bytes, folder: Path) -> Classifier:
+    """Write an uploaded model.tpn into ``folder`` and load it; ModelFormatError names ``name``."""
+    path = folder / "model.tpn"
+    path.write_bytes(data)
+    try:
+        return textproj.load(path)
+    except ModelFormatError as error:
+        raise ModelFormatError(_renamed(error, path, name)) from None

@@ -1,0 +1,47 @@
+"""Train the demo's bundled model: Banking77 with the current defaults and a small trainer table.
+
+Run ``python app/make_bundled_model.py`` (the app runs the same function, with a progress bar,
+when the bundled model is missing). Every setting is ``TrainConfig``'s default except the
+trainer's hashed embedding table, cut from 2**18 to ``TRAINER_BUCKETS`` rows so that
+``trainer.npz`` stays about 1 MB and can be committed beside ``model.tpn``; the on-device model
+itself is unaffected in size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import textproj
+from textproj import TrainConfig, load_corpus
+
+BUNDLED_CORPUS = "banking77"
+BUNDLED_DIR = Path(__file__).resolve().parent / "models" / BUNDLED_CORPUS
+TRAINER_BUCKETS = 2**12
+
+
+def bundled_config() -> TrainConfig:
+    """The bundled model's training config: the defaults with a small trainer table."""
+    return TrainConfig(trainer_buckets=TRAINER_BUCKETS)
+
+
+def make_bundled_model(
+    output_dir: Path = BUNDLED_DIR,
+    on_epoch: Callable[[dict[str, Any]], None] | None = None,
+) -> Path:
+    """Train on the bundled corpus into ``output_dir``; return the path of its model.tpn."""
+    splits = [load_corpus(BUNDLED_CORPUS, split) for split in ("train", "dev", "test")]
+    result = textproj.train(
+        *splits,
+        config=bundled_config(),
+        output_dir=output_dir,
+        corpus=BUNDLED_CORPUS,
+        progress=on_epoch is None,
+        on_epoch=on_epoch,
+    )
+    return result.output_dir / "model.tpn"
+
+
+if __name__ == "__main__":
+    print(make_bundled_model())

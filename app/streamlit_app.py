@@ -1,0 +1,588 @@
+"""textproj demo: classify, see the projection bits, read the model card, train your own model,
+and compare accuracy against bits and bytes. Run ``streamlit run app/streamlit_app.py``.
+
+The model is the bundled Banking77 one (``app/models/banking77``), the one named by the
+``TEXTPROJ_MODEL`` environment variable, or a model.tpn picked in the sidebar. Loaded models are
+cached once per process and shared by every session (``Classifier`` is thread-safe: its numba
+kernels release the GIL and use no numba threading layer); everything a session does — its text
+history, uploads, trainings — lives in ``st.session_state`` and a private temporary folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import statistics
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import altair as alt
+import numpy as np
+import pandas as pd
+import streamlit as st
+from demo_bits import BitGrid, bit_grid, compare
+from demo_data import (
+    UPLOAD_TYPES,
+    check_training_set,
+    load_uploaded_model,
+    read_uploaded_dataset,
+)
+from make_bundled_model import BUNDLED_CORPUS, BUNDLED_DIR, TRAINER_BUCKETS, make_bundled_model
+
+import textproj
+from textproj import Classifier, DataError, Dataset, ModelFormatError, TrainConfig
+from textproj.corpora import CORPORA, load_corpus
+from textproj.sweep import read_csv, sample
+
+APP_DIR = Path(__file__).resolve().parent
+SWEEP_CSV = APP_DIR / "sweep" / "sweep.csv"
+SWEEP_COMMAND = (
+    "textproj sweep --corpus banking77 -T 4,8,16 -d 8,16 --widths 16,64 "
+    "--epochs 4 --limit 3000 --output app/sweep"
+)
+FASTTEXT_REFERENCE = ("fastText quantized (dim 50, 767 KB)", 767_000, 0.887)
+DEFAULT_TEXT = "I still have not received my new card"
+TOP_LABELS = 5
+LATENCY_RUNS = 5
+MAX_GRID_ROWS = 40
+OWN_DEV_TEXTS = 1000
+
+
+@dataclass(frozen=True)
+class ActiveModel:
+    """The model a session classifies with, and what is known about it."""
+
+    classifier: Classifier
+    source: str
+    directory: Path | None  # folder of model.tpn, where trainer files and metrics.json may be
+    key: str  # identity of the model file: changes whenever the model does
+
+
+# --- shared, cached resources (one per process, used by every session) -------------------------
+
+
+@st.cache_resource
+def _lock(name: str) -> threading.Lock:
+    """One process-wide lock per name: bundled-model building, training."""
+    return threading.Lock()
+
+
+def _stamp(path: Path) -> str:
+    stat = path.stat()
+    return f"{path.resolve()}:{stat.st_mtime_ns}:{stat.st_size}"
+
+
+@st.cache_resource(show_spinner="Loading the model…")
+def _load_classifier(path: str, stamp: str) -> Classifier:
+    return textproj.load(path)
+
+
+@st.cache_resource(show_spinner="Loading the trainer (torch)…")
+def _load_trainer(directory: str, stamp: str) -> Any:
+    from textproj.trainer_model import load_trainer
+
+    return load_trainer(directory)
+
+
+@st.cache_resource(show_spinner="Loading the uploaded model…")
+def _load_uploaded(digest: str, name: str, _data: bytes) -> Classifier:
+    folder = Path(tempfile.mkdtemp(prefix=f"textproj-model-{digest[:12]}-"))
+    return load_uploaded_model(name, _data, folder)
+
+
+@st.cache_resource(show_spinner=False)
+def _corpus(name: str, split: str) -> Dataset:
+    return load_corpus(name, split)
+
+
+# --- per-session state ----------------------------------------------------------------------------
+
+
+def _session_folder() -> Path:
+    """This session's private scratch folder, removed when the session's state is dropped."""
+    if "workdir" not in st.session_state:
+        st.session_state.workdir = tempfile.TemporaryDirectory(prefix="textproj-session-")
+    return Path(st.session_state.workdir.name)
+
+
+# --- which model ---------------------------------------------------------------------------------
+
+
+def _ensure_bundled_model() -> Path:
+    """The bundled model, trained here (once per process, with a progress bar) if it is missing."""
+    model = BUNDLED_DIR / "model.tpn"
+    if model.is_file():
+        return model
+    with _lock("bundled"):
+        if model.is_file():  # another session built it while this one waited
+            return model
+        epochs = TrainConfig().epochs
+        bar = st.progress(0.0, text=f"No bundled model yet: training one on {BUNDLED_CORPUS}…")
+
+        def step(row: dict[str, Any]) -> None:
+            bar.progress(
+                min(row["epoch"] / epochs, 1.0),
+                text=f"Training the bundled model: epoch {row['epoch']}/{epochs}, "
+                f"dev accuracy {row['dev_projection']:.3f}",
+            )
+
+        make_bundled_model(on_epoch=step)
+        bar.empty()
+    return model
+
+
+def _model_from_path(path: Path, source: str) -> ActiveModel:
+    path = path / "model.tpn" if path.is_dir() else path
+    try:
+        stamp = _stamp(path)
+        classifier = _load_classifier(str(path), stamp)
+    except (OSError, ModelFormatError) as error:
+        st.error(f"Cannot load the model {path}: {error}")
+        st.stop()
+    return ActiveModel(classifier, source, path.parent, stamp)
+
+
+def choose_model() -> ActiveModel:
+    """Sidebar: the default model, an uploaded model.tpn, or the model trained in this session."""
+    st.sidebar.header("Model")
+    upload = st.sidebar.file_uploader("Use another model.tpn", type=["tpn"], key="model_upload")
+    own = st.session_state.get("own")
+    use_own = own is not None and st.sidebar.toggle("Use the model I trained", key="use_own")
+    if upload is not None:
+        data = upload.getvalue()
+        digest = hashlib.sha256(data).hexdigest()
+        try:
+            classifier = _load_uploaded(digest, upload.name, data)
+        except ModelFormatError as error:
+            st.sidebar.error(str(error))
+        else:
+            return ActiveModel(classifier, f"uploaded {upload.name}", None, digest)
+    if use_own:
+        return _model_from_path(Path(own["directory"]), "trained in this session")
+    env_model = os.environ.get("TEXTPROJ_MODEL")
+    if env_model:
+        return _model_from_path(Path(env_model), f"TEXTPROJ_MODEL={env_model}")
+    return _model_from_path(_ensure_bundled_model(), f"bundled ({BUNDLED_CORPUS})")
+
+
+def _metrics(model: ActiveModel) -> dict[str, Any] | None:
+    if model.directory is None or not (model.directory / "metrics.json").is_file():
+        return None
+    return json.loads((model.directory / "metrics.json").read_text(encoding="utf-8"))
+
+
+def _trainer(model: ActiveModel) -> Any:
+    from textproj.trainer_model import has_trainer
+
+    if model.directory is None or not has_trainer(model.directory):
+        return None
+    try:
+        return _load_trainer(str(model.directory), _stamp(model.directory / "trainer.npz"))
+    except ModelFormatError as error:
+        st.warning(f"The trainer next to this model cannot be loaded: {error}")
+        return None
+
+
+# --- 1. classify ---------------------------------------------------------------------------------
+
+
+def _timed_proba(predict_proba: Callable[[Sequence[str]], np.ndarray], text: str) -> tuple:
+    """Probabilities for ``text`` and the median latency in ms of ``LATENCY_RUNS`` warm calls."""
+    proba = predict_proba([text])[0]
+    times = []
+    for _ in range(LATENCY_RUNS):
+        start = time.perf_counter()
+        predict_proba([text])
+        times.append((time.perf_counter() - start) * 1000)
+    return proba, statistics.median(times)
+
+
+def _show_prediction(title: str, labels: list[str], proba: np.ndarray, ms: float, multi: bool):
+    top = np.argsort(-proba)[:TOP_LABELS]
+    if multi:
+        chosen = [labels[i] for i in np.flatnonzero(proba >= 0.5)] or ["(no label)"]
+        predicted = ", ".join(chosen)
+    else:
+        predicted = labels[int(top[0])]
+    st.markdown(f"**{title}**")
+    st.markdown(f"Predicted label: `{predicted}`")
+    st.caption(f"latency {ms:.2f} ms per text (median of {LATENCY_RUNS} calls)")
+    frame = pd.DataFrame({"label": [labels[i] for i in top], "probability": proba[top]})
+    chart = (
+        alt.Chart(frame)
+        .mark_bar()
+        .encode(
+            x=alt.X("probability:Q", scale=alt.Scale(domain=[0, 1])),
+            y=alt.Y("label:N", sort="-x", title=None),
+            tooltip=["label", alt.Tooltip("probability:Q", format=".3f")],
+        )
+        .properties(height=30 * len(top))
+    )
+    st.altair_chart(chart, width="stretch")
+
+
+def classify_section(model: ActiveModel, text: str) -> None:
+    """Predicted label, top probabilities and latency: on-device model beside the trainer."""
+    device, trainer_col = st.columns(2)
+    with device:
+        proba, ms = _timed_proba(model.classifier.predict_proba, text)
+        title = f"On-device model — {model.classifier.n_bytes / 1000:.0f} KB, numpy + numba"
+        _show_prediction(title, model.classifier.labels, proba, ms, model.classifier.multi_label)
+    with trainer_col:
+        trainer = _trainer(model)
+        if trainer is None:
+            st.info(
+                "No trainer network next to this model (trainer.npz + trainer.json), so only "
+                "the on-device model is shown."
+            )
+        else:
+            proba, ms = _timed_proba(trainer.predict_proba, text)
+            title = f"Trainer network — {trainer.n_bytes / 1e6:.1f} MB, torch"
+            _show_prediction(title, trainer.labels, proba, ms, multi=False)
+
+
+# --- 2. the projection ---------------------------------------------------------------------------
+
+
+def _remember(model: ActiveModel, text: str, grid: BitGrid) -> tuple[str, BitGrid] | None:
+    """Record ``text`` as this session's latest; return the text before it (same model) if any."""
+    history = st.session_state.get("bits_history")
+    if history is None or history["model"] != model.key:
+        history = {"model": model.key, "last": None, "previous": None}
+    if history["last"] is None or history["last"][0] != text:
+        history["previous"], history["last"] = history["last"], (text, grid)
+    st.session_state.bits_history = history
+    return history["previous"]
+
+
+def _grid_chart(grid: BitGrid, flips: np.ndarray) -> alt.Chart:
+    rows = min(len(grid.rows), MAX_GRID_ROWS)
+    state = np.where(flips[:rows] > 0, "turned on", np.where(flips[:rows] < 0, "turned off", ""))
+    state = np.where(state == "", np.where(grid.bits[:rows] == 1, "1", "0"), state)
+    r, c = np.indices(state.shape)
+    names = [f"{i + 1}: {name}" for i, name in enumerate(grid.rows[:rows])]
+    frame = pd.DataFrame(
+        {"row": np.array(names, dtype=object)[r.ravel()], "bit": c.ravel(), "state": state.ravel()}
+    )
+    x_title, y_title = ("bit", "token") if grid.per_token else ("bit of the projection", "")
+    if not grid.per_token:  # T projections across, d bits down: a wide grid
+        frame = frame.rename(columns={"row": "bit", "bit": "row"})
+        x_title, y_title = "projection function", "bit"
+    palette = alt.Scale(
+        domain=["0", "1", "turned on", "turned off"],
+        range=["#eef1f5", "#3b5b92", "#2ca02c", "#d62728"],
+    )
+    return (
+        alt.Chart(frame)
+        .mark_rect()
+        .encode(
+            x=alt.X("bit:O", title=x_title, axis=alt.Axis(labels=False, ticks=False)),
+            y=alt.Y("row:O", title=y_title, sort=None),
+            color=alt.Color("state:N", scale=palette, legend=alt.Legend(orient="bottom")),
+            tooltip=["row", "bit", "state"],
+        )
+        .properties(height=max(120, 18 * len(frame["row"].unique())))
+    )
+
+
+def projection_section(model: ActiveModel, text: str) -> None:
+    """The text's bits as a grid; bits flipped since the previous text, and the Hamming distance."""
+    projector = model.classifier.projector
+    grid = bit_grid(model.classifier, text)
+    previous = _remember(model, text, grid)
+    shape = f"{projector.num_projections} × {projector.bits_per_projection}"
+    if grid.per_token:
+        st.markdown(
+            f"Per-token model: each token gets its own {shape} = {projector.n_bits} bits, "
+            f"computed from the token's hashed features (no vocabulary). {len(grid.rows)} tokens."
+        )
+    else:
+        st.markdown(
+            f"Whole-text model: T × d = {shape} = {projector.n_bits} bits for the whole text."
+        )
+    if previous is None:
+        flips = np.zeros(grid.bits.shape, dtype=np.int8)
+        st.caption("Edit the text above to see which bits flip.")
+    else:
+        change = compare(grid, previous[1])
+        flips = change.flips
+        st.metric("Hamming distance to the previous text", f"{change.hamming} bits")
+        how = (
+            "token rows matched by aligning the two token sequences; a row without a "
+            "counterpart counts all its 1-bits"
+            if grid.per_token
+            else f"out of {grid.bits.size}"
+        )
+        st.caption(f"previous text: “{previous[0]}” ({how})")
+    if len(grid.rows) == 0:
+        st.info("This text has no tokens: every bit is 0.")
+        return
+    if len(grid.rows) > MAX_GRID_ROWS:
+        st.caption(f"showing the first {MAX_GRID_ROWS} of {len(grid.rows)} rows")
+    st.altair_chart(_grid_chart(grid, flips), width="stretch")
+
+
+# --- 3. model card -------------------------------------------------------------------------------
+
+
+def _accuracy_table(metrics: dict[str, Any]) -> pd.DataFrame:
+    rows = []
+    for network, title in (("projection", "on-device (int8)"), ("trainer", "trainer")):
+        scores = metrics.get(network, {})
+        dev, test = scores.get("dev", {}), scores.get("test", {})
+        rows.append(
+            {
+                "network": title,
+                "dev accuracy": dev.get("accuracy"),
+                "test accuracy": test.get("accuracy"),
+                "test macro-F1": test.get("macro_f1"),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def model_card_section(model: ActiveModel) -> None:
+    """Corpus, labels, accuracies, sizes beside the trainer and fastText, and the config."""
+    classifier, metrics = model.classifier, _metrics(model)
+    st.markdown(f"**Source:** {model.source}")
+    corpus = (metrics or {}).get("corpus", "unknown (no metrics.json next to the model)")
+    info = CORPORA.get(corpus)
+    st.markdown(f"**Corpus:** {corpus}" + (f" — {info.task}; {info.source}" if info else ""))
+    with st.expander(f"{len(classifier.labels)} labels"):
+        st.write(", ".join(classifier.labels))
+    if metrics is not None:
+        st.dataframe(_accuracy_table(metrics), hide_index=True)
+    sizes = [("model.tpn (on-device)", classifier.n_bytes)]
+    trainer = _trainer(model)
+    if trainer is not None:
+        sizes.append(("trainer.npz", trainer.n_bytes))
+    sizes.append(FASTTEXT_REFERENCE[:2])
+    frame = pd.DataFrame(sizes, columns=["model", "bytes"])
+    frame["KB"] = frame["bytes"] / 1000
+    chart = (
+        alt.Chart(frame)
+        .mark_bar()
+        .encode(
+            x=alt.X("KB:Q", scale=alt.Scale(type="log"), title="size (KB, log scale)"),
+            y=alt.Y("model:N", sort=None, title=None),
+            tooltip=["model", alt.Tooltip("KB:Q", format=",.1f")],
+        )
+        .properties(height=40 * len(frame))
+    )
+    st.altair_chart(chart, width="stretch")
+    st.caption(
+        f"Reference: {FASTTEXT_REFERENCE[0]} scores {FASTTEXT_REFERENCE[2]} test accuracy on "
+        "Banking77, measured on this machine."
+    )
+    st.markdown("**Config**")
+    config = metrics["config"] if metrics else classifier.header.get("train_config", {})
+    st.json({"training": config, "projector": classifier.header["projector"]}, expanded=False)
+
+
+# --- 4. train your own ---------------------------------------------------------------------------
+
+
+def _own_data() -> tuple[Dataset, Dataset | None, str] | None:
+    """The training data the user picked (train, dev or None, name); None after showing why not."""
+    choice = st.radio("Data", ["Bundled corpus", "Upload a file"], horizontal=True, key="source")
+    if choice == "Bundled corpus":
+        corpus = st.selectbox("Corpus", list(CORPORA), key="own_corpus")
+        limit = st.number_input("Training texts (random sample)", 100, 100_000, 2000, 100)
+        train = sample(_corpus(corpus, "train"), int(limit))
+        try:
+            dev = sample(_corpus(corpus, "dev"), OWN_DEV_TEXTS)
+        except FileNotFoundError:
+            dev = None
+        return train, dev, corpus
+    upload = st.file_uploader(
+        "Labelled texts: .tsv/.csv with text and label columns, .jsonl, or fastText .txt",
+        type=list(UPLOAD_TYPES),
+        key="data_upload",
+    )
+    if upload is None:
+        return None
+    try:
+        data = read_uploaded_dataset(upload.name, upload.getvalue())
+        check_training_set(data)
+    except DataError as error:
+        st.error(f"Cannot use this file: {error}")
+        return None
+    st.caption(f"{len(data)} examples, {len(set(data.labels))} labels (dev carved from them)")
+    return data, None, upload.name
+
+
+def _own_config() -> TrainConfig | None:
+    """Network settings from the form; None after an error message."""
+    design = st.selectbox("Design", ["token", "text"], key="own_design")
+    left, right = st.columns(2)
+    t = left.number_input("T (projection functions)", 1, 256, 16 if design == "token" else 80)
+    d = right.number_input("d (bits per function)", 1, 64, 16 if design == "token" else 14)
+    if design == "text":
+        hidden = st.text_input("Hidden sizes (comma-separated)", "256", key="own_hidden")
+        try:
+            widths = tuple(int(part) for part in hidden.split(","))
+            if min(widths) < 1:
+                raise ValueError
+        except ValueError:
+            st.error(f"Hidden sizes must be positive integers separated by commas, not {hidden!r}")
+            return None
+        shape: dict[str, Any] = {"hidden": widths}
+    else:
+        bottleneck = left.number_input("Bottleneck width", 4, 512, 64)
+        filters = right.number_input("Filters per window", 4, 512, 64)
+        shape = {"bottleneck": int(bottleneck), "filters": int(filters)}
+    epochs = st.slider("Epochs (at most; early stopping on dev accuracy)", 1, 30, 5)
+    return TrainConfig(
+        design=design,
+        num_projections=int(t),
+        bits_per_projection=int(d),
+        epochs=int(epochs),
+        trainer_buckets=TRAINER_BUCKETS,
+        **shape,
+    )
+
+
+def _curves(history: list[dict[str, Any]]) -> alt.HConcatChart:
+    frame = pd.DataFrame(history)
+    loss = alt.Chart(frame).mark_line(point=True).encode(x="epoch:Q", y="loss:Q")
+    accuracy = frame.melt("epoch", ["dev_projection", "dev_trainer"], "network", "dev accuracy")
+    dev = (
+        alt.Chart(accuracy)
+        .mark_line(point=True)
+        .encode(x="epoch:Q", y=alt.Y("dev accuracy:Q"), color="network:N")
+    )
+    return alt.hconcat(loss.properties(width=250), dev.properties(width=250))
+
+
+def _train(data: tuple[Dataset, Dataset | None, str], config: TrainConfig) -> None:
+    """Train with a progress bar and live curves; keep the result in this session's state."""
+    train, dev, name = data
+    output = _session_folder() / f"model-{int(time.time() * 1000)}"
+    lock = _lock("training")
+    if not lock.acquire(blocking=False):
+        with st.spinner("Another session is training (the machine has 2 cores); waiting…"):
+            lock.acquire()
+    try:
+        bar = st.progress(0.0, text="Projecting the texts…")
+        chart = st.empty()
+        history: list[dict[str, Any]] = []
+
+        def step(row: dict[str, Any]) -> None:
+            history.append(row)
+            bar.progress(
+                row["epoch"] / config.epochs,
+                text=f"epoch {row['epoch']}/{config.epochs}: loss {row['loss']:.3f}, "
+                f"dev accuracy {row['dev_projection']:.3f}",
+            )
+            chart.altair_chart(_curves(history))
+
+        result = textproj.train(
+            train, dev, config=config, output_dir=output, corpus=name, progress=False,
+            on_epoch=step,
+        )  # fmt: skip
+        bar.progress(1.0, text=f"done in {result.metrics['train_seconds']:.1f} s")
+        chart.empty()
+    except (ValueError, DataError) as error:
+        st.error(f"Training failed: {error}")
+        return
+    finally:
+        lock.release()
+    st.session_state.own = {
+        "directory": str(output),
+        "history": history,
+        "accuracy": result.metrics["projection"]["dev"]["accuracy"],
+        "trainer_accuracy": result.metrics["trainer"]["dev"]["accuracy"],
+        "bytes": result.metrics["model_bytes"],
+        "name": name,
+    }
+
+
+def train_section() -> None:
+    """Pick data and network shape, train with live curves, download model.tpn."""
+    data = _own_data()
+    config = _own_config()
+    ready = data is not None and config is not None
+    if st.button("Train", type="primary", disabled=not ready, key="train") and ready:
+        _train(data, config)
+    own = st.session_state.get("own")
+    if own is None:
+        return
+    st.success(
+        f"Trained on {own['name']}: dev accuracy {own['accuracy']:.3f} on-device "
+        f"(trainer {own['trainer_accuracy']:.3f}), model.tpn {own['bytes'] / 1000:.1f} KB."
+    )
+    st.altair_chart(_curves(own["history"]))
+    model_file = Path(own["directory"]) / "model.tpn"
+    st.download_button("Download model.tpn", model_file.read_bytes(), "model.tpn", key="download")
+    st.caption("Switch the other tabs to this model with the toggle in the sidebar.")
+
+
+# --- 5. bits against accuracy ---------------------------------------------------------------------
+
+
+def sweep_section() -> None:
+    """Curves of a committed ``textproj sweep`` run: accuracy against bits and model bytes."""
+    if not SWEEP_CSV.is_file():
+        st.info(f"No sweep results yet; make them with `{SWEEP_COMMAND}`.")
+        return
+    frame = pd.DataFrame(read_csv(SWEEP_CSV))
+    frame["model KB"] = frame["model_bytes"] / 1000
+    frame["width"] = frame["width"].astype(str)
+    design = frame["design"].iloc[0]
+    st.markdown(
+        f"Dev accuracy of the int8 on-device model ({design} design) for a grid of T, d and "
+        "width (token design: bottleneck width; text design: hidden width)."
+    )
+    base = alt.Chart(frame).mark_line(point=True)
+    tooltip = ["T", "d", "width", "dev_accuracy", "model_bytes"]
+    by_bits = base.encode(
+        x=alt.X("n_bits:Q", scale=alt.Scale(type="log", base=2), title="bits (T·d)"),
+        y=alt.Y("dev_accuracy:Q", scale=alt.Scale(zero=False), title="dev accuracy"),
+        color="width:N",
+        tooltip=tooltip,
+    )
+    by_bytes = base.encode(
+        x=alt.X("model KB:Q", scale=alt.Scale(type="log"), title="model.tpn (KB)"),
+        y=alt.Y("dev_accuracy:Q", scale=alt.Scale(zero=False), title="dev accuracy"),
+        color="width:N",
+        tooltip=tooltip,
+    )
+    left, right = st.columns(2)
+    left.altair_chart(by_bits, width="stretch")
+    right.altair_chart(by_bytes, width="stretch")
+    st.caption(f"Made with `{SWEEP_COMMAND}`.")
+    with st.expander("All runs"):
+        st.dataframe(frame, hide_index=True)
+
+
+# --- page ----------------------------------------------------------------------------------------
+
+
+def main() -> None:
+    st.set_page_config(page_title="textproj demo", page_icon="🔢", layout="wide")
+    st.title("textproj: tiny text classifiers without a vocabulary")
+    model = choose_model()
+    st.sidebar.caption(f"Using {model.source}: {model.classifier!r}")
+    text = st.text_input("Text", DEFAULT_TEXT, key="text")
+    tabs = st.tabs(
+        ["Classify", "Projection bits", "Model card", "Train your own", "Bits vs accuracy"]
+    )
+    with tabs[0]:
+        classify_section(model, text)
+    with tabs[1]:
+        projection_section(model, text)
+    with tabs[2]:
+        model_card_section(model)
+    with tabs[3]:
+        train_section()
+    with tabs[4]:
+        sweep_section()
+
+
+main()

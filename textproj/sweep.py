@@ -1,0 +1,176 @@
+"""Bits against accuracy: train a grid of projection shapes and widths, write a CSV and a plot.
+
+Each grid point (T, d, width) trains both networks jointly as ``textproj train`` does, with every
+other setting at its ``TrainConfig`` default, and records the int8 on-device model's dev (and,
+if given, test) accuracy beside its input bits (T·d, per token for the token design) and its
+model-file bytes. ``width`` is the hidden width of the text design's single dense layer, or the
+token design's bottleneck width. Needs torch; the plot needs matplotlib.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import itertools
+import os
+import random
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from textproj.config import TrainConfig
+from textproj.data import Dataset
+
+COLUMNS = (
+    "design",
+    "T",
+    "d",
+    "n_bits",
+    "width",
+    "model_bytes",
+    "dev_accuracy",
+    "test_accuracy",
+    "epochs",
+    "train_seconds",
+)
+
+
+def sample(data: Dataset, n: int | None, seed: int = 0) -> Dataset:
+    """A seeded random subset of ``n`` examples in their original order (all if ``n`` is None)."""
+    if n is None or n >= len(data):
+        return data
+    index = sorted(random.Random(seed).sample(range(len(data)), n))
+    return Dataset(
+        [data.texts[i] for i in index], [data.labels[i] for i in index], f"{data.source}[:{n}]"
+    )
+
+
+def grid_config(base: TrainConfig, t: int, d: int, width: int) -> TrainConfig:
+    """``base`` with projection shape (t, d) and width set for its design."""
+    shape = {"num_projections": t, "bits_per_projection": d}
+    if base.design == "text":
+        return dataclasses.replace(base, hidden=(width,), **shape)
+    return dataclasses.replace(base, bottleneck=width, **shape)
+
+
+def run_sweep(
+    train_data: Dataset,
+    dev_data: Dataset | None,
+    test_data: Dataset | None,
+    *,
+    projections: Sequence[int],
+    bits: Sequence[int],
+    widths: Sequence[int],
+    base: TrainConfig | None = None,
+    on_result: Callable[[dict[str, Any]], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Train every (T, d, width) of the grid; one result row (see ``COLUMNS``) per point.
+
+    ``on_result`` is called with each row as soon as it is measured.
+    """
+    from textproj import model_file
+    from textproj.training import train
+
+    base = base or TrainConfig()
+    rows = []
+    for t, d, width in itertools.product(projections, bits, widths):
+        config = grid_config(base, t, d, width)
+        result = train(train_data, dev_data, test_data, config=config, progress=False)
+        with tempfile.TemporaryDirectory() as folder:
+            n_bytes = model_file.write_model(
+                Path(folder) / "model.tpn", result.header, result.tensors
+            )
+        scores = result.metrics["projection"]
+        row = {
+            "design": config.design,
+            "T": t,
+            "d": d,
+            "n_bits": t * d,
+            "width": width,
+            "model_bytes": n_bytes,
+            "dev_accuracy": round(scores["dev"]["accuracy"], 4),
+            "test_accuracy": round(scores["test"]["accuracy"], 4) if "test" in scores else "",
+            "epochs": len(result.metrics["history"]),
+            "train_seconds": result.metrics["train_seconds"],
+        }
+        rows.append(row)
+        if on_result is not None:
+            on_result(row)
+    return rows
+
+
+def write_csv(rows: Sequence[dict[str, Any]], path: str | os.PathLike[str]) -> None:
+    """The sweep's rows as CSV with a header of ``COLUMNS``."""
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def read_csv(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """Rows written by :func:`write_csv`, numbers parsed back (a missing test accuracy is None)."""
+    ints = {"T", "d", "n_bits", "width", "model_bytes", "epochs"}
+    floats = {"dev_accuracy", "test_accuracy", "train_seconds"}
+    rows = []
+    with open(path, newline="", encoding="utf-8") as handle:
+        for record in csv.DictReader(handle):
+            row: dict[str, Any] = dict(record)
+            for key in ints:
+                row[key] = int(row[key])
+            for key in floats:
+                row[key] = float(row[key]) if row[key] != "" else None
+            rows.append(row)
+    return rows
+
+
+def plot(rows: Sequence[dict[str, Any]], path: str | os.PathLike[str], title: str = "") -> None:
+    """Two panels: dev accuracy against input bits, and against model bytes; one line per width."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    figure, (by_bits, by_bytes) = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
+    for width in sorted({row["width"] for row in rows}):
+        series = sorted((r for r in rows if r["width"] == width), key=lambda r: r["n_bits"])
+        accuracy = [r["dev_accuracy"] for r in series]
+        by_bits.plot([r["n_bits"] for r in series], accuracy, "o-", label=f"width {width}")
+        by_size = sorted(series, key=lambda r: r["model_bytes"])
+        by_bytes.plot(
+            [r["model_bytes"] / 1000 for r in by_size],
+            [r["dev_accuracy"] for r in by_size],
+            "o-",
+            label=f"width {width}",
+        )
+    design = rows[0]["design"] if rows else "token"
+    by_bits.set_xlabel("input bits (T·d" + (" per token)" if design == "token" else ")"))
+    by_bytes.set_xlabel("model.tpn size (KB)")
+    for axes in (by_bits, by_bytes):
+        axes.set_xscale("log", base=2 if axes is by_bits else 10)
+        axes.set_ylabel("dev accuracy (int8 model)")
+        axes.grid(True, alpha=0.3)
+        axes.legend()
+    if title:
+        figure.suptitle(title)
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def sweep_to_folder(
+    train_data: Dataset,
+    dev_data: Dataset | None,
+    test_data: Dataset | None,
+    output: str | os.PathLike[str],
+    *,
+    title: str = "",
+    **grid: Any,
+) -> tuple[Path, Path]:
+    """:func:`run_sweep`, then ``sweep.csv`` and ``sweep.png`` in ``output``; returns both paths."""
+    folder = Path(output)
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = run_sweep(train_data, dev_data, test_data, **grid)
+    csv_path, png_path = folder / "sweep.csv", folder / "sweep.png"
+    write_csv(rows, csv_path)
+    plot(rows, png_path, title)
+    return csv_path, png_path
