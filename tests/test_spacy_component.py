@@ -1,0 +1,280 @@
+"""The spaCy component ``textproj``: factory by entry point, inference, serialisation, processes
+and threads, trainable and multi-label modes, and ``spacy train`` / ``evaluate`` end to end."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+spacy = pytest.importorskip("spacy")
+
+from spacy.tokens import DocBin  # noqa: E402
+from spacy.training import Example  # noqa: E402
+
+import textproj  # noqa: E402
+from spacy_component.make_spacy_corpus import convert  # noqa: E402
+from textproj.corpora import load_corpus  # noqa: E402
+from textproj.model_file import ModelFormatError  # noqa: E402
+
+CONFIG = Path(__file__).resolve().parents[1] / "spacy_component" / "configs" / "textproj.cfg"
+TEXTS = [*load_corpus("banking77", "test").texts[:200], "", "   ", "🙂", "x" * 3000]
+
+
+def _cats(nlp: spacy.Language, texts: list[str], **kwargs: object) -> list[dict[str, float]]:
+    return [doc.cats for doc in nlp.pipe(texts, **kwargs)]
+
+
+@pytest.fixture(scope="module")
+def model_file(tiny_models: dict[str, Path]) -> Path:
+    return tiny_models["token"] / "model.tpn"
+
+
+@pytest.fixture(scope="module")
+def nlp(model_file: Path) -> spacy.Language:
+    nlp = spacy.blank("en")
+    nlp.add_pipe("textproj", config={"model": str(model_file)})
+    return nlp
+
+
+@pytest.mark.parametrize("design", ["text", "token"])
+def test_cats_are_the_runtime_probabilities(tiny_models: dict[str, Path], design: str) -> None:
+    clf = textproj.load(tiny_models[design])
+    nlp = spacy.blank("en")
+    nlp.add_pipe("textproj", config={"model": str(tiny_models[design])})
+    cats = _cats(nlp, TEXTS, batch_size=len(TEXTS))
+    expected = clf.predict_proba(TEXTS)
+    assert nlp.get_pipe("textproj").labels == tuple(clf.labels)
+    for row, doc_cats in zip(expected, cats, strict=True):
+        assert list(doc_cats) == clf.labels
+        assert np.array_equal(np.float32(list(doc_cats.values())), row)
+        assert abs(sum(doc_cats.values()) - 1) < 1e-5
+    assert nlp(TEXTS[0]).cats.keys() == cats[0].keys()
+
+
+def test_saved_pipeline_carries_the_model(nlp: spacy.Language, model_file: Path, tmp_path: Path):
+    copy = tmp_path / "copy.tpn"
+    shutil.copy(model_file, copy)
+    original = spacy.blank("en")
+    original.add_pipe("textproj", config={"model": str(copy)})
+    expected = _cats(original, TEXTS)
+    original.to_disk(tmp_path / "pipeline")
+    data = original.to_bytes()
+    copy.unlink()
+    assert (
+        tmp_path / "pipeline" / "textproj" / "model.tpn"
+    ).read_bytes() == model_file.read_bytes()
+    assert _cats(spacy.load(tmp_path / "pipeline"), TEXTS) == expected
+    fresh = spacy.blank("en")
+    fresh.add_pipe("textproj", config={"model": str(copy)})  # gone: the bytes below replace it
+    assert _cats(fresh.from_bytes(data), TEXTS) == expected
+
+
+def test_missing_or_damaged_model_names_the_file(model_file: Path, tmp_path: Path) -> None:
+    nlp = spacy.blank("en")
+    nlp.add_pipe("textproj", config={"model": str(tmp_path / "nowhere.tpn")})
+    with pytest.raises(ModelFormatError, match=r"nowhere\.tpn: no such file"):
+        nlp("text")
+    damaged = tmp_path / "damaged.tpn"
+    damaged.write_bytes(model_file.read_bytes()[:-1] + b"\0")
+    with pytest.raises(ModelFormatError, match=r"damaged\.tpn: checksum mismatch"):
+        spacy.blank("en").add_pipe("textproj", config={"model": str(damaged)})
+    with pytest.raises(ValueError, match="has no model"):
+        spacy.blank("en").add_pipe("textproj")("text")
+
+
+def test_entry_point_and_saved_pipeline_need_no_import_and_no_torch(
+    nlp: spacy.Language, model_file: Path, tmp_path: Path
+) -> None:
+    nlp.to_disk(tmp_path / "pipeline")
+    script = (
+        "import json, sys\n"
+        "sys.modules['torch'] = None  # any import of torch now fails\n"
+        "import spacy\n"
+        "blank = spacy.blank('en')\n"
+        f"blank.add_pipe('textproj', config={{'model': {str(model_file)!r}}})\n"
+        f"loaded = spacy.load({str(tmp_path / 'pipeline')!r})\n"
+        "print(json.dumps([blank('I lost my card').cats, loaded('I lost my card').cats]))\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert run.returncode == 0, run.stderr
+    from_blank, from_saved = json.loads(run.stdout)
+    assert from_blank == from_saved == nlp("I lost my card").cats
+
+
+def test_two_processes_give_the_same_cats(nlp: spacy.Language) -> None:
+    texts = TEXTS * 3
+    assert _cats(nlp, texts, batch_size=50, n_process=2) == _cats(nlp, texts, batch_size=50)
+
+
+def test_threads_sharing_one_pipeline_give_the_same_cats(nlp: spacy.Language) -> None:
+    expected = [nlp(text).cats for text in TEXTS]
+    expected_batched = _cats(nlp, TEXTS, batch_size=32)
+    results: dict[int, tuple[list, list]] = {}
+
+    def work(i: int) -> None:
+        results[i] = ([nlp(text).cats for text in TEXTS], _cats(nlp, TEXTS, batch_size=32))
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(results) == 4
+    assert all(result == (expected, expected_batched) for result in results.values())
+
+
+def _examples(nlp: spacy.Language, texts: list[str], cats: list[dict]) -> list[Example]:
+    return [
+        Example.from_dict(nlp.make_doc(t), {"cats": c}) for t, c in zip(texts, cats, strict=True)
+    ]
+
+
+def _train(nlp: spacy.Language, examples: list[Example], epochs: int) -> list[float]:
+    """Summed loss of each of ``epochs`` passes in batches of 24."""
+    optimizer = nlp.initialize(lambda: examples)
+    optimizer.learn_rate = 0.005
+    history = []
+    for _ in range(epochs):
+        losses: dict[str, float] = {}
+        for batch in spacy.util.minibatch(examples, size=24):
+            nlp.update(batch, sgd=optimizer, losses=losses)
+        history.append(losses["textproj"])
+    return history
+
+
+TINY_TRAIN = {
+    "bottleneck": 16,
+    "filters": 16,
+    "trainer_buckets": 4096,
+    "trainer_dim": 16,
+    "threads": 1,
+}
+
+
+def test_trainable_mode_learns_scores_and_saves_an_int8_model(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    words = {"card": "card lost stolen", "cash": "cash atm withdraw", "rate": "exchange rate fee"}
+    labels = sorted(words)
+    gold = [labels[i] for i in rng.integers(0, 3, size=120)]
+    texts = [f"my {' '.join(rng.permutation(words[label].split()))} please" for label in gold]
+    nlp = spacy.blank("en")
+    pipe = nlp.add_pipe("textproj", config={"train_config": TINY_TRAIN})
+    examples = _examples(nlp, texts, [{k: float(k == g) for k in labels} for g in gold])
+    history = _train(nlp, examples, epochs=3)
+    assert pipe.labels == tuple(labels) and pipe.is_trainable
+    assert history[-1] < history[0] / 2
+    scores = nlp.evaluate(examples)
+    assert scores["cats_score_desc"] == "macro F" and scores["cats_macro_f"] > 0.9
+    assert (
+        max(nlp("the atm would not let me withdraw").cats.items(), key=lambda x: x[1])[0] == "cash"
+    )
+    nlp.to_disk(tmp_path / "pipeline")
+    loaded = spacy.load(tmp_path / "pipeline")
+    assert not loaded.get_pipe("textproj").is_trainable
+    assert _cats(loaded, texts) == _cats(nlp, texts)
+    clf = textproj.load(tmp_path / "pipeline" / "textproj")
+    assert clf.labels == labels and not clf.multi_label
+
+
+def test_multi_label_mode_trains_sigmoids_and_scores_like_textcat_multilabel(
+    tmp_path: Path,
+) -> None:
+    rng = np.random.default_rng(0)
+    words = {"billing": "invoice payment charge", "login": "password account sign"}
+    texts, cats = [], []
+    for _ in range(120):
+        chosen = [label for label in words if rng.random() < 0.5]
+        texts.append(" ".join(f"the {words[label]}" for label in chosen) or "hello there")
+        cats.append({label: float(label in chosen) for label in words})
+    nlp = spacy.blank("en")
+    pipe = nlp.add_pipe("textproj", config={"multi_label": True, "train_config": TINY_TRAIN})
+    examples = _examples(nlp, texts, cats)
+    _train(nlp, examples, epochs=4)
+    assert pipe.multi_label
+    both = nlp("the invoice payment charge the password account sign").cats
+    neither = nlp("hello there").cats
+    assert min(both.values()) > 0.5 > max(neither.values())
+    scores = nlp.evaluate(examples)
+    assert scores["cats_macro_f"] > 0.9
+    assert {"cats_micro_f", "cats_macro_auc"} <= scores.keys()
+    nlp.to_disk(tmp_path / "pipeline")
+    loaded = spacy.load(tmp_path / "pipeline")
+    assert loaded.get_pipe("textproj").multi_label
+    assert loaded("hello there").cats == neither
+    assert textproj.load(tmp_path / "pipeline" / "textproj").multi_label
+
+
+def test_corpus_converter_writes_every_label_per_doc(tmp_path: Path) -> None:
+    written = convert(["banking77"], tmp_path, limit=50)
+    assert sorted(written) == ["dev", "test", "train"]
+    nlp = spacy.blank("en")
+    docs = list(DocBin().from_disk(written["train"]).get_docs(nlp.vocab))
+    assert len(docs) == 50
+    labels = set(docs[0].cats)
+    assert all(set(doc.cats) == labels and sum(doc.cats.values()) == 1 for doc in docs)
+    sample = load_corpus("banking77", "train")
+    gold = dict(zip(sample.texts, sample.labels, strict=False))
+    assert all(doc.cats[gold[doc.text]] == 1.0 for doc in docs)
+
+
+def test_spacy_train_evaluate_and_load(tmp_path: Path) -> None:
+    corpus = convert(["sentiment_sentences"], tmp_path / "corpus", limit=300)
+    spacy_cli = [sys.executable, "-m", "spacy"]
+    train = subprocess.run(
+        [
+            *spacy_cli,
+            "train",
+            str(CONFIG),
+            "--output",
+            str(tmp_path / "out"),
+            "--paths.train",
+            str(corpus["train"]),
+            "--paths.dev",
+            str(corpus["dev"]),
+            "--training.max_epochs",
+            "2",
+            "--training.eval_frequency",
+            "4",
+            "--components.textproj.train_config.bottleneck",
+            "16",
+            "--components.textproj.train_config.trainer_buckets",
+            "4096",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert train.returncode == 0, train.stdout + train.stderr
+    best = tmp_path / "out" / "model-best"
+    assert (best / "textproj" / "model.tpn").is_file()
+    evaluate = subprocess.run(
+        [
+            *spacy_cli,
+            "evaluate",
+            str(best),
+            str(corpus["test"]),
+            "--output",
+            str(tmp_path / "m.json"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert evaluate.returncode == 0, evaluate.stdout + evaluate.stderr
+    metrics = json.loads((tmp_path / "m.json").read_text())
+    assert metrics["cats_score_desc"] == "macro F"
+    assert {"cats_macro_p", "cats_macro_r", "cats_macro_f"} <= metrics.keys()
+    assert 0 < metrics["cats_score"] <= 1
+    loaded = spacy.load(best)
+    assert set(loaded("what a great phone").cats) == {"negative", "positive"}
