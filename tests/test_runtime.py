@@ -172,6 +172,7 @@ def test_batching_does_not_change_results(
     # Equal up to float32 rounding: BLAS sums in a different order for other matrix sizes.
     monkeypatch.setattr(runtime, "BATCH_TEXTS", 3)
     monkeypatch.setattr(runtime, "BATCH_TOKEN_ROWS", 20)
+    monkeypatch.setattr(runtime, "CHUNK_TOKEN_ROWS", 4)
     assert np.abs(clf.predict_proba(TEXTS) - whole).max() <= 1e-5
     single = np.concatenate([clf.predict_proba([text]) for text in TEXTS])
     assert np.abs(single - whole).max() <= 1e-5

@@ -1,8 +1,11 @@
 """Torch-free inference: load a ``model.tpn`` and classify texts without torch.
 
 The forward passes mirror ``textproj.nets`` (``TextProjectionNet`` and ``TokenProjectionNet``)
-in numpy (BLAS matmuls; one numba kernel fuses the token model's attention pooling), on weights
-dequantized once at load. This module must never import torch, directly or through
+on weights dequantized once at load. The first layer reads the projector's packed bits through
+nibble tables (``textproj._kernels.network``: additions only, no unpacking); the token model then
+runs, a few hundred token rows at a time so its intermediates stay in cache, one BLAS matmul for
+every convolution tap and one numba kernel for the convolutions' sums and attention pooling.
+This module must never import torch, directly or through
 ``textproj.nets``: a device needs only numpy, numba and the model file.
 """
 
@@ -15,8 +18,8 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
-from numba import njit
 
+from textproj._kernels import network as _kn
 from textproj.model_file import (
     MAX_LABELS,
     MODEL_FILENAME,
@@ -29,6 +32,7 @@ from textproj.projector import Projector
 
 BATCH_TEXTS = 4096  # texts per forward pass: bounds memory whatever the input size
 BATCH_TOKEN_ROWS = 16384  # token models: rough cap on token rows per forward pass
+CHUNK_TOKEN_ROWS = 1024  # token models: rows per matmul + pooling step (cache-sized)
 DEFAULT_THRESHOLD = 0.5  # multi-label models whose header gives no thresholds
 
 
@@ -38,53 +42,6 @@ def _relu(x: np.ndarray) -> np.ndarray:
 
 def _positive_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 1
-
-
-@njit(cache=True, nogil=True)
-def _attention_pool(taps, k, starts, valid, value_bias, attention_bias, out):
-    """Attention pooling of one window size over every text, in one pass over ``taps``.
-
-    ``taps`` (rows, 2*k*filters) holds each token row's product with each kernel tap: columns
-    ``i*filters + f`` for value filter f at tap i, ``(k + i)*filters + f`` for attention.
-    Text j owns rows ``starts[j] .. starts[j] + valid[j] - 1``; window t sums tap i of row
-    t + i where that row is inside the text (the padded positions beyond are zeros).
-    Per filter, ``out[j]`` = sum_t softmax_t(attention) * value.
-    """
-    n_filters = value_bias.shape[0]
-    longest = 0
-    for j in range(valid.shape[0]):
-        longest = max(longest, valid[j])
-    values = np.empty((longest, n_filters), dtype=np.float32)
-    logits = np.empty((longest, n_filters), dtype=np.float32)
-    peak = np.empty(n_filters, dtype=np.float32)
-    total = np.empty(n_filters, dtype=np.float32)
-    pooled = np.empty(n_filters, dtype=np.float32)
-    for j in range(starts.shape[0]):
-        first, n = starts[j], valid[j]
-        values[:n] = value_bias
-        logits[:n] = attention_bias
-        for i in range(k):
-            for t in range(n - i):
-                tap = taps[first + t + i]
-                value = values[t]
-                for f in range(n_filters):
-                    value[f] += tap[i * n_filters + f]
-                logit = logits[t]
-                for f in range(n_filters):
-                    logit[f] += tap[(k + i) * n_filters + f]
-        peak[:] = logits[0]
-        for t in range(1, n):
-            for f in range(n_filters):
-                peak[f] = max(peak[f], logits[t, f])
-        total[:] = 0
-        pooled[:] = 0
-        for t in range(n):
-            for f in range(n_filters):
-                weight = np.exp(logits[t, f] - peak[f])
-                total[f] += weight
-                pooled[f] += weight * values[t, f]
-        for f in range(n_filters):
-            out[j, f] = pooled[f] / total[f]
 
 
 class _Layer:
@@ -196,7 +153,7 @@ class Classifier:
             _check_layer(name, tensors, prefix, shape)
         self._layers = {prefix: _dequantize(tensors, prefix) for prefix in shapes}
         self._windows: list[int] = list(network["windows"]) if self.design == "token" else []
-        self._window_weights = [self._stack_window(j) for j in range(len(self._windows))]
+        self._prepare_forward()
         self.multi_label = header.get("multi_label", False)
         if not isinstance(self.multi_label, bool):
             raise ModelFormatError(f"{name}: 'multi_label' must be true or false")
@@ -221,16 +178,27 @@ class Classifier:
         except (KeyError, TypeError, ValueError) as error:
             raise ModelFormatError(f"{name}: bad 'projector' config ({error})") from None
 
-    def _stack_window(self, j: int) -> np.ndarray:
-        """Window j's value and attention kernels as one (bottleneck, 2*k*filters) matrix.
-
-        Column block i (of ``filters`` columns) is tap i of the value kernel, block k + i tap i
-        of the attention kernel, so one matmul gives every tap's contribution at every row.
-        """
-        value, attention = self._layers[f"value.{j}"].weight, self._layers[f"attention.{j}"].weight
-        taps = [value[:, :, i].T for i in range(value.shape[2])]
-        taps += [attention[:, :, i].T for i in range(attention.shape[2])]
-        return np.ascontiguousarray(np.concatenate(taps, axis=1))
+    def _prepare_forward(self) -> None:
+        """Tables and stacked kernels the forward passes use, built once from the layers."""
+        first = self._layers["bottleneck" if self.design == "token" else "dense.0"]
+        self._first_tables = _kn.nibble_tables(first.weight)
+        if self.design == "text":
+            return
+        self._window_kernels = []
+        for j, k in enumerate(self._windows):
+            value = self._layers[f"value.{j}"].weight
+            attention = self._layers[f"attention.{j}"].weight
+            # Row block i (bottleneck rows) is tap i: value filters, then attention filters.
+            weight = np.concatenate(
+                [np.concatenate([value[:, :, i].T, attention[:, :, i].T], axis=1) for i in range(k)]
+            )
+            bias = np.concatenate(
+                [self._layers[f"value.{j}"].bias, self._layers[f"attention.{j}"].bias]
+            )
+            self._window_kernels.append((k, np.ascontiguousarray(weight), bias))
+        self._empty_pooled = np.concatenate(
+            [self._layers[f"value.{j}"].bias for j in range(len(self._windows))]
+        )
 
     def _batches(self, texts: Sequence[str]) -> Iterator[tuple[int, int]]:
         """(lo, hi) ranges of ``texts`` small enough to keep each forward pass's memory bounded.
@@ -250,44 +218,80 @@ class Classifier:
         if lo < len(texts):
             yield lo, len(texts)
 
-    def _text_logits(self, bits: np.ndarray) -> np.ndarray:
-        """``TextProjectionNet.forward``: dense ReLU layers, the last one linear."""
+    def _first_layer(self, words: np.ndarray, lo: int, hi: int, relu: bool) -> np.ndarray:
+        """The first layer on rows lo..hi-1 of packed bits, read through the nibble tables."""
+        bias = self._layers["bottleneck" if self.design == "token" else "dense.0"].bias
+        out = np.empty((hi - lo, len(bias)), dtype=np.float32)
+        _kn.packed_linear(words, lo, hi, self._first_tables, bias, relu, out)
+        return out
+
+    def _text_logits(self, words: np.ndarray) -> np.ndarray:
+        """``TextProjectionNet.forward`` on packed bits: dense ReLU layers, the last one linear."""
         layers = list(self._layers.values())
-        x = bits.astype(np.float32)
-        for layer in layers[:-1]:
+        x = self._first_layer(words, 0, len(words), relu=len(layers) > 1)
+        for layer in layers[1:-1]:
             x = _relu(x @ layer.weight.T + layer.bias)
-        return x @ layers[-1].weight.T + layers[-1].bias
+        return x if len(layers) == 1 else x @ layers[-1].weight.T + layers[-1].bias
 
-    def _token_logits(self, bits: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-        """``TokenProjectionNet.forward`` on flat token rows, without padding to the longest text.
+    def _token_logits(self, words: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+        """``TokenProjectionNet.forward`` on packed token rows, without padding to the longest text.
 
-        The texts' bottleneck outputs lie one after another (a text without tokens gets one zero
-        row, as ``nets.pad_tokens`` gives it). One matmul per window size gives every row's
-        product with every kernel tap; :func:`_attention_pool` then sums the taps inside each
-        text (zero padding contributes nothing) and pools each text over its own rows only.
+        A text without tokens pools one all-zero row, as ``nets.pad_tokens`` gives it: its
+        pooled features are the value biases. The others are taken in chunks of about
+        ``CHUNK_TOKEN_ROWS`` rows (a longer text alone) by :meth:`_pool_rows`.
         """
         lengths = np.diff(offsets)
-        valid = np.maximum(lengths, 1)
-        bottleneck = self._layers["bottleneck"]
-        x = _relu(bits.astype(np.float32) @ bottleneck.weight.T + bottleneck.bias)
-        if (lengths == 0).any():  # a text without tokens gets one zero row
-            x = np.insert(x, offsets[:-1][lengths == 0], 0.0, axis=0)
-        starts = np.zeros(len(lengths), dtype=np.int64)
-        np.cumsum(valid[:-1], out=starts[1:])
-        pooled = []
-        for j, (k, stacked) in enumerate(zip(self._windows, self._window_weights, strict=True)):
-            value_bias = self._layers[f"value.{j}"].bias
-            out = np.empty((len(lengths), len(value_bias)), dtype=np.float32)
-            bias = self._layers[f"attention.{j}"].bias
-            _attention_pool(x @ stacked, k, starts, valid, value_bias, bias, out)
-            pooled.append(out)
+        pooled = np.empty((len(lengths), len(self._empty_pooled)), dtype=np.float32)
+        pooled[:] = self._empty_pooled
+        present = np.flatnonzero(lengths)
+        ends = offsets[1:][present]  # row ends of the texts with tokens (their rows abut)
+        lo = 0
+        while lo < len(present):
+            first_row = int(offsets[present[lo]])
+            hi = int(np.searchsorted(ends, first_row + CHUNK_TOKEN_ROWS, side="right"))
+            hi = max(hi, lo + 1)
+            texts = present[lo:hi]
+            pooled[texts] = self._pool_rows(words, first_row, int(ends[hi - 1]), lengths[texts])
+            lo = hi
         output = self._layers["output"]
-        return np.concatenate(pooled, axis=1) @ output.weight.T + output.bias
+        return pooled @ output.weight.T + output.bias
+
+    def _pool_rows(self, words: np.ndarray, lo: int, hi: int, lengths: np.ndarray) -> np.ndarray:
+        """Bottleneck, convolutions and attention pooling of token rows lo..hi-1, which belong
+        to texts of ``lengths`` (each >= 1) in order.
+
+        Row r of ``shifted`` holds the bottleneck outputs of rows r, r+1, ..., r+K-1 side by
+        side, zero past the end of r's text (the zero padding); a window of k tokens is then
+        one matmul of the first k blocks with its stacked kernel taps, giving every position's
+        values and attention logits at once.
+        """
+        n_rows, width = hi - lo, self._layers["bottleneck"].bias.shape[0]
+        longest = max(k for k, _, _ in self._window_kernels)
+        shifted = np.zeros((n_rows, longest * width), dtype=np.float32)
+        shifted[:, :width] = self._first_layer(words, lo, hi, relu=True)
+        if longest > 1:
+            starts = np.cumsum(lengths) - lengths
+            left = np.repeat(starts + lengths, lengths) - np.arange(n_rows)  # rows left in text
+            for i in range(1, longest):
+                np.copyto(
+                    shifted[:-i, i * width : (i + 1) * width],
+                    shifted[i:, :width],
+                    where=(left[:-i] > i)[:, None],
+                )
+        n_filters = len(self._empty_pooled) // len(self._window_kernels)
+        pooled = np.empty((len(lengths), len(self._empty_pooled)), dtype=np.float32)
+        for j, (k, weight, bias) in enumerate(self._window_kernels):
+            scores = shifted[:, : k * width] @ weight
+            scores += bias
+            _kn.centre_logits(scores, lengths, n_filters)
+            np.exp(scores[:, n_filters:], out=scores[:, n_filters:])
+            _kn.attention_pool(scores, lengths, n_filters, pooled, j * n_filters)
+        return pooled
 
     def _logits(self, texts: Sequence[str]) -> np.ndarray:
         if self.design == "text":
-            return self._text_logits(self.projector.transform(texts))
-        return self._token_logits(*self.projector.transform_tokens(texts))
+            return self._text_logits(self.projector.transform_words(texts))
+        return self._token_logits(*self.projector.transform_tokens_words(texts))
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         """Probabilities, float32 (n, n_labels): softmax, or a sigmoid per label if multi-label."""
