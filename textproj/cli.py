@@ -16,10 +16,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from textproj.config import TrainConfig
+from textproj.config import FeatureConfig, TrainConfig
 from textproj.corpora import DEFAULT_CORPUS, corpus_table, load_corpus
 from textproj.data import DataError, Dataset, read_dataset
-from textproj.metrics import classification_scores
+from textproj.metrics import classification_scores, multilabel_scores
 
 if TYPE_CHECKING:
     from textproj.runtime import Classifier
@@ -75,9 +75,9 @@ def _load_model(path: Path) -> Classifier:
         _fail(str(error))
 
 
-def _read(path: Path) -> Dataset:
+def _read(path: Path, multi_label: bool = False) -> Dataset:
     try:
-        return read_dataset(path)
+        return read_dataset(path, multi_label=multi_label)
     except DataError as error:
         _fail(str(error))
 
@@ -135,29 +135,42 @@ def train(
         typer.Option(help=f"Distillation temperature [{_field_default('temperature')}]."),
     ] = None,
     seed: Annotated[int | None, typer.Option(help="Seed of hashing, init and shuffling.")] = None,
+    multi_label: Annotated[
+        bool,
+        typer.Option(
+            "--multi-label", help="Several labels per text (a|b in TSV/CSV, lists in JSONL)."
+        ),
+    ] = False,
+    resume: Annotated[
+        Path | None,
+        typer.Option(help="Continue the interrupted run whose output directory this is."),
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
     """Train a projection network jointly with its trainer; write model.tpn, trainer and metrics."""
+    from textproj.training import read_checkpoint
     from textproj.training import train as run_training
 
     if corpus and train_file:
         _fail("give either --corpus or --train, not both")
-    if train_file is not None:
-        train_data = _read(train_file)
-        dev_data = _read(dev_file) if dev_file else None
-        test_data = _read(test_file) if test_file else None
-        name = str(train_file)
-    else:
-        name = corpus or DEFAULT_CORPUS
+    if resume is not None:
         try:
-            train_data, dev_data, test_data = (
-                load_corpus(name, s) for s in ("train", "dev", "test")
-            )
-        except (ValueError, DataError) as error:
+            state = read_checkpoint(resume)
+        except ValueError as error:
             _fail(str(error))
-        if test_file is not None:
-            test_data = _read(test_file)
-    overrides = {
+        run, output = state["run"], resume
+        config = TrainConfig.from_dict(state["config"])
+        features = FeatureConfig.from_dict(state["features"])
+    else:
+        run = {
+            "corpus": None if train_file else corpus or DEFAULT_CORPUS,
+            **{
+                split: str(path.resolve()) if path else None
+                for split, path in (("train", train_file), ("dev", dev_file), ("test", test_file))
+            },
+        }
+        features = FeatureConfig()
+    config_overrides = {
         "design": design,
         "trainer": trainer,
         "num_projections": projections,
@@ -169,16 +182,46 @@ def train(
         "lambda_distill": lambda_distill,
         "temperature": temperature,
         "seed": seed,
+        "multi_label": multi_label or None,
     }
+    overrides = {k: v for k, v in config_overrides.items() if v is not None}
+    if resume is not None and (overrides or corpus or train_file or dev_file or test_file):
+        _fail("--resume continues a run as it was started: give no other data or model options")
+    if resume is None:
+        try:
+            config = TrainConfig(**overrides)
+        except ValueError as error:
+            _fail(str(error))
+    train_data, dev_data, test_data = _run_data(run, config.multi_label)
     try:
-        config = TrainConfig(**{k: v for k, v in overrides.items() if v is not None})
+        result = run_training(
+            train_data, dev_data, test_data, config=config, features=features, output_dir=output,
+            corpus=run["corpus"] or run["train"], progress=not quiet, resume=resume is not None,
+            run=run,
+        )  # fmt: skip
     except ValueError as error:
         _fail(str(error))
-    result = run_training(
-        train_data, dev_data, test_data, config=config, output_dir=output, corpus=name,
-        progress=not quiet,
-    )  # fmt: skip
     _print_summary(result.metrics, output)
+
+
+def _run_data(run: dict, multi_label: bool) -> tuple[Dataset, Dataset | None, Dataset | None]:
+    """The train, dev and test data a run names: a bundled corpus's splits or files."""
+    if run["corpus"] is None:
+        train_data = _read(Path(run["train"]), multi_label)
+        dev_data, test_data = (
+            _read(Path(run[split]), multi_label) if run[split] else None
+            for split in ("dev", "test")
+        )
+        return train_data, dev_data, test_data
+    if multi_label:
+        _fail(f"bundled corpus {run['corpus']!r} is single-label; give --train FILE")
+    try:
+        splits = [load_corpus(run["corpus"], split) for split in ("train", "dev", "test")]
+    except (ValueError, DataError) as error:
+        _fail(str(error))
+    if run["test"]:
+        splits[2] = _read(Path(run["test"]))
+    return splits[0], splits[1], splits[2]
 
 
 def _print_summary(metrics: dict, output: Path) -> None:
@@ -216,17 +259,21 @@ def evaluate(
         _fail("give exactly one of --corpus or --test")
     classifier = _load_model(model)
     if test_file is not None:
-        data = _read(test_file)
+        data = _read(test_file, classifier.multi_label)
     else:
         try:
             data = load_corpus(corpus, "test")
         except (ValueError, DataError) as error:
             _fail(str(error))
-    scores = classification_scores(data.labels, classifier.predict(data.texts))
+        if classifier.multi_label:
+            data = Dataset(data.texts, [(label,) for label in data.labels], data.source)
+    score = multilabel_scores if classifier.multi_label else classification_scores
+    scores = score(data.labels, classifier.predict(data.texts))
     known = set(classifier.labels)
-    unseen = sorted({label for label in data.labels if label not in known})
+    label_sets = data.labels if classifier.multi_label else [[label] for label in data.labels]
+    unseen = sorted({label for labels in label_sets for label in labels if label not in known})
     scores["unseen_labels"] = unseen
-    scores["unseen_examples"] = sum(label not in known for label in data.labels)
+    scores["unseen_examples"] = sum(not known.issuperset(labels) for labels in label_sets)
     if as_json:
         typer.echo(json.dumps(scores, ensure_ascii=False))
         return
@@ -322,7 +369,7 @@ def sweep(
     console = Console()
     paths = sweep_to_folder(
         sample(train_data, limit, base.seed), dev_data, test_data, output, base=base,
-        title=f"{corpus}, {base.design} design, {epochs} epochs", **grid,
+        title=f"{corpus}, {base.design} design, at most {epochs} epochs", **grid,
         on_result=lambda row: console.print(
             f"T={row['T']} d={row['d']} width={row['width']}: dev acc {row['dev_accuracy']:.4f}, "
             f"{row['model_bytes']:,} bytes", highlight=False,

@@ -146,8 +146,8 @@ def plot(rows: Sequence[dict[str, Any]], path: str | os.PathLike[str], title: st
     design = rows[0]["design"] if rows else "token"
     by_bits.set_xlabel("input bits (T·d" + (" per token)" if design == "token" else ")"))
     by_bytes.set_xlabel("model.tpn size (KB)")
+    by_bits.set_xscale("log", base=2)
     for axes in (by_bits, by_bytes):
-        axes.set_xscale("log", base=2 if axes is by_bits else 10)
         axes.set_ylabel("dev accuracy (int8 model)")
         axes.grid(True, alpha=0.3)
         axes.legend()

@@ -1,0 +1,66 @@
+"""The saved trainer network loads back and predicts exactly what it did at the end of training."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import tiny_banking
+
+from textproj.corpora import load_corpus
+from textproj.model_file import ModelFormatError
+from textproj.trainer_model import has_trainer, load_trainer
+from textproj.training import split_off_dev
+
+
+@pytest.mark.parametrize("design", ["text", "token"])
+def test_loaded_trainer_matches_training(tiny_models: dict[str, Path], design: str) -> None:
+    folder = tiny_models[design]
+    trainer = load_trainer(folder)
+    metrics = json.loads((folder / "metrics.json").read_text())
+    dev = load_corpus("banking77", "dev")
+    proba = trainer.predict_proba(dev.texts[:50])
+    assert proba.shape == (50, len(metrics["labels"]))
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-5)
+    assert trainer.labels == metrics["labels"]
+    assert trainer.predict(dev.texts[:5]) == [trainer.labels[i] for i in proba[:5].argmax(1)]
+    assert trainer.n_bytes == (folder / "trainer.npz").stat().st_size
+
+
+def test_trainer_scores_match_metrics(tiny_models: dict[str, Path]) -> None:
+    folder = tiny_models["token"]
+    trainer = load_trainer(folder)
+    metrics = json.loads((folder / "metrics.json").read_text())
+    config = trainer.config
+    _, dev = split_off_dev(tiny_banking(), config.dev_fraction, config.seed)
+    predicted = trainer.predict(dev.texts)
+    accuracy = np.mean([p == g for p, g in zip(predicted, dev.labels, strict=True)])
+    assert accuracy == pytest.approx(metrics["trainer"]["dev"]["accuracy"])
+
+
+def test_empty_and_odd_texts(tiny_models: dict[str, Path]) -> None:
+    trainer = load_trainer(tiny_models["text"])
+    proba = trainer.predict_proba(["", "   ", "🙂", "x" * 5000])
+    assert proba.shape == (4, len(trainer.labels))
+    assert np.isfinite(proba).all()
+    with pytest.raises(TypeError, match="wrap it in a list"):
+        trainer.predict_proba("one text")
+
+
+def test_missing_and_damaged_files(tiny_models: dict[str, Path], tmp_path: Path) -> None:
+    assert has_trainer(tiny_models["text"])
+    assert not has_trainer(tmp_path)
+    with pytest.raises(ModelFormatError, match=r"trainer\.json: cannot read"):
+        load_trainer(tmp_path)
+    (tmp_path / "trainer.json").write_text("{not json")
+    with pytest.raises(ModelFormatError, match="bad trainer header"):
+        load_trainer(tmp_path)
+    header = json.loads((tiny_models["text"] / "trainer.json").read_text())
+    (tmp_path / "trainer.json").write_text(json.dumps(header))
+    with pytest.raises(ModelFormatError, match=r"trainer\.npz: cannot read"):
+        load_trainer(tmp_path)
+    np.savez(tmp_path / "trainer.npz", **{"embedding.weight": np.zeros((3, 3), np.float32)})
+    with pytest.raises(ModelFormatError, match=r"trainer\.npz: does not match"):
+        load_trainer(tmp_path)
