@@ -1,0 +1,172 @@
+"""textproj against fastText, scikit-learn and spaCy on every bundled corpus, in one run.
+
+Usage::
+
+    python benchmarks/compare.py                     # everything -> docs/benchmarks.md + PNGs
+    python benchmarks/compare.py --quick --out /tmp/q   # small slices, few epochs (the test)
+    python benchmarks/compare.py --report-only       # rebuild the report from saved results
+
+Each system is trained on the corpus's train split (hyper-parameters of the tuned peers chosen
+on its dev split), then measured on its test split in a fresh one-thread process (see
+``harness/predict_worker.py``). Peers whose package is not installed are skipped and listed as
+such; install them with ``pip install -e ".[bench]"``. Results are saved per corpus as JSON
+under ``--out`` as they finish, and the report is rebuilt from them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from harness import environment, report, stages
+from harness.common import Splits, Trained
+from harness.measure import measure
+from harness.systems_textproj import train_textproj
+
+from textproj.config import TrainConfig
+from textproj.corpora import CORPORA, load_corpus
+from textproj.data import Dataset
+
+QUICK_SIZES = {"train": 300, "dev": 60, "test": 60}
+# Quick mode trains textproj for two epochs with a small trainer hash table (the default
+# 2**18 x 64 embedding dominates the time of a tiny run); a full run uses TrainConfig().
+QUICK_TEXTPROJ = {"epochs": 2, "trainer_buckets": 2**12, "threads": 1}
+PEERS = {"fastText": "fasttext", "scikit-learn": "sklearn", "spaCy": "spacy"}
+FAMILIES = ["textproj", *PEERS]
+PROFILE_CORPUS = "banking77"
+
+
+def _slice(data: Dataset, n: int | None) -> Dataset:
+    if n is None or n >= len(data):
+        return data
+    return Dataset(list(data.texts[:n]), list(data.labels[:n]), data.source)
+
+
+def load_splits(corpus: str, quick: bool) -> Splits:
+    """The corpus's splits (the first few hundred texts of each with ``quick``)."""
+    parts = {
+        split: _slice(load_corpus(corpus, split), QUICK_SIZES[split] if quick else None)
+        for split in ("train", "dev", "test")
+    }
+    return Splits(corpus, parts["train"], parts["dev"], parts["test"])
+
+
+def installed_peers() -> dict[str, bool]:
+    """Which peer families can run here."""
+    return {
+        family: importlib.util.find_spec(module) is not None for family, module in PEERS.items()
+    }
+
+
+def train_all(splits: Splits, workdir: Path, args: argparse.Namespace) -> list[Trained]:
+    """Every available system, trained on ``splits`` under ``workdir``."""
+    trained = []
+    if "textproj" in args.systems:
+        if args.quick:
+            config = TrainConfig(**QUICK_TEXTPROJ)
+        elif args.textproj_epochs is not None:
+            config = TrainConfig(epochs=args.textproj_epochs)
+        else:
+            config = TrainConfig()
+        trained += train_textproj(splits, workdir / "textproj", config)
+    available = {family: ok and family in args.systems for family, ok in installed_peers().items()}
+    if available["fastText"]:
+        from harness.systems_fasttext import train_fasttext
+
+        trained += train_fasttext(splits, workdir / "fasttext", args.quick)
+    if available["scikit-learn"]:
+        from harness.systems_sklearn import train_sklearn
+
+        trained += train_sklearn(splits, workdir / "sklearn")
+    if available["spaCy"]:
+        from harness.systems_spacy import train_spacy
+
+        ensemble = not args.no_ensemble and not args.quick
+        trained += train_spacy(splits, workdir / "spacy", args.quick, ensemble)
+    return trained
+
+
+def run_corpus(corpus: str, workdir: Path, args: argparse.Namespace) -> dict:
+    """Train and measure every system on one corpus; the result as saved to JSON."""
+    splits = load_splits(corpus, args.quick)
+    started = time.perf_counter()
+    trained = train_all(splits, workdir / corpus, args)
+    rows = []
+    for system in trained:
+        print(f"  measuring {system.system}", file=sys.stderr, flush=True)
+        rows.append(measure(system, splits.test, args.repeats))
+    result = {
+        "corpus": corpus,
+        "sizes": {name: len(getattr(splits, name)) for name in ("train", "dev", "test")},
+        "rows": rows,
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+    models = [t.model_path for t in trained if t.kind == "textproj"]
+    if corpus == PROFILE_CORPUS and models:
+        result["stages"] = stages.run(models[0], splits.test, args.repeats)
+    return result
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small slices, few epochs")
+    parser.add_argument("--corpora", nargs="+", choices=sorted(CORPORA), default=list(CORPORA))
+    parser.add_argument("--out", type=Path, help="report folder (default docs/, quick: required)")
+    parser.add_argument("--repeats", type=int, help="timed predict passes (median; default 5)")
+    parser.add_argument(
+        "--systems", nargs="+", choices=FAMILIES, default=FAMILIES, help="families to run"
+    )
+    parser.add_argument("--textproj-epochs", type=int, help="cap textproj's epochs")
+    parser.add_argument("--no-ensemble", action="store_true", help="skip spaCy's ensemble")
+    parser.add_argument("--report-only", action="store_true", help="rebuild the report only")
+    parser.add_argument("--keep", type=Path, help="keep trained models in this folder")
+    args = parser.parse_args(argv)
+    if args.out is None:
+        if args.quick:
+            parser.error("--quick needs --out (the committed report lives in docs/)")
+        args.out = Path(__file__).resolve().parent.parent / "docs"
+    if args.repeats is None:
+        args.repeats = 1 if args.quick else 5
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    results_dir = args.out / "benchmarks-results"
+    if not args.report_only:
+        results_dir.mkdir(parents=True, exist_ok=True)
+        run = {
+            "command": " ".join(["python", "benchmarks/compare.py", *(argv or sys.argv[1:])]),
+            "quick": args.quick,
+            "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            "machine": environment.machine(),
+            "versions": environment.versions(),
+            "peers_installed": installed_peers(),
+            "textproj_epochs": args.textproj_epochs,
+            "systems": args.systems,
+            "repeats": args.repeats,
+        }
+        (results_dir / "run.json").write_text(json.dumps(run, indent=2), "utf-8")
+        workdir = Path(tempfile.mkdtemp(prefix="textproj-compare-"))
+        try:
+            for corpus in args.corpora:
+                print(f"{corpus}: training and measuring", file=sys.stderr, flush=True)
+                result = run_corpus(corpus, workdir, args)
+                text = json.dumps(result, indent=2, ensure_ascii=False)
+                (results_dir / f"{corpus}.json").write_text(text, "utf-8")
+        finally:
+            if args.keep is not None:
+                shutil.copytree(workdir, args.keep, dirs_exist_ok=True)
+            shutil.rmtree(workdir, ignore_errors=True)
+    report.write(results_dir, args.out)
+    print(f"report: {args.out / report.REPORT_NAME}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

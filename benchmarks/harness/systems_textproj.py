@@ -1,0 +1,58 @@
+"""textproj: ``textproj.train`` with the default ``TrainConfig``; both networks are measured.
+
+The on-device projection model (``model.tpn``, int8, run by the torch-free runtime) and the
+trainer network trained jointly with it (``trainer.npz``, run by torch) come from one training
+run, so they share its seconds.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from harness.common import Splits, Trained
+from textproj.config import TrainConfig
+
+TRAINER_FILES = ("trainer.npz", "trainer.json")
+
+
+def train_textproj(splits: Splits, workdir: Path, config: TrainConfig) -> list[Trained]:
+    """Train with ``config`` (the harness passes the defaults) and return both networks."""
+    from textproj.training import train
+
+    result = train(
+        splits.train,
+        splits.dev,
+        config=config,
+        output_dir=workdir,
+        corpus=splits.corpus,
+        progress=False,
+    )
+    seconds = float(result.metrics["train_seconds"])
+    trainer_dir = workdir / "trainer"  # only the trainer's own files, for its bytes
+    trainer_dir.mkdir(exist_ok=True)
+    for name in TRAINER_FILES:
+        shutil.copy2(workdir / name, trainer_dir / name)
+    params = {"train": config.to_dict(), "features": result.projector.get_config()["features"]}
+    best_epoch = result.metrics.get("best_epoch", {})
+    shared = "one joint training run gives both networks; its seconds are shown for each"
+    return [
+        Trained(
+            "textproj on-device (int8)",
+            "textproj",
+            "textproj",
+            workdir / "model.tpn",
+            seconds,
+            {**params, "best_epoch": best_epoch.get("projection")},
+            notes=[shared],
+        ),
+        Trained(
+            "textproj trainer (torch)",
+            "textproj",
+            "textproj-trainer",
+            trainer_dir,
+            seconds,
+            {**params, "best_epoch": best_epoch.get("trainer")},
+            notes=[shared],
+        ),
+    ]

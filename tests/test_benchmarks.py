@@ -1,0 +1,86 @@
+"""The comparison harness (benchmarks/compare.py) in quick mode, so that it cannot rot.
+
+Peers whose package is not installed (CI installs only ``.[dev]``) are skipped by the harness
+itself; textproj always runs.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("torch")
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+sys.path.insert(0, str(BENCHMARKS))
+
+import compare  # noqa: E402
+from harness import report  # noqa: E402
+
+
+def test_quick_run_measures_textproj_and_installed_peers(tmp_path: Path) -> None:
+    compare.main(["--quick", "--corpora", "banking77", "--out", str(tmp_path)])
+
+    results = tmp_path / "benchmarks-results"
+    run = json.loads((results / "run.json").read_text("utf-8"))
+    assert run["quick"] is True
+    assert run["versions"]["textproj"] != "not installed"
+    result = json.loads((results / "banking77.json").read_text("utf-8"))
+    assert result["sizes"] == compare.QUICK_SIZES
+    rows = {row["system"]: row for row in result["rows"]}
+    expected_families = {"textproj"} | {
+        family for family, ok in compare.installed_peers().items() if ok
+    }
+    assert {row["family"] for row in rows.values()} == expected_families
+
+    ours = rows[report.ON_DEVICE]
+    assert ours["n_test"] == compare.QUICK_SIZES["test"]
+    assert 0.0 <= ours["accuracy"] <= 1.0 and 0.0 <= ours["macro_f1"] <= 1.0
+    assert 10_000 < ours["model_bytes"] < 1_000_000  # an int8 model.tpn
+    trainer = rows["textproj trainer (torch)"]
+    assert trainer["model_bytes"] > ours["model_bytes"]
+    for row in rows.values():
+        assert row["texts_per_second"] > 0
+        assert row["predict_peak_delta_kib"] >= 0
+        assert row["peak_rss_kib"] > 0
+
+    stages = [row["stage"] for row in result["stages"]["rows"]]
+    assert stages[-1] == "end to end (predict)"
+    assert any("convolutions" in stage for stage in stages)
+
+    text = (tmp_path / report.REPORT_NAME).read_text("utf-8")
+    assert "## banking77" in text and "quick mode" in text
+    assert f"| {report.ON_DEVICE} |" in text
+    assert "Where textproj's predict time goes" in text
+    plots = [report.ACCURACY_PLOT, report.SPEED_PLOT]
+    if importlib.util.find_spec("matplotlib") is not None:
+        assert all((tmp_path / name).stat().st_size > 0 for name in plots)
+
+    (tmp_path / report.REPORT_NAME).unlink()
+    compare.main(["--report-only", "--out", str(tmp_path)])
+    assert (tmp_path / report.REPORT_NAME).read_text("utf-8") == text
+
+
+def test_goal_lines_check_size_accuracy_and_speed() -> None:
+    def row(system: str, family: str, accuracy: float, size: int, speed: float) -> dict:
+        return {
+            "system": system,
+            "family": family,
+            "accuracy": accuracy,
+            "model_bytes": size,
+            "texts_per_second": speed,
+        }
+
+    rows = [
+        row(report.ON_DEVICE, "textproj", 0.90, 80_000, 50_000),
+        row("fastText defaults, quantized", "fastText", 0.905, 500_000, 100_000),
+        row("TF-IDF", "scikit-learn", 0.95, 30_000_000, 10_000),
+    ]
+    lines = "\n".join(report.goal_lines(rows))
+    assert "6.2× larger (met" in lines
+    assert "fastText defaults, quantized at 0.905" in lines and "+0.5 points behind; met" in lines
+    assert "= 0.50× (NOT met" in lines
