@@ -17,9 +17,9 @@ from pathlib import Path
 from harness.common import Splits, Trained
 from textproj.data import Dataset
 
-MAX_STEPS = {"bow": 2000, "ensemble": 300}
+MAX_STEPS = {"bow": 1000, "ensemble": 150}
 QUICK_MAX_STEPS = {"bow": 20, "ensemble": 10}
-EVAL_FREQUENCY = {"bow": 200, "ensemble": 100}
+EVAL_FREQUENCY = {"bow": 200, "ensemble": 50}
 QUICK_EVAL_FREQUENCY = 10
 
 
