@@ -205,7 +205,7 @@ def test_error_in_multiline_row_names_its_first_line(tmp_path: Path) -> None:
         ('["text", "label"]', "expected a JSON object, got list"),
         ('{"text": "no label"}', "no 'label' field"),
         ('{"label": "x"}', "no 'text' field"),
-        ('{"text": "t", "label": 3}', "'label' must be a string, got int"),
+        ('{"text": "t", "label": 3}', "'label' must be a string or a list of strings, got int"),
         ('{"text": null, "label": "x"}', "'text' must be a string"),
         ('{"text": "t", "label": ""}', "row has no label"),
     ],
@@ -220,7 +220,7 @@ def test_jsonl_errors(tmp_path: Path, line: str, fragment: str) -> None:
     [
         ("no label at all", "does not start with a __label__ token"),
         ("text then __label__late", "does not start with a __label__ token"),
-        ("__label__a __label__b both", "multi-label rows are not supported yet"),
+        ("__label__a __label__b both", "row has 2 labels; read it as multi-label data"),
         ("__label__ orphan text", "row has no label"),
     ],
 )
@@ -326,3 +326,54 @@ def test_fasttext_writer_refuses_lossy_rows(
 def test_write_unknown_extension(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="unknown file extension"):
         write_dataset(Dataset(texts=["a"], labels=["b"], source="m"), tmp_path / "out.xlsx")
+
+
+# --- multi-label data ---
+
+
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [
+        ("m.tsv", "text\tlabel\nfirst\ta|b\nsecond\t c \n"),
+        ("m.csv", 'text,label\nfirst,"a| b |a"\nsecond,c\n'),
+        ("m.jsonl", '{"text": "first", "label": ["a", "b"]}\n{"text": "second", "label": "c"}\n'),
+        ("m.txt", "__label__a __label__b first\n__label__c second\n"),
+    ],
+)
+def test_read_multi_label(tmp_path: Path, name: str, content: str) -> None:
+    data = read_dataset(write_bytes(tmp_path, name, content), multi_label=True)
+    assert data.texts == ["first", "second"]
+    assert data.labels == [("a", "b"), ("c",)]
+
+
+def test_single_label_reading_keeps_pipes_and_refuses_lists(tmp_path: Path) -> None:
+    tsv = read_dataset(write_bytes(tmp_path, "s.tsv", "text\tlabel\nt\ta|b\n"))
+    assert tsv.labels == ["a|b"]
+    content = '{"text": "ok", "label": ["a"]}\n{"text": "t", "label": ["a", "b"]}\n'
+    jsonl = write_bytes(tmp_path, "s.jsonl", content)
+    assert_data_error(jsonl, 2, "row has 2 labels; read it as multi-label data")
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "line"),
+    [
+        ("e.tsv", "text\tlabel\nok\ta\nt\t | \n", 3),
+        ("e.jsonl", '{"text": "t", "label": []}\n', 1),
+        ("e.jsonl", '{"text": "t", "label": ["a", 1]}\n', 1),
+    ],
+)
+def test_multi_label_errors_name_the_line(tmp_path: Path, name: str, content: str, line: int):
+    with pytest.raises(DataError, match=rf"{re.escape(name)}:{line}: "):
+        read_dataset(write_bytes(tmp_path, name, content), multi_label=True)
+
+
+@pytest.mark.parametrize("name", ["m.tsv", "m.csv", "m.jsonl", "m.txt.gz"])
+def test_multi_label_round_trip(tmp_path: Path, name: str) -> None:
+    data = Dataset(["one", "two", "three"], [("a", "b"), ("c",), ("é", "x")], "mem")
+    write_dataset(data, tmp_path / name)
+    assert read_dataset(tmp_path / name, multi_label=True).labels == data.labels
+
+
+def test_multi_label_writer_refuses_separator_in_label(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match=re.escape("multi-labels cannot hold '|'")):
+        write_dataset(Dataset(["t"], [("a|b", "c")], "mem"), tmp_path / "m.tsv")

@@ -6,10 +6,18 @@ import numpy as np
 import pytest
 import torch
 
+from textproj import load
 from textproj.config import TrainConfig
 from textproj.corpora import load_corpus
 from textproj.data import Dataset
-from textproj.training import joint_loss, ragged_positions, split_off_dev, train
+from textproj.training import (
+    CHECKPOINT_NAME,
+    MODEL_NAME,
+    joint_loss,
+    ragged_positions,
+    split_off_dev,
+    train,
+)
 
 SMALL = dict(
     epochs=8,
@@ -153,3 +161,86 @@ def test_on_epoch_receives_each_history_row(small_data) -> None:
     assert rows == result.metrics["history"]
     assert [row["epoch"] for row in rows] == list(range(1, len(rows) + 1))
     assert set(rows[0]) == {"epoch", "loss", "dev_projection", "dev_trainer"}
+
+
+class Interrupt(Exception):
+    """Raised from on_epoch to stop a run as a kill would."""
+
+
+def _interrupt_after(epoch: int):
+    def on_epoch(row: dict) -> None:
+        if row["epoch"] == epoch:
+            raise Interrupt
+
+    return on_epoch
+
+
+def test_resume_gives_the_model_of_an_uninterrupted_run(small_data, tmp_path) -> None:
+    train_data, dev_data, test_data = small_data
+    config = TrainConfig(**{**SMALL, "epochs": 4})
+    whole = train(
+        train_data, dev_data, test_data, config=config, output_dir=tmp_path / "a", progress=False
+    )
+    assert not (tmp_path / "a" / CHECKPOINT_NAME).exists()  # removed once the run completes
+    with pytest.raises(Interrupt):
+        train(
+            train_data, dev_data, test_data, config=config, output_dir=tmp_path / "b",
+            progress=False, on_epoch=_interrupt_after(2),
+        )  # fmt: skip
+    assert (tmp_path / "b" / CHECKPOINT_NAME).exists()
+    assert not (tmp_path / "b" / MODEL_NAME).exists()
+    rows: list[dict] = []
+    resumed = train(
+        train_data, dev_data, test_data, config=config, output_dir=tmp_path / "b",
+        progress=False, resume=True, on_epoch=rows.append,
+    )  # fmt: skip
+    assert [row["epoch"] for row in rows] == [3, 4]
+    assert (tmp_path / "b" / MODEL_NAME).read_bytes() == (tmp_path / "a" / MODEL_NAME).read_bytes()
+    assert resumed.metrics["history"] == whole.metrics["history"]
+
+
+def test_resume_refuses_other_data_or_config(small_data, tmp_path) -> None:
+    train_data, dev_data, _ = small_data
+    config = TrainConfig(**{**SMALL, "epochs": 3})
+    with pytest.raises(Interrupt):
+        train(
+            train_data, dev_data, config=config, output_dir=tmp_path, progress=False,
+            on_epoch=_interrupt_after(1),
+        )  # fmt: skip
+    other_config = TrainConfig(**{**SMALL, "epochs": 3, "seed": 5})
+    with pytest.raises(ValueError, match="config differs"):
+        train(train_data, dev_data, config=other_config, output_dir=tmp_path, resume=True)
+    fewer = Dataset(train_data.texts[1:], train_data.labels[1:], "fewer")
+    with pytest.raises(ValueError, match="fingerprint differs"):
+        train(fewer, dev_data, config=config, output_dir=tmp_path, resume=True)
+    with pytest.raises(ValueError, match="no checkpoint to resume"):
+        train(train_data, dev_data, config=config, output_dir=tmp_path / "none", resume=True)
+
+
+def _multi_label_slice(split: str, per_label: int) -> Dataset:
+    """Each banking77 text alone (one label) and joined to a text of another intent (both)."""
+    single = _slice(split, 6, per_label)
+    texts, labels = list(single.texts), [(label,) for label in single.labels]
+    shift = len(single) // 2 + 1
+    for i, (text, label) in enumerate(zip(single.texts, single.labels, strict=True)):
+        j = (i + shift) % len(single)
+        if single.labels[j] != label:
+            texts.append(f"{text} {single.texts[j]}")
+            labels.append(tuple(sorted({label, single.labels[j]})))
+    return Dataset(texts, labels, f"multi-{split}")
+
+
+def test_multi_label_learns_and_ships_thresholds(tmp_path) -> None:
+    train_data, dev_data = _multi_label_slice("train", 60), _multi_label_slice("dev", 10)
+    config = TrainConfig(**{**SMALL, "multi_label": True, "epochs": 10, "patience": 10})
+    result = train(train_data, dev_data, config=config, output_dir=tmp_path, progress=False)
+    scores = result.metrics["projection"]["dev"]
+    assert set(scores) == {"accuracy", "micro_f1", "macro_f1", "n"}
+    assert scores["micro_f1"] > 0.7  # always predicting the two most common labels: < 0.4
+    assert result.metrics["trainer"]["dev"]["micro_f1"] > 0.7
+    classifier = load(tmp_path / MODEL_NAME)
+    assert classifier.multi_label
+    assert classifier.thresholds.tolist() == pytest.approx(result.header["thresholds"])
+    predicted = classifier.predict(dev_data.texts)
+    assert all(isinstance(label_set, list) for label_set in predicted)
+    assert any(len(label_set) == 2 for label_set in predicted)

@@ -89,6 +89,7 @@ class TrainConfig:
     lambda_distill: float = 0.1  # λ2: projection vs trainer's soft outputs (0 trains alone)
     lambda_labels: float = 1.0  # λ3: projection vs labels
     temperature: float = 2.0  # softmax temperature of the distillation term
+    multi_label: bool = False  # one sigmoid per label (BCE), per-label thresholds tuned on dev
     distill_to_trainer: bool = False  # let the distillation term's gradient reach the trainer
     dropout: float = 0.2  # dropout in both networks (pooled/hidden activations)
     weight_decay: float = 0.0  # decoupled weight decay (AdamW) of the dense parameters

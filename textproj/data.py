@@ -6,7 +6,9 @@ that malformed input always fails the same way: a :class:`DataError` whose messa
 names the file and, where it applies, the 1-based line (``data.tsv:17: row has no label``).
 
 Each format is a small row iterator yielding ``(line_no, text, label)``; adding a
-format (or multi-label rows later) means adding or extending one iterator.
+format means adding one iterator. Multi-label data (``multi_label=True``) gives each text a
+tuple of labels: ``a|b`` in a TSV/CSV ``label`` column (or a JSONL string), a JSON list in
+JSONL, several leading ``__label__`` tokens in fastText format.
 """
 
 from __future__ import annotations
@@ -31,7 +33,11 @@ _CSV_FIELD_LIMIT = 2**31 - 1
 # fastText label token at the start of a line, with the white space after it.
 _FASTTEXT_LABEL = re.compile(r"__label__(\S*)\s*")
 
-Row = tuple[int, str, str]
+# A row's label as read: one string, or a list of strings (JSONL list, several fastText labels).
+Row = tuple[int, str, str | list[str]]
+# A dataset's label: one string, or for multi-label data a tuple of strings.
+Label = str | tuple[str, ...]
+MULTI_LABEL_SEPARATOR = "|"  # multi-label TSV/CSV (and JSONL string) labels: "a|b"
 
 
 class DataError(ValueError):
@@ -40,10 +46,13 @@ class DataError(ValueError):
 
 @dataclass(frozen=True)
 class Dataset:
-    """Parallel lists of texts and their labels, plus where they came from."""
+    """Parallel lists of texts and their labels, plus where they came from.
+
+    Labels are strings, or for multi-label data tuples of strings.
+    """
 
     texts: list[str]
-    labels: list[str]
+    labels: list[Label]
     source: str
 
     def __post_init__(self) -> None:
@@ -129,12 +138,20 @@ def _iter_jsonl(content: str, name: str) -> Iterator[Row]:
         for key in ("text", "label"):
             if key not in record:
                 raise _fail(name, line_no, f"object has no {key!r} field")
-            if not isinstance(record[key], str):
-                kind = type(record[key]).__name__
-                raise _fail(name, line_no, f"{key!r} must be a string, got {kind}")
-        if not record["label"].strip():
+        if not isinstance(record["text"], str):
+            raise _fail(
+                name, line_no, f"'text' must be a string, got {type(record['text']).__name__}"
+            )
+        label = record["label"]
+        if isinstance(label, list) and all(isinstance(item, str) for item in label):
+            yield line_no, record["text"], label
+            continue
+        if not isinstance(label, str):
+            kind = type(label).__name__
+            raise _fail(name, line_no, f"'label' must be a string or a list of strings, got {kind}")
+        if not label.strip():
             raise _fail(name, line_no, "row has no label")
-        yield line_no, record["text"], record["label"]
+        yield line_no, record["text"], label
 
 
 def _iter_fasttext(content: str, name: str) -> Iterator[Row]:
@@ -149,13 +166,9 @@ def _iter_fasttext(content: str, name: str) -> Iterator[Row]:
             position = match.end()
         if not labels:
             raise _fail(name, line_no, "line does not start with a __label__ token")
-        if len(labels) > 1:
-            raise _fail(
-                name, line_no, f"multi-label rows are not supported yet (labels: {labels!r})"
-            )
-        if not labels[0]:
+        if not all(labels):
             raise _fail(name, line_no, "row has no label (empty __label__ token)")
-        yield line_no, line[position:].rstrip(), labels[0]
+        yield line_no, line[position:].rstrip(), labels[0] if len(labels) == 1 else labels
 
 
 _READERS: dict[str, Callable[[str, str], Iterator[Row]]] = {
@@ -202,19 +215,35 @@ def _read_text(path: Path, gzipped: bool) -> str:
         raise _fail(name, line_no, f"invalid UTF-8 (byte 0x{byte:02x})") from None
 
 
-def read_dataset(path: str | os.PathLike[str]) -> Dataset:
+def _label_of(raw: str | list[str], multi_label: bool, name: str, line_no: int) -> Label:
+    """A row's label for the dataset: a string, or with ``multi_label`` a tuple of strings."""
+    if not multi_label:
+        if isinstance(raw, str):
+            return raw
+        if len(raw) == 1:
+            return raw[0]
+        raise _fail(name, line_no, f"row has {len(raw)} labels; read it as multi-label data")
+    parts = raw.split(MULTI_LABEL_SEPARATOR) if isinstance(raw, str) else raw
+    label_set = tuple(dict.fromkeys(part.strip() for part in parts if part.strip()))
+    if not label_set:
+        raise _fail(name, line_no, "row has no label")
+    return label_set
+
+
+def read_dataset(path: str | os.PathLike[str], *, multi_label: bool = False) -> Dataset:
     """Read a labelled dataset, choosing the format from the extension.
 
+    With ``multi_label`` every label is a tuple (see the module docstring for the formats).
     Raises DataError (naming file and line) for any missing, unreadable or malformed input.
     """
     path = Path(path)
     extension, gzipped = _format_of(path)
     content = _read_text(path, gzipped)
     texts: list[str] = []
-    labels: list[str] = []
-    for _line_no, text, label in _READERS[extension](content, str(path)):
+    labels: list[Label] = []
+    for line_no, text, label in _READERS[extension](content, str(path)):
         texts.append(text)
-        labels.append(label)
+        labels.append(_label_of(label, multi_label, str(path), line_no))
     if not texts:
         raise _fail(str(path), None, "no data rows")
     return Dataset(texts=texts, labels=labels, source=str(path))
@@ -223,7 +252,7 @@ def read_dataset(path: str | os.PathLike[str]) -> Dataset:
 # --- writers ---
 
 
-def _write_delimited(dataset: Dataset, delimiter: str) -> str:
+def _write_delimited(dataset: Dataset, delimiter: str, name: str) -> str:
     """Serialise as csv/tsv with a ``text,label`` header, quoting only where needed."""
     buffer = io.StringIO()
     minimal = csv.writer(buffer, delimiter=delimiter, lineterminator="\n")
@@ -231,7 +260,12 @@ def _write_delimited(dataset: Dataset, delimiter: str) -> str:
     # take as a line break; such rows are written fully quoted instead.
     quoted = csv.writer(buffer, delimiter=delimiter, lineterminator="\n", quoting=csv.QUOTE_ALL)
     minimal.writerow(["text", "label"])
-    for row in zip(dataset.texts, dataset.labels, strict=True):
+    for row_no, (text, label) in enumerate(zip(dataset.texts, dataset.labels, strict=True), 1):
+        if isinstance(label, tuple):
+            if any(MULTI_LABEL_SEPARATOR in part for part in label):
+                raise _fail(name, None, f"row {row_no}: multi-labels cannot hold '|'")
+            label = MULTI_LABEL_SEPARATOR.join(label)
+        row = (text, label)
         (quoted if any("\r" in field for field in row) else minimal).writerow(row)
     return buffer.getvalue()
 
@@ -239,7 +273,11 @@ def _write_delimited(dataset: Dataset, delimiter: str) -> str:
 def _write_jsonl(dataset: Dataset) -> str:
     """Serialise as JSON Lines, keeping non-ASCII characters readable."""
     return "".join(
-        json.dumps({"text": text, "label": label}, ensure_ascii=False) + "\n"
+        json.dumps(
+            {"text": text, "label": list(label) if isinstance(label, tuple) else label},
+            ensure_ascii=False,
+        )
+        + "\n"
         for text, label in zip(dataset.texts, dataset.labels, strict=True)
     )
 
@@ -248,13 +286,14 @@ def _write_fasttext(dataset: Dataset, name: str) -> str:
     """Serialise as fastText lines; refuses what the format cannot represent."""
     lines = []
     for row_no, (text, label) in enumerate(zip(dataset.texts, dataset.labels, strict=True), 1):
-        if not label or any(char.isspace() for char in label):
+        label_set = label if isinstance(label, tuple) else (label,)
+        if not label_set or any(not part or any(c.isspace() for c in part) for part in label_set):
             raise _fail(name, None, f"row {row_no}: fastText labels must be non-empty, no spaces")
         if "\n" in text or "\r" in text:
             raise _fail(name, None, f"row {row_no}: fastText texts cannot hold line breaks")
         if _FASTTEXT_LABEL.match(text.lstrip()):
             raise _fail(name, None, f"row {row_no}: text starts with a __label__ token")
-        lines.append(f"__label__{label} {text}\n")
+        lines.append("".join(f"__label__{part} " for part in label_set) + f"{text}\n")
     return "".join(lines)
 
 
@@ -267,7 +306,7 @@ def write_dataset(dataset: Dataset, path: str | os.PathLike[str]) -> None:
     path = Path(path)
     extension, gzipped = _format_of(path)
     if extension in (".tsv", ".csv"):
-        content = _write_delimited(dataset, "\t" if extension == ".tsv" else ",")
+        content = _write_delimited(dataset, "\t" if extension == ".tsv" else ",", str(path))
     elif extension == ".jsonl":
         content = _write_jsonl(dataset)
     else:

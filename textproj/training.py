@@ -11,6 +11,7 @@ trainer (stop-gradient). Early stopping keeps each network at its best dev epoch
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import time
 from collections.abc import Callable
@@ -27,7 +28,7 @@ from textproj import nets
 from textproj.config import FeatureConfig, TrainConfig
 from textproj.data import Dataset
 from textproj.features import featurize
-from textproj.metrics import classification_scores
+from textproj.metrics import classification_scores, multilabel_scores
 from textproj.projector import Projector
 
 EVAL_BATCH = 1024
@@ -35,6 +36,9 @@ MODEL_NAME = "model.tpn"
 TRAINER_WEIGHTS = "trainer.npz"
 TRAINER_HEADER = "trainer.json"
 METRICS_NAME = "metrics.json"
+CHECKPOINT_NAME = "checkpoint.pt"
+CHECKPOINT_FORMAT = "textproj-checkpoint-1"
+THRESHOLD_GRID = np.linspace(0.05, 0.95, 19)
 
 
 @dataclass
@@ -44,7 +48,7 @@ class SplitInputs:
     Ragged arrays (per-token rows, feature buckets) are flat with ``offsets`` of length n + 1.
     """
 
-    targets: np.ndarray  # int64 label index, -1 for a label unseen in training
+    targets: np.ndarray  # int64 label index (-1: unseen in training); multi-label: multi-hot
     bits: np.ndarray  # text design: (n, n_bits); token design: (total_tokens, n_bits); uint8
     bit_offsets: np.ndarray | None  # token design only
     buckets: np.ndarray  # int64 trainer embedding rows
@@ -89,7 +93,12 @@ def prepare_inputs(
     config: TrainConfig,
 ) -> SplitInputs:
     """Project and featurise a split once, so epochs only gather rows."""
-    targets = np.array([label_index.get(label, -1) for label in data.labels], dtype=np.int64)
+    if config.multi_label:
+        targets = np.zeros((len(data), len(label_index)), dtype=np.float32)
+        for i, label_set in enumerate(data.labels):
+            targets[i, [label_index[label] for label in label_set if label in label_index]] = 1
+    else:
+        targets = np.array([label_index.get(label, -1) for label in data.labels], dtype=np.int64)
     if config.design == "text":
         bits, bit_offsets = projector.transform(data.texts), None
     else:
@@ -133,20 +142,52 @@ def forward_trainer(net: torch.nn.Module, inputs: SplitInputs, index: np.ndarray
 
 
 @torch.no_grad()
-def predict_indices(net: torch.nn.Module, inputs: SplitInputs, forward: Any) -> np.ndarray:
-    """Arg-max label index of every item of a split, in batches."""
+def predict_logits(net: torch.nn.Module, inputs: SplitInputs, forward: Any) -> np.ndarray:
+    """Logits (n, n_labels) of every item of a split, in batches, in eval mode."""
     net.eval()
     out = [
-        forward(net, inputs, np.arange(lo, min(lo + EVAL_BATCH, len(inputs)))).argmax(1).numpy()
+        forward(net, inputs, np.arange(lo, min(lo + EVAL_BATCH, len(inputs)))).numpy()
         for lo in range(0, len(inputs), EVAL_BATCH)
     ]
     net.train()
-    return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
+    return np.concatenate(out) if out else np.zeros((0, 0), dtype=np.float32)
 
 
-def accuracy(predicted: np.ndarray, inputs: SplitInputs) -> float:
-    """Share of items whose predicted index is the target (unseen labels are always wrong)."""
-    return float((predicted == inputs.targets).mean()) if len(inputs) else 0.0
+def sigmoid(logits: np.ndarray) -> np.ndarray:
+    """Per-label probabilities of a multi-label network."""
+    return 1.0 / (1.0 + np.exp(-logits))
+
+
+def decide(logits: np.ndarray, thresholds: np.ndarray | None) -> np.ndarray:
+    """Label indices (n,) by arg-max, or with ``thresholds`` a multi-hot (n, n_labels) bool."""
+    if thresholds is None:
+        return logits.argmax(1) if len(logits) else np.zeros(0, dtype=np.int64)
+    return sigmoid(logits) >= thresholds
+
+
+def tune_thresholds(logits: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """Per-label threshold maximising that label's F1 on a split (0.5 where it has no positives)."""
+    proba = sigmoid(logits)
+    thresholds = np.full(targets.shape[1], 0.5, dtype=np.float32)
+    for j in np.flatnonzero(targets.sum(0) > 0):
+        gold = targets[:, j] > 0
+        f1 = [
+            2 * (gold & (proba[:, j] >= t)).sum() / (gold.sum() + (proba[:, j] >= t).sum())
+            for t in THRESHOLD_GRID
+        ]
+        thresholds[j] = THRESHOLD_GRID[int(np.argmax(f1))]
+    return thresholds
+
+
+def dev_score(decided: np.ndarray, inputs: SplitInputs) -> float:
+    """The early-stopping score: accuracy, or micro-F1 for multi-label targets."""
+    if len(inputs) == 0:
+        return 0.0
+    if inputs.targets.ndim == 1:
+        return float((decided == inputs.targets).mean())
+    gold = inputs.targets > 0
+    hits = (gold & decided).sum()
+    return float(2 * hits / max(1, gold.sum() + decided.sum()))
 
 
 def split_off_dev(data: Dataset, fraction: float, seed: int) -> tuple[Dataset, Dataset]:
@@ -182,6 +223,13 @@ def build_networks(
     return projection, trainer
 
 
+def label_loss(logits: torch.Tensor, targets: torch.Tensor, multi_label: bool) -> torch.Tensor:
+    """Cross-entropy, or for multi-label the per-label binary cross-entropy summed over labels."""
+    if not multi_label:
+        return F.cross_entropy(logits, targets)
+    return F.binary_cross_entropy_with_logits(logits, targets, reduction="none").sum(1).mean()
+
+
 def joint_loss(
     trainer_logits: torch.Tensor,
     projection_logits: torch.Tensor,
@@ -189,14 +237,19 @@ def joint_loss(
     config: TrainConfig,
 ) -> torch.Tensor:
     """The three-term ProjectionNet loss (see the module docstring)."""
-    loss = config.lambda_trainer * F.cross_entropy(trainer_logits, targets)
-    loss = loss + config.lambda_labels * F.cross_entropy(projection_logits, targets)
+    multi = config.multi_label
+    loss = config.lambda_trainer * label_loss(trainer_logits, targets, multi)
+    loss = loss + config.lambda_labels * label_loss(projection_logits, targets, multi)
     if config.lambda_distill > 0:
         teacher = trainer_logits if config.distill_to_trainer else trainer_logits.detach()
-        soft = torch.softmax(teacher / config.temperature, dim=1)
-        log_student = torch.log_softmax(projection_logits / config.temperature, dim=1)
-        distill = -(soft * log_student).sum(dim=1).mean() * config.temperature**2
-        loss = loss + config.lambda_distill * distill
+        scaled = projection_logits / config.temperature
+        if multi:
+            soft = torch.sigmoid(teacher / config.temperature)
+            distill = F.binary_cross_entropy_with_logits(scaled, soft, reduction="none").sum(1)
+        else:
+            soft = torch.softmax(teacher / config.temperature, dim=1)
+            distill = -(soft * torch.log_softmax(scaled, dim=1)).sum(dim=1)
+        loss = loss + config.lambda_distill * distill.mean() * config.temperature**2
     return loss
 
 
@@ -211,8 +264,51 @@ def _progress(enabled: bool) -> Progress:
     )
 
 
-def _scores(labels: list[str], predicted: np.ndarray, gold: list[str]) -> dict[str, Any]:
-    return classification_scores(gold, [labels[i] for i in predicted])
+def _scores(
+    labels: list[str], decided: np.ndarray, gold: list, multi_label: bool
+) -> dict[str, Any]:
+    if multi_label:
+        return multilabel_scores(
+            gold, [[labels[j] for j in np.flatnonzero(row)] for row in decided]
+        )
+    return classification_scores(gold, [labels[i] for i in decided])
+
+
+def data_fingerprint(splits: dict[str, Dataset]) -> str:
+    """SHA-256 over every split's texts and labels: a resumed run must see the same data."""
+    digest = hashlib.sha256()
+    for name, data in splits.items():
+        digest.update(json.dumps([name, data.texts, data.labels]).encode("utf-8"))
+    return digest.hexdigest()
+
+
+def read_checkpoint(directory: str | Path) -> dict[str, Any]:
+    """The checkpoint a run left in ``directory`` (tensors and plain values only, no code)."""
+    path = Path(directory) / CHECKPOINT_NAME
+    if not path.is_file():
+        raise ValueError(f"{path}: no checkpoint to resume (the run finished or never started)")
+    try:
+        state = torch.load(path, weights_only=True)
+    except Exception as error:
+        raise ValueError(f"{path}: unreadable checkpoint ({error})") from None
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{path}: not a textproj checkpoint")
+    return state
+
+
+def _save_checkpoint(directory: Path, state: dict[str, Any]) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    tmp = directory / (CHECKPOINT_NAME + ".tmp")
+    torch.save(state, tmp)
+    tmp.replace(directory / CHECKPOINT_NAME)
+
+
+def _check_resumable(state: dict[str, Any], expected: dict[str, Any], path: Path) -> None:
+    for key, value in expected.items():
+        if state.get(key) != value:
+            raise ValueError(
+                f"{path / CHECKPOINT_NAME}: {key} differs from this run's; cannot resume"
+            )
 
 
 def train(
@@ -226,15 +322,21 @@ def train(
     corpus: str | None = None,
     progress: bool = True,
     on_epoch: Callable[[dict[str, Any]], None] | None = None,
+    resume: bool = False,
+    run: dict[str, Any] | None = None,
 ) -> TrainResult:
     """Train both networks jointly; write model.tpn, the trainer and metrics.json to ``output_dir``.
 
     With no ``dev_data`` a dev split is carved from ``train_data`` (``config.dev_fraction``).
     Scores of the projection network are those of its int8 on-device form. ``on_epoch`` is
-    called after each epoch with that epoch's history row (epoch, loss, dev accuracies).
+    called after each epoch with that epoch's history row (epoch, loss, dev scores).
+    With an ``output_dir``, every epoch ends with a checkpoint there (removed when the run
+    completes); ``resume=True`` continues from it and gives the model an uninterrupted run
+    would have given. ``run`` is stored in the checkpoint (the CLI keeps its data sources there).
     """
     config = config or TrainConfig()
     features = features or FeatureConfig()
+    out = Path(output_dir) if output_dir is not None else None
     started = time.perf_counter()
     torch.manual_seed(config.seed)
     torch.set_num_threads(config.threads)
@@ -242,13 +344,20 @@ def train(
         raise ValueError(f"{train_data.source}: no training examples")
     if dev_data is None:
         train_data, dev_data = split_off_dev(train_data, config.dev_fraction, config.seed)
-    labels = sorted(set(train_data.labels))
+    multi = config.multi_label
+    label_sets = train_data.labels if multi else [[label] for label in train_data.labels]
+    labels = sorted({label for label_set in label_sets for label in label_set})
     label_index = {label: i for i, label in enumerate(labels)}
     n_bits_t, n_bits_d = config.projection_shape
     projector = Projector(n_bits_t, n_bits_d, features=features, seed=config.seed)
     splits = {"train": train_data, "dev": dev_data}
     if test_data is not None:
         splits["test"] = test_data
+    identity = {
+        "config": config.to_dict(),
+        "features": features.to_dict(),
+        "fingerprint": data_fingerprint(splits),
+    }
     inputs = {
         name: prepare_inputs(data, label_index, projector, config) for name, data in splits.items()
     }
@@ -268,15 +377,36 @@ def train(
         torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1.0 - step / total_steps)
         for opt in optimisers
     ]
+    shuffle = np.random.default_rng(config.seed)
+    nets_by_name = {"projection": projection, "trainer": trainer}
+    best: dict[str, dict[str, Any]] = {
+        name: {"score": -1.0, "state": None, "epoch": 0} for name in nets_by_name
+    }
+    history: list[dict[str, Any]] = []
+    since_best, first_epoch, seconds_before = 0, 1, 0.0
+    if resume:
+        if out is None:
+            raise ValueError("resume needs the output_dir that holds the checkpoint")
+        state = read_checkpoint(out)
+        _check_resumable(state, identity, out)
+        for name, net in nets_by_name.items():
+            net.load_state_dict(state[name])
+        for holder, saved in zip(optimisers + schedulers, state["optimisers"], strict=True):
+            holder.load_state_dict(saved)
+        torch.set_rng_state(state["torch_rng"])
+        shuffle.bit_generator.state = state["shuffle_rng"]
+        best, history = state["best"], state["history"]
+        since_best, first_epoch = state["since_best"], state["epoch"] + 1
+        seconds_before = state["seconds"]
 
     # --- the loop: shuffle, step both networks, score on dev, keep the best of each
-    shuffle = np.random.default_rng(config.seed)
     train_inputs, dev_inputs = inputs["train"], inputs["dev"]
-    best = {"projection": (-1.0, None, 0), "trainer": (-1.0, None, 0)}
-    history = []
-    since_best = 0
+    forwards = {"projection": forward_projection, "trainer": forward_trainer}
+    thresholds = np.full(len(labels), 0.5, dtype=np.float32) if multi else None
     with _progress(progress) as bars:
-        for epoch in range(1, config.epochs + 1):
+        for epoch in range(first_epoch, config.epochs + 1):
+            if since_best >= config.patience:
+                break
             task = bars.add_task(
                 f"epoch {epoch}/{config.epochs}", total=steps_per_epoch, loss=0.0, dev="…"
             )
@@ -299,81 +429,106 @@ def train(
                     scheduler.step()
                 total_loss += loss.item()
                 bars.update(task, advance=1, loss=total_loss / step)
-            dev_acc = {
-                "projection": accuracy(
-                    predict_indices(projection, dev_inputs, forward_projection), dev_inputs
-                ),
-                "trainer": accuracy(
-                    predict_indices(trainer, dev_inputs, forward_trainer), dev_inputs
-                ),
+            scores = {
+                name: dev_score(
+                    decide(predict_logits(net, dev_inputs, forwards[name]), thresholds),
+                    dev_inputs,
+                )
+                for name, net in nets_by_name.items()
             }
             history.append(
                 {
                     "epoch": epoch,
                     "loss": total_loss / steps_per_epoch,
-                    **{f"dev_{k}": v for k, v in dev_acc.items()},
+                    **{f"dev_{name}": score for name, score in scores.items()},
                 }
             )
-            bars.update(task, dev=f"{dev_acc['projection']:.4f} (trainer {dev_acc['trainer']:.4f})")
+            bars.update(task, dev=f"{scores['projection']:.4f} (trainer {scores['trainer']:.4f})")
+            for name, net in nets_by_name.items():
+                if scores[name] > best[name]["score"]:
+                    best[name] = {
+                        "score": scores[name],
+                        "state": copy.deepcopy(net.state_dict()),
+                        "epoch": epoch,
+                    }
+            since_best = 0 if best["projection"]["epoch"] == epoch else since_best + 1
+            if out is not None:
+                _save_checkpoint(
+                    out,
+                    {
+                        "format": CHECKPOINT_FORMAT,
+                        **identity,
+                        "run": run or {},
+                        "epoch": epoch,
+                        "since_best": since_best,
+                        "history": history,
+                        "best": best,
+                        **{name: net.state_dict() for name, net in nets_by_name.items()},
+                        "optimisers": [h.state_dict() for h in optimisers + schedulers],
+                        "torch_rng": torch.get_rng_state(),
+                        "shuffle_rng": shuffle.bit_generator.state,
+                        "seconds": seconds_before + time.perf_counter() - started,
+                    },
+                )
             if on_epoch is not None:
                 on_epoch(history[-1])
-            improved = False
-            for name, net in (("projection", projection), ("trainer", trainer)):
-                if dev_acc[name] > best[name][0]:
-                    best[name] = (dev_acc[name], copy.deepcopy(net.state_dict()), epoch)
-                    improved = improved or name == "projection"
-            since_best = 0 if improved else since_best + 1
-            if since_best >= config.patience:
-                break
-    projection.load_state_dict(best["projection"][1])
-    trainer.load_state_dict(best["trainer"][1])
-    projection.eval()
-    trainer.eval()
+    for name, net in nets_by_name.items():
+        net.load_state_dict(best[name]["state"])
+        net.eval()
 
     # --- the on-device form: int8 weights, scored as they will run
     tensors = nets.export_projection_net(projection)
     quantized = nets.load_quantized(copy.deepcopy(projection), tensors)
-    header = {
+    logits = {
+        (net_name, split): predict_logits(net, split_inputs, forwards[net_name.split("_")[0]])
+        for net_name, net in (
+            ("projection", quantized),
+            ("projection_float", projection),
+            ("trainer", trainer),
+        )
+        for split, split_inputs in inputs.items()
+        if split != "train"
+    }
+    header: dict[str, Any] = {
         "format": "textproj-model",
         "labels": labels,
         "projector": projector.get_config(),
         "network": nets.network_config(projection),
-        "multi_label": False,
+        "multi_label": multi,
         "train_config": config.to_dict(),
     }
+    net_thresholds: dict[str, np.ndarray | None] = {}
+    for net_name in ("projection", "projection_float", "trainer"):
+        net_thresholds[net_name] = (
+            tune_thresholds(logits[net_name, "dev"], inputs["dev"].targets) if multi else None
+        )
+    if multi:
+        header["thresholds"] = [float(t) for t in net_thresholds["projection"]]
     metrics: dict[str, Any] = {
         "corpus": corpus or train_data.source,
         "labels": labels,
+        "multi_label": multi,
         "config": {"train": config.to_dict(), "features": features.to_dict()},
         "projection": {},
         "projection_float": {},
         "trainer": {},
-        "best_epoch": {name: best[name][2] for name in best},
+        "best_epoch": {name: best[name]["epoch"] for name in best},
         "history": history,
     }
-    for name, split in inputs.items():
-        if name == "train":
-            continue
-        gold = splits[name].labels
-        metrics["projection"][name] = _scores(
-            labels, predict_indices(quantized, split, forward_projection), gold
+    for (net_name, split), split_logits in logits.items():
+        metrics[net_name][split] = _scores(
+            labels, decide(split_logits, net_thresholds[net_name]), splits[split].labels, multi
         )
-        metrics["projection_float"][name] = _scores(
-            labels, predict_indices(projection, split, forward_projection), gold
-        )
-        metrics["trainer"][name] = _scores(
-            labels, predict_indices(trainer, split, forward_trainer), gold
-        )
-    metrics["train_seconds"] = round(time.perf_counter() - started, 2)
+    metrics["train_seconds"] = round(seconds_before + time.perf_counter() - started, 2)
 
-    out = Path(output_dir) if output_dir is not None else None
     if out is not None:
         from textproj import model_file
 
         metrics["model_bytes"] = model_file.write_model(out / MODEL_NAME, header, tensors)
-        save_trainer(trainer, out, labels, config, features)
+        save_trainer(trainer, out, labels, config, features, net_thresholds["trainer"])
         metrics["trainer_bytes"] = (out / TRAINER_WEIGHTS).stat().st_size
         _write_json_atomic(out / METRICS_NAME, metrics)
+        (out / CHECKPOINT_NAME).unlink(missing_ok=True)
     return TrainResult(projection, trainer, projector, labels, metrics, header, tensors, out)
 
 
@@ -389,6 +544,7 @@ def save_trainer(
     labels: list[str],
     config: TrainConfig,
     features: FeatureConfig,
+    thresholds: np.ndarray | None = None,
 ) -> None:
     """The trainer as plain arrays (trainer.npz) plus a JSON header: nothing executes on load."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -398,5 +554,10 @@ def save_trainer(
     tmp.replace(directory / TRAINER_WEIGHTS)
     _write_json_atomic(
         directory / TRAINER_HEADER,
-        {"labels": labels, "train_config": config.to_dict(), "features": features.to_dict()},
+        {
+            "labels": labels,
+            "train_config": config.to_dict(),
+            "features": features.to_dict(),
+            "thresholds": None if thresholds is None else [float(t) for t in thresholds],
+        },
     )
