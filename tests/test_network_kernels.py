@@ -43,22 +43,54 @@ def test_nibble_tables_hold_partial_sums() -> None:
     assert np.array_equal(tables[17, 0b1100], [0, 0])  # columns 70, 71 do not exist
 
 
-def test_attention_pool_is_a_softmax_weighted_mean_per_text() -> None:
-    rng = np.random.default_rng(0)
-    lengths = np.array([1, 3, 2], dtype=np.int64)
-    scores = rng.standard_normal((6, 4)).astype(np.float32) * 5  # 2 filters: values, logits
-    expected = []
-    first = 0
+def _reference_pool(taps, index, lengths, windows, value_bias, attention_bias):
+    """Per text, window and filter: softmax(attention)-weighted mean of the values, in numpy."""
+    n_filters = value_bias.shape[1]
+    out, first, start = [], 0, 0
+    starts = []
+    for k in windows:
+        starts.append(start)
+        start += 2 * k * n_filters
     for n in lengths:
-        values, logits = scores[first : first + n, :2], scores[first : first + n, 2:]
-        weights = np.exp(logits - logits.max(0))
-        expected.append((weights * values).sum(0) / weights.sum(0))
+        rows = taps[index[first : first + n]]
+        pooled = []
+        for j, k in enumerate(windows):
+            base = starts[j]
+            values = np.tile(value_bias[j], (n, 1)).astype(np.float64)
+            logits = np.tile(attention_bias[j], (n, 1)).astype(np.float64)
+            for p in range(n):
+                for i in range(min(k, n - p)):
+                    values[p] += rows[p + i, base + i * n_filters : base + (i + 1) * n_filters]
+                    logits[p] += rows[
+                        p + i, base + (k + i) * n_filters : base + (k + i + 1) * n_filters
+                    ]
+            weights = np.exp(logits - logits.max(0))
+            pooled.append((weights * values).sum(0) / weights.sum(0))
+        out.append(np.concatenate(pooled))
         first += n
-    centred = scores.copy()
-    kn.centre_logits(centred, lengths, 2)
-    assert np.all(centred[:, 2:] <= 0)
-    np.exp(centred[:, 2:], out=centred[:, 2:])
-    out = np.full((3, 5), np.nan, dtype=np.float32)
-    kn.attention_pool(centred, lengths, 2, out, 1)
-    assert np.abs(out[:, 1:3] - np.array(expected)).max() <= 1e-5
-    assert np.isnan(out[:, [0, 3, 4]]).all()  # other columns untouched
+    return np.array(out)
+
+
+def test_window_scores_and_attention_pool_match_a_reference() -> None:
+    rng = np.random.default_rng(0)
+    windows = np.array([1, 3, 2], dtype=np.int64)
+    n_filters = 3
+    starts = np.concatenate([[0], np.cumsum(2 * windows * n_filters)[:-1]]).astype(np.int64)
+    taps = (rng.standard_normal((5, int(2 * windows.sum() * n_filters))) * 4).astype(np.float32)
+    lengths = np.array([1, 4, 2, 3], dtype=np.int64)
+    index = rng.integers(0, 5, size=2 + int(lengths.sum()))  # rows 2.. belong to the texts
+    value_bias = rng.standard_normal((3, n_filters)).astype(np.float32)
+    attention_bias = rng.standard_normal((3, n_filters)).astype(np.float32)
+    shape = (int(lengths.sum()), 3 * n_filters)
+    values, logits = np.empty(shape, np.float32), np.empty(shape, np.float32)
+    kn.window_scores(
+        taps, index, 2, lengths, windows, starts, value_bias, attention_bias, values, logits
+    )
+    first = 0
+    for n in lengths:  # centred: each text's maximum logit per column is 0
+        assert np.all(logits[first : first + n].max(0) == 0)
+        first += n
+    out = np.empty((len(lengths), 3 * n_filters), dtype=np.float32)
+    kn.attention_pool(values, np.exp(logits), lengths, out)
+    expected = _reference_pool(taps, index[2:], lengths, windows, value_bias, attention_bias)
+    assert np.abs(out - expected).max() <= 1e-4

@@ -173,9 +173,21 @@ def test_batching_does_not_change_results(
     monkeypatch.setattr(runtime, "BATCH_TEXTS", 3)
     monkeypatch.setattr(runtime, "BATCH_TOKEN_ROWS", 20)
     monkeypatch.setattr(runtime, "CHUNK_TOKEN_ROWS", 4)
+    monkeypatch.setattr(runtime, "TAPS_BYTES_CAP", 1)  # halve down to single texts
     assert np.abs(clf.predict_proba(TEXTS) - whole).max() <= 1e-5
     single = np.concatenate([clf.predict_proba([text]) for text in TEXTS])
     assert np.abs(single - whole).max() <= 1e-5
+
+
+def test_unique_rows_and_its_fallback_on_key_collisions(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(0)
+    words = rng.integers(0, 4, size=(200, 3)).astype(np.uint64)  # many repeated rows
+    for multipliers in (runtime.ROW_HASH_MULTIPLIERS, np.zeros(4, dtype=np.uint64)):
+        # zero multipliers key a row by its last word alone: collisions force the fallback
+        monkeypatch.setattr(runtime, "ROW_HASH_MULTIPLIERS", multipliers)
+        first, index = runtime.unique_rows(words)
+        assert np.array_equal(words[first[index]], words)
+        assert len(first) == len(np.unique(words, axis=0))
 
 
 @pytest.mark.parametrize("design", ["text", "token"])

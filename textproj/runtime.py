@@ -2,9 +2,9 @@
 
 The forward passes mirror ``textproj.nets`` (``TextProjectionNet`` and ``TokenProjectionNet``)
 on weights dequantized once at load. The first layer reads the projector's packed bits through
-nibble tables (``textproj._kernels.network``: additions only, no unpacking); the token model then
-runs, a few hundred token rows at a time so its intermediates stay in cache, one BLAS matmul for
-every convolution tap and one numba kernel for the convolutions' sums and attention pooling.
+nibble tables (``textproj._kernels.network``: additions only, no unpacking). The token model
+computes the bottleneck and one BLAS matmul with every convolution tap once per distinct token,
+then numba kernels sum the taps of each window and pool, a cache-sized chunk of rows at a time.
 This module must never import torch, directly or through
 ``textproj.nets``: a device needs only numpy, numba and the model file.
 """
@@ -31,8 +31,9 @@ from textproj.model_file import (
 from textproj.projector import Projector
 
 BATCH_TEXTS = 4096  # texts per forward pass: bounds memory whatever the input size
-BATCH_TOKEN_ROWS = 16384  # token models: rough cap on token rows per forward pass
-CHUNK_TOKEN_ROWS = 1024  # token models: rows per matmul + pooling step (cache-sized)
+BATCH_TOKEN_ROWS = 262144  # token models: cap on code points (>= token rows) per forward pass
+CHUNK_TOKEN_ROWS = 1024  # token models: rows per window-sum + pooling step (cache-sized)
+TAPS_BYTES_CAP = 32 * 2**20  # token models: cap on the distinct tokens' tap products per pass
 DEFAULT_THRESHOLD = 0.5  # multi-label models whose header gives no thresholds
 
 
@@ -42,6 +43,29 @@ def _relu(x: np.ndarray) -> np.ndarray:
 
 def _positive_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+# Odd 64-bit multipliers that mix a row's words into one key (any collision is caught below).
+ROW_HASH_MULTIPLIERS = np.array(
+    [0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9, 0xD6E8FEB86659FD93],
+    dtype=np.uint64,
+)
+
+
+def unique_rows(words: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(first, index): rows ``words[first]`` are distinct and ``words[first[index]] == words``.
+
+    Rows are keyed by a 64-bit mix of their words and sorted by key (much faster than sorting
+    whole rows); should two different rows ever share a key, whole rows are sorted instead.
+    """
+    key = words[:, 0].copy()
+    for w in range(1, words.shape[1]):
+        key *= ROW_HASH_MULTIPLIERS[w % len(ROW_HASH_MULTIPLIERS)]
+        key ^= words[:, w]
+    _, first, index = np.unique(key, return_index=True, return_inverse=True)
+    if not np.array_equal(words[first[index]], words):
+        _, first, index = np.unique(words, axis=0, return_index=True, return_inverse=True)
+    return first, index.reshape(-1)
 
 
 class _Layer:
@@ -184,20 +208,22 @@ class Classifier:
         self._first_tables = _kn.nibble_tables(first.weight)
         if self.design == "text":
             return
-        self._window_kernels = []
+        taps, starts = [], []
         for j, k in enumerate(self._windows):
             value = self._layers[f"value.{j}"].weight
             attention = self._layers[f"attention.{j}"].weight
-            # Row block i (bottleneck rows) is tap i: value filters, then attention filters.
-            weight = np.concatenate(
-                [np.concatenate([value[:, :, i].T, attention[:, :, i].T], axis=1) for i in range(k)]
-            )
-            bias = np.concatenate(
-                [self._layers[f"value.{j}"].bias, self._layers[f"attention.{j}"].bias]
-            )
-            self._window_kernels.append((k, np.ascontiguousarray(weight), bias))
-        self._empty_pooled = np.concatenate(
+            starts.append(sum(t.shape[1] for t in taps))
+            taps += [value[:, :, i].T for i in range(k)] + [attention[:, :, i].T for i in range(k)]
+        # Column block i (of ``filters`` columns) of window j is tap i of its value kernel,
+        # block k + i tap i of its attention kernel: one matmul gives every tap at every row.
+        self._taps = np.ascontiguousarray(np.concatenate(taps, axis=1))
+        self._column_starts = np.asarray(starts, dtype=np.int64)
+        self._window_sizes = np.asarray(self._windows, dtype=np.int64)
+        self._value_bias = np.stack(
             [self._layers[f"value.{j}"].bias for j in range(len(self._windows))]
+        )
+        self._attention_bias = np.stack(
+            [self._layers[f"attention.{j}"].bias for j in range(len(self._windows))]
         )
 
     def _batches(self, texts: Sequence[str]) -> Iterator[tuple[int, int]]:
@@ -237,56 +263,65 @@ class Classifier:
         """``TokenProjectionNet.forward`` on packed token rows, without padding to the longest text.
 
         A text without tokens pools one all-zero row, as ``nets.pad_tokens`` gives it: its
-        pooled features are the value biases. The others are taken in chunks of about
-        ``CHUNK_TOKEN_ROWS`` rows (a longer text alone) by :meth:`_pool_rows`.
+        pooled features are the value biases. The others go to :meth:`_pool_texts`.
         """
         lengths = np.diff(offsets)
-        pooled = np.empty((len(lengths), len(self._empty_pooled)), dtype=np.float32)
-        pooled[:] = self._empty_pooled
+        pooled = np.empty((len(lengths), self._value_bias.size), dtype=np.float32)
+        pooled[:] = self._value_bias.reshape(-1)
         present = np.flatnonzero(lengths)
-        ends = offsets[1:][present]  # row ends of the texts with tokens (their rows abut)
-        lo = 0
-        while lo < len(present):
-            first_row = int(offsets[present[lo]])
-            hi = int(np.searchsorted(ends, first_row + CHUNK_TOKEN_ROWS, side="right"))
-            hi = max(hi, lo + 1)
-            texts = present[lo:hi]
-            pooled[texts] = self._pool_rows(words, first_row, int(ends[hi - 1]), lengths[texts])
-            lo = hi
+        if len(present):
+            self._pool_texts(words, offsets, present, pooled)
         output = self._layers["output"]
         return pooled @ output.weight.T + output.bias
 
-    def _pool_rows(self, words: np.ndarray, lo: int, hi: int, lengths: np.ndarray) -> np.ndarray:
-        """Bottleneck, convolutions and attention pooling of token rows lo..hi-1, which belong
-        to texts of ``lengths`` (each >= 1) in order.
+    def _pool_texts(
+        self, words: np.ndarray, offsets: np.ndarray, texts: np.ndarray, pooled: np.ndarray
+    ) -> None:
+        """Pooled features of ``texts`` (consecutive texts with tokens) into ``pooled``.
 
-        Row r of ``shifted`` holds the bottleneck outputs of rows r, r+1, ..., r+K-1 side by
-        side, zero past the end of r's text (the zero padding); a window of k tokens is then
-        one matmul of the first k blocks with its stacked kernel taps, giving every position's
-        values and attention logits at once.
+        A token's bits depend on that token alone, so the bottleneck and the products with
+        every convolution tap are computed once per distinct row of bits (:func:`unique_rows`;
+        a few thousand among tens of thousands of token rows in a batch of short texts). If
+        those products would take more than ``TAPS_BYTES_CAP``, the texts are halved instead.
+        Then, a chunk of about ``CHUNK_TOKEN_ROWS`` rows at a time (a longer text alone),
+        :func:`~textproj._kernels.network.window_scores` sums the taps of each window position
+        (zero padding contributes nothing), and numpy's vectorised exp and ``attention_pool``
+        pool each text over its own rows.
         """
-        n_rows, width = hi - lo, self._layers["bottleneck"].bias.shape[0]
-        longest = max(k for k, _, _ in self._window_kernels)
-        shifted = np.zeros((n_rows, longest * width), dtype=np.float32)
-        shifted[:, :width] = self._first_layer(words, lo, hi, relu=True)
-        if longest > 1:
-            starts = np.cumsum(lengths) - lengths
-            left = np.repeat(starts + lengths, lengths) - np.arange(n_rows)  # rows left in text
-            for i in range(1, longest):
-                np.copyto(
-                    shifted[:-i, i * width : (i + 1) * width],
-                    shifted[i:, :width],
-                    where=(left[:-i] > i)[:, None],
-                )
-        n_filters = len(self._empty_pooled) // len(self._window_kernels)
-        pooled = np.empty((len(lengths), len(self._empty_pooled)), dtype=np.float32)
-        for j, (k, weight, bias) in enumerate(self._window_kernels):
-            scores = shifted[:, : k * width] @ weight
-            scores += bias
-            _kn.centre_logits(scores, lengths, n_filters)
-            np.exp(scores[:, n_filters:], out=scores[:, n_filters:])
-            _kn.attention_pool(scores, lengths, n_filters, pooled, j * n_filters)
-        return pooled
+        lo_row, hi_row = int(offsets[texts[0]]), int(offsets[texts[-1] + 1])
+        first, index = unique_rows(words[lo_row:hi_row])
+        taps_bytes = len(first) * self._taps.shape[1] * self._taps.itemsize
+        if taps_bytes > TAPS_BYTES_CAP and len(texts) > 1:
+            half = len(texts) // 2
+            self._pool_texts(words, offsets, texts[:half], pooled)
+            self._pool_texts(words, offsets, texts[half:], pooled)
+            return
+        taps = self._first_layer(words[lo_row:hi_row][first], 0, len(first), relu=True)
+        taps = taps @ self._taps
+        ends = offsets[texts + 1] - lo_row  # row ends of the texts (their rows abut)
+        lengths = np.diff(offsets)[texts]
+        lo = 0
+        while lo < len(texts):
+            row0 = int(ends[lo] - lengths[lo])
+            hi = max(int(np.searchsorted(ends, row0 + CHUNK_TOKEN_ROWS, side="right")), lo + 1)
+            shape = (int(ends[hi - 1]) - row0, pooled.shape[1])
+            values, logits = np.empty(shape, np.float32), np.empty(shape, np.float32)
+            _kn.window_scores(
+                taps,
+                index,
+                row0,
+                lengths[lo:hi],
+                self._window_sizes,
+                self._column_starts,
+                self._value_bias,
+                self._attention_bias,
+                values,
+                logits,
+            )
+            out = np.empty((hi - lo, pooled.shape[1]), dtype=np.float32)
+            _kn.attention_pool(values, np.exp(logits, out=logits), lengths[lo:hi], out)
+            pooled[texts[lo:hi]] = out
+            lo = hi
 
     def _logits(self, texts: Sequence[str]) -> np.ndarray:
         if self.design == "text":

@@ -3,9 +3,8 @@
 Run in a one-thread process (``python -m harness.stages MODEL TEXTS OUT REPEATS``, or through
 :func:`run`). Every figure is the median CPU time (``time.process_time``) of ``REPEATS`` calls
 after a warm-up call, divided by the number of texts. The stages call the classifier's own
-pieces; the convolution stage re-runs the runtime's shifted-row matmuls (in the runtime's
-chunks) on their own, and the pooling and the last row are what remains of the measured totals,
-so they carry the other rows' timing noise.
+pieces (the distinct-token stages re-run the first steps of ``_token_logits`` on their own);
+the later stages are what remains of the measured totals, so they carry the others' noise.
 """
 
 from __future__ import annotations
@@ -35,62 +34,44 @@ def _cpu_seconds(fn: Callable[[], object], repeats: int) -> float:
     return statistics.median(times)
 
 
-def _convolutions(clf: Any, x: np.ndarray, offsets: np.ndarray) -> None:
-    """The token model's window matmuls: rows shifted as ``_pool_rows`` does, then multiplied
-    ``CHUNK_TOKEN_ROWS`` rows at a time as the runtime does."""
-    from textproj.runtime import CHUNK_TOKEN_ROWS
+def _distinct_taps(clf: Any, words: np.ndarray) -> np.ndarray:
+    """What the token model computes once per distinct token: bottleneck, then every tap."""
+    from textproj.runtime import unique_rows
 
-    lengths = np.diff(offsets)
-    lengths = lengths[lengths > 0]
-    width = x.shape[1]
-    longest = max(k for k, _, _ in clf._window_kernels)
-    shifted = np.zeros((len(x), longest * width), dtype=np.float32)
-    shifted[:, :width] = x
-    left = np.repeat(np.cumsum(lengths), lengths) - np.arange(len(x))
-    for i in range(1, longest):
-        np.copyto(
-            shifted[:-i, i * width : (i + 1) * width],
-            x[i:],
-            where=(left[:-i] > i)[:, None],
-        )
-    for lo in range(0, len(x), CHUNK_TOKEN_ROWS):
-        for k, weight, bias in clf._window_kernels:
-            scores = shifted[lo : lo + CHUNK_TOKEN_ROWS, : k * width] @ weight
-            scores += bias
+    first, _ = unique_rows(words)
+    return clf._first_layer(words[first], 0, len(first), relu=True) @ clf._taps
 
 
 def measure_stages(model: Path, texts: list[str], repeats: int) -> dict[str, Any]:
     """Per-text CPU microseconds of each stage of a token model's predict."""
     import textproj
     from textproj.features import encode_texts
+    from textproj.runtime import unique_rows
 
     clf = textproj.load(model, n_jobs=1)
     if clf.design != "token":
         raise ValueError(f"{model}: the stage breakdown covers the token design only")
     projector = clf.projector
     words, offsets = projector.transform_tokens_words(texts)
-    x = clf._first_layer(words, 0, len(words), relu=True)
     seconds = {
         "predict": _cpu_seconds(lambda: clf.predict(texts), repeats),
         "encode": _cpu_seconds(lambda: encode_texts(texts, projector.features), repeats),
         "project": _cpu_seconds(lambda: projector.transform_tokens_words(texts), repeats),
-        "bottleneck": _cpu_seconds(lambda: clf._first_layer(words, 0, len(words), True), repeats),
-        "convolutions": _cpu_seconds(lambda: _convolutions(clf, x, offsets), repeats),
+        "distinct": _cpu_seconds(lambda: unique_rows(words), repeats),
+        "taps": _cpu_seconds(lambda: _distinct_taps(clf, words), repeats),
         "network": _cpu_seconds(lambda: clf._token_logits(words, offsets), repeats),
     }
     us = {name: 1e6 * value / len(texts) for name, value in seconds.items()}
     rows = [
         ("normalise + encode (NFKC, casefold, UTF-8)", us["encode"]),
         ("featurise + hash + project to per-token bits", us["project"] - us["encode"]),
-        ("bottleneck from packed bits (nibble tables)", us["bottleneck"]),
-        ("convolutions (one matmul per window size)", us["convolutions"]),
-        (
-            "attention pooling + output layer",
-            us["network"] - us["bottleneck"] - us["convolutions"],
-        ),
+        ("find the distinct tokens (rows of bits)", us["distinct"]),
+        ("bottleneck + convolution taps of distinct tokens", us["taps"] - us["distinct"]),
+        ("window sums, softmax, attention pooling, output", us["network"] - us["taps"]),
         ("rest: softmax, labels, batching", us["predict"] - us["project"] - us["network"]),
     ]
     tokens = len(words) / max(len(texts), 1)
+    distinct = len(unique_rows(words)[0]) if len(words) else 0
     network = clf.header["network"]
     macs = network["bottleneck"] * network["filters"] * 2 * sum(network["windows"])
     return {
@@ -100,10 +81,12 @@ def measure_stages(model: Path, texts: list[str], repeats: int) -> dict[str, Any
             f"Model: the on-device model trained above ({network['bottleneck']}-wide bottleneck, "
             f"{network['filters']} filters per window, windows {network['windows']}, "
             f"{projector.n_bits} bits per token); {len(texts):,} test texts, "
-            f"{tokens:.1f} tokens per text. Median CPU time of {repeats} calls per stage on one "
-            "thread (`python -m harness.stages`, run by `compare.py`); the convolutions cost "
-            f"{macs:,} multiply-adds per token, the bottleneck {projector.n_bits // 4} table-row "
-            "additions per token.",
+            f"{tokens:.1f} tokens per text, {distinct:,} distinct tokens among "
+            f"{len(words):,}. Median CPU time of {repeats} calls per stage on one "
+            "thread (`python -m harness.stages`, run by `compare.py`). Per distinct token the "
+            f"bottleneck costs {projector.n_bits // 4} table-row additions and the convolution "
+            f"taps {macs:,} multiply-adds; per token position the window sums cost "
+            f"{2 * network['filters'] * sum(network['windows']):,} additions.",
         ],
         "us_per_text": us,
     }

@@ -58,44 +58,71 @@ def packed_linear(words, lo, hi, tables, bias, relu, out):  # pragma: no cover -
 
 
 @njit(cache=True, nogil=True, fastmath=FASTMATH)
-def centre_logits(scores, lengths, n_filters):
-    """Shift each text's attention logits by their maximum per filter (a stable softmax).
+def window_scores(
+    taps, index, row0, lengths, windows, column_starts, value_bias, attention_bias, values, logits
+):
+    """Convolutions of every window size for consecutive texts: values and centred logits.
 
-    ``scores`` (rows, 2F) holds one window size's values (columns 0..F-1) and attention logits
-    (F..2F-1) at every position; text t owns the next ``lengths[t]`` (>= 1) rows.
+    Token row r's products with every kernel tap are ``taps[index[r]]`` (rows of equal bits
+    share one ``taps`` row): window j of size k owns columns ``column_starts[j] + i*F + f``
+    (value filter f, tap i) and ``column_starts[j] + (k + i)*F + f`` (attention). Text t owns
+    the next ``lengths[t]`` (>= 1) token rows from ``row0`` on, and the same rows of
+    ``values`` and ``logits`` (counted from 0), whose column ``j*F + f`` is window j's filter f.
+    Position p sums tap i of row p + i where that row is inside the text (zero padding
+    beyond), plus the bias. Each text's logits are then shifted by their maximum per column,
+    for a stable softmax.
     """
-    peak = np.empty(n_filters, dtype=np.float32)
+    n_windows, n_filters = value_bias.shape
+    width = values.shape[1]
+    peak = np.empty(width, dtype=np.float32)
     first = 0
     for t in range(lengths.shape[0]):
-        end = first + lengths[t]
-        peak[:] = scores[first, n_filters:]
-        for p in range(first + 1, end):
-            for f in range(n_filters):
-                peak[f] = max(peak[f], scores[p, n_filters + f])
-        for p in range(first, end):
-            for f in range(n_filters):
-                scores[p, n_filters + f] -= peak[f]
-        first = end
+        n = lengths[t]
+        for p in range(n):
+            r = first + p
+            for j in range(n_windows):
+                k, base, col = windows[j], column_starts[j], j * n_filters
+                for f in range(n_filters):
+                    values[r, col + f] = value_bias[j, f]
+                    logits[r, col + f] = attention_bias[j, f]
+                for i in range(min(k, n - p)):
+                    src = index[row0 + r + i]
+                    value_col, logit_col = base + i * n_filters, base + (k + i) * n_filters
+                    for f in range(n_filters):
+                        values[r, col + f] += taps[src, value_col + f]
+                    for f in range(n_filters):
+                        logits[r, col + f] += taps[src, logit_col + f]
+        for c in range(width):
+            peak[c] = logits[first, c]
+        for p in range(first + 1, first + n):
+            for c in range(width):
+                peak[c] = max(peak[c], logits[p, c])
+        for p in range(first, first + n):
+            for c in range(width):
+                logits[p, c] -= peak[c]
+        first += n
 
 
 @njit(cache=True, nogil=True, fastmath=FASTMATH)
-def attention_pool(scores, lengths, n_filters, out, column):
-    """``out[t, column + f]`` = sum_p weight * value / sum_p weight over text t's positions.
+def attention_pool(values, weights, lengths, out):
+    """``out[t, c]`` = sum_p weight * value / sum_p weight over text t's rows.
 
-    ``scores`` is laid out as in :func:`centre_logits`, its logits already exponentiated.
+    Text t owns the next ``lengths[t]`` (>= 1) rows of ``values`` and ``weights`` (the
+    exponentiated centred logits of :func:`window_scores`).
     """
-    total = np.empty(n_filters, dtype=np.float32)
-    pooled = np.empty(n_filters, dtype=np.float32)
+    width = values.shape[1]
+    total = np.empty(width, dtype=np.float32)
+    pooled = np.empty(width, dtype=np.float32)
     first = 0
     for t in range(lengths.shape[0]):
         end = first + lengths[t]
         total[:] = 0
         pooled[:] = 0
         for p in range(first, end):
-            for f in range(n_filters):
-                weight = scores[p, n_filters + f]
-                total[f] += weight
-                pooled[f] += weight * scores[p, f]
-        for f in range(n_filters):
-            out[t, column + f] = pooled[f] / total[f]
+            for c in range(width):
+                weight = weights[p, c]
+                total[c] += weight
+                pooled[c] += weight * values[p, c]
+        for c in range(width):
+            out[t, c] = pooled[c] / total[c]
         first = end
