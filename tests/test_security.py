@@ -247,3 +247,18 @@ def test_a_header_listing_many_layers_is_refused_before_allocating(
     path = tmp_path / "model.tpn"
     write_model(path, header, dict(tensors))
     _refused_small(path, "tensor 'dense")
+
+
+def test_a_large_file_that_is_no_model_is_refused_before_reading_it(tmp_path: Path) -> None:
+    path = tmp_path / "model.tpn"
+    with path.open("wb") as f:
+        f.write(b"PK\x03\x04 not a model")
+        f.truncate(512 * 2**20)  # sparse: no disk used
+    tracemalloc.start()
+    try:
+        with pytest.raises(ModelFormatError, match="wrong magic"):
+            textproj.load(path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 2**20

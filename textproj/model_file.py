@@ -222,6 +222,9 @@ def _read_verified(path: str | os.PathLike[str]) -> tuple[dict[str, Any], memory
     with f:
         size = os.fstat(f.fileno()).st_size
         _check_size(name, size)
+        prefix = f.read(_PREFIX.size)
+        _check_prefix(name, prefix, size)  # before reading a large file that is no model
+        f.seek(0)
         data = f.read()
     if len(data) != size:
         raise ModelFormatError(f"{name}: file changed while being read")
@@ -235,12 +238,10 @@ def _check_size(name: str, size: int) -> None:
         raise ModelFormatError(f"{name}: file is {what}, too small to be a textproj model")
 
 
-def _verify(name: str, data: bytes) -> tuple[dict[str, Any], memoryview, int]:
-    """(header, tensor blob, format version) of a whole model file's bytes, checked up to the
-    tensor table: magic, version, header length and JSON, and the checksum."""
-    _check_size(name, len(data))
-    view = memoryview(data)
-    magic, version, header_len = _PREFIX.unpack(view[: _PREFIX.size])
+def _check_prefix(name: str, prefix: bytes | memoryview, size: int) -> tuple[int, int]:
+    """(format version, header length) from the first bytes of a ``size``-byte file, checked:
+    magic, version, and a header length within the limit and the file."""
+    magic, version, header_len = _PREFIX.unpack(prefix)
     if magic != MAGIC:
         raise ModelFormatError(f"{name}: not a textproj model file (wrong magic bytes)")
     if version > FORMAT_VERSION:
@@ -255,11 +256,21 @@ def _verify(name: str, data: bytes) -> tuple[dict[str, Any], memoryview, int]:
             f"{name}: header length {header_len} exceeds the limit of {MAX_HEADER_BYTES}"
         )
     blob_start = _PREFIX.size + header_len
-    if blob_start + DIGEST_BYTES > len(data):
+    if blob_start + DIGEST_BYTES > size:
         raise ModelFormatError(
             f"{name}: header length {header_len} runs past the end of the "
-            f"{len(data)}-byte file (file truncated?)"
+            f"{size}-byte file (file truncated?)"
         )
+    return version, header_len
+
+
+def _verify(name: str, data: bytes) -> tuple[dict[str, Any], memoryview, int]:
+    """(header, tensor blob, format version) of a whole model file's bytes, checked up to the
+    tensor table: magic, version, header length and JSON, and the checksum."""
+    _check_size(name, len(data))
+    view = memoryview(data)
+    version, header_len = _check_prefix(name, view[: _PREFIX.size], len(data))
+    blob_start = _PREFIX.size + header_len
     try:
         header = json.loads(
             bytes(view[_PREFIX.size : blob_start]).decode("utf-8"),
