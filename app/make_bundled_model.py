@@ -1,14 +1,16 @@
 """Train the demo's bundled model: Banking77 with the current defaults and a small trainer table.
 
-Run ``python app/make_bundled_model.py`` (the app runs the same function, with a progress bar,
-when the bundled model is missing). Every setting is ``TrainConfig``'s default except the
-trainer's hashed embedding table, cut from 2**18 to ``TRAINER_BUCKETS`` rows so that
-``trainer.npz`` stays about 1 MB and can be committed beside ``model.tpn``; the on-device model
-itself is unaffected in size.
+Run ``python app/make_bundled_model.py [--epochs N]`` (the app runs the same function, with a
+progress bar, when the bundled model is missing). Every setting is ``TrainConfig``'s default
+except the trainer's hashed embedding table, cut from 2**18 to ``TRAINER_BUCKETS`` rows so that
+``trainer.npz`` stays about 1 MB and can be committed beside ``model.tpn`` (the on-device model
+is unaffected in size), and, if given, the number of epochs.
 """
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -29,12 +31,16 @@ def bundled_config() -> TrainConfig:
 def make_bundled_model(
     output_dir: Path = BUNDLED_DIR,
     on_epoch: Callable[[dict[str, Any]], None] | None = None,
+    epochs: int | None = None,
 ) -> Path:
     """Train on the bundled corpus into ``output_dir``; return the path of its model.tpn."""
     splits = [load_corpus(BUNDLED_CORPUS, split) for split in ("train", "dev", "test")]
+    config = bundled_config()
+    if epochs is not None:
+        config = dataclasses.replace(config, epochs=epochs)
     result = textproj.train(
         *splits,
-        config=bundled_config(),
+        config=config,
         output_dir=output_dir,
         corpus=BUNDLED_CORPUS,
         progress=on_epoch is None,
@@ -44,4 +50,8 @@ def make_bundled_model(
 
 
 if __name__ == "__main__":
-    print(make_bundled_model())
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, help="maximum epochs (default: TrainConfig's)")
+    parser.add_argument("--output", type=Path, default=BUNDLED_DIR, help="output folder")
+    args = parser.parse_args()
+    print(make_bundled_model(args.output, epochs=args.epochs))

@@ -43,8 +43,8 @@ from textproj.sweep import read_csv, sample
 APP_DIR = Path(__file__).resolve().parent
 SWEEP_CSV = APP_DIR / "sweep" / "sweep.csv"
 SWEEP_COMMAND = (
-    "textproj sweep --corpus banking77 -T 4,8,16 -d 8,16 --widths 16,64 "
-    "--epochs 4 --limit 3000 --output app/sweep"
+    "textproj sweep --corpus banking77 -T 4,16 -d 8,16 --widths 16,64 "
+    "--epochs 8 --limit 4000 --output app/sweep"
 )
 FASTTEXT_REFERENCE = ("fastText quantized (dim 50, 767 KB)", 767_000, 0.887)
 DEFAULT_TEXT = "I still have not received my new card"
@@ -393,7 +393,9 @@ def _own_data() -> tuple[Dataset, Dataset | None, str] | None:
     choice = st.radio("Data", ["Bundled corpus", "Upload a file"], horizontal=True, key="source")
     if choice == "Bundled corpus":
         corpus = st.selectbox("Corpus", list(CORPORA), key="own_corpus")
-        limit = st.number_input("Training texts (random sample)", 100, 100_000, 2000, 100)
+        limit = st.number_input(
+            "Training texts (random sample)", 100, 100_000, 2000, 100, key="own_limit"
+        )
         train = sample(_corpus(corpus, "train"), int(limit))
         try:
             dev = sample(_corpus(corpus, "dev"), OWN_DEV_TEXTS)
@@ -421,8 +423,12 @@ def _own_config() -> TrainConfig | None:
     """Network settings from the form; None after an error message."""
     design = st.selectbox("Design", ["token", "text"], key="own_design")
     left, right = st.columns(2)
-    t = left.number_input("T (projection functions)", 1, 256, 16 if design == "token" else 80)
-    d = right.number_input("d (bits per function)", 1, 64, 16 if design == "token" else 14)
+    t = left.number_input(
+        "T (projection functions)", 1, 256, 16 if design == "token" else 80, key=f"own_t_{design}"
+    )
+    d = right.number_input(
+        "d (bits per function)", 1, 64, 16 if design == "token" else 14, key=f"own_d_{design}"
+    )
     if design == "text":
         hidden = st.text_input("Hidden sizes (comma-separated)", "256", key="own_hidden")
         try:
@@ -434,10 +440,12 @@ def _own_config() -> TrainConfig | None:
             return None
         shape: dict[str, Any] = {"hidden": widths}
     else:
-        bottleneck = left.number_input("Bottleneck width", 4, 512, 64)
-        filters = right.number_input("Filters per window", 4, 512, 64)
+        bottleneck = left.number_input("Bottleneck width", 4, 512, 64, key="own_bottleneck")
+        filters = right.number_input("Filters per window", 4, 512, 64, key="own_filters")
         shape = {"bottleneck": int(bottleneck), "filters": int(filters)}
-    epochs = st.slider("Epochs (at most; early stopping on dev accuracy)", 1, 30, 5)
+    epochs = st.slider(
+        "Epochs (at most; early stopping on dev accuracy)", 1, 30, 5, key="own_epochs"
+    )
     return TrainConfig(
         design=design,
         num_projections=int(t),
@@ -501,6 +509,7 @@ def _train(data: tuple[Dataset, Dataset | None, str], config: TrainConfig) -> No
         "bytes": result.metrics["model_bytes"],
         "name": name,
     }
+    st.rerun()  # show the result, and the sidebar toggle to use the new model
 
 
 def train_section() -> None:

@@ -1,0 +1,151 @@
+"""The Streamlit demo under ``streamlit.testing``: every section renders and behaves.
+
+Most tests point the app at the shared tiny models (``TEXTPROJ_MODEL``) so they run in seconds;
+one checks the bundled default model that ``streamlit run`` uses with no set-up.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+import textproj
+from textproj.trainer_model import load_trainer
+
+APP_DIR = Path(__file__).resolve().parents[1] / "app"
+sys.path.insert(0, str(APP_DIR))
+
+from demo_bits import bit_grid, compare  # noqa: E402
+
+TIMEOUT = 180
+TABS = ["Classify", "Projection bits", "Model card", "Train your own", "Bits vs accuracy"]
+
+
+def _start(monkeypatch: pytest.MonkeyPatch, model: Path | None) -> AppTest:
+    if model is None:
+        monkeypatch.delenv("TEXTPROJ_MODEL", raising=False)
+    else:
+        monkeypatch.setenv("TEXTPROJ_MODEL", str(model))
+    app = AppTest.from_file(str(APP_DIR / "streamlit_app.py"), default_timeout=TIMEOUT)
+    app.run()
+    assert not app.exception, app.exception
+    return app
+
+
+def _markdown(app: AppTest) -> list[str]:
+    return [element.value for element in app.markdown]
+
+
+def _predicted(app: AppTest) -> list[str]:
+    """The predicted labels shown in the Classify tab: on-device first, then the trainer."""
+    prefix = "Predicted label: `"
+    return [m.removeprefix(prefix)[:-1] for m in _markdown(app) if m.startswith(prefix)]
+
+
+def test_every_section_renders(monkeypatch, tiny_models) -> None:
+    app = _start(monkeypatch, tiny_models["token"])
+    assert [tab.label for tab in app.tabs] == TABS
+    assert not app.error
+    text = " ".join(_markdown(app))
+    assert "On-device model" in text and "Trainer network" in text
+    assert "Per-token model" in text
+    assert "**Corpus:** banking77-train[:300]" in text
+    table = app.dataframe[0].value
+    assert list(table["network"]) == ["on-device (int8)", "trainer"]
+    assert app.button(key="train").disabled is False
+    sweep_csv = APP_DIR / "sweep" / "sweep.csv"
+    assert any("textproj sweep" in c.value for c in [*app.caption, *app.info])
+    if sweep_csv.is_file():
+        assert any(c.value.startswith("Made with `textproj sweep") for c in app.caption)
+
+
+def test_classification_matches_both_models(monkeypatch, tiny_models) -> None:
+    folder = tiny_models["token"]
+    app = _start(monkeypatch, folder)
+    clf, trainer = textproj.load(folder), load_trainer(folder)
+    for text in ("how do I top up my account?", "my card was declined"):
+        app.text_input(key="text").input(text).run()
+        assert not app.exception
+        assert _predicted(app) == [clf.predict([text])[0], trainer.predict([text])[0]]
+    assert any("latency" in c.value and "ms per text" in c.value for c in app.caption)
+
+
+def test_bits_flip_against_previous_text(monkeypatch, tiny_models) -> None:
+    folder = tiny_models["text"]
+    app = _start(monkeypatch, folder)
+    assert "Whole-text model" in " ".join(_markdown(app))
+    assert not app.metric  # no previous text yet
+    first = app.text_input(key="text").value
+    second = first + " today"
+    app.text_input(key="text").input(second).run()
+    clf = textproj.load(folder)
+    expected = compare(bit_grid(clf, second), bit_grid(clf, first)).hamming
+    assert app.metric[0].value == f"{expected} bits"
+    assert any(first in c.value for c in app.caption)
+    app.run()  # a rerun with the same text keeps the comparison
+    assert app.metric[0].value == f"{expected} bits"
+
+
+def test_bad_upload_shows_an_error(monkeypatch, tiny_models) -> None:
+    app = _start(monkeypatch, tiny_models["token"])
+    app.radio(key="source").set_value("Upload a file").run()
+    assert app.button(key="train").disabled
+    app.file_uploader(key="data_upload").upload("mine.tsv", b"text\tlabel\nno label here\n").run()
+    assert not app.exception
+    assert [e.value for e in app.error] == [
+        "Cannot use this file: mine.tsv:2: row has 1 field(s), expected at least 2"
+    ]
+    assert app.button(key="train").disabled
+
+
+def test_bad_model_upload_shows_an_error(monkeypatch, tiny_models) -> None:
+    app = _start(monkeypatch, tiny_models["token"])
+    app.sidebar.file_uploader(key="model_upload").upload("broken.tpn", b"not a model").run()
+    assert not app.exception
+    assert app.sidebar.error[0].value.startswith("broken.tpn")
+    good = (tiny_models["text"] / "model.tpn").read_bytes()
+    app.sidebar.file_uploader(key="model_upload").clear().upload("mine.tpn", good).run()
+    assert not app.sidebar.error
+    assert "uploaded mine.tpn" in app.sidebar.caption[0].value
+    assert "Whole-text model" in " ".join(_markdown(app))
+
+
+def test_train_your_own(monkeypatch, tiny_models) -> None:
+    app = _start(monkeypatch, tiny_models["token"])
+    app.selectbox(key="own_corpus").set_value("sentiment_sentences")
+    app.number_input(key="own_limit").set_value(200)
+    app.number_input(key="own_t_token").set_value(4)
+    app.number_input(key="own_d_token").set_value(8)
+    app.number_input(key="own_bottleneck").set_value(8)
+    app.number_input(key="own_filters").set_value(8)
+    app.slider(key="own_epochs").set_value(2).run()
+    app.button(key="train").click().run()
+    assert not app.exception and not app.error
+    assert app.success[0].value.startswith("Trained on sentiment_sentences: dev accuracy")
+    assert app.get("download_button")
+    app.sidebar.toggle(key="use_own").set_value(True).run()
+    assert "trained in this session" in app.sidebar.caption[0].value
+    assert set(_predicted(app)) <= {"negative", "positive"}
+
+
+def test_sessions_do_not_mix(monkeypatch, tiny_models) -> None:
+    first = _start(monkeypatch, tiny_models["token"])
+    second = AppTest.from_file(str(APP_DIR / "streamlit_app.py"), default_timeout=TIMEOUT)
+    second.run()
+    first.text_input(key="text").input("cancel my transfer").run()
+    second.text_input(key="text").input("what is the exchange rate").run()
+    first.run()
+    clf = textproj.load(tiny_models["token"])
+    assert _predicted(first)[0] == clf.predict(["cancel my transfer"])[0]
+    assert _predicted(second)[0] == clf.predict(["what is the exchange rate"])[0]
+    assert not any("exchange rate" in c.value for c in first.caption)
+
+
+def test_bundled_model_out_of_the_box(monkeypatch) -> None:
+    app = _start(monkeypatch, None)
+    assert "bundled (banking77)" in app.sidebar.caption[0].value
+    assert len(_predicted(app)) == 2  # the bundled model ships with its (small) trainer
+    assert "**Corpus:** banking77" in " ".join(_markdown(app))

@@ -1,0 +1,134 @@
+"""The demo's pure helpers: bit grids and their changes, uploaded data and model files."""
+
+from __future__ import annotations
+
+import gzip
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import textproj
+from textproj import DataError, ModelFormatError
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "app"))
+
+from demo_bits import bit_grid, compare
+from demo_data import (
+    check_training_set,
+    load_uploaded_model,
+    read_uploaded_dataset,
+)
+
+
+@pytest.fixture(scope="module")
+def classifiers(tiny_models: dict[str, Path]) -> dict[str, textproj.Classifier]:
+    return {design: textproj.load(folder) for design, folder in tiny_models.items()}
+
+
+def test_text_grid_is_t_by_d(classifiers) -> None:
+    clf = classifiers["text"]
+    grid = bit_grid(clf, "I lost my card")
+    projector = clf.projector
+    assert grid.bits.shape == (projector.num_projections, projector.bits_per_projection)
+    assert grid.rows[0] == "P1" and not grid.per_token
+    np.testing.assert_array_equal(grid.bits.ravel(), clf.projection_bits(["I lost my card"])[0])
+
+
+def test_text_change_is_xor(classifiers) -> None:
+    clf = classifiers["text"]
+    a, b = bit_grid(clf, "I lost my card"), bit_grid(clf, "I lost my cards")
+    change = compare(b, a)
+    assert change.hamming == int((a.bits != b.bits).sum()) > 0
+    np.testing.assert_array_equal(change.flips == 1, (b.bits == 1) & (a.bits == 0))
+    np.testing.assert_array_equal(change.flips == -1, (b.bits == 0) & (a.bits == 1))
+    assert compare(a, a).hamming == 0
+
+
+def test_token_grid_has_a_row_per_token(classifiers) -> None:
+    grid = bit_grid(classifiers["token"], "Where is my NEW card?")
+    assert grid.rows == ["where", "is", "my", "new", "card"]
+    assert grid.bits.shape == (5, classifiers["token"].projector.n_bits)
+    np.testing.assert_array_equal(grid.bits[3], bit_grid(classifiers["token"], "new").bits[0])
+
+
+def test_token_change_touches_only_edited_tokens(classifiers) -> None:
+    clf = classifiers["token"]
+    before = bit_grid(clf, "where is my new card")
+    edited = bit_grid(clf, "where is my old card")
+    change = compare(edited, before)
+    assert change.hamming == int((before.bits[3] != edited.bits[3]).sum()) > 0
+    assert not change.flips[[0, 1, 2, 4]].any()
+    inserted = bit_grid(clf, "where is my shiny new card")
+    change = compare(inserted, before)
+    assert change.hamming == int(inserted.bits[3].sum())  # only the new token's 1-bits
+    assert (change.flips[3] == inserted.bits[3]).all()
+    shorter = compare(bit_grid(clf, "where is my card"), before)
+    assert shorter.hamming == int(before.bits[3].sum())  # the deleted token's 1-bits
+    assert compare(bit_grid(clf, ""), before).hamming == int(before.bits.sum())
+
+
+def test_grids_of_different_designs_do_not_compare(classifiers) -> None:
+    with pytest.raises(ValueError, match="cannot be compared"):
+        compare(bit_grid(classifiers["token"], "a"), bit_grid(classifiers["text"], "a"))
+
+
+@pytest.mark.parametrize(
+    ("name", "data"),
+    [
+        ("mine.tsv", b"text\tlabel\nhello there\tgreet\nbye now\tleave\n"),
+        ("mine.csv", b"label,text\ngreet,hello there\nleave,bye now\n"),
+        (
+            "mine.jsonl",
+            b'{"text": "hello there", "label": "greet"}\n{"text": "bye now", "label": "leave"}\n',
+        ),
+        ("mine.txt", b"__label__greet hello there\n__label__leave bye now\n"),
+        ("mine.tsv.gz", gzip.compress(b"text\tlabel\nhello there\tgreet\nbye now\tleave\n")),
+    ],
+)
+def test_uploaded_formats(name: str, data: bytes) -> None:
+    dataset = read_uploaded_dataset(name, data)
+    assert dataset.texts == ["hello there", "bye now"]
+    assert dataset.labels == ["greet", "leave"]
+    assert dataset.source == name
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "message"),
+    [
+        ("bad.tsv", b"text\tlabel\nhello\n", r"^bad\.tsv:2: "),
+        ("bad.jsonl", b'{"text": "a", "label": "x"}\n{oops\n', r"^bad\.jsonl:2: "),
+        ("bad.csv", b"words,tag\na,b\n", r"^bad\.csv"),
+        ("bad.tsv", b"", r"^bad\.tsv: file is empty"),
+        ("bad.tsv", b"text\tlabel\n\xff\xfe\tx\n", r"^bad\.tsv:2: invalid UTF-8"),
+        ("bad.tsv.gz", b"not gzip", r"^bad\.tsv\.gz: corrupt gzip"),
+        ("data.xlsx", b"PK\x03\x04", r"^data\.xlsx: unknown file extension"),
+        ("noextension", b"text\tlabel\n", r"^noextension: unknown file extension"),
+    ],
+)
+def test_bad_uploads_name_the_uploaded_file(name: str, data: bytes, message: str) -> None:
+    with pytest.raises(DataError, match=message) as caught:
+        read_uploaded_dataset(name, data)
+    assert "textproj-upload-" not in str(caught.value)
+
+
+def test_training_set_checks() -> None:
+    one_label = read_uploaded_dataset("one.tsv", b"text\tlabel\na\tx\nb\tx\nc\tx\nd\tx\n")
+    with pytest.raises(DataError, match="at least 2 different labels"):
+        check_training_set(one_label)
+    few = read_uploaded_dataset("few.tsv", b"text\tlabel\na\tx\nb\ty\n")
+    with pytest.raises(DataError, match="too few"):
+        check_training_set(few)
+    check_training_set(read_uploaded_dataset("ok.tsv", b"text\tlabel\na\tx\nb\ty\nc\tx\nd\ty\n"))
+
+
+def test_uploaded_model(tiny_models: dict[str, Path], tmp_path: Path) -> None:
+    data = (tiny_models["text"] / "model.tpn").read_bytes()
+    clf = load_uploaded_model("mine.tpn", data, tmp_path)
+    assert clf.predict(["I lost my card"]) == textproj.load(tiny_models["text"]).predict(
+        ["I lost my card"]
+    )
+    with pytest.raises(ModelFormatError, match=r"^mine\.tpn") as caught:
+        load_uploaded_model("mine.tpn", data[: len(data) // 2], tmp_path)
+    assert str(tmp_path) not in str(caught.value)
