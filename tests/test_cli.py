@@ -134,3 +134,58 @@ def test_bad_data_file_names_file_and_line(tmp_path: Path) -> None:
     result = runner.invoke(app, ["train", "--train", str(bad), "--quiet"])
     assert result.exit_code == 1
     assert "bad.tsv:3" in result.output
+
+
+def test_resume_finishes_an_interrupted_run(data_files: dict[str, Path], tmp_path: Path) -> None:
+    from textproj import TrainConfig, read_dataset
+    from textproj.training import MODEL_NAME, train
+
+    config = TrainConfig(epochs=3, trainer_buckets=2**12, bottleneck=16, filters=16)
+    run = {"corpus": None, "train": str(data_files["train"]), "dev": str(data_files["dev"])}
+    run["test"] = None
+    data = [read_dataset(data_files[split]) for split in ("train", "dev")]
+
+    def stop_after_first_epoch(row: dict) -> None:
+        if row["epoch"] == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(*data, config=config, output_dir=tmp_path / "b", progress=False, run=run,
+              on_epoch=stop_after_first_epoch)  # fmt: skip
+    train(*data, config=config, output_dir=tmp_path / "a", progress=False)
+    result = runner.invoke(app, ["train", "--resume", str(tmp_path / "b"), "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "b" / MODEL_NAME).read_bytes() == (tmp_path / "a" / MODEL_NAME).read_bytes()
+    again = runner.invoke(app, ["train", "--resume", str(tmp_path / "b")])
+    assert again.exit_code == 1 and "no checkpoint to resume" in again.output
+    mixed = runner.invoke(app, ["train", "--resume", str(tmp_path / "b"), "--epochs", "9"])
+    assert mixed.exit_code == 1 and "Traceback" not in mixed.output
+
+
+def test_multi_label_train_evaluate_predict(tmp_path: Path) -> None:
+    single = load_corpus("sentiment_sentences", "train")
+    texts, labels = [], []
+    for i, text in enumerate(single.texts[:300]):
+        tags = [single.labels[i]] + (["question"] if i % 3 == 0 else [])
+        texts.append(text + (" what do you think?" if i % 3 == 0 else ""))
+        labels.append(tuple(tags))
+    write_dataset(Dataset(texts[:240], labels[:240], "train"), tmp_path / "train.jsonl")
+    write_dataset(Dataset(texts[240:], labels[240:], "test"), tmp_path / "test.tsv")
+    out = tmp_path / "model"
+    args = ["train", "--train", str(tmp_path / "train.jsonl"), "--multi-label"]
+    result = runner.invoke(app, [*args, "--output", str(out), *TINY])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["multi_label"] and "micro_f1" in metrics["projection"]["dev"]
+    scored = runner.invoke(app, ["evaluate", str(out), "--test", str(tmp_path / "test.tsv")])
+    assert scored.exit_code == 0, scored.output
+    scores = json.loads(
+        runner.invoke(
+            app, ["evaluate", str(out), "--test", str(tmp_path / "test.tsv"), "--json"]
+        ).output
+    )
+    assert set(scores) >= {"accuracy", "micro_f1", "macro_f1", "n", "unseen_labels"}
+    assert scores["n"] == 60
+    predicted = runner.invoke(app, ["predict", str(out), "is it good? what do you think?"])
+    assert predicted.exit_code == 0, predicted.output
+    assert set(predicted.output.strip().split("|")) <= {"negative", "positive", "question"}
