@@ -50,7 +50,7 @@ def test_quick_run_measures_textproj_and_installed_peers(tmp_path: Path) -> None
 
     stages = [row["stage"] for row in result["stages"]["rows"]]
     assert stages[-1] == "end to end (predict)"
-    assert any("convolutions" in stage for stage in stages)
+    assert any("distinct tokens" in stage for stage in stages)
 
     text = (tmp_path / report.REPORT_NAME).read_text("utf-8")
     assert "## banking77" in text and "quick mode" in text
