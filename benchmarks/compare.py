@@ -18,10 +18,13 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import multiprocessing
 import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 from harness import environment, report, stages
@@ -113,6 +116,23 @@ def run_corpus(corpus: str, workdir: Path, args: argparse.Namespace) -> dict:
     return result
 
 
+def _run_corpora(workdir: Path, args: argparse.Namespace) -> Iterator[dict]:
+    """Each corpus's result as it finishes; ``args.jobs`` corpora at a time in fresh processes
+    (spawned, so no torch or numba state is shared)."""
+    if args.jobs <= 1:
+        for corpus in args.corpora:
+            print(f"{corpus}: training and measuring", file=sys.stderr, flush=True)
+            yield run_corpus(corpus, workdir, args)
+        return
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=args.jobs, mp_context=context) as pool:
+        futures = [pool.submit(run_corpus, corpus, workdir, args) for corpus in args.corpora]
+        for future in as_completed(futures):
+            result = future.result()
+            print(f"{result['corpus']}: done", file=sys.stderr, flush=True)
+            yield result
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small slices, few epochs")
@@ -124,6 +144,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--textproj-epochs", type=int, help="cap textproj's epochs")
     parser.add_argument("--no-ensemble", action="store_true", help="skip spaCy's ensemble")
+    parser.add_argument(
+        "--jobs", type=int, default=1, help="corpora trained at once (separate processes)"
+    )
     parser.add_argument("--report-only", action="store_true", help="rebuild the report only")
     parser.add_argument("--keep", type=Path, help="keep trained models in this folder")
     args = parser.parse_args(argv)
@@ -151,15 +174,14 @@ def main(argv: list[str] | None = None) -> None:
             "textproj_epochs": args.textproj_epochs,
             "systems": args.systems,
             "repeats": args.repeats,
+            "jobs": args.jobs,
         }
         (results_dir / "run.json").write_text(json.dumps(run, indent=2), "utf-8")
         workdir = Path(tempfile.mkdtemp(prefix="textproj-compare-"))
         try:
-            for corpus in args.corpora:
-                print(f"{corpus}: training and measuring", file=sys.stderr, flush=True)
-                result = run_corpus(corpus, workdir, args)
+            for result in _run_corpora(workdir, args):
                 text = json.dumps(result, indent=2, ensure_ascii=False)
-                (results_dir / f"{corpus}.json").write_text(text, "utf-8")
+                (results_dir / f"{result['corpus']}.json").write_text(text, "utf-8")
         finally:
             if args.keep is not None:
                 shutil.copytree(workdir, args.keep, dirs_exist_ok=True)
