@@ -219,10 +219,10 @@ def _show_prediction(title: str, labels: list[str], proba: np.ndarray, ms: float
         .mark_bar()
         .encode(
             x=alt.X("probability:Q", scale=alt.Scale(domain=[0, 1])),
-            y=alt.Y("label:N", sort="-x", title=None),
+            y=alt.Y("label:N", sort="-x", title=None, axis=alt.Axis(labelLimit=260)),
             tooltip=["label", alt.Tooltip("probability:Q", format=".3f")],
         )
-        .properties(height=30 * len(top))
+        .properties(height=36 * len(top))
     )
     st.altair_chart(chart, width="stretch")
 
