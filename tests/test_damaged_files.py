@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 from conftest import TINY_CONFIG, tiny_banking
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 import textproj
@@ -222,6 +224,24 @@ def test_odd_labels_round_trip_through_data_files(name: str, labels: list[str], 
     back = read_dataset(tmp_path / name)
     assert back.labels == data.labels
     assert back.texts == data.texts
+
+
+_any_text = st.text(st.characters(codec="utf-8"), max_size=40)
+_any_label = st.text(st.characters(codec="utf-8"), min_size=1, max_size=12).filter(str.strip)
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(rows=st.lists(st.tuples(_any_text, _any_label), min_size=1, max_size=5))
+@pytest.mark.parametrize("name", ["data.tsv", "data.csv", "data.jsonl", "data.csv.gz"])
+def test_any_text_and_label_round_trips_exactly(
+    name: str, rows: list[tuple[str, str]], tmp_path: Path
+) -> None:
+    data = Dataset([text for text, _ in rows], [label for _, label in rows], "rows")
+    write_dataset(data, tmp_path / name)
+    back = read_dataset(tmp_path / name)
+    assert (back.texts, back.labels) == (data.texts, data.labels)
 
 
 def test_odd_labels_round_trip_through_training_and_the_model_file(tmp_path: Path) -> None:
