@@ -43,8 +43,8 @@ from textproj.sweep import read_csv, sample
 APP_DIR = Path(__file__).resolve().parent
 SWEEP_CSV = APP_DIR / "sweep" / "sweep.csv"
 SWEEP_COMMAND = (
-    "textproj sweep --corpus banking77 -T 4,16 -d 8,16 --widths 16,64 "
-    "--epochs 8 --limit 4000 --output app/sweep"
+    "textproj sweep --corpus sentiment_sentences -T 2,8,32 -d 8 --widths 16,64 "
+    "--epochs 4 --output app/sweep"
 )
 FASTTEXT_REFERENCE = ("fastText quantized (dim 50, 767 KB)", 767_000, 0.887)
 DEFAULT_TEXT = "I still have not received my new card"

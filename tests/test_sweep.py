@@ -1,0 +1,92 @@
+"""textproj sweep: the grid, its CSV round trip, the plot, and the command end to end."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from textproj.cli import app
+from textproj.config import TrainConfig
+from textproj.data import Dataset
+from textproj.sweep import COLUMNS, grid_config, plot, read_csv, sample, write_csv
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _row(t: int, d: int, width: int, accuracy: float, test: float | str = "") -> dict:
+    return {
+        "design": "token",
+        "T": t,
+        "d": d,
+        "n_bits": t * d,
+        "width": width,
+        "model_bytes": 1000 * t * width,
+        "dev_accuracy": accuracy,
+        "test_accuracy": test,
+        "epochs": 3,
+        "train_seconds": 1.5,
+    }
+
+
+def test_sample_is_seeded_ordered_and_complete_when_small() -> None:
+    data = Dataset([f"t{i}" for i in range(100)], [str(i % 3) for i in range(100)], "x")
+    a, b = sample(data, 10, seed=1), sample(data, 10, seed=1)
+    assert a == b and len(a) == 10
+    assert a.texts == sorted(a.texts, key=lambda t: int(t[1:]))
+    assert all(data.labels[int(t[1:])] == label for t, label in zip(a.texts, a.labels, strict=True))
+    assert sample(data, 10, seed=2) != a
+    assert sample(data, None) is data and sample(data, 500) is data
+
+
+def test_grid_config_sets_shape_and_width_per_design() -> None:
+    token = grid_config(TrainConfig(design="token"), 4, 8, 32)
+    assert (token.projection_shape, token.bottleneck) == ((4, 8), 32)
+    text = grid_config(TrainConfig(design="text", epochs=3), 10, 12, 48)
+    assert (text.projection_shape, text.hidden, text.epochs) == ((10, 12), (48,), 3)
+
+
+def test_csv_round_trip_and_plot(tmp_path: Path) -> None:
+    rows = [_row(2, 8, 16, 0.7), _row(8, 8, 16, 0.75, 0.74), _row(2, 8, 64, 0.72)]
+    write_csv(rows, tmp_path / "s.csv")
+    header = (tmp_path / "s.csv").read_text().splitlines()[0]
+    assert header == ",".join(COLUMNS)
+    back = read_csv(tmp_path / "s.csv")
+    assert [r["dev_accuracy"] for r in back] == [0.7, 0.75, 0.72]
+    assert [r["test_accuracy"] for r in back] == [None, 0.74, None]
+    assert back[1]["n_bits"] == 64 and back[1]["model_bytes"] == 128_000
+    plot(back, tmp_path / "s.png", "title")
+    assert (tmp_path / "s.png").read_bytes().startswith(PNG_MAGIC)
+
+
+def test_sweep_command(tmp_path: Path) -> None:
+    out = tmp_path / "sweep"
+    args = ["sweep", "--corpus", "sentiment_sentences", "-T", "2,4", "-d", "8", "--widths", "8"]
+    result = CliRunner().invoke(app, [*args, "--epochs", "1", "--limit", "150", "--output", out])
+    assert result.exit_code == 0, result.output
+    rows = read_csv(out / "sweep.csv")
+    assert [(r["T"], r["d"], r["width"], r["n_bits"]) for r in rows] == [
+        (2, 8, 8, 16),
+        (4, 8, 8, 32),
+    ]
+    for row in rows:
+        assert 0 <= row["dev_accuracy"] <= 1 and row["test_accuracy"] is not None
+        assert row["epochs"] == 1 and row["model_bytes"] > 0
+    assert rows[0]["model_bytes"] < rows[1]["model_bytes"]  # more bits, a wider bottleneck input
+    assert (out / "sweep.png").read_bytes().startswith(PNG_MAGIC)
+    assert "T=2 d=8 width=8: dev acc" in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--corpus", "nope"], "unknown corpus 'nope'"),
+        (["-T", "4,x"], "--projections takes comma-separated integers"),
+        (["--design", "cnn"], "TrainConfig.design must be one of"),
+    ],
+)
+def test_sweep_errors(args: list[str], message: str) -> None:
+    result = CliRunner().invoke(app, ["sweep", *args])
+    assert result.exit_code == 1
+    assert message in " ".join(result.output.split())
