@@ -33,7 +33,13 @@ from demo_data import (
     load_uploaded_model,
     read_uploaded_dataset,
 )
-from make_bundled_model import BUNDLED_CORPUS, BUNDLED_DIR, TRAINER_BUCKETS, make_bundled_model
+from make_bundled_model import (
+    BUNDLED_CORPUS,
+    BUNDLED_DIR,
+    TRAINER_BUCKETS,
+    bundled_config,
+    make_bundled_model,
+)
 
 import textproj
 from textproj import Classifier, DataError, Dataset, ModelFormatError, TrainConfig
@@ -122,7 +128,7 @@ def _ensure_bundled_model() -> Path:
     with _lock("bundled"):
         if model.is_file():  # another session built it while this one waited
             return model
-        epochs = TrainConfig().epochs
+        epochs = bundled_config().epochs
         bar = st.progress(0.0, text=f"No bundled model yet: training one on {BUNDLED_CORPUS}…")
 
         def step(row: dict[str, Any]) -> None:
