@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -132,3 +133,18 @@ def test_uploaded_model(tiny_models: dict[str, Path], tmp_path: Path) -> None:
     with pytest.raises(ModelFormatError, match=r"^mine\.tpn") as caught:
         load_uploaded_model("mine.tpn", data[: len(data) // 2], tmp_path)
     assert str(tmp_path) not in str(caught.value)
+
+
+def test_shared_models_answer_concurrent_sessions(classifiers, tiny_models) -> None:
+    """The app shares one Classifier (and trainer) between sessions: threads must not mix."""
+    from textproj.corpora import load_corpus
+    from textproj.trainer_model import load_trainer
+
+    texts = load_corpus("banking77", "dev").texts[:160]
+    models = [classifiers["token"], classifiers["text"], load_trainer(tiny_models["token"])]
+    for model in models:
+        expected = model.predict_proba(texts)
+        with ThreadPoolExecutor(8) as pool:
+            parts = list(pool.map(lambda i, m=model: m.predict_proba(texts[i::8]), range(8)))
+        for i, part in enumerate(parts):
+            np.testing.assert_allclose(part, expected[i::8], rtol=1e-6, atol=1e-7)
