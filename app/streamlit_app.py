@@ -49,8 +49,8 @@ from textproj.sweep import read_csv, sample
 APP_DIR = Path(__file__).resolve().parent
 SWEEP_CSV = APP_DIR / "sweep" / "sweep.csv"
 SWEEP_COMMAND = (
-    "textproj sweep --corpus sentiment_sentences -T 2,8,32 -d 8 --widths 16,64 "
-    "--epochs 4 --output app/sweep"
+    "textproj sweep --corpus banking77 -T 4,16 -d 8,16 --widths 16,64 "
+    "--epochs 6 --limit 3000 --output app/sweep"
 )
 FASTTEXT_REFERENCE = ("fastText quantized (dim 50, 767 KB)", 767_000, 0.887)
 DEFAULT_TEXT = "I still have not received my new card"
@@ -458,6 +458,7 @@ def _own_config() -> TrainConfig | None:
         bits_per_projection=int(d),
         epochs=int(epochs),
         trainer_buckets=TRAINER_BUCKETS,
+        threads=1,  # one torch thread per training: the server is shared
         **shape,
     )
 

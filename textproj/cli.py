@@ -349,6 +349,7 @@ def sweep(
     limit: Annotated[
         int | None, typer.Option(help="Train on a random sample of this many texts.")
     ] = None,
+    threads: Annotated[int, typer.Option(help="Torch threads per training run.")] = 1,
     output: Annotated[Path, typer.Option(help="Folder for sweep.csv and sweep.png.")] = Path(
         "sweep"
     ),
@@ -357,7 +358,7 @@ def sweep(
     from textproj.sweep import sample, sweep_to_folder
 
     try:
-        base = TrainConfig(epochs=epochs, **({"design": design} if design else {}))
+        base = TrainConfig(epochs=epochs, threads=threads, **({"design": design} if design else {}))
         train_data, dev_data, test_data = (load_corpus(corpus, s) for s in ("train", "dev", "test"))
     except (ValueError, DataError) as error:
         _fail(str(error))
