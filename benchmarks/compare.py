@@ -71,12 +71,15 @@ def train_all(splits: Splits, workdir: Path, args: argparse.Namespace) -> list[T
     """Every available system, trained on ``splits`` under ``workdir``."""
     trained = []
     if "textproj" in args.systems:
-        if args.quick:
-            config = TrainConfig(**QUICK_TEXTPROJ)
-        elif args.textproj_epochs is not None:
-            config = TrainConfig(epochs=args.textproj_epochs)
-        else:
-            config = TrainConfig()
+        overrides = {
+            name: value
+            for name, value in (
+                ("epochs", args.textproj_epochs),
+                ("threads", args.textproj_threads),
+            )
+            if value is not None
+        }
+        config = TrainConfig(**(QUICK_TEXTPROJ if args.quick else overrides))
         trained += train_textproj(splits, workdir / "textproj", config)
     available = {family: ok and family in args.systems for family, ok in installed_peers().items()}
     if available["fastText"]:
@@ -143,6 +146,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--systems", nargs="+", choices=FAMILIES, default=FAMILIES, help="families to run"
     )
     parser.add_argument("--textproj-epochs", type=int, help="cap textproj's epochs")
+    parser.add_argument("--textproj-threads", type=int, help="torch threads of textproj's training")
     parser.add_argument("--no-ensemble", action="store_true", help="skip spaCy's ensemble")
     parser.add_argument(
         "--jobs", type=int, default=1, help="corpora trained at once (separate processes)"
@@ -172,6 +176,7 @@ def main(argv: list[str] | None = None) -> None:
             "versions": environment.versions(),
             "peers_installed": installed_peers(),
             "textproj_epochs": args.textproj_epochs,
+            "textproj_threads": args.textproj_threads,
             "systems": args.systems,
             "repeats": args.repeats,
             "jobs": args.jobs,
