@@ -22,6 +22,8 @@ from textproj.training import (
     forward_projection,
     forward_trainer,
     joint_loss,
+    make_optimisers,
+    model_header,
     prepare_inputs,
 )
 
@@ -39,13 +41,7 @@ class Learner:
         self.projection, self.trainer = build_networks(
             config, self.projector.n_bits, len(self.labels)
         )
-        sparse = self.trainer.embedding.weight
-        dense = [p for p in self.trainer.parameters() if p is not sparse]
-        dense += list(self.projection.parameters())
-        self.optimisers = [
-            torch.optim.AdamW(dense, lr=config.learning_rate, weight_decay=config.weight_decay),
-            torch.optim.SparseAdam([sparse], lr=config.learning_rate),
-        ]
+        self.optimisers = make_optimisers(self.projection, self.trainer, config)
 
     def accumulate(self, texts: list[str], gold: list[str] | list[tuple[str, ...]]) -> float:
         """Add the joint loss's gradients for one batch (``gold``: a label, or a tuple of labels
@@ -75,12 +71,5 @@ class Learner:
 
     def export(self) -> bytes:
         """The projection network as ``model.tpn`` bytes: int8 weights plus the hash parameters."""
-        header = {
-            "format": "textproj-model",
-            "labels": self.labels,
-            "projector": self.projector.get_config(),
-            "network": nets.network_config(self.projection),
-            "multi_label": self.config.multi_label,
-            "train_config": self.config.to_dict(),
-        }
+        header = model_header(self.labels, self.projector, self.projection, self.config)
         return model_file.encode_model(header, nets.export_projection_net(self.projection))

@@ -223,6 +223,33 @@ def build_networks(
     return projection, trainer
 
 
+def make_optimisers(
+    projection: torch.nn.Module, trainer: torch.nn.Module, config: TrainConfig
+) -> list[torch.optim.Optimizer]:
+    """AdamW over the dense parameters of both networks, SparseAdam over the trainer's
+    hashed embedding rows (its gradients are sparse)."""
+    sparse = trainer.embedding.weight
+    dense = [p for p in trainer.parameters() if p is not sparse] + list(projection.parameters())
+    return [
+        torch.optim.AdamW(dense, lr=config.learning_rate, weight_decay=config.weight_decay),
+        torch.optim.SparseAdam([sparse], lr=config.learning_rate),
+    ]
+
+
+def model_header(
+    labels: list[str], projector: Projector, projection: torch.nn.Module, config: TrainConfig
+) -> dict[str, Any]:
+    """The JSON header of ``model.tpn`` (docs/model-format.md) for a trained projection network."""
+    return {
+        "format": "textproj-model",
+        "labels": labels,
+        "projector": projector.get_config(),
+        "network": nets.network_config(projection),
+        "multi_label": config.multi_label,
+        "train_config": config.to_dict(),
+    }
+
+
 def label_loss(logits: torch.Tensor, targets: torch.Tensor, multi_label: bool) -> torch.Tensor:
     """Cross-entropy, or for multi-label the per-label binary cross-entropy summed over labels."""
     if not multi_label:
@@ -364,13 +391,7 @@ def train(
 
     # --- networks and optimisers
     projection, trainer = build_networks(config, projector.n_bits, len(labels))
-    sparse_params = [trainer.embedding.weight]
-    dense_params = [p for p in trainer.parameters() if p is not trainer.embedding.weight]
-    dense_params += list(projection.parameters())
-    optimisers = [
-        torch.optim.AdamW(dense_params, lr=config.learning_rate, weight_decay=config.weight_decay),
-        torch.optim.SparseAdam(sparse_params, lr=config.learning_rate),
-    ]
+    optimisers = make_optimisers(projection, trainer, config)
     steps_per_epoch = (len(inputs["train"]) + config.batch_size - 1) // config.batch_size
     total_steps = config.epochs * steps_per_epoch
     schedulers = [
@@ -489,14 +510,7 @@ def train(
         for split, split_inputs in inputs.items()
         if split != "train"
     }
-    header: dict[str, Any] = {
-        "format": "textproj-model",
-        "labels": labels,
-        "projector": projector.get_config(),
-        "network": nets.network_config(projection),
-        "multi_label": multi,
-        "train_config": config.to_dict(),
-    }
+    header = model_header(labels, projector, projection, config)
     net_thresholds: dict[str, np.ndarray | None] = {}
     for net_name in ("projection", "projection_float", "trainer"):
         net_thresholds[net_name] = (
