@@ -30,14 +30,39 @@ def _load(results_dir: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     return run, corpora
 
 
-def _skipped_line(run: dict[str, Any]) -> list[str]:
-    """A line naming the peer families that did not run, if any."""
+def _caveat_lines(run: dict[str, Any], corpora: list[dict[str, Any]]) -> list[str]:
+    """Lines naming what this run left out or capped: peers, corpora, textproj's training."""
+    from textproj.config import TrainConfig
+    from textproj.corpora import CORPORA
+
+    lines = []
     skipped = [
         family + ("" if installed else " (not installed)")
         for family, installed in run["peers_installed"].items()
         if not installed or family not in run["systems"]
     ]
-    return [f"Skipped: {', '.join(skipped)}."] if skipped else []
+    if skipped:
+        lines.append(f"Skipped systems: {', '.join(skipped)}.")
+    missing = sorted(set(CORPORA) - {result["corpus"] for result in corpora})
+    if missing:
+        lines.append(f"Corpora not in this run: {', '.join(missing)}.")
+    default = TrainConfig()
+    if run.get("textproj_epochs") is not None:
+        lines.append(
+            f"textproj was trained for at most {run['textproj_epochs']} epochs (TrainConfig "
+            f"default: {default.epochs}), so its accuracy here is below what its defaults give."
+        )
+    if run.get("textproj_threads") is not None:
+        lines.append(
+            f"textproj trained with {run['textproj_threads']} torch thread(s) "
+            f"(default {default.threads})."
+        )
+    if run.get("jobs", 1) > 1:
+        lines.append(
+            f"{run['jobs']} corpora were trained at once, in separate processes: training "
+            "seconds (wall clock) are inflated by that; texts/s (CPU time) much less so."
+        )
+    return lines
 
 
 def goal_lines(rows: list[dict[str, Any]]) -> list[str]:
@@ -196,7 +221,7 @@ def write(results_dir: Path, out: Path) -> Path:
         f"Machine: {machine['cpu']}, {machine['logical_cpus']} logical CPUs, {machine['os']}, "
         f"Python {machine['python']}.",
         "Versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()) + ".",
-        *_skipped_line(run),
+        *_caveat_lines(run, corpora),
         "",
         "How it is measured: every system is trained on the train split (the tuned peers pick "
         "their hyper-parameters on dev), then, in a fresh process with every thread pool pinned "
@@ -211,7 +236,8 @@ def write(results_dir: Path, out: Path) -> Path:
         "deployment loads (textproj: `model.tpn`; its trainer: `trainer.npz` + "
         "`trainer.json`; fastText `.bin`/`.ftz`; scikit-learn: the pickled pipeline; spaCy: "
         "the `model-best` folder). Train seconds "
-        "time the final model only (2 threads where the library takes a thread count); "
+        "time the final model only (fastText with 2 threads, textproj with TrainConfig.threads "
+        "unless said above); "
         "tuning seconds the whole search on dev (both wall clock). The CPU was shared with other "
         "work during the run, so training times carry noise of tens of percent and even CPU "
         "times some (shared caches); compare ratios within one table.",
