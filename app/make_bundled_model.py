@@ -1,12 +1,11 @@
-"""Train the demo's bundled model: Banking77, current defaults, fewer epochs, small trainer.
+"""Train the demo's bundled model: Banking77 with the current defaults and a small trainer.
 
 Run ``python app/make_bundled_model.py`` (the app runs the same function, with a progress bar,
 when the bundled model is missing). Every setting is ``TrainConfig``'s default except two: the
 trainer's hashed embedding table is cut from 2**18 to ``TRAINER_BUCKETS`` rows so that
 ``trainer.npz`` stays about 1 MB and can be committed beside ``model.tpn`` (the on-device model
-is unaffected in size), and training stops after ``BUNDLED_EPOCHS`` epochs so that building it
-takes minutes, not most of an hour, on a shared 2-core machine. It trains with one torch
-thread: on a busy machine two threads spin-waiting on each other ran 5 to 10 times slower.
+is unaffected in size), and it trains with one torch thread: on a busy machine two threads
+spin-waiting on each other ran 5 to 10 times slower.
 """
 
 from __future__ import annotations
@@ -23,12 +22,11 @@ from textproj import TrainConfig, load_corpus
 BUNDLED_CORPUS = "banking77"
 BUNDLED_DIR = Path(__file__).resolve().parent / "models" / BUNDLED_CORPUS
 TRAINER_BUCKETS = 2**12
-BUNDLED_EPOCHS = 6
 
 
 def bundled_config() -> TrainConfig:
-    """The bundled model's training config: the defaults, a small trainer table, fewer epochs."""
-    return TrainConfig(trainer_buckets=TRAINER_BUCKETS, epochs=BUNDLED_EPOCHS, threads=1)
+    """The bundled model's training config: the defaults with a small trainer table, one thread."""
+    return TrainConfig(trainer_buckets=TRAINER_BUCKETS, threads=1)
 
 
 def make_bundled_model(
@@ -54,7 +52,7 @@ def make_bundled_model(
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description="Train the demo's bundled model.")
-    parser.add_argument("--epochs", type=int, help=f"maximum epochs [{BUNDLED_EPOCHS}]")
+    parser.add_argument("--epochs", type=int, help="maximum epochs [TrainConfig's default]")
     parser.add_argument("--output", type=Path, default=BUNDLED_DIR, help="output folder")
     args = parser.parse_args()
     print(make_bundled_model(args.output, epochs=args.epochs))
