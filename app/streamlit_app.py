@@ -293,7 +293,7 @@ def _grid_chart(grid: BitGrid, flips: np.ndarray) -> alt.Chart:
             color=alt.Color("state:N", scale=palette, legend=alt.Legend(orient="bottom")),
             tooltip=["row", "bit", "state"],
         )
-        .properties(height=max(120, 18 * len(frame["row"].unique())))
+        .properties(height=alt.Step(18))
     )
 
 
@@ -368,20 +368,27 @@ def model_card_section(model: ActiveModel) -> None:
     trainer = _trainer(model)
     if trainer is not None:
         sizes.append(("trainer.npz", trainer.n_bytes))
+        default_rows = TrainConfig().trainer_buckets
+        if trainer.config.trainer_buckets != default_rows:
+            st.caption(
+                f"This trainer's hashed embedding table has {trainer.config.trainer_buckets:,} "
+                f"rows; the default {default_rows:,} rows make trainer.npz "
+                f"{default_rows * trainer.config.trainer_dim * 4 / 1e6:.0f} MB."
+            )
     sizes.append(FASTTEXT_REFERENCE[:2])
     frame = pd.DataFrame(sizes, columns=["model", "bytes"])
     frame["KB"] = frame["bytes"] / 1000
-    chart = (
+    bars = (
         alt.Chart(frame)
         .mark_bar()
         .encode(
-            x=alt.X("KB:Q", scale=alt.Scale(type="log"), title="size (KB, log scale)"),
-            y=alt.Y("model:N", sort=None, title=None),
+            x=alt.X("KB:Q", title="size (KB)"),
+            y=alt.Y("model:N", sort=None, title=None, axis=alt.Axis(labelLimit=260)),
             tooltip=["model", alt.Tooltip("KB:Q", format=",.1f")],
         )
-        .properties(height=40 * len(frame))
     )
-    st.altair_chart(chart, width="stretch")
+    values = bars.mark_text(align="left", dx=4).encode(text=alt.Text("KB:Q", format=",.0f"))
+    st.altair_chart((bars + values).properties(height=alt.Step(32)), width="stretch")
     st.caption(
         f"Reference: {FASTTEXT_REFERENCE[0]} scores {FASTTEXT_REFERENCE[2]} test accuracy on "
         "Banking77, measured on this machine."
