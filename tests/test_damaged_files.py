@@ -105,12 +105,6 @@ def test_damaged_model_gets_a_clean_cli_error(
     assert expected in " ".join(result.output.split())  # (Rich may wrap a long line)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="textproj/cli.py _fail prints with Rich's default word wrap (80 columns when not a "
-    "terminal), so a long path splits the error over several lines; Console(soft_wrap=True) "
-    "would keep it on one",
-)
 def test_cli_error_stays_on_one_line_with_a_long_path(tmp_path: Path, test_file: Path) -> None:
     deep = tmp_path / ("a-rather-long-directory-name-" * 3) / "model.tpn"
     deep.parent.mkdir()

@@ -309,6 +309,7 @@ def test_gzip_output_is_deterministic(tmp_path: Path) -> None:
         ("fine", "has space", "no spaces"),
         ("fine", "", "non-empty"),
         ("__label__y sneaky", "x", "starts with a __label__ token"),
+        (" padded ", "x", "surrounding white space"),
     ],
 )
 def test_fasttext_writer_refuses_lossy_rows(

@@ -57,7 +57,7 @@ def corpora() -> None:
 
 def _fail(message: str) -> NoReturn:
     """One line on stderr and a non-zero exit: what users see instead of a traceback."""
-    Console(stderr=True).print(f"[red]error:[/red] {message}", highlight=False)
+    Console(stderr=True, soft_wrap=True).print(f"[red]error:[/red] {message}", highlight=False)
     raise typer.Exit(code=1)
 
 

@@ -291,6 +291,10 @@ def _write_fasttext(dataset: Dataset, name: str) -> str:
             raise _fail(name, None, f"row {row_no}: fastText labels must be non-empty, no spaces")
         if "\n" in text or "\r" in text:
             raise _fail(name, None, f"row {row_no}: fastText texts cannot hold line breaks")
+        if text != text.strip():
+            raise _fail(
+                name, None, f"row {row_no}: fastText lines lose a text's surrounding white space"
+            )
         if _FASTTEXT_LABEL.match(text.lstrip()):
             raise _fail(name, None, f"row {row_no}: text starts with a __label__ token")
         lines.append("".join(f"__label__{part} " for part in label_set) + f"{text}\n")
@@ -301,7 +305,7 @@ def write_dataset(dataset: Dataset, path: str | os.PathLike[str]) -> None:
     """Write a dataset in the format given by the extension (gzipped if it ends in ``.gz``).
 
     csv, tsv and jsonl round-trip any text or label exactly; fastText refuses rows it
-    cannot represent (line breaks in texts, white space in labels).
+    cannot represent (line breaks or surrounding white space in texts, white space in labels).
     """
     path = Path(path)
     extension, gzipped = _format_of(path)
