@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import altair as alt
 import numpy as np
@@ -45,6 +45,9 @@ import textproj
 from textproj import Classifier, DataError, Dataset, ModelFormatError, TrainConfig
 from textproj.corpora import CORPORA, load_corpus
 from textproj.sweep import read_csv, sample
+
+if TYPE_CHECKING:
+    from textproj.trainer_model import TrainerModel
 
 APP_DIR = Path(__file__).resolve().parent
 SWEEP_CSV = APP_DIR / "sweep" / "sweep.csv"
@@ -90,7 +93,7 @@ def _load_classifier(path: str, stamp: str) -> Classifier:
 
 
 @st.cache_resource(show_spinner="Loading the trainer (torch)…")
-def _load_trainer(directory: str, stamp: str) -> Any:
+def _load_trainer(directory: str, stamp: str) -> TrainerModel:
     from textproj.trainer_model import load_trainer
 
     return load_trainer(directory)
@@ -183,7 +186,7 @@ def _metrics(model: ActiveModel) -> dict[str, Any] | None:
     return json.loads((model.directory / "metrics.json").read_text(encoding="utf-8"))
 
 
-def _trainer(model: ActiveModel) -> Any:
+def _trainer(model: ActiveModel) -> TrainerModel | None:
     from textproj.trainer_model import has_trainer
 
     if model.directory is None or not has_trainer(model.directory):
@@ -198,7 +201,9 @@ def _trainer(model: ActiveModel) -> Any:
 # --- 1. classify ---------------------------------------------------------------------------------
 
 
-def _timed_proba(predict_proba: Callable[[Sequence[str]], np.ndarray], text: str) -> tuple:
+def _timed_proba(
+    predict_proba: Callable[[Sequence[str]], np.ndarray], text: str
+) -> tuple[np.ndarray, float]:
     """Probabilities for ``text`` and the median latency in ms of ``LATENCY_RUNS`` warm calls."""
     proba = predict_proba([text])[0]
     times = []
@@ -209,7 +214,9 @@ def _timed_proba(predict_proba: Callable[[Sequence[str]], np.ndarray], text: str
     return proba, statistics.median(times)
 
 
-def _show_prediction(title: str, labels: list[str], proba: np.ndarray, ms: float, multi: bool):
+def _show_prediction(
+    title: str, labels: list[str], proba: np.ndarray, ms: float, multi: bool
+) -> None:
     top = np.argsort(-proba)[:TOP_LABELS]
     if multi:
         chosen = [labels[i] for i in np.flatnonzero(proba >= 0.5)] or ["(no label)"]
@@ -588,6 +595,7 @@ def sweep_section() -> None:
 
 
 def main() -> None:
+    """The page: model choice in the sidebar, one text box, five tabs."""
     st.set_page_config(page_title="textproj demo", page_icon="🔢", layout="wide")
     st.title("textproj: tiny text classifiers without a vocabulary")
     model = choose_model()
