@@ -34,6 +34,8 @@ BATCH_TEXTS = 4096  # texts per forward pass: bounds memory whatever the input s
 BATCH_TOKEN_ROWS = 262144  # token models: cap on code points (>= token rows) per forward pass
 CHUNK_TOKEN_ROWS = 1024  # token models: rows per window-sum + pooling step (cache-sized)
 TAPS_BYTES_CAP = 32 * 2**20  # token models: cap on the distinct tokens' tap products per pass
+# A header may list at most this many hidden layers or windows: refused before any shape is built.
+MAX_LAYERS = 64
 DEFAULT_THRESHOLD = 0.5  # multi-label models whose header gives no thresholds
 
 
@@ -109,6 +111,10 @@ def _check_network(name: str, network: object) -> dict[str, Any]:
         value = network.get(key)
         if not isinstance(value, list) or not all(_positive_int(v) for v in value):
             raise ModelFormatError(f"{name}: network {key!r} must be a list of positive ints")
+        if len(value) > MAX_LAYERS:
+            raise ModelFormatError(
+                f"{name}: network {key!r} lists {len(value)} layers, more than {MAX_LAYERS}"
+            )
     if design == "token" and not network["windows"]:
         raise ModelFormatError(f"{name}: network 'windows' is empty")
     return network
