@@ -1,9 +1,11 @@
 """Score TrainConfig variants on a corpus's dev split and append one JSON line per run.
 
-Defaults in textproj/config.py were chosen from these lines (dev accuracy only; docs/sweeps.md):
+Defaults in textproj/config.py were chosen from these lines by dev accuracy only (the test
+scores are logged for the ablation and the final report; docs/training.md):
 
     python benchmarks/tune.py --corpus banking77 --name base
     python benchmarks/tune.py --name lr5e-3 learning_rate=0.005 epochs=12
+    python benchmarks/tune.py --report            # docs/sweeps.jsonl -> docs/sweeps.md table
 
 Each ``key=value`` overrides a TrainConfig field (``feature.key=value`` a FeatureConfig field);
 values are parsed as JSON, so ``hidden=[256]`` and ``design="text"`` work.
@@ -39,14 +41,47 @@ def parse_overrides(pairs: list[str]) -> tuple[dict, dict]:
     return train_fields, feature_fields
 
 
+def render_report(log: Path) -> str:
+    """A markdown table per corpus of every logged run, best dev accuracy first."""
+    rows = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines() if line]
+    lines = []
+    for corpus in dict.fromkeys(row["corpus"] for row in rows):
+        lines += [
+            f"### {corpus}",
+            "",
+            "| run | overrides | dev acc, on-device int8 | float | trainer | best epoch "
+            "(proj/trainer) | weight bytes | seconds |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        ranked = sorted(
+            (row for row in rows if row["corpus"] == corpus), key=lambda r: -r["dev_projection"]
+        )
+        for row in ranked:
+            epochs = row["best_epoch"]
+            lines.append(
+                f"| {row['name']} | `{' '.join(row['overrides']) or '-'}` "
+                f"| {row['dev_projection']:.4f} | {row['dev_projection_float']:.4f} "
+                f"| {row['dev_trainer']:.4f} | {epochs['projection']}/{epochs['trainer']} "
+                f"| {row['model_bytes']:,} | {row['seconds']:.0f} |"
+            )
+        lines.append("")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpus", default="banking77")
-    parser.add_argument("--name", required=True)
+    parser.add_argument("--name")
+    parser.add_argument("--report", action="store_true", help="print the table of logged runs")
     parser.add_argument("--log", type=Path, default=Path("docs/sweeps.jsonl"))
     parser.add_argument("--output", type=Path, default=None, help="also write the model here")
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args()
+    if args.report:
+        print(render_report(args.log))
+        return
+    if not args.name:
+        parser.error("--name is required to run")
     train_fields, feature_fields = parse_overrides(args.overrides)
     config = TrainConfig(**train_fields)
     features = FeatureConfig(**feature_fields)
@@ -54,6 +89,7 @@ def main() -> None:
     result = train(
         load_corpus(args.corpus, "train"),
         load_corpus(args.corpus, "dev"),
+        load_corpus(args.corpus, "test"),
         config=config,
         features=features,
         output_dir=args.output,
@@ -68,6 +104,8 @@ def main() -> None:
         "dev_projection_float": metrics["projection_float"]["dev"]["accuracy"],
         "dev_trainer": metrics["trainer"]["dev"]["accuracy"],
         "best_epoch": metrics["best_epoch"],
+        # recorded for the ablation and the final report; never used to choose a setting
+        "test": {name: metrics[name]["test"] for name in ("projection", "trainer")},
         "model_bytes": sum(t.nbytes for t in result.tensors.values()),
         "seconds": round(time.perf_counter() - started, 1),
     }

@@ -91,7 +91,7 @@ class TrainConfig:
     temperature: float = 2.0  # softmax temperature of the distillation term
     multi_label: bool = False  # one sigmoid per label (BCE), per-label thresholds tuned on dev
     distill_to_trainer: bool = False  # let the distillation term's gradient reach the trainer
-    dropout: float = 0.2  # dropout in both networks (pooled/hidden activations)
+    dropout: float = 0.4  # dropout in both networks (pooled/hidden activations)
     weight_decay: float = 0.0  # decoupled weight decay (AdamW) of the dense parameters
     epochs: int = 20  # maximum epochs
     patience: int = 5  # stop after this many epochs without a better dev accuracy
