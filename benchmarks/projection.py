@@ -24,6 +24,7 @@ from importlib import metadata
 
 import numba
 import numpy as np
+from harness.environment import cpu_name
 
 from textproj._kernels.features import featurize_batch
 from textproj._kernels.projection import project_texts, unpack_bits
@@ -41,18 +42,6 @@ def median_seconds(fn: Callable[[], object], repeats: int) -> float:
         fn()
         times.append(time.perf_counter() - start)
     return statistics.median(times)
-
-
-def cpu_name() -> str:
-    """The CPU model (from /proc/cpuinfo on Linux), or platform.processor()."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def machine_lines() -> list[str]:
