@@ -201,6 +201,29 @@ def feature_bound(n_bytes, params):
     return n_bytes * (params[P_WORD_NGRAMS] + params[P_SKIP_GRAMS] + 3 * n_char) + 1
 
 
+@njit(inline="always")
+def longest_text(offsets, lo, hi):
+    """Bytes of the longest of texts ``lo..hi-1``."""
+    max_bytes = 0
+    for i in range(lo, hi):
+        max_bytes = max(max_bytes, offsets[i + 1] - offsets[i])
+    return max_bytes
+
+
+@njit(inline="always")
+def text_buffers(n_bytes):
+    """Work arrays to decode and tokenise a text of up to ``n_bytes`` bytes: code points, their
+    byte offsets, token starts, token ends, token hashes."""
+    n = n_bytes + 1
+    return (
+        np.empty(n, dtype=np.int32),
+        np.empty(n, dtype=np.int64),
+        np.empty(n, dtype=np.int64),
+        np.empty(n, dtype=np.int64),
+        np.empty(n, dtype=np.uint64),
+    )
+
+
 @njit(cache=True, nogil=True)
 def featurize_batch(buf, offsets, table, params):
     """Feature hashes and weights of every text: (hashes uint64, weights int64, offsets int64).
@@ -209,17 +232,10 @@ def featurize_batch(buf, offsets, table, params):
     n-grams by order, skip-grams by gap, then character n-grams token by token.
     """
     n_texts = offsets.shape[0] - 1
-    max_bytes = 0
     total_bound = 0
     for i in range(n_texts):
-        nb = offsets[i + 1] - offsets[i]
-        max_bytes = max(max_bytes, nb)
-        total_bound += feature_bound(nb, params)
-    cps = np.empty(max_bytes + 1, dtype=np.int32)
-    cp_bytes = np.empty(max_bytes + 1, dtype=np.int64)
-    tok_start = np.empty(max_bytes + 1, dtype=np.int64)
-    tok_end = np.empty(max_bytes + 1, dtype=np.int64)
-    tok_hash = np.empty(max_bytes + 1, dtype=np.uint64)
+        total_bound += feature_bound(offsets[i + 1] - offsets[i], params)
+    cps, cp_bytes, tok_start, tok_end, tok_hash = text_buffers(longest_text(offsets, 0, n_texts))
     hashes = np.empty(total_bound, dtype=np.uint64)
     weights = np.empty(total_bound, dtype=np.int64)
     feat_offsets = np.zeros(n_texts + 1, dtype=np.int64)
@@ -239,13 +255,7 @@ def featurize_batch(buf, offsets, table, params):
 def count_tokens(buf, offsets, table, params):
     """Number of tokens of each text (after the ``max_tokens`` cap), as an int64 array."""
     n_texts = offsets.shape[0] - 1
-    max_bytes = 0
-    for i in range(n_texts):
-        max_bytes = max(max_bytes, offsets[i + 1] - offsets[i])
-    cps = np.empty(max_bytes + 1, dtype=np.int32)
-    cp_bytes = np.empty(max_bytes + 1, dtype=np.int64)
-    tok_start = np.empty(max_bytes + 1, dtype=np.int64)
-    tok_end = np.empty(max_bytes + 1, dtype=np.int64)
+    cps, cp_bytes, tok_start, tok_end, _ = text_buffers(longest_text(offsets, 0, n_texts))
     counts = np.zeros(n_texts, dtype=np.int64)
     for i in range(n_texts):
         n = decode_utf8(buf, offsets[i], offsets[i + 1], cps, cp_bytes)

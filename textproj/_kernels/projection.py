@@ -14,6 +14,8 @@ from textproj._kernels.features import (
     P_MAX_TOKENS,
     decode_utf8,
     feature_bound,
+    longest_text,
+    text_buffers,
     text_features,
     token_features,
     tokenize,
@@ -117,14 +119,8 @@ def project_features(hashes, weights, n_feat, keys, scratch, out_words, last_mas
 @njit(cache=True, nogil=True)
 def project_texts(buf, offsets, lo, hi, table, params, keys, last_mask, out_words):
     """Whole-text bits of texts ``lo..hi-1`` into ``out_words[i]`` (shape (n, n_words))."""
-    max_bytes = 0
-    for i in range(lo, hi):
-        max_bytes = max(max_bytes, offsets[i + 1] - offsets[i])
-    cps = np.empty(max_bytes + 1, dtype=np.int32)
-    cp_bytes = np.empty(max_bytes + 1, dtype=np.int64)
-    tok_start = np.empty(max_bytes + 1, dtype=np.int64)
-    tok_end = np.empty(max_bytes + 1, dtype=np.int64)
-    tok_hash = np.empty(max_bytes + 1, dtype=np.uint64)
+    max_bytes = longest_text(offsets, lo, hi)
+    cps, cp_bytes, tok_start, tok_end, tok_hash = text_buffers(max_bytes)
     bound = feature_bound(max_bytes, params)
     hashes = np.empty(bound, dtype=np.uint64)
     weights = np.empty(bound, dtype=np.int64)
@@ -141,13 +137,8 @@ def project_texts(buf, offsets, lo, hi, table, params, keys, last_mask, out_word
 @njit(cache=True, nogil=True)
 def project_tokens(buf, offsets, lo, hi, table, params, keys, last_mask, row_offsets, out_words):
     """Per-token bits of texts ``lo..hi-1``: token t of text i goes to ``row_offsets[i] + t``."""
-    max_bytes = 0
-    for i in range(lo, hi):
-        max_bytes = max(max_bytes, offsets[i + 1] - offsets[i])
-    cps = np.empty(max_bytes + 1, dtype=np.int32)
-    cp_bytes = np.empty(max_bytes + 1, dtype=np.int64)
-    tok_start = np.empty(max_bytes + 1, dtype=np.int64)
-    tok_end = np.empty(max_bytes + 1, dtype=np.int64)
+    max_bytes = longest_text(offsets, lo, hi)
+    cps, cp_bytes, tok_start, tok_end, _ = text_buffers(max_bytes)
     bound = feature_bound(max_bytes, params)
     hashes = np.empty(bound, dtype=np.uint64)
     weights = np.empty(bound, dtype=np.int64)
