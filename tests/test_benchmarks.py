@@ -82,5 +82,5 @@ def test_goal_lines_check_size_accuracy_and_speed() -> None:
     ]
     lines = "\n".join(report.goal_lines(rows))
     assert "6.2× larger (met" in lines
-    assert "fastText defaults, quantized at 0.905" in lines and "+0.5 points behind; met" in lines
+    assert "fastText defaults, quantized at 0.905" in lines and "0.5 points behind; met" in lines
     assert "= 0.50× (NOT met" in lines
