@@ -5,6 +5,7 @@ Usage::
     python benchmarks/compare.py                     # everything -> docs/benchmarks.md + PNGs
     python benchmarks/compare.py --quick --out /tmp/q   # small slices, few epochs (the test)
     python benchmarks/compare.py --report-only       # rebuild the report from saved results
+    python benchmarks/compare.py --merge --systems textproj   # re-run textproj's rows only
 
 Each system is trained on the corpus's train split (hyper-parameters of the tuned peers chosen
 on its dev split), then measured on its test split in a fresh one-thread process (see
@@ -136,6 +137,33 @@ def _run_corpora(workdir: Path, args: argparse.Namespace) -> Iterator[dict]:
             yield result
 
 
+def _merged_run(results_dir: Path, rerun: dict) -> dict:
+    """The saved run description, with this re-run recorded; textproj's training settings are
+    the re-run's when it re-ran textproj."""
+    run = json.loads((results_dir / "run.json").read_text("utf-8"))
+    keys = ("command", "started", "systems", "textproj_epochs", "textproj_threads", "jobs")
+    run.setdefault("reruns", []).append({key: rerun[key] for key in keys})
+    if "textproj" in rerun["systems"]:
+        run["textproj_epochs"], run["textproj_threads"] = (
+            rerun["textproj_epochs"],
+            rerun["textproj_threads"],
+        )
+    return run
+
+
+def _merged_result(results_dir: Path, result: dict) -> dict:
+    """A corpus's saved rows with those of the re-run systems replaced by ``result``'s."""
+    path = results_dir / f"{result['corpus']}.json"
+    if not path.exists():
+        return result
+    saved = json.loads(path.read_text("utf-8"))
+    rerun = {row["system"] for row in result["rows"]}
+    saved["rows"] = [row for row in saved["rows"] if row["system"] not in rerun] + result["rows"]
+    if "stages" in result:
+        saved["stages"] = result["stages"]
+    return saved
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small slices, few epochs")
@@ -152,6 +180,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--jobs", type=int, default=1, help="corpora trained at once (separate processes)"
     )
     parser.add_argument("--report-only", action="store_true", help="rebuild the report only")
+    parser.add_argument(
+        "--merge",
+        action="store_true",
+        help="replace only the saved rows of --systems (and their corpora) in --out's results",
+    )
     parser.add_argument("--keep", type=Path, help="keep trained models in this folder")
     args = parser.parse_args(argv)
     if args.out is None:
@@ -181,10 +214,14 @@ def main(argv: list[str] | None = None) -> None:
             "repeats": args.repeats,
             "jobs": args.jobs,
         }
+        if args.merge:
+            run = _merged_run(results_dir, run)
         (results_dir / "run.json").write_text(json.dumps(run, indent=2), "utf-8")
         workdir = Path(tempfile.mkdtemp(prefix="textproj-compare-"))
         try:
             for result in _run_corpora(workdir, args):
+                if args.merge:
+                    result = _merged_result(results_dir, result)
                 text = json.dumps(result, indent=2, ensure_ascii=False)
                 (results_dir / f"{result['corpus']}.json").write_text(text, "utf-8")
         finally:

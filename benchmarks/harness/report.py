@@ -57,6 +57,11 @@ def _caveat_lines(run: dict[str, Any], corpora: list[dict[str, Any]]) -> list[st
             f"textproj trained with {run['textproj_threads']} torch thread(s) "
             f"(default {default.threads})."
         )
+    for rerun in run.get("reruns", []):
+        lines.append(
+            f"Rows of {', '.join(rerun['systems'])} were re-run later by `{rerun['command']}` "
+            f"({rerun['started']}, {rerun['jobs']} corpus at a time) and replace that run's."
+        )
     if run.get("jobs", 1) > 1:
         lines.append(
             f"{run['jobs']} corpora were trained at once, in separate processes: training "
