@@ -111,11 +111,21 @@ def test_joint_loss_is_the_weighted_sum_of_three_terms() -> None:
     ce = torch.nn.functional.cross_entropy
     soft = torch.softmax(t / 2.0, dim=1)
     distill = -(soft * torch.log_softmax(p / 2.0, dim=1)).sum(1).mean() * 4.0
-    config = TrainConfig(lambda_trainer=0.5, lambda_distill=0.3, lambda_labels=2.0, temperature=2.0)
+    config = TrainConfig(
+        lambda_trainer=0.5,
+        lambda_distill=0.3,
+        lambda_labels=2.0,
+        temperature=2.0,
+        label_smoothing=0.0,
+    )
     expected = 0.5 * ce(t, y) + 0.3 * distill + 2.0 * ce(p, y)
     assert torch.isclose(joint_loss(t, p, y, config), expected)
-    alone = TrainConfig(lambda_distill=0.0)
+    alone = TrainConfig(lambda_distill=0.0, label_smoothing=0.0)
     assert torch.isclose(joint_loss(t, p, y, alone), ce(t, y) + ce(p, y))
+    # label smoothing s mixes the projection's label term with the mean over all labels
+    smoothed = TrainConfig(lambda_distill=0.0, label_smoothing=0.2)
+    uniform = -torch.log_softmax(p, dim=1).mean(1).mean()
+    assert torch.isclose(joint_loss(t, p, y, smoothed), ce(t, y) + 0.8 * ce(p, y) + 0.2 * uniform)
 
 
 def test_dev_split_is_deterministic_and_disjoint() -> None:
@@ -149,6 +159,8 @@ def test_bad_config_is_refused() -> None:
         TrainConfig(design="rnn")
     with pytest.raises(ValueError, match="dev_fraction"):
         TrainConfig(dev_fraction=1.5)
+    with pytest.raises(ValueError, match=r"label_smoothing must be in \[0, 1\)"):
+        TrainConfig(label_smoothing=1.0)
     assert TrainConfig.from_dict(TrainConfig(hidden=(8, 4)).to_dict()) == TrainConfig(hidden=(8, 4))
 
 

@@ -71,7 +71,7 @@ PROJECTION_DEFAULTS = {"text": (80, 14), "token": (16, 16)}
 class TrainConfig:
     """Everything that shapes the two networks and their joint training, with the defaults.
 
-    Defaults were chosen by sweeps scored on dev splits only (docs/sweeps.md).
+    Defaults were chosen by sweeps scored on dev splits only (docs/training.md).
     """
 
     design: str = "token"  # projection network: "token" (PRADO-like) or "text" (SGNN)
@@ -92,8 +92,10 @@ class TrainConfig:
     multi_label: bool = False  # one sigmoid per label (BCE), per-label thresholds tuned on dev
     distill_to_trainer: bool = False  # let the distillation term's gradient reach the trainer
     dropout: float = 0.4  # dropout in both networks (pooled/hidden activations)
-    weight_decay: float = 0.0  # decoupled weight decay (AdamW) of the dense parameters
-    epochs: int = 20  # maximum epochs
+    token_dropout: float = 0.1  # token design: dropout of each token's bottleneck activations
+    label_smoothing: float = 0.1  # projection network's label term (single-label)
+    weight_decay: float = 0.05  # decoupled weight decay (AdamW) of the dense parameters
+    epochs: int = 30  # maximum epochs
     patience: int = 5  # stop after this many epochs without a better dev accuracy
     batch_size: int = 64
     learning_rate: float = 2e-3  # Adam, both networks; decays linearly to 0 over the epochs
@@ -115,6 +117,9 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.dev_fraction must be in (0, 1), got {self.dev_fraction}")
         if min(self.lambda_trainer, self.lambda_distill, self.lambda_labels) < 0:
             raise ValueError("TrainConfig lambdas must be >= 0")
+        for name in ("dropout", "token_dropout", "label_smoothing"):
+            if not 0 <= getattr(self, name) < 1:
+                raise ValueError(f"TrainConfig.{name} must be in [0, 1), got {getattr(self, name)}")
         if self.temperature <= 0:
             raise ValueError(f"TrainConfig.temperature must be > 0, got {self.temperature}")
 

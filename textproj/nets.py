@@ -64,9 +64,11 @@ class TokenProjectionNet(nn.Module):
         windows: tuple[int, ...],
         n_labels: int,
         dropout: float = 0.0,
+        token_dropout: float = 0.0,
     ) -> None:
         super().__init__()
         self.dropout = nn.Dropout(dropout)
+        self.token_dropout = nn.Dropout(token_dropout)
         self.windows = tuple(windows)
         self.bottleneck = nn.Linear(n_bits, bottleneck)
         self.value = nn.ModuleList(nn.Conv1d(bottleneck, filters, k) for k in self.windows)
@@ -75,7 +77,7 @@ class TokenProjectionNet(nn.Module):
 
     def forward(self, token_bits: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """``token_bits`` (sum(lengths), n_bits) as 0/1 floats; ``lengths`` (n,) tokens per text."""
-        x = F.relu(self.bottleneck(token_bits))
+        x = self.token_dropout(F.relu(self.bottleneck(token_bits)))
         padded, mask = pad_tokens(x, lengths)
         seq = padded.transpose(1, 2)  # (n, E, L)
         pooled = []

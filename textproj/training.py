@@ -214,8 +214,9 @@ def build_networks(
         )
     else:
         projection = nets.TokenProjectionNet(
-            n_bits, config.bottleneck, config.filters, config.windows, n_labels, config.dropout
-        )
+            n_bits, config.bottleneck, config.filters, config.windows, n_labels, config.dropout,
+            config.token_dropout,
+        )  # fmt: skip
     trainer_class = nets.FeatureBagTrainer if config.trainer == "ffn" else nets.TokenLSTMTrainer
     trainer = trainer_class(
         config.trainer_buckets, config.trainer_dim, config.trainer_hidden, n_labels, config.dropout
@@ -250,10 +251,12 @@ def model_header(
     }
 
 
-def label_loss(logits: torch.Tensor, targets: torch.Tensor, multi_label: bool) -> torch.Tensor:
+def label_loss(
+    logits: torch.Tensor, targets: torch.Tensor, multi_label: bool, smoothing: float = 0.0
+) -> torch.Tensor:
     """Cross-entropy, or for multi-label the per-label binary cross-entropy summed over labels."""
     if not multi_label:
-        return F.cross_entropy(logits, targets)
+        return F.cross_entropy(logits, targets, label_smoothing=smoothing)
     return F.binary_cross_entropy_with_logits(logits, targets, reduction="none").sum(1).mean()
 
 
@@ -266,7 +269,9 @@ def joint_loss(
     """The three-term ProjectionNet loss (see the module docstring)."""
     multi = config.multi_label
     loss = config.lambda_trainer * label_loss(trainer_logits, targets, multi)
-    loss = loss + config.lambda_labels * label_loss(projection_logits, targets, multi)
+    loss = loss + config.lambda_labels * label_loss(
+        projection_logits, targets, multi, config.label_smoothing
+    )
     if config.lambda_distill > 0:
         teacher = trainer_logits if config.distill_to_trainer else trainer_logits.detach()
         scaled = projection_logits / config.temperature
