@@ -259,3 +259,21 @@ def test_multi_label_learns_and_ships_thresholds(tmp_path) -> None:
     predicted = classifier.predict(dev_data.texts)
     assert all(isinstance(label_set, list) for label_set in predicted)
     assert any(len(label_set) == 2 for label_set in predicted)
+
+
+def test_trainer_can_have_its_own_char_ngrams_and_learning_rate() -> None:
+    from textproj.config import FeatureConfig
+    from textproj.training import build_networks, make_optimisers, trainer_features
+
+    features = FeatureConfig()
+    assert trainer_features(TrainConfig(trainer_char_ngrams=None), features) == features
+    own = trainer_features(TrainConfig(trainer_char_ngrams=(2, 5)), features)
+    assert (own.char_ngram_min, own.char_ngram_max) == (2, 5)
+    assert own.word_ngrams == features.word_ngrams
+    config = TrainConfig(**{**SMALL, "learning_rate": 1e-3, "trainer_learning_rate": 4e-3})
+    projection, trainer = build_networks(config, 64, 3)
+    dense, sparse = make_optimisers(projection, trainer, config)
+    trainer_group, projection_group = dense.param_groups
+    assert trainer_group["lr"] == sparse.param_groups[0]["lr"] == 4e-3
+    assert projection_group["lr"] == 1e-3
+    assert {id(p) for p in projection_group["params"]} == {id(p) for p in projection.parameters()}

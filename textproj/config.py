@@ -85,6 +85,8 @@ class TrainConfig:
     trainer_buckets: int = 2**18  # hashed embedding rows of the trainer
     trainer_dim: int = 64  # trainer embedding width
     trainer_hidden: int = 256  # trainer hidden width (LSTM: per direction)
+    trainer_char_ngrams: tuple[int, int] | None = (2, 5)  # ffn trainer's char n-grams; None: same
+    trainer_learning_rate: float | None = None  # trainer's Adam rate; None: learning_rate
     lambda_trainer: float = 1.0  # λ1: trainer vs labels
     lambda_distill: float = 0.1  # λ2: projection vs trainer's soft outputs (0 trains alone)
     lambda_labels: float = 1.0  # λ3: projection vs labels

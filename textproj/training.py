@@ -11,6 +11,7 @@ trainer (stop-gradient). Early stopping keeps each network at its best dev epoch
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import json
 import time
@@ -74,9 +75,13 @@ class TrainResult:
 
 
 def trainer_features(config: TrainConfig, features: FeatureConfig) -> FeatureConfig:
-    """Features the trainer embeds: the projection's for the bag trainer, words for the LSTM."""
+    """Features the trainer embeds: the projection's for the bag trainer (with its own character
+    n-gram range if ``config.trainer_char_ngrams`` is set), words for the LSTM."""
     if config.trainer == "ffn":
-        return features
+        if config.trainer_char_ngrams is None:
+            return features
+        low, high = config.trainer_char_ngrams
+        return dataclasses.replace(features, char_ngram_min=low, char_ngram_max=high)
     return FeatureConfig(
         word_ngrams=1,
         skip_grams=0,
@@ -230,10 +235,14 @@ def make_optimisers(
     """AdamW over the dense parameters of both networks, SparseAdam over the trainer's
     hashed embedding rows (its gradients are sparse)."""
     sparse = trainer.embedding.weight
-    dense = [p for p in trainer.parameters() if p is not sparse] + list(projection.parameters())
+    trainer_lr = config.trainer_learning_rate or config.learning_rate
+    groups = [
+        {"params": [p for p in trainer.parameters() if p is not sparse], "lr": trainer_lr},
+        {"params": list(projection.parameters()), "lr": config.learning_rate},
+    ]
     return [
-        torch.optim.AdamW(dense, lr=config.learning_rate, weight_decay=config.weight_decay),
-        torch.optim.SparseAdam([sparse], lr=config.learning_rate),
+        torch.optim.AdamW(groups, weight_decay=config.weight_decay),
+        torch.optim.SparseAdam([sparse], lr=trainer_lr),
     ]
 
 
