@@ -266,11 +266,14 @@ def _check_prefix(name: str, prefix: bytes | memoryview, size: int) -> tuple[int
 
 def _verify(name: str, data: bytes) -> tuple[dict[str, Any], memoryview, int]:
     """(header, tensor blob, format version) of a whole model file's bytes, checked up to the
-    tensor table: magic, version, header length and JSON, and the checksum."""
+    tensor table: magic, version and header length, then the checksum (so any damage past the
+    prefix reads as damage), then the header JSON."""
     _check_size(name, len(data))
     view = memoryview(data)
     version, header_len = _check_prefix(name, view[: _PREFIX.size], len(data))
     blob_start = _PREFIX.size + header_len
+    if hashlib.sha256(view[:-DIGEST_BYTES]).digest() != view[-DIGEST_BYTES:]:
+        raise ModelFormatError(f"{name}: checksum mismatch (file damaged or truncated?)")
     try:
         header = json.loads(
             bytes(view[_PREFIX.size : blob_start]).decode("utf-8"),
@@ -281,8 +284,6 @@ def _verify(name: str, data: bytes) -> tuple[dict[str, Any], memoryview, int]:
         raise ModelFormatError(f"{name}: header is not valid JSON ({error})") from None
     if not isinstance(header, dict):
         raise ModelFormatError(f"{name}: header is not a JSON object")
-    if hashlib.sha256(view[:-DIGEST_BYTES]).digest() != view[-DIGEST_BYTES:]:
-        raise ModelFormatError(f"{name}: checksum mismatch (file damaged or truncated?)")
     return header, view[blob_start:-DIGEST_BYTES], version
 
 
