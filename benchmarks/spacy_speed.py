@@ -135,9 +135,9 @@ def main(argv: list[str] | None = None) -> None:
         work = Path(tmp)
         systems = {
             "blank en (tokenizer only)": spacy.blank("en"),
-            f"textproj component ({args.epochs} epochs)": textproj_pipeline(
-                args.model, args.epochs, work
-            ),
+            "textproj component ("
+            + (f"{args.model}" if args.model else f"{args.epochs} epochs")
+            + ")": textproj_pipeline(args.model, args.epochs, work),
             f"spaCy textcat, TextCatBOW.v3 ({args.bow_epochs:g} epochs)": train_textcat(
                 train, labels, BOW, args.bow_epochs, args.seed
             ),
