@@ -31,6 +31,19 @@ def tiny_banking(n: int = 300) -> Dataset:
     return Dataset(data.texts[:n], data.labels[:n], f"banking77-train[:{n}]")
 
 
+def per_intent(data: Dataset, n_intents: int, per_label: int) -> Dataset:
+    """The first ``per_label`` texts of each of the first ``n_intents`` labels (sorted)."""
+    keep = sorted(set(data.labels))[:n_intents]
+    counts = dict.fromkeys(keep, 0)
+    texts, gold = [], []
+    for text, label in zip(data.texts, data.labels, strict=True):
+        if label in counts and counts[label] < per_label:
+            counts[label] += 1
+            texts.append(text)
+            gold.append(label)
+    return Dataset(texts, gold, f"{data.source}[{n_intents} labels x {per_label}]")
+
+
 @pytest.fixture(scope="session")
 def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """``{"text": dir, "token": dir}``: each a training output directory holding model.tpn."""

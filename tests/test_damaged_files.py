@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import TINY_CONFIG, tiny_banking
+from conftest import TINY_CONFIG, per_intent, tiny_banking
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
@@ -189,17 +189,9 @@ FASTTEXT_LABELS = ['say"hi"', "it's", "café☕", "日本語", "back\\slash", "a
 
 def _relabelled(labels: list[str], per_label: int = 40) -> Dataset:
     """Banking77 texts of a few intents, each intent renamed to one of ``labels``."""
-    data = tiny_banking(2000)
-    intents = sorted(set(data.labels))[: len(labels)]
-    rename = dict(zip(intents, labels, strict=True))
-    counts = dict.fromkeys(intents, 0)
-    texts, gold = [], []
-    for text, intent in zip(data.texts, data.labels, strict=True):
-        if intent in rename and counts[intent] < per_label:
-            counts[intent] += 1
-            texts.append(text)
-            gold.append(rename[intent])
-    return Dataset(texts, gold, "relabelled")
+    data = per_intent(tiny_banking(2000), len(labels), per_label)
+    rename = dict(zip(sorted(set(data.labels)), labels, strict=True))
+    return Dataset(data.texts, [rename[intent] for intent in data.labels], "relabelled")
 
 
 @pytest.mark.parametrize(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import per_intent
 
 from textproj import load
 from textproj.config import TrainConfig
@@ -37,16 +38,7 @@ SMALL = dict(
 
 
 def _slice(split: str, labels: int, per_label: int) -> Dataset:
-    data = load_corpus("banking77", split)
-    keep = sorted(set(data.labels))[:labels]
-    counts = dict.fromkeys(keep, 0)
-    texts, gold = [], []
-    for text, label in zip(data.texts, data.labels, strict=True):
-        if label in counts and counts[label] < per_label:
-            counts[label] += 1
-            texts.append(text)
-            gold.append(label)
-    return Dataset(texts, gold, f"banking77-{split}-slice")
+    return per_intent(load_corpus("banking77", split), labels, per_label)
 
 
 @pytest.fixture(scope="module")
