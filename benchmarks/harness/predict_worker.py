@@ -32,38 +32,13 @@ def _textproj(path: Path) -> Predict:
 
 
 def _textproj_trainer(path: Path) -> Predict:
-    """The trainer network from trainer.npz + trainer.json, run by torch on one thread."""
-    import numpy as np
+    """The trainer network saved beside model.tpn, run by torch on one thread."""
     import torch
 
-    from textproj.config import FeatureConfig, TrainConfig
-    from textproj.features import featurize
-    from textproj.training import build_networks, trainer_features
+    from textproj.trainer_model import load_trainer
 
     torch.set_num_threads(1)
-    header = json.loads((path / "trainer.json").read_text("utf-8"))
-    config = TrainConfig.from_dict(header["train_config"])
-    if config.trainer != "ffn":
-        raise ValueError(f"{path}: only the 'ffn' trainer is measured, not {config.trainer!r}")
-    labels = header["labels"]
-    features = trainer_features(config, FeatureConfig.from_dict(header["features"]))
-    _, net = build_networks(config, 1, len(labels))
-    with np.load(path / "trainer.npz") as arrays:
-        net.load_state_dict({name: torch.from_numpy(arrays[name]) for name in arrays.files})
-    net.eval()
-
-    @torch.no_grad()
-    def predict(texts: Sequence[str]) -> list[str]:
-        hashes, weights, offsets = featurize(texts, features)
-        buckets = torch.from_numpy((hashes % np.uint64(config.trainer_buckets)).astype(np.int64))
-        logits = net(
-            buckets,
-            torch.from_numpy(offsets[:-1]),
-            torch.from_numpy(weights.astype(np.float32)),
-        )
-        return [labels[j] for j in logits.argmax(1).tolist()]
-
-    return predict
+    return load_trainer(path).predict
 
 
 def _fasttext(path: Path) -> Predict:
