@@ -15,7 +15,6 @@ from textproj.training import (
     CHECKPOINT_NAME,
     MODEL_NAME,
     joint_loss,
-    moving_average,
     ragged_positions,
     split_off_dev,
     train,
@@ -157,45 +156,7 @@ def test_bad_config_is_refused() -> None:
         TrainConfig(dev_fraction=1.5)
     with pytest.raises(ValueError, match=r"label_smoothing must be in \[0, 1\)"):
         TrainConfig(label_smoothing=1.0)
-    with pytest.raises(ValueError, match=r"ema_decay must be in \[0, 1\)"):
-        TrainConfig(ema_decay=1.0)
     assert TrainConfig.from_dict(TrainConfig(hidden=(8, 4)).to_dict()) == TrainConfig(hidden=(8, 4))
-
-
-def test_moving_average_follows_its_decay_with_a_warm_up() -> None:
-    net = torch.nn.Linear(1, 1, bias=False)
-    assert moving_average(net, 0.0) is None
-    average = moving_average(net, 0.25)
-    expected = []
-    for n, value in enumerate([1.0, 3.0, 7.0, 15.0]):
-        with torch.no_grad():
-            net.weight.fill_(value)
-        average.update_parameters(net)
-        if n == 0:
-            expected.append(value)  # the first update copies
-        else:
-            rate = min(0.25, (1 + n) / (10 + n))  # 2/11, 3/12, then the cap 0.25 binds
-            expected.append(rate * expected[-1] + (1 - rate) * value)
-        assert average.module.weight.item() == pytest.approx(expected[-1])
-    assert expected[1] == pytest.approx(2 / 11 * 1 + 9 / 11 * 3)
-    assert expected[3] == pytest.approx(0.25 * expected[2] + 0.75 * 15)
-
-
-def test_shipped_projection_net_is_the_average(small_data) -> None:
-    train_data, dev_data, _ = small_data
-    raw = train(train_data, dev_data, config=TrainConfig(**SMALL), progress=False)
-    averaged = train(
-        train_data, dev_data, config=TrainConfig(**SMALL, ema_decay=0.9), progress=False
-    )
-    raw_weights = raw.projection_net.state_dict()
-    averaged_weights = averaged.projection_net.state_dict()
-    assert raw_weights.keys() == averaged_weights.keys()
-    assert any(not torch.equal(raw_weights[k], averaged_weights[k]) for k in raw_weights)
-    metrics = averaged.metrics
-    # what was scored each epoch (the average) is what was kept: its best dev score is the model's
-    best_dev = max(row["dev_projection"] for row in metrics["history"])
-    assert metrics["projection_float"]["dev"]["accuracy"] == pytest.approx(best_dev)
-    assert metrics["projection"]["dev"]["accuracy"] > 0.5  # far above 1/6 chance
 
 
 def test_on_epoch_receives_each_history_row(small_data) -> None:
@@ -221,10 +182,9 @@ def _interrupt_after(epoch: int):
     return on_epoch
 
 
-@pytest.mark.parametrize("ema_decay", [0.0, 0.9])
-def test_resume_gives_the_model_of_an_uninterrupted_run(small_data, tmp_path, ema_decay) -> None:
+def test_resume_gives_the_model_of_an_uninterrupted_run(small_data, tmp_path) -> None:
     train_data, dev_data, test_data = small_data
-    config = TrainConfig(**{**SMALL, "epochs": 4, "ema_decay": ema_decay})
+    config = TrainConfig(**{**SMALL, "epochs": 4})
     whole = train(
         train_data, dev_data, test_data, config=config, output_dir=tmp_path / "a", progress=False
     )

@@ -97,8 +97,6 @@ class TrainConfig:
     token_dropout: float = 0.1  # token design: dropout of each token's bottleneck activations
     label_smoothing: float = 0.1  # projection network's label term (single-label)
     weight_decay: float = 0.05  # decoupled weight decay (AdamW) of the dense parameters
-    ema_decay: float = 0.0  # per-step decay of a moving average of the projection network's
-    # weights; that average is what is scored and shipped (0 ships the raw weights)
     epochs: int = 30  # maximum epochs
     patience: int = 5  # stop after this many epochs without a better dev accuracy
     batch_size: int = 64
@@ -121,7 +119,7 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.dev_fraction must be in (0, 1), got {self.dev_fraction}")
         if min(self.lambda_trainer, self.lambda_distill, self.lambda_labels) < 0:
             raise ValueError("TrainConfig lambdas must be >= 0")
-        for name in ("dropout", "token_dropout", "label_smoothing", "ema_decay"):
+        for name in ("dropout", "token_dropout", "label_smoothing"):
             if not 0 <= getattr(self, name) < 1:
                 raise ValueError(f"TrainConfig.{name} must be in [0, 1), got {getattr(self, name)}")
         if self.temperature <= 0:

@@ -294,26 +294,6 @@ def joint_loss(
     return loss
 
 
-def moving_average(
-    net: torch.nn.Module, decay: float
-) -> torch.optim.swa_utils.AveragedModel | None:
-    """An exponential moving average of ``net``'s weights (None when ``decay`` is 0).
-
-    Averaging the last few hundred steps smooths the noise of the final minibatches; the
-    average, not the raw network, is then scored on dev and shipped. Early on the decay is
-    ``min(decay, (1 + n) / (10 + n))`` after n updates, so short runs are not stuck near the
-    initial weights.
-    """
-    if decay == 0:
-        return None
-
-    def update(average: torch.Tensor, current: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
-        rate = min(decay, (1.0 + float(n)) / (10.0 + float(n)))
-        return rate * average + (1.0 - rate) * current
-
-    return torch.optim.swa_utils.AveragedModel(net, avg_fn=update, use_buffers=True)
-
-
 def _progress(enabled: bool) -> Progress:
     return Progress(
         TextColumn("[bold]{task.description}"),
@@ -434,8 +414,6 @@ def train(
     ]
     shuffle = np.random.default_rng(config.seed)
     nets_by_name = {"projection": projection, "trainer": trainer}
-    average = moving_average(projection, config.ema_decay)
-    scored_nets = {"projection": average.module if average else projection, "trainer": trainer}
     best: dict[str, dict[str, Any]] = {
         name: {"score": -1.0, "state": None, "epoch": 0} for name in nets_by_name
     }
@@ -448,8 +426,6 @@ def train(
         _check_resumable(state, identity, out)
         for name, net in nets_by_name.items():
             net.load_state_dict(state[name])
-        if average is not None:
-            average.load_state_dict(state["average"])
         for holder, saved in zip(optimisers + schedulers, state["optimisers"], strict=True):
             holder.load_state_dict(saved)
         torch.set_rng_state(state["torch_rng"])
@@ -486,8 +462,6 @@ def train(
                 for optimiser, scheduler in zip(optimisers, schedulers, strict=True):
                     optimiser.step()
                     scheduler.step()
-                if average is not None:
-                    average.update_parameters(projection)
                 total_loss += loss.item()
                 bars.update(task, advance=1, loss=total_loss / step)
             scores = {
@@ -495,7 +469,7 @@ def train(
                     decide(predict_logits(net, dev_inputs, forwards[name]), thresholds),
                     dev_inputs,
                 )
-                for name, net in scored_nets.items()
+                for name, net in nets_by_name.items()
             }
             history.append(
                 {
@@ -505,7 +479,7 @@ def train(
                 }
             )
             bars.update(task, dev=f"{scores['projection']:.4f} (trainer {scores['trainer']:.4f})")
-            for name, net in scored_nets.items():
+            for name, net in nets_by_name.items():
                 if scores[name] > best[name]["score"]:
                     best[name] = {
                         "score": scores[name],
@@ -525,7 +499,6 @@ def train(
                         "history": history,
                         "best": best,
                         **{name: net.state_dict() for name, net in nets_by_name.items()},
-                        "average": average.state_dict() if average is not None else None,
                         "optimisers": [h.state_dict() for h in optimisers + schedulers],
                         "torch_rng": torch.get_rng_state(),
                         "shuffle_rng": shuffle.bit_generator.state,
