@@ -31,6 +31,8 @@ from pathlib import Path
 from harness import environment, report, stages
 from harness.common import Splits, Trained
 from harness.measure import measure
+from harness.systems_spacy import MAX_STEPS as SPACY_MAX_STEPS
+from harness.systems_spacy import train_spacy
 from harness.systems_textproj import train_textproj
 
 from textproj.config import TrainConfig
@@ -92,10 +94,9 @@ def train_all(splits: Splits, workdir: Path, args: argparse.Namespace) -> list[T
 
         trained += train_sklearn(splits, workdir / "sklearn")
     if available["spaCy"]:
-        from harness.systems_spacy import train_spacy
-
         ensemble = not args.no_ensemble and not args.quick
-        trained += train_spacy(splits, workdir / "spacy", args.quick, ensemble)
+        steps = dict(zip(("bow", "ensemble"), args.spacy_steps, strict=True))
+        trained += train_spacy(splits, workdir / "spacy", args.quick, ensemble, steps)
     return trained
 
 
@@ -176,6 +177,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--textproj-epochs", type=int, help="cap textproj's epochs")
     parser.add_argument("--textproj-threads", type=int, help="torch threads of textproj's training")
     parser.add_argument("--no-ensemble", action="store_true", help="skip spaCy's ensemble")
+    parser.add_argument(
+        "--spacy-steps",
+        nargs=2,
+        type=int,
+        metavar=("BOW", "ENSEMBLE"),
+        default=[SPACY_MAX_STEPS["bow"], SPACY_MAX_STEPS["ensemble"]],
+        help="most training steps of spaCy's bow and ensemble textcat (default: %(default)s)",
+    )
     parser.add_argument(
         "--jobs", type=int, default=1, help="corpora trained at once (separate processes)"
     )

@@ -52,15 +52,22 @@ def _config(model: str, path: Path) -> Path:
     return path
 
 
-def train_spacy(splits: Splits, workdir: Path, quick: bool, ensemble: bool) -> list[Trained]:
-    """The bow textcat, and unless ``ensemble`` is false the default ensemble."""
+def train_spacy(
+    splits: Splits,
+    workdir: Path,
+    quick: bool,
+    ensemble: bool,
+    steps: dict[str, int] | None = None,
+) -> list[Trained]:
+    """The bow textcat, and unless ``ensemble`` is false the default ensemble, each trained for
+    at most ``steps[model]`` steps (default ``MAX_STEPS``)."""
     workdir.mkdir(parents=True, exist_ok=True)
     labels = sorted(set(splits.train.labels))
     train_path = _docbin(splits.train, labels, workdir / "train.spacy")
     dev_path = _docbin(splits.dev, labels, workdir / "dev.spacy")
     results = []
     for model in ("bow", "ensemble") if ensemble else ("bow",):
-        max_steps = (QUICK_MAX_STEPS if quick else MAX_STEPS)[model]
+        max_steps = (QUICK_MAX_STEPS if quick else steps or MAX_STEPS)[model]
         eval_frequency = QUICK_EVAL_FREQUENCY if quick else EVAL_FREQUENCY[model]
         config = _config(model, workdir / f"{model}.cfg")
         output = workdir / model
