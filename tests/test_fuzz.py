@@ -225,7 +225,7 @@ def test_white_space_and_empty_texts_have_no_features_and_zero_bits() -> None:
 def test_default_caps_are_well_inside_the_kernel_limit() -> None:
     config = FeatureConfig()
     assert check_limits(config) == config
-    assert feature_bound(4 * config.max_chars, kernel_params(config)) * 20 < MAX_FEATURE_BOUND
+    assert feature_bound(4 * config.max_chars, kernel_params(config)) * 10 < MAX_FEATURE_BOUND
 
 
 @pytest.mark.parametrize(

@@ -548,7 +548,8 @@ def test_huge_single_token_and_huge_cjk_text_are_capped() -> None:
         projector.transform([blob]), projector.transform([blob[: config.max_chars]])
     )
     n_big, n_head = _feature_count([blob, blob[: config.max_chars]], config)
-    assert n_big == n_head <= 2 + 2 * (config.max_chars + 1)
+    n_char_sizes = config.char_ngram_max - config.char_ngram_min + 1
+    assert n_big == n_head <= 2 + n_char_sizes * (config.max_chars + 1)
     cjk = "東京銀行" * 250_000  # every ideograph a token: cut at max_tokens
     assert len(tokens(cjk)) == config.max_tokens
     np.testing.assert_array_equal(

@@ -28,8 +28,8 @@ class FeatureConfig:
 
     word_ngrams: int = 2  # word n-grams of order 1..word_ngrams (SGNN: uni- and bi-grams)
     skip_grams: int = 1  # word pairs with 1..skip_grams words skipped between them; 0 turns off
-    char_ngram_min: int = 3  # character n-grams over "<word>" (with boundary marks) ...
-    char_ngram_max: int = 4  # ... of min..max code points; char_ngram_max = 0 turns them off
+    char_ngram_min: int = 2  # character n-grams over "<word>" (with boundary marks) ...
+    char_ngram_max: int = 5  # ... of min..max code points; char_ngram_max = 0 turns them off
     word_weight: int = 2  # integer weight of each word, word n-gram and skip-gram occurrence
     char_weight: int = 1  # integer weight of each character n-gram occurrence
     sublinear: bool = False  # weight kind_weight * (1 + floor(log2(count))) instead of counts
@@ -85,7 +85,7 @@ class TrainConfig:
     trainer_buckets: int = 2**18  # hashed embedding rows of the trainer
     trainer_dim: int = 64  # trainer embedding width
     trainer_hidden: int = 256  # trainer hidden width (LSTM: per direction)
-    trainer_char_ngrams: tuple[int, int] | None = (2, 5)  # ffn trainer's char n-grams; None: same
+    trainer_char_ngrams: tuple[int, int] | None = None  # ffn trainer's char n-grams; None: same
     trainer_learning_rate: float | None = None  # trainer's Adam rate; None: learning_rate
     lambda_trainer: float = 1.0  # λ1: trainer vs labels
     lambda_distill: float = 0.1  # λ2: projection vs trainer's soft outputs (0 trains alone)
