@@ -86,7 +86,7 @@ class TrainConfig:
     trainer_dim: int = 64  # trainer embedding width
     trainer_hidden: int = 256  # trainer hidden width (LSTM: per direction)
     trainer_char_ngrams: tuple[int, int] | None = None  # ffn trainer's char n-grams; None: same
-    trainer_learning_rate: float | None = None  # trainer's Adam rate; None: learning_rate
+    trainer_learning_rate: float | None = 5e-3  # trainer's Adam rate; None: learning_rate
     lambda_trainer: float = 1.0  # λ1: trainer vs labels
     lambda_distill: float = 0.1  # λ2: projection vs trainer's soft outputs (0 trains alone)
     lambda_labels: float = 1.0  # λ3: projection vs labels
