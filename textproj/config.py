@@ -83,7 +83,7 @@ class TrainConfig:
     windows: tuple[int, ...] = (1, 2, 3)  # token design: convolution window sizes (tokens)
     trainer: str = "ffn"  # trainer network: "ffn" (hashed-feature bag) or "lstm" (BiLSTM)
     trainer_buckets: int = 2**18  # hashed embedding rows of the trainer
-    trainer_dim: int = 64  # trainer embedding width
+    trainer_dim: int = 128  # trainer embedding width
     trainer_hidden: int = 256  # trainer hidden width (LSTM: per direction)
     trainer_char_ngrams: tuple[int, int] | None = None  # ffn trainer's char n-grams; None: same
     trainer_learning_rate: float | None = 5e-3  # trainer's Adam rate; None: learning_rate
