@@ -103,7 +103,7 @@ class TrainConfig:
     learning_rate: float = 2e-3  # Adam, both networks; decays linearly to 0 over the epochs
     dev_fraction: float = 0.1  # dev split carved from train when none is given
     seed: int = 0  # projection hash seed, weight init, shuffling and dev split
-    threads: int = 2  # torch threads; fixed so reruns give byte-identical models
+    threads: int = 1  # torch threads; fixed so reruns give byte-identical models
 
     def __post_init__(self) -> None:
         choices = {"design": ("token", "text"), "trainer": ("ffn", "lstm")}
