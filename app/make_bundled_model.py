@@ -1,11 +1,10 @@
 """Train the demo's bundled model: Banking77 with the current defaults and a small trainer.
 
 Run ``python app/make_bundled_model.py`` (the app runs the same function, with a progress bar,
-when the bundled model is missing). Every setting is ``TrainConfig``'s default except two: the
+when the bundled model is missing). Every setting is ``TrainConfig``'s default except one: the
 trainer's hashed embedding table is cut from 2**18 to ``TRAINER_BUCKETS`` rows so that
-``trainer.npz`` stays about 1 MB and can be committed beside ``model.tpn`` (the on-device model
-is unaffected in size), and it trains with one torch thread: on a busy machine two threads
-spin-waiting on each other ran 5 to 10 times slower.
+``trainer.npz`` stays about 2 MB and can be committed beside ``model.tpn`` (the on-device model
+is unaffected in size).
 """
 
 from __future__ import annotations
@@ -25,8 +24,8 @@ TRAINER_BUCKETS = 2**12
 
 
 def bundled_config() -> TrainConfig:
-    """The bundled model's training config: the defaults with a small trainer table, one thread."""
-    return TrainConfig(trainer_buckets=TRAINER_BUCKETS, threads=1)
+    """The bundled model's training config: the defaults with a small trainer table."""
+    return TrainConfig(trainer_buckets=TRAINER_BUCKETS)
 
 
 def make_bundled_model(
