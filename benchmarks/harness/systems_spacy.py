@@ -18,8 +18,8 @@ from pathlib import Path
 from harness.common import Splits, Trained
 from textproj.data import Dataset
 
-MAX_STEPS = {"bow": 20_000, "ensemble": 2_000}
 SPACY_DEFAULT_MAX_STEPS = 20_000
+MAX_STEPS = {"bow": SPACY_DEFAULT_MAX_STEPS, "ensemble": 2_000}
 QUICK_MAX_STEPS = {"bow": 20, "ensemble": 10}
 EVAL_FREQUENCY = {"bow": 200, "ensemble": 200}
 QUICK_EVAL_FREQUENCY = 10
