@@ -138,7 +138,8 @@ def test_bad_data_file_names_file_and_line(tmp_path: Path) -> None:
 
 def test_resume_finishes_an_interrupted_run(data_files: dict[str, Path], tmp_path: Path) -> None:
     from textproj import TrainConfig, read_dataset
-    from textproj.training import MODEL_NAME, train
+    from textproj.layout import MODEL_NAME
+    from textproj.training import train
 
     config = TrainConfig(epochs=3, trainer_buckets=2**12, bottleneck=16, filters=16)
     run = {"corpus": None, "train": str(data_files["train"]), "dev": str(data_files["dev"])}

@@ -148,14 +148,14 @@ def train(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
     """Train a projection network jointly with its trainer; write model.tpn, trainer and metrics."""
-    from textproj.training import read_checkpoint
+    from textproj import checkpoint
     from textproj.training import train as run_training
 
     if corpus and train_file:
         _fail("give either --corpus or --train, not both")
     if resume is not None:
         try:
-            state = read_checkpoint(resume)
+            state = checkpoint.read(resume)
         except ValueError as error:
             _fail(str(error))
         run, output = state["run"], resume
