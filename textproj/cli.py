@@ -219,8 +219,9 @@ def _run_data(run: dict, multi_label: bool) -> tuple[Dataset, Dataset | None, Da
         splits = [load_corpus(run["corpus"], split) for split in ("train", "dev", "test")]
     except (ValueError, DataError) as error:
         _fail(str(error))
-    if run["test"]:
-        splits[2] = _read(Path(run["test"]))
+    for position, split in ((1, "dev"), (2, "test")):
+        if run[split]:
+            splits[position] = _read(Path(run[split]))
     return splits[0], splits[1], splits[2]
 
 
