@@ -85,34 +85,26 @@ class TokenProjectionNet(nn.Module):
         """``token_bits`` (sum(lengths), n_bits) as 0/1 floats; ``lengths`` (n,) tokens per text.
 
         No padding to the longest text: every window of every text is gathered as a row of its
-        k taps (zeros past the text's end), all windows and both convolutions of each size run
-        as one matmul, and attention pooling is a softmax within each text's segment.
+        taps (zeros past the text's end); each window size's value and attention convolutions
+        run as one matmul on the first k taps, and attention pooling is a softmax within each
+        text's segment.
         """
         x = self.token_dropout(F.relu(self.bottleneck(centered(token_bits))))
         taps, segment = window_rows(x, lengths, max(self.windows))
-        n_texts, n_filters = len(lengths), self.output.in_features // len(self.windows)
-        out = taps @ self._window_weight() + self._window_bias()
+        width = x.shape[1]
         pooled = []
-        for i in range(len(self.windows)):
-            values = out[:, 2 * i * n_filters : (2 * i + 1) * n_filters]
-            scores = out[:, (2 * i + 1) * n_filters : (2 * i + 2) * n_filters]
-            pooled.append(segment_attention(values, scores, segment, n_texts))
+        for k, value_conv, attention_conv in zip(
+            self.windows, self.value, self.attention, strict=True
+        ):
+            kernel = torch.cat([value_conv.weight, attention_conv.weight])  # (2F, E, k)
+            out = torch.addmm(
+                torch.cat([value_conv.bias, attention_conv.bias]),
+                taps[:, : k * width],
+                kernel.permute(2, 1, 0).reshape(k * width, -1),
+            )
+            values, scores = out.chunk(2, dim=1)
+            pooled.append(segment_attention(values, scores, segment, len(lengths)))
         return self.output(self.dropout(torch.cat(pooled, dim=1)))
-
-    def _window_weight(self) -> torch.Tensor:
-        """(K·E, 2·filters·len(windows)): each window's value and attention kernels, taps past
-        its own size zero, laid out to multiply rows of K concatenated taps."""
-        widest = max(self.windows)
-        blocks = []
-        for value_conv, attention_conv in zip(self.value, self.attention, strict=True):
-            for conv in (value_conv, attention_conv):
-                kernel = F.pad(conv.weight, (0, widest - conv.weight.shape[2]))  # (F, E, K)
-                blocks.append(kernel.permute(2, 1, 0).reshape(-1, kernel.shape[0]))
-        return torch.cat(blocks, dim=1)
-
-    def _window_bias(self) -> torch.Tensor:
-        pairs = zip(self.value, self.attention, strict=True)
-        return torch.cat([conv.bias for pair in pairs for conv in pair])
 
 
 def window_rows(
