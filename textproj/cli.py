@@ -19,6 +19,7 @@ from rich.table import Table
 from textproj.config import FeatureConfig, TrainConfig
 from textproj.corpora import DEFAULT_CORPUS, corpus_table, load_corpus
 from textproj.data import DataError, Dataset, read_dataset
+from textproj.layout import CHECKPOINT_EVERY_SECONDS
 from textproj.metrics import classification_scores, multilabel_scores
 
 if TYPE_CHECKING:
@@ -145,6 +146,13 @@ def train(
         Path | None,
         typer.Option(help="Continue the interrupted run whose output directory this is."),
     ] = None,
+    checkpoint_every: Annotated[
+        float,
+        typer.Option(
+            min=0,
+            help="Seconds between checkpoints (written at an epoch's end; 0: every epoch).",
+        ),
+    ] = CHECKPOINT_EVERY_SECONDS,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
     """Train a projection network jointly with its trainer; write model.tpn, trainer and metrics."""
@@ -197,7 +205,7 @@ def train(
         result = run_training(
             train_data, dev_data, test_data, config=config, features=features, output_dir=output,
             corpus=run["corpus"] or run["train"], progress=not quiet, resume=resume is not None,
-            run=run,
+            run=run, checkpoint_seconds=checkpoint_every,
         )  # fmt: skip
     except ValueError as error:
         _fail(str(error))

@@ -405,6 +405,7 @@ def evaluate(
 
     Returns (scores by network and split, on-device tensors, model header, trainer thresholds).
     """
+    trainer_model.round_for_storage(step.trainer)
     tensors = nets.export_projection_net(step.projection)
     quantized = nets.load_quantized(copy.deepcopy(step.projection), tensors)
     header = model_header(prep.labels, prep.projector, step.projection, config)
