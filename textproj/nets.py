@@ -22,6 +22,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from textproj import netspec
+
 
 class TextProjectionNet(nn.Module):
     """SGNN projection network over whole-text bits (float 0/1 input of shape (n, n_bits))."""
@@ -135,15 +137,6 @@ class TokenLSTMTrainer(nn.Module):
         return self.output(self.dropout(out.max(dim=1).values))
 
 
-def quantize_rows(weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Symmetric int8 with one float32 scale per output row: weight ~ q * scale[:, None, ...]."""
-    flat = weight.reshape(weight.shape[0], -1).astype(np.float64)
-    scale = np.abs(flat).max(axis=1) / 127.0
-    scale[scale == 0] = 1.0
-    q = np.clip(np.rint(flat / scale[:, None]), -127, 127).astype(np.int8)
-    return q.reshape(weight.shape), scale.astype(np.float32)
-
-
 def network_config(net: TextProjectionNet | TokenProjectionNet) -> dict[str, object]:
     """JSON-ready shape description of a projection network, enough to rebuild it."""
     if isinstance(net, TextProjectionNet):
@@ -178,27 +171,16 @@ def build_projection_net(config: dict) -> TextProjectionNet | TokenProjectionNet
 
 
 def export_projection_net(net: nn.Module) -> dict[str, np.ndarray]:
-    """The on-device tensors: each ``X.weight`` as int8 with a per-row float32 ``X.scale``,
-    each ``X.bias`` as float32. Names are the module's parameter names."""
-    tensors: dict[str, np.ndarray] = {}
-    for name, param in net.named_parameters():
-        value = param.detach().cpu().numpy()
-        if name.endswith(".weight"):
-            q, scale = quantize_rows(value)
-            tensors[name] = q
-            tensors[name.removesuffix("weight") + "scale"] = scale
-        else:
-            tensors[name] = value.astype(np.float32)
-    return tensors
+    """The on-device tensors of ``net`` (``textproj.netspec.quantize_params``): each ``X.weight``
+    as int8 with a per-row float32 ``X.scale``, each ``X.bias`` as float32."""
+    return netspec.quantize_params(
+        {name: param.detach().cpu().numpy() for name, param in net.named_parameters()}
+    )
 
 
 def load_quantized(net: nn.Module, tensors: dict[str, np.ndarray]) -> nn.Module:
     """Set ``net``'s parameters to the dequantized values of exported ``tensors`` (in place)."""
     with torch.no_grad():
         for name, param in net.named_parameters():
-            value = tensors[name].astype(np.float32)
-            if name.endswith(".weight"):
-                scale = tensors[name.removesuffix("weight") + "scale"]
-                value = value * scale.reshape((-1,) + (1,) * (value.ndim - 1))
-            param.copy_(torch.from_numpy(value))
+            param.copy_(torch.from_numpy(netspec.dequantize_param(tensors, name)))
     return net
