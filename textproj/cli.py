@@ -377,3 +377,23 @@ def sweep(
         ),
     )  # fmt: skip
     console.print(f"written: {paths[0]}, {paths[1]}")
+
+
+@app.command()
+def export(
+    model: Annotated[Path, typer.Argument(help="model.tpn or a directory holding one.")],
+    c: Annotated[
+        Path | None, typer.Option("--c", help="Write the C runtime, model and example here.")
+    ] = None,
+) -> None:
+    """Export a model for devices: C99 sources, the model as a C array, example and Makefile."""
+    from textproj.export import compile_command, export_c
+    from textproj.model_file import ModelFormatError
+
+    if c is None:
+        _fail("give --c DIR")
+    try:
+        written = export_c(model, c)
+    except (ModelFormatError, OSError) as error:
+        _fail(str(error))
+    typer.echo(f"written: {written} (build: cd {written} && {compile_command()})")
