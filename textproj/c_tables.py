@@ -87,8 +87,8 @@ def build() -> dict[str, object]:
     max_decomposition = max_fold = 1
     for cp in range(N_CODE_POINTS):
         char = chr(cp)
-        decomposition = "" if HANGUL_FIRST <= cp <= HANGUL_LAST else unicodedata.normalize(
-            "NFKD", char
+        decomposition = (
+            "" if HANGUL_FIRST <= cp <= HANGUL_LAST else unicodedata.normalize("NFKD", char)
         )
         decomposition = "" if decomposition == char else decomposition
         fold = char.casefold()

@@ -229,12 +229,13 @@ static size_t normalize_cps(const tp_features *f, const uint8_t *text, size_t le
     size_t n = decode_utf8(text, length, a, input_cap(f));
     int ascii = 1;
     for (size_t i = 0; i < n && ascii; i++) ascii = a[i] < 0x80;
-    const uint32_t *src = a;
     size_t n_src = n;
     if (!ascii && !is_nfkc(a, n, b)) {
         n_src = compose(b, decompose(a, n, 1, b));
-        src = b;
+    } else {
+        memcpy(b, a, n * sizeof(uint32_t)); /* folding may expand: read from b, write to a */
     }
+    const uint32_t *src = b;
     size_t m = (size_t)f->max_chars, k = 0;
     for (size_t i = 0; i < n_src && k < m; i++) {
         const tp_char_record *r = record(src[i]);
