@@ -8,11 +8,19 @@ C takes UTF-8 bytes, Python a str: C on ``data`` is compared with Python on
 
 from __future__ import annotations
 
+import base64
 import dataclasses
+import functools
+import http.server
+import importlib.util
+import json
+import os
 import shutil
 import struct
 import subprocess
+import threading
 import unicodedata
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -20,13 +28,14 @@ import pytest
 from conftest import TINY_CONFIG
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_browser import browser  # noqa: F401 (the fixture: Debian's Chromium via Playwright)
 from test_damaged_files import DAMAGE
 
 import textproj
 from textproj import netspec
 from textproj.config import FeatureConfig
 from textproj.corpora import load_corpus
-from textproj.export import compile_command, decode_like_c, export_c
+from textproj.export import compile_command, decode_like_c, export_c, export_wasm
 from textproj.features import normalize
 from textproj.model_file import encode_model
 from textproj.projector import Projector
@@ -378,3 +387,67 @@ def test_tiny_config_models_are_real(models: dict) -> None:
     header = textproj.model_file.read_model(models["tiny-text"])[0]
     assert header["projector"]["num_projections"] == TINY_CONFIG["num_projections"]
     assert dataclasses.asdict(FeatureConfig()) == header["projector"]["features"]
+
+
+# --- WebAssembly: node and the static page in Chromium ------------------------------------
+
+NODE_SCRIPT = Path(__file__).parent / "c" / "node_predict.js"
+
+
+def _need(ok: bool, why: str) -> None:
+    """Skip outside CI when a tool is missing; under CI (.ci/run installs it) fail."""
+    if not ok:
+        (pytest.fail if os.environ.get("CI") == "true" else pytest.skip)(why)
+
+
+@pytest.fixture(scope="module")
+def web_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    _need(importlib.util.find_spec("ziglang") is not None, "ziglang is not installed")
+    return export_wasm(BUNDLED, tmp_path_factory.mktemp("web"))
+
+
+def test_wasm_in_node_matches_python(web_dir: Path) -> None:
+    _need(shutil.which("node") is not None, "node is not installed")
+    data = [t.encode() for t in load_corpus("banking77", "test").texts[:400]] + _hard_data()
+    stdin = json.dumps([base64.b64encode(d).decode() for d in data])
+    done = subprocess.run(["node", str(NODE_SCRIPT), str(web_dir)], input=stdin.encode(),
+                          capture_output=True, check=True)  # fmt: skip
+    result = json.loads(done.stdout)
+    clf = textproj.load(BUNDLED)
+    assert result["labels"] == clf.labels
+    probs = np.asarray(result["probabilities"], dtype=np.float32)
+    texts = [decode_like_c(d) for d in data]
+    assert np.abs(probs - clf.predict_proba(texts)).max() <= PROB_TOLERANCE
+    assert [clf.labels[j] for j in probs.argmax(1)] == clf.predict(texts)
+    assert (web_dir / "textproj.wasm").stat().st_size < 400_000
+
+
+@pytest.fixture(scope="module")
+def web_server(web_dir: Path) -> Iterator[str]:
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(web_dir))
+    handler.log_message = lambda *args: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_page_classifies_as_you_type(web_server: str, browser) -> None:  # noqa: F811
+    from playwright.sync_api import expect
+
+    clf = textproj.load(BUNDLED)
+    page = browser.new_page()
+    page.goto(f"{web_server}/index.html")
+    default = page.locator("#text").input_value()
+    first = page.locator("#labels .row").first
+    expect(first).to_have_attribute("data-label", clf.predict([default])[0], timeout=30_000)
+    for text in ("what is the exchange rate for euros?", "my top up did not go through"):
+        page.locator("#text").fill(text)
+        expect(first).to_have_attribute("data-label", clf.predict([text])[0], timeout=30_000)
+        shown = float(first.locator("span").nth(2).inner_text())
+        assert abs(shown - clf.predict_proba([text]).max()) < 1e-3
+    expect(page.locator("#labels .row")).to_have_count(5)
+    assert "77 labels" in page.locator("#status").inner_text()
+    page.close()

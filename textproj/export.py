@@ -13,12 +13,16 @@ bridge: C on ``data`` gives what Python gives on ``decode_like_c(data)``, and C 
 from __future__ import annotations
 
 import codecs
+import importlib.util
 import os
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 from textproj import c_tables
 from textproj.c_tables import write_atomic
-from textproj.model_file import model_path
+from textproj.model_file import MODEL_FILENAME, model_path
 from textproj.runtime import load
 
 C_DIR = Path(__file__).parent / "c"
@@ -27,7 +31,15 @@ EXAMPLE = "example.c"
 MODEL_SOURCE = "model_data.c"
 PROGRAM = "classify"
 COMPILE_FLAGS = "-std=c99 -O2 -Wall -Wextra"
-BUILD_SOURCES = (EXAMPLE, "tp_model.c", "tp_text.c", c_tables.TABLE_FILE, MODEL_SOURCE)
+LIBRARY_C = ("tp_model.c", "tp_text.c", c_tables.TABLE_FILE)
+BUILD_SOURCES = (EXAMPLE, *LIBRARY_C, MODEL_SOURCE)
+WEB_DIR = C_DIR / "web"
+WEB_FILES = ("textproj.js", "index.html")
+WASM_FILE = "textproj.wasm"
+WASM_EXPORTS = (
+    "malloc", "free", "tp_load", "tp_workspace_bytes", "tp_predict", "tp_n_labels", "tp_label",
+    "tp_multi_label", "tp_threshold",
+)  # fmt: skip
 _ERRORS = "textproj-c"  # codecs error handler: U+FFFD per maximal subpart, surrogates passed
 
 
@@ -89,17 +101,64 @@ def _makefile() -> str:
     )
 
 
-def export_c(model: str | os.PathLike[str], directory: str | os.PathLike[str]) -> Path:
-    """Write the C runtime, ``model`` as a C array, the example, Makefile and README into
-    ``directory``; returns it. The model is checked by the Python reader first."""
+class ExportError(RuntimeError):
+    """An export that cannot be made here (a missing tool); the message says what to install."""
+
+
+def _checked(model: str | os.PathLike[str]) -> Path:
+    """The model file, after the Python reader has accepted it (its message otherwise)."""
     path = model_path(model)
-    load(path)  # a damaged model is refused here, with the reader's message
-    directory = Path(directory)
+    load(path)
+    return path
+
+
+def write_library(directory: Path) -> dict[str, int]:
+    """Write the C library (sources, generated tables and constants) into ``directory``;
+    returns the Unicode table bytes."""
     directory.mkdir(parents=True, exist_ok=True)
     for name in (*LIBRARY_SOURCES, EXAMPLE):
         write_atomic(directory / name, (C_DIR / name).read_bytes())
-    table_bytes = c_tables.write_sources(directory)
+    return c_tables.write_sources(directory)
+
+
+def export_c(model: str | os.PathLike[str], directory: str | os.PathLike[str]) -> Path:
+    """Write the C runtime, ``model`` as a C array, the example, Makefile and README into
+    ``directory``; returns it. The model is checked by the Python reader first."""
+    path = _checked(model)
+    directory = Path(directory)
+    table_bytes = write_library(directory)
     write_atomic(directory / MODEL_SOURCE, model_array(path.read_bytes()))
     write_atomic(directory / "Makefile", _makefile())
     write_atomic(directory / "README.md", _readme(path.name, table_bytes))
+    return directory
+
+
+def wasm_command(output: Path) -> list[str]:
+    """The command (zig's clang, from the ``ziglang`` package) that builds the library as a
+    WebAssembly reactor module exporting the functions ``textproj.js`` calls."""
+    exports = [f"-Wl,--export={name}" for name in WASM_EXPORTS]
+    return [
+        sys.executable, "-m", "ziglang", "cc", "-target", "wasm32-wasi", "-mexec-model=reactor",
+        "-O2", "-s", "-o", str(output), *LIBRARY_C, *exports,
+    ]  # fmt: skip
+
+
+def export_wasm(model: str | os.PathLike[str], directory: str | os.PathLike[str]) -> Path:
+    """Write a static web page classifying as you type into ``directory``: ``textproj.wasm``,
+    ``textproj.js``, ``index.html`` and the model; returns it. Needs the ``ziglang`` package."""
+    path = _checked(model)
+    if importlib.util.find_spec("ziglang") is None:
+        raise ExportError("textproj export --wasm needs zig's compiler: pip install ziglang")
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as build:
+        write_library(Path(build))
+        wasm = Path(build) / WASM_FILE
+        done = subprocess.run(wasm_command(wasm), cwd=build, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise ExportError(f"building {WASM_FILE} failed: {done.stderr.strip()[-500:]}")
+        write_atomic(directory / WASM_FILE, wasm.read_bytes())
+    for name in WEB_FILES:
+        write_atomic(directory / name, (WEB_DIR / name).read_bytes())
+    write_atomic(directory / MODEL_FILENAME, path.read_bytes())
     return directory
