@@ -21,7 +21,20 @@ from typing import Any
 
 import numpy as np
 
-MODEL_FILENAME = "model.tpn"
+from textproj.config import MODEL_FILENAME
+from textproj.errors import ModelFormatError, ModelNotFoundError
+
+__all__ = [
+    "MODEL_FILENAME",
+    "ModelFormatError",
+    "ModelNotFoundError",
+    "describe_model",
+    "encode_model",
+    "model_path",
+    "read_model",
+    "read_model_bytes",
+    "write_model",
+]
 MAGIC = b"TEXTPROJ"
 FORMAT_VERSION = 1
 ALIGNMENT = 8
@@ -36,10 +49,6 @@ _PREFIX = struct.Struct("<8sII")  # magic, format version, header length
 _MIN_HEADER = b"{}"
 MIN_FILE_BYTES = _PREFIX.size + len(_MIN_HEADER) + DIGEST_BYTES
 _TABLE_KEYS = {"name", "dtype", "shape", "offset", "nbytes"}
-
-
-class ModelFormatError(ValueError):
-    """A model file that is missing, damaged, or not a textproj model; the message says which."""
 
 
 def _aligned(n: int) -> int:
@@ -192,7 +201,7 @@ def model_path(path: str | os.PathLike[str]) -> Path:
     path = Path(path)
     if path.is_dir():
         if not (path / MODEL_FILENAME).is_file():
-            raise ModelFormatError(f"{path}: directory holds no {MODEL_FILENAME}")
+            raise ModelNotFoundError(f"{path}: directory holds no {MODEL_FILENAME}")
         return path / MODEL_FILENAME
     return path
 
@@ -214,7 +223,7 @@ def _read_verified(path: str | os.PathLike[str]) -> tuple[dict[str, Any], memory
     try:
         f = open(path, "rb")  # noqa: SIM115 (closed below; open errors are reported first)
     except FileNotFoundError:
-        raise ModelFormatError(f"{name}: no such file") from None
+        raise ModelNotFoundError(f"{name}: no such file") from None
     except IsADirectoryError:
         raise ModelFormatError(f"{name}: is a directory, not a model file") from None
     except OSError as error:

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from textproj._kernels import network as _kn
+from textproj.config import DEFAULT_THRESHOLD
 from textproj.model_file import (
     MAX_LABELS,
     MODEL_FILENAME,
@@ -36,7 +37,6 @@ CHUNK_TOKEN_ROWS = 1024  # token models: rows per window-sum + pooling step (cac
 TAPS_BYTES_CAP = 32 * 2**20  # token models: cap on the distinct tokens' tap products per pass
 # A header may list at most this many hidden layers or windows: refused before any shape is built.
 MAX_LAYERS = 64
-DEFAULT_THRESHOLD = 0.5  # multi-label models whose header gives no thresholds
 
 
 def _relu(x: np.ndarray) -> np.ndarray:
@@ -68,6 +68,17 @@ def unique_rows(words: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if not np.array_equal(words[first[index]], words):
         _, first, index = np.unique(words, axis=0, return_index=True, return_inverse=True)
     return first, index.reshape(-1)
+
+
+def _checked_texts(texts: Sequence[str]) -> list[str]:
+    """``texts`` as a list, refused with a TypeError naming the first item that is not a str."""
+    if isinstance(texts, str):
+        raise TypeError("expected a sequence of texts, got one str: wrap it in a list")
+    texts = list(texts)
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise TypeError(f"texts[{i}] is {type(text).__name__}, not str")
+    return texts
 
 
 class _Layer:
@@ -336,9 +347,7 @@ class Classifier:
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         """Probabilities, float32 (n, n_labels): softmax, or a sigmoid per label if multi-label."""
-        if isinstance(texts, str):
-            raise TypeError("expected a sequence of texts, got one str: wrap it in a list")
-        texts = list(texts)
+        texts = _checked_texts(texts)
         out = np.empty((len(texts), len(self.labels)), dtype=np.float32)
         for lo, hi in self._batches(texts):
             logits = self._logits(texts[lo:hi]).astype(np.float32)
@@ -374,7 +383,9 @@ def load(path: str | os.PathLike[str], *, n_jobs: int = -1) -> Classifier:
     """Load a model from a ``model.tpn`` file or a directory holding one (no torch needed).
 
     ``n_jobs`` is the projector's thread count for large batches (-1: every core).
-    Any problem with the file raises :class:`~textproj.model_file.ModelFormatError`.
+    A path that does not exist raises :class:`~textproj.errors.ModelNotFoundError` (a
+    ``FileNotFoundError``); any other problem with the file a
+    :class:`~textproj.errors.ModelFormatError`.
     """
     path = model_path(path)
     header, tensors = read_model(path)
