@@ -80,6 +80,9 @@ class FeatureConfig:
         return cls(**_known_fields(cls, data))
 
 
+DESIGNS = ("token", "text")  # projection networks: per-token PRADO-like, or SGNN's whole text
+TRAINERS = ("ffn", "lstm")  # trainer networks: hashed-feature bag, or BiLSTM over tokens
+
 # Projection shape per design when the user gives none: SGNN's 80 x 14 whole-text bits; for the
 # per-token design 16 x 16 = 256 bits per token (PRADO-like sketch in DESIGN.md).
 PROJECTION_DEFAULTS = {"text": (80, 14), "token": (16, 16)}
@@ -124,7 +127,7 @@ class TrainConfig:
     threads: int = 1  # torch threads; fixed so reruns give byte-identical models
 
     def __post_init__(self) -> None:
-        choices = {"design": ("token", "text"), "trainer": ("ffn", "lstm")}
+        choices = {"design": DESIGNS, "trainer": TRAINERS}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ConfigError(
@@ -139,9 +142,7 @@ class TrainConfig:
         for name in ("num_projections", "bits_per_projection"):
             value = getattr(self, name)
             if value is not None and (not _is_int(value) or value < 1):
-                raise ConfigError(
-                    f"TrainConfig.{name} must be an int >= 1 (or None), got {value!r}"
-                )
+                raise ConfigError(f"TrainConfig.{name} must be an int >= 1, got {value!r}")
         for name in ("hidden", "windows"):
             widths = getattr(self, name)
             if not all(_is_int(w) and w >= 1 for w in widths) or (name == "windows" and not widths):

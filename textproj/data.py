@@ -39,6 +39,7 @@ __all__ = [
     "blank_texts",
     "check_training_set",
     "read_dataset",
+    "read_lines",
     "write_dataset",
 ]
 
@@ -345,6 +346,23 @@ def read_dataset(path: str | os.PathLike[str], *, multi_label: bool = False) -> 
     if not texts:
         raise _fail(str(path), None, "no data rows")
     return Dataset(texts=texts, labels=labels, source=str(path))
+
+
+def read_lines(raw: bytes, name: str) -> list[str]:
+    """Unlabelled texts, one per line, from UTF-8 bytes (a file or stdin called ``name``).
+
+    Lines split at ``\\n`` only, a ``\\r`` before it is dropped (CRLF input), and a byte that
+    is not UTF-8 is a DataError naming the line, as in every data file. Blank lines are kept
+    (as empty texts) so that outputs stay aligned with input lines.
+    """
+    raw = raw.removeprefix(_UTF8_BOM)
+    try:
+        content = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line_no = raw.count(b"\n", 0, error.start) + 1
+        raise _fail(name, line_no, f"invalid UTF-8 (byte 0x{raw[error.start]:02x})") from None
+    lines = [line for _, line in _physical_lines(content)]
+    return lines[:-1] if lines and lines[-1] == "" else lines
 
 
 def blank_texts(dataset: Dataset) -> int:
