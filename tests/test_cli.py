@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -251,10 +252,9 @@ def test_another_runs_directory_needs_force(tmp_path: Path, data_files: dict[str
     forced = runner.invoke(
         app, ["train", "--train", str(one_label), "--output", str(tmp_path), "--force"]
     )
-    assert (
-        forced.exit_code == 1
-        and "needs at least 2 different labels; found only 'x'" in forced.output
-    )
+    assert forced.exit_code == 1
+    assert f"error: {one_label}" in forced.output
+    assert "training data has only the label 'x'" in forced.output
     assert holds_run(tmp_path) and not holds_run(tmp_path / "elsewhere")
 
 
@@ -301,22 +301,23 @@ def test_ctrl_c_says_how_to_resume_and_leaves_no_tmp(monkeypatch, data_files, tm
     assert sorted(p.name for p in out.iterdir()) == ["checkpoint.pt"]
 
 
-def test_train_warns_of_blank_texts_and_labels_missing_from_train(monkeypatch, tmp_path) -> None:
-    calls = _stub_training(monkeypatch, lambda kwargs: (_ for _ in ()).throw(KeyboardInterrupt))
+def test_train_warns_of_blank_texts_and_shows_training_warnings(monkeypatch, tmp_path) -> None:
+    def warn_then_stop(kwargs: dict) -> None:
+        warnings.warn("d.jsonl: 1 label(s) never seen in training: 'neutral'", stacklevel=1)
+        raise KeyboardInterrupt
+
+    calls = _stub_training(monkeypatch, warn_then_stop)
     write_dataset(
         Dataset(["good", "", "bad", "  ", "fine"], list("pnpnp"), "t"), tmp_path / "t.tsv"
     )
-    write_dataset(Dataset(["meh", "ok"], ["neutral", "p"], "d"), tmp_path / "d.jsonl")
-    args = ["train", "--train", str(tmp_path / "t.tsv"), "--dev", str(tmp_path / "d.jsonl")]
-    result = runner.invoke(
-        app, [*args, "--output", str(tmp_path / "out"), "--lr", "0.01", "--patience", "2"]
-    )
-    output = " ".join(result.output.split())
-    assert "t.tsv: 2 of 5 texts are empty or white space only" in output
+    args = ["train", "--train", str(tmp_path / "t.tsv"), "--output", str(tmp_path / "out")]
+    result = runner.invoke(app, [*args, "--lr", "0.01", "--patience", "2"])
+    lines = result.output.splitlines()
     assert (
-        "d.jsonl: 1 labels never occur in the training data (always counted wrong): neutral"
-        in output
+        "warning: " + str(tmp_path / "t.tsv") + ": 2 of 5 texts are empty or white space only"
+        in lines
     )
+    assert "warning: d.jsonl: 1 label(s) never seen in training: 'neutral'" in lines
     config = calls[0]["config"]
     assert (config.learning_rate, config.patience) == (0.01, 2)
 
@@ -355,6 +356,13 @@ def test_corpus_registry_errors_are_one_line(monkeypatch, tmp_path: Path) -> Non
         assert "TEXTPROJ_CORPORA" in result.output
 
 
+def test_messages_are_printed_verbatim(tmp_path: Path) -> None:
+    odd = tmp_path / "[bold]x:train:"
+    odd.mkdir()
+    result = runner.invoke(app, ["train", "--train", str(odd / "d.tsv")])
+    assert f"error: {odd / 'd.tsv'}: no such file" in result.output
+
+
 def test_damaged_model_gets_a_clean_error(trained: Path, tmp_path: Path) -> None:
     damaged = tmp_path / "model.tpn"
     raw = bytearray((trained / "model.tpn").read_bytes())
@@ -376,7 +384,8 @@ def test_bad_data_file_names_file_and_line(tmp_path: Path) -> None:
 
 def test_resume_finishes_an_interrupted_run(data_files: dict[str, Path], tmp_path: Path) -> None:
     from textproj import TrainConfig, read_dataset
-    from textproj.training import MODEL_NAME, train
+    from textproj.layout import MODEL_NAME
+    from textproj.training import train
 
     config = TrainConfig(epochs=3, trainer_buckets=2**12, bottleneck=16, filters=16)
     run = {"corpus": None, "train": str(data_files["train"]), "dev": str(data_files["dev"])}

@@ -13,7 +13,6 @@ from textproj.data import (
     DataError,
     Dataset,
     blank_texts,
-    check_training_set,
     read_dataset,
     write_dataset,
 )
@@ -244,20 +243,6 @@ def test_blank_texts_are_counted(tmp_path: Path) -> None:
     dataset = read_dataset(write_bytes(tmp_path, "d.txt", content))
     assert dataset.texts == ["hello", "", "", "world"]
     assert blank_texts(dataset) == 2
-
-
-@pytest.mark.parametrize(
-    ("labels", "fragment"),
-    [
-        (["a", "a", "a"], "at least 2 different labels; found only 'a'"),
-        (["a", "b"], "2 examples for 2 labels are too few"),
-        ([("a",), ("a",), ("a",)], "found only 'a'"),
-    ],
-)
-def test_training_sets_need_two_labels_and_more_examples(labels: list, fragment: str) -> None:
-    with pytest.raises(DataError, match="^mine: .*" + re.escape(fragment)):
-        check_training_set(Dataset(["x"] * len(labels), labels, "mine"))
-    check_training_set(Dataset(["x"] * 3, ["a", "b", "a"], "ok"))
 
 
 def test_error_in_multiline_row_names_its_first_line(tmp_path: Path) -> None:

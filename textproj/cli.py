@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+import warnings
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
@@ -22,11 +23,11 @@ import numpy as np
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 from typer.core import TyperCommand
 
 from textproj import __version__
 from textproj.config import (
-    CHECKPOINT_FILENAME,
     DESIGNS,
     PROJECTION_DEFAULTS,
     TRAINERS,
@@ -34,8 +35,9 @@ from textproj.config import (
     TrainConfig,
 )
 from textproj.corpora import DEFAULT_CORPUS, corpus_table, load_corpus
-from textproj.data import Dataset, blank_texts, check_training_set, read_dataset, read_lines
+from textproj.data import Dataset, blank_texts, read_dataset, read_lines
 from textproj.errors import ConfigError, DataError, TextprojError
+from textproj.layout import CHECKPOINT_NAME
 from textproj.rundir import check_output_dir
 
 if TYPE_CHECKING:
@@ -90,9 +92,14 @@ def main(
     # with a single command would run that command directly and `textproj corpora` fails.
 
 
+def _stderr() -> Console:
+    """Where messages go: stderr, whole lines, no emoji codes (``x.tsv:train:`` is no 🚋)."""
+    return Console(stderr=True, soft_wrap=True, emoji=False, highlight=False)
+
+
 def _fail(message: str, code: int = 1) -> NoReturn:
     """One line on stderr and a non-zero exit: what users see instead of a traceback."""
-    Console(stderr=True, soft_wrap=True).print(f"[red]error:[/red] {message}", highlight=False)
+    _stderr().print(Text.assemble(("error:", "red"), " ", message))
     raise typer.Exit(code=code)
 
 
@@ -101,8 +108,7 @@ def _usage(message: str) -> NoReturn:
 
 
 def _warn(message: str) -> None:
-    console = Console(stderr=True, soft_wrap=True)
-    console.print(f"[yellow]warning:[/yellow] {message}", highlight=False)
+    _stderr().print(Text.assemble(("warning:", "yellow"), " ", message))
 
 
 @app.command(cls=_Command)
@@ -324,7 +330,7 @@ def train(
     except TextprojError as error:
         _fail(str(error))
     splits = _run_data(run, config.multi_label)
-    _check_splits(*splits)
+    _warn_blank_texts(*splits)
     result = _run_training(splits, config, features, output, run, quiet, resume is not None)
     _print_summary(result.metrics, output)
 
@@ -344,11 +350,11 @@ def _option_name(param: str) -> str:
 
 def _resumed(directory: Path) -> tuple[dict, TrainConfig, FeatureConfig]:
     """The data sources and configs stored in an interrupted run's checkpoint."""
-    from textproj.training import read_checkpoint
+    from textproj import checkpoint
 
     try:
-        state = read_checkpoint(directory)
-    except ValueError as error:  # a CheckpointError, once training raises those
+        state = checkpoint.read(directory)
+    except TextprojError as error:
         _fail(str(error))
     return (
         state["run"],
@@ -366,26 +372,30 @@ def _run_training(
     quiet: bool,
     resume: bool,
 ) -> Any:
-    """Train, turning bad input into one error line and Ctrl-C into a note on how to resume."""
+    """Train, turning bad input into one error line (training refuses one-label data, warns of
+    dev/test labels it never saw) and Ctrl-C into a note on how to resume."""
     from textproj.training import train as run_training
 
     try:
-        return run_training(
-            *splits, config=config, features=features, output_dir=output,
-            corpus=run["corpus"] or run["train"], progress=not quiet, resume=resume, run=run,
-        )  # fmt: skip
+        with warnings.catch_warnings():  # training's warnings as one "warning:" line each
+            warnings.simplefilter("default")
+            warnings.showwarning = lambda message, *_, **__: _warn(str(message))
+            return run_training(
+                *splits, config=config, features=features, output_dir=output,
+                corpus=run["corpus"] or run["train"], progress=not quiet, resume=resume, run=run,
+            )  # fmt: skip
     except TextprojError as error:
         _fail(str(error))
     except KeyboardInterrupt:
         _remove_temporary_files(output)
-        if (output / CHECKPOINT_FILENAME).is_file():
+        if (output / CHECKPOINT_NAME).is_file():
             message = (
-                f"interrupted; the last finished epoch is saved in {output / CHECKPOINT_FILENAME}"
+                f"interrupted; the last finished epoch is saved in {output / CHECKPOINT_NAME}"
                 f": continue with `textproj train --resume {output}`"
             )
         else:
             message = "interrupted before the first epoch finished; no checkpoint was written"
-        Console(stderr=True, soft_wrap=True).print(message, highlight=False)
+        _stderr().print(Text(message))
         raise typer.Exit(code=INTERRUPTED) from None
 
 
@@ -415,31 +425,13 @@ def _run_data(run: dict, multi_label: bool) -> tuple[Dataset, Dataset | None, Da
     return splits[0], splits[1], splits[2]
 
 
-def _check_splits(train_data: Dataset, dev_data: Dataset | None, test_data: Dataset | None) -> None:
-    """Refuse a training set a classifier cannot learn from; warn about blank texts and about
-    dev/test labels that never occur in train (they are always counted wrong)."""
-    try:
-        check_training_set(train_data)
-    except DataError as error:
-        _fail(str(error))
-    known = {label for labels in _label_sets(train_data) for label in labels}
+def _warn_blank_texts(
+    train_data: Dataset, dev_data: Dataset | None, test_data: Dataset | None
+) -> None:
+    """Warn about empty or white-space-only texts (they project to all-zero bits)."""
     for data in (train_data, dev_data, test_data):
-        if data is None:
-            continue
-        if blank := blank_texts(data):
+        if data is not None and (blank := blank_texts(data)):
             _warn(f"{data.source}: {blank} of {len(data)} texts are empty or white space only")
-        if data is not train_data:
-            unseen = sorted({lab for labels in _label_sets(data) for lab in labels} - known)
-            if unseen:
-                _warn(
-                    f"{data.source}: {len(unseen)} labels never occur in the training data "
-                    f"(always counted wrong): {', '.join(unseen[:10])}"
-                    + (" …" if len(unseen) > 10 else "")
-                )
-
-
-def _label_sets(data: Dataset) -> list[tuple[str, ...]]:
-    return [label if isinstance(label, tuple) else (label,) for label in data.labels]
 
 
 def _print_summary(metrics: dict, output: Path) -> None:
@@ -468,7 +460,7 @@ def _print_summary(metrics: dict, output: Path) -> None:
             *(f"{scores[split][key]:.4f}" if split in scores else "-" for split, key, _ in columns),
             f"{sizes[network]:,}" if sizes[network] is not None else "-",
         )
-    console = Console()
+    console = Console(emoji=False, highlight=False)
     console.print(table)
     console.print(f"{metrics['train_seconds']:.1f} s; written to {output}/")
 
@@ -719,8 +711,8 @@ def sweep(
     else:
         name = corpus or DEFAULT_CORPUS
         train_data, dev_data, test_data = _run_data({"corpus": name, "test": None}, False)
-    _check_splits(train_data, dev_data, test_data)
-    console = Console()
+    _warn_blank_texts(train_data, dev_data, test_data)
+    console = Console(emoji=False, highlight=False)
     paths = sweep_to_folder(
         sample(train_data, limit, base.seed), dev_data, test_data, output, base=base,
         title=f"{name}, {base.design} design, at most {epochs} epochs", **grid,

@@ -8,18 +8,6 @@ from typing import Any
 
 from textproj.errors import ConfigError
 
-# Files of a training run's output directory (and the names the runtime, app and spaCy look for).
-MODEL_FILENAME = "model.tpn"  # the on-device model (docs/model-format.md)
-METRICS_FILENAME = "metrics.json"  # scores, config and history of the run
-TRAINER_WEIGHTS_FILENAME = "trainer.npz"  # the trainer network's arrays
-TRAINER_HEADER_FILENAME = "trainer.json"  # its labels, config and thresholds
-CHECKPOINT_FILENAME = "checkpoint.pt"  # an unfinished run's state (removed when it completes)
-RUN_FILENAMES = (MODEL_FILENAME, METRICS_FILENAME)  # either one marks a directory as a run's
-
-# A multi-label model predicts a label at or above this probability when it stores no tuned
-# thresholds (and tuning starts from it for labels without positive dev examples).
-DEFAULT_THRESHOLD = 0.5
-
 
 def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)

@@ -37,7 +37,6 @@ __all__ = [
     "DataError",
     "Dataset",
     "blank_texts",
-    "check_training_set",
     "read_dataset",
     "read_lines",
     "write_dataset",
@@ -368,25 +367,6 @@ def read_lines(raw: bytes, name: str) -> list[str]:
 def blank_texts(dataset: Dataset) -> int:
     """How many texts are empty or white space only (a fastText line that is only a label)."""
     return sum(not text.strip() for text in dataset.texts)
-
-
-def check_training_set(dataset: Dataset) -> None:
-    """Raise DataError unless ``dataset`` can train a classifier: two labels or more, and more
-    examples than labels (so a dev split can be carved from it)."""
-    label_sets = (label if isinstance(label, tuple) else (label,) for label in dataset.labels)
-    labels = {label for label_set in label_sets for label in label_set}
-    if len(labels) < 2:
-        found = f"only {next(iter(labels))!r}" if labels else "none"
-        raise _fail(
-            dataset.source, None, f"a classifier needs at least 2 different labels; found {found}"
-        )
-    if len(dataset) <= len(labels):
-        raise _fail(
-            dataset.source,
-            None,
-            f"{len(dataset)} examples for {len(labels)} labels are too few to train on "
-            "and carve a dev split from",
-        )
 
 
 # --- writers ---

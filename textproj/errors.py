@@ -1,9 +1,9 @@
-"""The errors textproj raises for bad input: one base, :class:`TextprojError`, that the CLI catches.
+"""The one base of every error textproj reports to a user as a one-line message.
 
-Every message is one line that names what was wrong (the file and line, the field, the option).
-Anything else that escapes is a bug in textproj and keeps its traceback. The classes derive from
-``ValueError`` (the missing-file ones from ``FileNotFoundError`` too), so code written against
-the built-in exceptions keeps working.
+The CLI catches :class:`TextprojError` and prints it; anything else is a bug and keeps its
+traceback. Every message names what was wrong (the file and line, the field, the option). The
+subclasses also derive from ``ValueError`` (the missing-file ones from ``FileNotFoundError``), so
+code written against the built-in exceptions keeps working.
 """
 
 from __future__ import annotations
@@ -19,11 +19,19 @@ __all__ = [
 ]
 
 
-class TextprojError(ValueError):
-    """Bad input to textproj (data, model file, config, checkpoint); the message says which."""
+class TextprojError(Exception):
+    """An input, option or file textproj refuses, with a message naming it."""
 
 
-class DataError(TextprojError):
+class ConfigError(TextprojError, ValueError):
+    """A training or feature option out of range, or training data that cannot train a model."""
+
+
+class CheckpointError(TextprojError, ValueError):
+    """A checkpoint that is missing, damaged, or from another run."""
+
+
+class DataError(TextprojError, ValueError):
     """Malformed or unreadable data; the message names the file and, if known, the line."""
 
 
@@ -31,17 +39,9 @@ class CorpusNotFoundError(DataError, FileNotFoundError):
     """A bundled corpus, or one of its splits, that is not on this machine."""
 
 
-class ModelFormatError(TextprojError):
+class ModelFormatError(TextprojError, ValueError):
     """A model file that is missing, damaged, or not a textproj model; the message says which."""
 
 
 class ModelNotFoundError(ModelFormatError, FileNotFoundError):
     """A model path that does not exist (or a directory without ``model.tpn``)."""
-
-
-class ConfigError(TextprojError):
-    """A training, feature or projection setting out of range; the message names the field."""
-
-
-class CheckpointError(TextprojError):
-    """A checkpoint that is missing, unreadable, or from a different run."""

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from textproj import fsio
 from textproj.data import Dataset
 from textproj.errors import DataError
 from textproj.metrics import (
@@ -25,7 +26,6 @@ from textproj.metrics import (
     multilabel_scores,
     per_label_scores,
 )
-from textproj.rundir import write_atomic
 
 if TYPE_CHECKING:
     from textproj.runtime import Classifier
@@ -106,7 +106,7 @@ def write_predictions(
                 ]
             )
         content = buffer.getvalue()
-    write_atomic(path, content.encode("utf-8"))
+    fsio.write_bytes(path, content.encode("utf-8"))
 
 
 def plot_confusion(report: dict[str, Any], path: str | os.PathLike[str], title: str) -> None:
@@ -138,7 +138,7 @@ def plot_confusion(report: dict[str, Any], path: str | os.PathLike[str], title: 
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=100)
     plt.close(figure)
-    write_atomic(path, buffer.getvalue())
+    fsio.write_bytes(path, buffer.getvalue())
 
 
 def render_text(report: dict[str, Any], source: str, full_matrix: bool) -> str:

@@ -14,27 +14,18 @@ import itertools
 import json
 import math
 import os
-import secrets
 import struct
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from textproj.config import MODEL_FILENAME
+from textproj import fsio
 from textproj.errors import ModelFormatError, ModelNotFoundError
 
-__all__ = [
-    "MODEL_FILENAME",
-    "ModelFormatError",
-    "ModelNotFoundError",
-    "describe_model",
-    "encode_model",
-    "model_path",
-    "read_model",
-    "read_model_bytes",
-    "write_model",
-]
+__all__ = ["MODEL_FILENAME", "ModelFormatError", "ModelNotFoundError"]
+
+MODEL_FILENAME = "model.tpn"
 MAGIC = b"TEXTPROJ"
 FORMAT_VERSION = 1
 ALIGNMENT = 8
@@ -174,26 +165,7 @@ def write_model(path: str | os.PathLike[str], header: dict, tensors: dict[str, n
     directory, synced, then renamed over ``path``.
     """
     path = Path(path)
-    content = encode_model(header, tensors, name=str(path))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(content)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
-    if hasattr(os, "O_DIRECTORY"):  # make the rename itself durable (POSIX)
-        dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    return len(content)
+    return fsio.write_bytes(path, encode_model(header, tensors, name=str(path)))
 
 
 def model_path(path: str | os.PathLike[str]) -> Path:

@@ -1,4 +1,4 @@
-"""A training run's output directory: may this run write there, and writing files atomically.
+"""May a training run write into an output directory? (Files are written by ``textproj.fsio``.)
 
 :func:`check_output_dir` is called before any work starts (by the CLI, and by training when it
 is given an output directory), so a bad ``--output`` fails in a second, not after an epoch.
@@ -7,19 +7,20 @@ is given an output directory), so a bad ``--output`` fails in a second, not afte
 from __future__ import annotations
 
 import os
-import secrets
 from pathlib import Path
 
-from textproj.config import CHECKPOINT_FILENAME, RUN_FILENAMES
 from textproj.errors import ConfigError
+from textproj.layout import CHECKPOINT_NAME, METRICS_NAME, MODEL_NAME
 
-__all__ = ["check_output_dir", "holds_run", "write_atomic"]
+__all__ = ["RUN_FILES", "check_output_dir", "holds_run"]
+
+RUN_FILES = (MODEL_NAME, METRICS_NAME)  # either one marks a directory as a finished run's
 
 
 def holds_run(directory: str | os.PathLike[str]) -> bool:
     """Whether ``directory`` holds a finished textproj run (a model.tpn or a metrics.json)."""
     directory = Path(directory)
-    return any((directory / name).is_file() for name in RUN_FILENAMES)
+    return any((directory / name).is_file() for name in RUN_FILES)
 
 
 def check_output_dir(
@@ -37,27 +38,13 @@ def check_output_dir(
     if force or not directory.is_dir():
         return
     if holds_run(directory) and not resume:
-        found = ", ".join(name for name in RUN_FILENAMES if (directory / name).is_file())
+        found = ", ".join(name for name in RUN_FILES if (directory / name).is_file())
         raise ConfigError(
             f"{directory}: holds another run ({found}); overwrite it with --force "
             "(force=True), or give another output directory"
         )
-    if (directory / CHECKPOINT_FILENAME).is_file() and not resume:
+    if (directory / CHECKPOINT_NAME).is_file() and not resume:
         raise ConfigError(
-            f"{directory}: holds an interrupted run's {CHECKPOINT_FILENAME}; continue it with "
+            f"{directory}: holds an interrupted run's {CHECKPOINT_NAME}; continue it with "
             f"`textproj train --resume {directory}`, or start over with --force"
         )
-
-
-def write_atomic(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write ``data`` to ``path`` so that it appears complete or not at all (temporary file in
-    the same directory, then a rename); the temporary file never outlives a failure."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    try:
-        temp.write_bytes(data)
-        os.replace(temp, path)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise

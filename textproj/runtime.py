@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from textproj._kernels import network as _kn
-from textproj.config import DEFAULT_THRESHOLD
+from textproj.decisions import DEFAULT_THRESHOLD
 from textproj.features import tokens
 from textproj.model_file import (
     MAX_LABELS,
