@@ -36,7 +36,7 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "model": None,  # model.tpn file (or a directory holding one); None: trainable
     "multi_label": False,  # trainable mode: one sigmoid per label; a model file says for itself
     # Multi-label scoring: a label is predicted at or above this probability; None takes the
-    # per-label thresholds stored in the model file (0.5 for a file that stores none).
+    # per-label thresholds stored in the model file (DEFAULT_THRESHOLD where it stores none).
     "threshold": None,
     "train_config": {},  # trainable mode: TrainConfig fields to override
     "features": {},  # trainable mode: FeatureConfig fields to override
@@ -80,12 +80,12 @@ def _building_from_config() -> bool:
     return False
 
 
-def _at_thresholds(scores: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
-    """``scores`` mapped so that each label's threshold lands on 0.5, monotonically per label
-    (piecewise linear): spaCy's scorer, which takes one threshold, then decides as the model
-    does, and per-label rankings (AUC) are unchanged."""
-    low = 0.5 * scores / np.maximum(thresholds, 1e-9)
-    high = 0.5 + 0.5 * (scores - thresholds) / np.maximum(1 - thresholds, 1e-9)
+def _at_thresholds(scores: np.ndarray, thresholds: np.ndarray, target: float) -> np.ndarray:
+    """``scores`` mapped so that each label's threshold lands on ``target``, monotonically per
+    label (piecewise linear): spaCy's scorer, which takes one threshold, then decides as the
+    model does, and per-label rankings (AUC) are unchanged."""
+    low = target * scores / np.maximum(thresholds, 1e-9)
+    high = target + (1 - target) * (scores - thresholds) / np.maximum(1 - thresholds, 1e-9)
     return np.where(scores < thresholds, low, high)
 
 
@@ -294,10 +294,17 @@ class TextProjCategorizer(Pipe):
         return np.full(len(self.labels), DEFAULT_THRESHOLD) if stored is None else stored
 
     def _rescored(self, example: Example, thresholds: np.ndarray) -> Example:
-        """A copy of ``example`` whose predicted cats put each label's threshold at 0.5."""
+        """A copy of ``example`` whose predicted cats put each label's threshold at the
+        scorer's (``DEFAULT_THRESHOLD``)."""
         doc = example.predicted.copy()
         scores = np.array([doc.cats.get(label, 0.0) for label in self.labels], dtype=np.float64)
-        doc.cats = dict(zip(self.labels, _at_thresholds(scores, thresholds).tolist(), strict=True))
+        doc.cats = dict(
+            zip(
+                self.labels,
+                _at_thresholds(scores, thresholds, DEFAULT_THRESHOLD).tolist(),
+                strict=True,
+            )
+        )
         return Example(doc, example.reference)
 
     # --- serialisation: the model file's bytes travel inside the pipeline
