@@ -26,6 +26,7 @@ from spacy.util import minibatch
 
 from textproj.config import FeatureConfig, TrainConfig
 from textproj.decisions import DEFAULT_THRESHOLD
+from textproj.errors import ConfigError
 from textproj.model_file import MODEL_FILENAME, ModelNotFoundError, model_path
 from textproj.runtime import Classifier, load_bytes
 
@@ -213,10 +214,11 @@ class TextProjCategorizer(Pipe):
             validate_examples(get_examples(), f"{type(self).__name__}.initialize")
             labels = {label for eg in get_examples() for label in eg.reference.cats}
         labels = sorted(labels)
-        if not labels:
-            raise ValueError(
-                f"textproj component {self.name!r}: the training examples carry no labels "
-                "(doc.cats is empty in every reference doc)"
+        if len(labels) < 2:
+            found = f"only the label {labels[0]!r}" if labels else "no labels (doc.cats is empty)"
+            raise ConfigError(
+                f"textproj component {self.name!r}: the training examples carry {found}; "
+                "a classifier needs two"
             )
         from spacy_component.learner import Learner  # imports torch: trainable mode only
 

@@ -90,6 +90,14 @@ def test_missing_or_damaged_model_names_the_file(model_file: Path, tmp_path: Pat
         spacy.blank("en").add_pipe("textproj")("text")
 
 
+def test_one_label_training_examples_are_refused() -> None:
+    nlp = spacy.blank("en")
+    nlp.add_pipe("textproj")
+    examples = _examples(nlp, ["a", "b", "c"], [{"only": 1.0}] * 3)
+    with pytest.raises(ValueError, match="carry only the label 'only'; a classifier needs two"):
+        nlp.initialize(lambda: examples)
+
+
 def test_entry_point_and_saved_pipeline_need_no_import_and_no_torch(
     nlp: spacy.Language, model_file: Path, tmp_path: Path
 ) -> None:
