@@ -28,15 +28,19 @@ import textproj
 from textproj.data import write_dataset
 from textproj.model_file import read_model
 
-pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL (POSIX)")
+pytestmark = [
+    pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL (POSIX)"),
+    pytest.mark.slow,  # training subprocesses
+]
 
 OPTIONS = ["--epochs", "1", "-T", "8", "-d", "16", "--bottleneck", "16", "--filters", "16"]
 CLI = [sys.executable, "-c", "from textproj.cli import app; app(prog_name='textproj')"]
 
 
 def _train(data: Path, out: Path, seed: int) -> list[str]:
+    # --force: the second run overwrites the first run's directory on purpose
     return [*CLI, "train", "--train", str(data), "--output", str(out), "--seed", str(seed),
-            "--quiet", *OPTIONS]  # fmt: skip
+            "--quiet", "--force", *OPTIONS]  # fmt: skip
 
 
 def _run(args: list[str]) -> None:

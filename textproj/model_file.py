@@ -22,6 +22,9 @@ from typing import Any
 import numpy as np
 
 from textproj import fsio
+from textproj.errors import ModelFormatError, ModelNotFoundError
+
+__all__ = ["MODEL_FILENAME", "ModelFormatError", "ModelNotFoundError"]
 
 MODEL_FILENAME = "model.tpn"
 MAGIC = b"TEXTPROJ"
@@ -41,10 +44,6 @@ _TABLE_KEYS = {"name", "dtype", "shape", "offset", "nbytes"}
 # Header key recording the Unicode version of the text path (normalisation, classes) a model was
 # written under; every reader compares it with its own tables. Old headers lack it.
 UNICODE_VERSION_KEY = "unicode_version"
-
-
-class ModelFormatError(ValueError):
-    """A model file that is missing, damaged, or not a textproj model; the message says which."""
 
 
 def _aligned(n: int) -> int:
@@ -190,7 +189,7 @@ def model_path(path: str | os.PathLike[str]) -> Path:
     path = Path(path)
     if path.is_dir():
         if not (path / MODEL_FILENAME).is_file():
-            raise ModelFormatError(f"{path}: directory holds no {MODEL_FILENAME}")
+            raise ModelNotFoundError(f"{path}: directory holds no {MODEL_FILENAME}")
         return path / MODEL_FILENAME
     return path
 
@@ -212,7 +211,7 @@ def _read_verified(path: str | os.PathLike[str]) -> tuple[dict[str, Any], memory
     try:
         f = open(path, "rb")  # noqa: SIM115 (closed below; open errors are reported first)
     except FileNotFoundError:
-        raise ModelFormatError(f"{name}: no such file") from None
+        raise ModelNotFoundError(f"{name}: no such file") from None
     except IsADirectoryError:
         raise ModelFormatError(f"{name}: is a directory, not a model file") from None
     except OSError as error:
