@@ -281,6 +281,14 @@ def train(
             help="Seconds between checkpoints (written at an epoch's end; 0: every epoch).",
         ),
     ] = CHECKPOINT_EVERY_SECONDS,
+    processes: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Data-parallel worker processes on this machine (torch.distributed, gloo); "
+            "the global batch stays --batch-size.",
+        ),
+    ] = 1,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
     """Train a projection network jointly with its trainer; write model.tpn, trainer and metrics."""
@@ -336,12 +344,35 @@ def train(
         check_output_dir(output, force=force, resume=resume is not None)
     except TextprojError as error:
         _fail(str(error))
+    if processes > 1:
+        _launch_workers(ctx, processes)
     splits = _run_data(run, config.multi_label)
     _warn_blank_texts(*splits)
     result = _run_training(
         splits, config, features, output, run, quiet, resume is not None, checkpoint_every
     )
-    _print_summary(result.metrics, output)
+    if result.metrics:  # empty on the ranks of a data-parallel run other than 0
+        _print_summary(result.metrics, output)
+
+
+def _launch_workers(ctx: typer.Context, processes: int) -> NoReturn:
+    """Run this command line (without --processes) in ``processes`` torchrun workers."""
+    from textproj import distributed
+
+    if distributed.launched():
+        _usage("--processes starts torchrun workers; under torchrun give --nproc-per-node instead")
+    args: list[str] = []
+    for param in ctx.command.params:
+        source = getattr(ctx.get_parameter_source(param.name or ""), "name", None)
+        if param.name == "processes" or source != "COMMANDLINE":
+            continue
+        value = ctx.params[param.name or ""]
+        option = param.opts[0]
+        if getattr(param, "is_flag", False):
+            args += [option] if value else []
+        else:
+            args += [option, str(value.value if isinstance(value, Enum) else value)]
+    raise typer.Exit(code=distributed.launch(processes, args))
 
 
 # train's parameter names that set TrainConfig fields (for --resume's check).

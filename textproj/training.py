@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from textproj import checkpoint, fsio, inputs, nets, trainer_model
+from textproj import checkpoint, distributed, fsio, inputs, nets, trainer_model
 from textproj.config import FeatureConfig, TrainConfig
 from textproj.data import Dataset
 from textproj.decisions import DEFAULT_THRESHOLD, decide, dev_score, tune_thresholds
@@ -229,6 +229,7 @@ class JointStep:
             self.projection, self.trainer = build_networks(config, n_bits, n_labels)
             self.rng_state = torch.get_rng_state()
         self.optimiser = make_optimiser(self.projection, self.trainer, config)
+        self.parallel: distributed.DataParallel | None = None  # set by distributed.attach
 
     def __call__(
         self,
@@ -238,23 +239,32 @@ class JointStep:
         apply: bool = True,
     ) -> float:
         """Add the joint loss's gradients for items ``index`` of ``batch``; with ``apply``, step
-        every parameter group at ``lr_scale`` times its base rate and clear the gradients."""
-        with torch.random.fork_rng(devices=[]):
-            torch.set_rng_state(self.rng_state)
-            loss = joint_loss(
-                forward_trainer(self.trainer, batch, index),
-                forward_projection(self.projection, batch, index),
-                torch.from_numpy(batch.targets[index]),
-                self.config,
-            )
-            loss.backward()
-            self.rng_state = torch.get_rng_state()
+        every parameter group at ``lr_scale`` times its base rate and clear the gradients.
+        In a data-parallel run ``index`` is the global batch and this rank steps on its slice."""
+        share, loss = 1.0, None
+        if self.parallel is not None:
+            index, share = self.parallel.shard(index)
+        if len(index):
+            with torch.random.fork_rng(devices=[]):
+                torch.set_rng_state(self.rng_state)
+                loss = joint_loss(
+                    forward_trainer(self.trainer, batch, index),
+                    forward_projection(self.projection, batch, index),
+                    torch.from_numpy(batch.targets[index]),
+                    self.config,
+                )
+                loss.backward(torch.tensor(share, dtype=loss.dtype))
+                self.rng_state = torch.get_rng_state()
         if apply:
             self.apply(lr_scale)
-        return float(loss.item())
+        return 0.0 if loss is None else float(loss.item())
 
     def apply(self, lr_scale: float = 1.0) -> None:
         """Step on the accumulated gradients at ``lr_scale`` times each base rate, then clear."""
+        if self.parallel is not None:
+            self.parallel.reduce_gradients(
+                [p for group in self.optimiser.param_groups for p in group["params"]]
+            )
         for group in self.optimiser.param_groups:
             group["lr"] = group["base_lr"] * lr_scale
         self.optimiser.step()
@@ -285,7 +295,17 @@ def learning_rate_scale(step: int, total_steps: int) -> float:
 def score_networks(
     step: JointStep, split: SplitInputs, thresholds: np.ndarray | None
 ) -> dict[str, float]:
-    """Each network's early-stopping score on a split."""
+    """Each network's early-stopping score on a split; in a data-parallel run rank 0's, on
+    every rank (only rank 0 scores), so early stopping is decided once."""
+    if step.parallel is not None:
+        names = list(step.networks())
+        return step.parallel.from_main(names, lambda: _scores_here(step, split, thresholds))
+    return _scores_here(step, split, thresholds)
+
+
+def _scores_here(
+    step: JointStep, split: SplitInputs, thresholds: np.ndarray | None
+) -> dict[str, float]:
     return {
         name: dev_score(
             decide(predict_logits(net, split, FORWARDS[name]), thresholds), split.targets
@@ -327,6 +347,8 @@ def fit(
     started = time.perf_counter() - state.seconds
     while state.epoch < config.epochs and state.since_best < config.patience:
         state.epoch += 1
+        if step.parallel is not None:
+            step.parallel.start_epoch(step, state.epoch)
         if callbacks.on_epoch_start:
             callbacks.on_epoch_start(state.epoch, steps_per_epoch)
         order = shuffle.permutation(len(train_split))
@@ -505,9 +527,10 @@ def train(
     features = features or FeatureConfig()
     callbacks = callbacks or Callbacks()
     out = Path(output_dir) if output_dir is not None else None
-    if out is not None:
+    if out is not None and distributed.is_main():
         check_output_dir(out)
         fsio.remove_stale_staging(out)
+    progress = progress and distributed.is_main()
     if on_epoch is not None:
         callbacks = dataclasses.replace(callbacks, on_epoch=on_epoch)
     threads = torch.get_num_threads()
@@ -559,7 +582,8 @@ def _train(
             step.load_state_dict(saved)
             state = FitState(**{f.name: saved[f.name] for f in dataclasses.fields(FitState)})
             resumed_seconds = saved["wall_seconds"]
-        if out is not None:
+        parallel = distributed.attach(step)
+        if out is not None and distributed.is_main():
             hooks.on_checkpoint = checkpoint.writer(
                 out,
                 {**identity, "run": run or {}},
@@ -569,6 +593,10 @@ def _train(
         fit_seconds_before = state.seconds
         state = fit(step, prep.inputs["train"], prep.inputs["dev"], state, hooks)
     fitted_at = time.perf_counter()
+    if parallel is not None and not parallel.is_main:  # rank 0 evaluates and writes
+        return TrainResult(
+            step.projection, step.trainer, prep.projector, prep.labels, {}, {}, {}, None
+        )
     scores, tensors, header, trainer_thresholds = evaluate(step, prep, config)
     metrics: dict[str, Any] = {
         "corpus": corpus or prep.splits["train"].source,
@@ -585,6 +613,8 @@ def _train(
             "evaluate": round(time.perf_counter() - fitted_at, 2),
         },
     }
+    if parallel is not None:
+        metrics["distributed"] = parallel.report()
     if out is not None:
         save_run(out, header, tensors, step, prep, features, trainer_thresholds, metrics)
     return TrainResult(
