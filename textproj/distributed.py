@@ -29,9 +29,13 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from textproj.errors import ConfigError
+
 BACKEND = "gloo"
 WORLD_ENV = "WORLD_SIZE"  # set by torchrun for every worker
-BUCKETED = True  # one flat all-reduce of all gradients per step (benchmarks/scale.py measures)
+ALLREDUCE_MODES = ("flat", "tensor", "rows")  # how gradients are summed (DataParallel)
+ALLREDUCE = "flat"  # the fastest measured (docs/scale.md; benchmarks/scale.py allreduce)
+ALLREDUCE_ENV = "TEXTPROJ_ALLREDUCE"  # benchmarks override the mode with this
 
 
 def launched() -> bool:
@@ -71,7 +75,7 @@ class DataParallel:
 
     rank: int
     size: int
-    bucketed: bool = BUCKETED
+    mode: str = ALLREDUCE
     reduce_seconds: float = 0.0  # time spent in gradient all-reduces
     reductions: int = 0
 
@@ -85,22 +89,52 @@ class DataParallel:
         local = index[bounds[self.rank] : bounds[self.rank + 1]]
         return local, len(local) / max(1, len(index))
 
-    def reduce_gradients(self, parameters: Sequence[torch.nn.Parameter]) -> None:
-        """Sum every rank's (share-weighted) gradients, in one flat buffer or one per tensor."""
+    def reduce_gradients(
+        self, parameters: Sequence[torch.nn.Parameter], table: torch.nn.Parameter | None = None
+    ) -> None:
+        """Sum every rank's (share-weighted) gradients: all in one flat buffer ("flat"), one
+        all-reduce per tensor ("tensor"), or ("rows") the hashed ``table``'s touched rows
+        gathered from every rank and the other tensors flat."""
         started = time.perf_counter()
         grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in parameters]
-        if self.bucketed:
-            flat = torch.cat([g.reshape(-1) for g in grads])
-            dist.all_reduce(flat)
-            reduced = torch.split(flat, [g.numel() for g in grads])
-            for parameter, grad in zip(parameters, reduced, strict=True):
-                parameter.grad = grad.view_as(parameter)
-        else:
-            for parameter, grad in zip(parameters, grads, strict=True):
+        if self.mode == "tensor":
+            for grad in grads:
                 dist.all_reduce(grad)
-                parameter.grad = grad
+        else:
+            dense = [
+                i for i, p in enumerate(parameters) if not (self.mode == "rows" and p is table)
+            ]
+            flat = torch.cat([grads[i].reshape(-1) for i in dense])
+            dist.all_reduce(flat)
+            for i, grad in zip(dense, flat.split([grads[i].numel() for i in dense]), strict=True):
+                grads[i] = grad.view_as(parameters[i])
+            if len(dense) < len(parameters):
+                i = next(i for i, p in enumerate(parameters) if p is table)
+                grads[i] = self._gather_rows(grads[i])
+        for parameter, grad in zip(parameters, grads, strict=True):
+            parameter.grad = grad
         self.reduce_seconds += time.perf_counter() - started
         self.reductions += 1
+
+    def _gather_rows(self, grad: torch.Tensor) -> torch.Tensor:
+        """The sum over ranks of a gradient with few non-zero rows, from each rank's rows."""
+        rows = torch.nonzero(grad.ne(0).any(dim=1)).squeeze(1)
+        counts = [torch.zeros(1, dtype=torch.int64) for _ in range(self.size)]
+        dist.all_gather(counts, torch.tensor([len(rows)]))
+        most = int(max(counts).item())
+        padded_rows = torch.zeros(most, dtype=torch.int64)
+        padded_rows[: len(rows)] = rows
+        values = torch.zeros(most, grad.shape[1], dtype=grad.dtype)
+        values[: len(rows)] = grad[rows]
+        all_rows = [torch.empty_like(padded_rows) for _ in range(self.size)]
+        all_values = [torch.empty_like(values) for _ in range(self.size)]
+        dist.all_gather(all_rows, padded_rows)
+        dist.all_gather(all_values, values)
+        total = torch.zeros_like(grad)
+        for count, rank_rows, rank_values in zip(counts, all_rows, all_values, strict=True):
+            n = int(count.item())
+            total.index_add_(0, rank_rows[:n], rank_values[:n])
+        return total
 
     def start_epoch(self, step: Any, epoch: int) -> None:
         """Ranks other than 0 draw each epoch's dropout from a stream of (seed, rank, epoch), so
@@ -131,7 +165,7 @@ class DataParallel:
         """What metrics.json records of the parallel run."""
         return {
             "processes": self.size,
-            "bucketed_allreduce": self.bucketed,
+            "allreduce": self.mode,
             "allreduce_seconds": round(self.reduce_seconds, 3),
             "allreduce_ms_per_step": round(1000 * self.reduce_seconds / max(1, self.reductions), 3),
         }
@@ -144,7 +178,10 @@ def attach(step: Any) -> DataParallel | None:
     rank, size = world()
     if size == 1:
         return None
-    parallel = DataParallel(rank, size)
+    mode = os.environ.get(ALLREDUCE_ENV, ALLREDUCE)
+    if mode not in ALLREDUCE_MODES:
+        raise ConfigError(f"{ALLREDUCE_ENV}={mode!r}: not one of {', '.join(ALLREDUCE_MODES)}")
+    parallel = DataParallel(rank, size, mode)
     parallel.broadcast_parameters(list(step.networks().values()))
     step.parallel = parallel
     return parallel

@@ -263,7 +263,8 @@ class JointStep:
         """Step on the accumulated gradients at ``lr_scale`` times each base rate, then clear."""
         if self.parallel is not None:
             self.parallel.reduce_gradients(
-                [p for group in self.optimiser.param_groups for p in group["params"]]
+                [p for group in self.optimiser.param_groups for p in group["params"]],
+                self.trainer.embedding.weight,
             )
         for group in self.optimiser.param_groups:
             group["lr"] = group["base_lr"] * lr_scale
