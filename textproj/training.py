@@ -79,37 +79,52 @@ class Callbacks:
 # --- 1. prepare ---------------------------------------------------------------------------------
 
 
-def split_off_dev(data: Dataset, fraction: float, seed: int) -> tuple[Dataset, Dataset]:
-    """A deterministic dev split of ``round(fraction * len(data))`` texts carved from ``data``,
-    stratified by label (by label set for multi-label data): each label gives its share, largest
-    remainders first, and keeps at least one text in train."""
+def label_key(label: Any) -> str:
+    """The stratum of a label for the dev split: the label, or a multi-label set's labels."""
+    return label if isinstance(label, str) else "|".join(sorted(label))
+
+
+def dev_positions(
+    codes: np.ndarray, names: Sequence[str], fraction: float, seed: int
+) -> np.ndarray:
+    """Sorted positions of a deterministic dev split of ``round(fraction * len(codes))`` items,
+    stratified by key (item ``i``'s key is ``names[codes[i]]``): each key, in sorted order, gives
+    its share, largest remainders first, and keeps at least one item in train. Memory is a few
+    integer arrays of ``len(codes)`` (the streaming input calls it on millions of items)."""
     rng = np.random.default_rng(seed)
-    keys = [label if isinstance(label, str) else "|".join(sorted(label)) for label in data.labels]
-    by_label: dict[str, list[int]] = {}
-    for i, key in enumerate(keys):
-        by_label.setdefault(key, []).append(i)
-    names = sorted(by_label)
-    sizes = np.array([len(by_label[name]) for name in names])
+    order = sorted(range(len(names)), key=lambda j: names[j])
+    rank = np.empty(len(names), dtype=np.int64)
+    rank[order] = np.arange(len(names))
+    codes = rank[codes]
+    sizes = np.bincount(codes, minlength=len(names))
     share = fraction * sizes
     quota = np.minimum(np.floor(share).astype(int), sizes - 1)
-    spare = max(1, round(fraction * len(data))) - quota.sum()
+    spare = max(1, round(fraction * len(codes))) - quota.sum()
     for j in np.argsort(-(share - quota), kind="stable"):
         if spare <= 0:
             break
         if quota[j] < sizes[j] - 1:
             quota[j] += 1
             spare -= 1
-    dev_set: set[int] = set()
-    for name, n_dev in zip(names, quota, strict=True):
-        dev_set.update(int(i) for i in rng.permutation(by_label[name])[:n_dev])
-    train_idx = [i for i in range(len(data)) if i not in dev_set]
+    members = np.split(np.argsort(codes, kind="stable"), np.cumsum(sizes)[:-1])
+    chosen = [rng.permutation(index)[:n_dev] for index, n_dev in zip(members, quota, strict=True)]
+    return np.sort(np.concatenate(chosen)) if chosen else np.zeros(0, dtype=np.int64)
 
-    def take(index: Sequence[int], part: str) -> Dataset:
+
+def split_off_dev(data: Dataset, fraction: float, seed: int) -> tuple[Dataset, Dataset]:
+    """``data`` split into (train, dev) at :func:`dev_positions`, both in ``data``'s order."""
+    index: dict[str, int] = {}
+    codes = [index.setdefault(label_key(label), len(index)) for label in data.labels]
+    dev = dev_positions(np.array(codes, dtype=np.int64), list(index), fraction, seed)
+    is_dev = np.zeros(len(data), dtype=bool)
+    is_dev[dev] = True
+
+    def take(index: np.ndarray, part: str) -> Dataset:
         return Dataset(
             [data.texts[i] for i in index], [data.labels[i] for i in index], f"{data.source}:{part}"
         )
 
-    return take(train_idx, "train"), take(sorted(dev_set), "dev")
+    return take(np.flatnonzero(~is_dev), "train"), take(dev, "dev")
 
 
 def label_set(data: Dataset, multi_label: bool) -> list[str]:
@@ -352,7 +367,7 @@ def fit(
             step.parallel.start_epoch(step, state.epoch)
         if callbacks.on_epoch_start:
             callbacks.on_epoch_start(state.epoch, steps_per_epoch)
-        order = shuffle.permutation(len(train_split))
+        order = inputs.epoch_order(shuffle, len(train_split))
         total_loss = 0.0
         for i, lo in enumerate(range(0, len(order), config.batch_size)):
             done = (state.epoch - 1) * steps_per_epoch + i
