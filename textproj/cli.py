@@ -180,7 +180,7 @@ OPTIONS = {
     "seed": "--seed",
     "multi_label": "--multi-label",
 }
-DATA_OPTIONS = ("corpus", "train_file", "dev_file", "test_file")
+DATA_OPTIONS = ("corpus", "train_file", "dev_file", "test_file", "stream", "cache_dir")
 
 
 def _config(values: dict[str, Any]) -> TrainConfig:
@@ -281,6 +281,18 @@ def train(
             help="Seconds between checkpoints (written at an epoch's end; 0: every epoch).",
         ),
     ] = CHECKPOINT_EVERY_SECONDS,
+    stream: Annotated[
+        bool,
+        typer.Option(
+            "--stream",
+            help="Read and featurise the files in chunks into an on-disk input cache that "
+            "epochs memory-map: memory does not grow with the corpus (same model).",
+        ),
+    ] = False,
+    cache_dir: Annotated[
+        Path | None,
+        typer.Option(help="Root of --stream's input caches [default: ~/.cache/textproj]."),
+    ] = None,
     processes: Annotated[
         int,
         typer.Option(
@@ -338,6 +350,12 @@ def train(
                 for split, path in (("train", train_file), ("dev", dev_file), ("test", test_file))
             },
         }
+        if stream and run["corpus"] is not None:
+            _usage("--stream reads files: give --train FILE (and --dev/--test FILE)")
+        if stream:
+            from textproj.streaming import default_cache_root
+
+            run["stream_cache"] = str((cache_dir or default_cache_root()).resolve())
         if multi_label and run["corpus"] is not None:
             _usage(f"bundled corpus {run['corpus']!r} is single-label; give --train FILE")
     try:
@@ -346,8 +364,11 @@ def train(
         _fail(str(error))
     if processes > 1:
         _launch_workers(ctx, processes)
-    splits = _run_data(run, config.multi_label)
-    _warn_blank_texts(*splits)
+    if run.get("stream_cache"):
+        splits: Any = (Path(run["train"]), *(run[s] and Path(run[s]) for s in ("dev", "test")))
+    else:
+        splits = _run_data(run, config.multi_label)
+        _warn_blank_texts(*splits)
     result = _run_training(
         splits, config, features, output, run, quiet, resume is not None, checkpoint_every
     )
@@ -424,7 +445,7 @@ def _run_training(
             return run_training(
                 *splits, config=config, features=features, output_dir=output,
                 corpus=run["corpus"] or run["train"], progress=not quiet, resume=resume, run=run,
-                checkpoint_seconds=checkpoint_every,
+                checkpoint_seconds=checkpoint_every, stream_cache=run.get("stream_cache"),
             )  # fmt: skip
     except TextprojError as error:
         _fail(str(error))

@@ -64,6 +64,12 @@ def world() -> tuple[int, int]:
     return dist.get_rank(), dist.get_world_size()
 
 
+def barrier() -> None:
+    """Wait for every rank (no-op in a single process)."""
+    if dist.is_initialized():
+        dist.barrier()
+
+
 def is_main() -> bool:
     """Whether this process is rank 0 (the one that evaluates and writes files)."""
     return world()[0] == 0

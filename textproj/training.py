@@ -160,6 +160,7 @@ class Prepared:
     projector: Projector
     inputs: dict[str, SplitInputs]
     fingerprint: str
+    release: Callable[[], None] | None = None  # streamed inputs: hand mapped pages back
 
 
 def prepare(
@@ -511,7 +512,7 @@ def check_output_dir(out: Path) -> None:
 
 
 def train(
-    train_data: Dataset | Sequence[str],
+    train_data: Dataset | Sequence[str] | str | Path,
     dev_data: Dataset | Sequence | None = None,
     test_data: Dataset | None = None,
     *,
@@ -525,6 +526,7 @@ def train(
     run: dict[str, Any] | None = None,
     callbacks: Callbacks | None = None,
     checkpoint_seconds: float = 0.0,
+    stream_cache: str | Path | None = None,
 ) -> TrainResult:
     """Train both networks jointly; write model.tpn, the trainer and metrics.json to ``output_dir``.
 
@@ -535,9 +537,15 @@ def train(
     checkpoints. With an ``output_dir``, a checkpoint is kept there (at the end of an epoch once
     ``checkpoint_seconds`` have passed since the last) and ``resume=True`` continues from it,
     giving the model an uninterrupted run gives. ``run`` is stored in the checkpoint (the CLI
-    keeps its data sources there).
+    keeps its data sources there). With ``stream_cache`` (a cache root directory), the data are
+    file paths, read and featurised in chunks into an input cache there (``textproj.streaming``)
+    so memory does not grow with the corpus; the model is the one the in-memory run gives.
     """
-    if not isinstance(train_data, Dataset):
+    if stream_cache is not None:
+        files = {"train": train_data, "dev": dev_data, "test": test_data}
+        train_data = {k: Path(v) for k, v in files.items() if v is not None}  # type: ignore
+        dev_data = test_data = None
+    elif not isinstance(train_data, Dataset):
         train_data, dev_data = Dataset(list(train_data), list(dev_data or []), "texts"), None
     config = config or TrainConfig()
     features = features or FeatureConfig()
@@ -554,14 +562,14 @@ def train(
     try:
         return _train(
             train_data, dev_data, test_data, config, features, out, corpus, progress,
-            resume, run, callbacks, checkpoint_seconds,
+            resume, run, callbacks, checkpoint_seconds, stream_cache,
         )  # fmt: skip
     finally:
         torch.set_num_threads(threads)
 
 
 def _train(
-    train_data: Dataset,
+    train_data: Dataset | dict[str, Path],
     dev_data: Dataset | None,
     test_data: Dataset | None,
     config: TrainConfig,
@@ -573,6 +581,7 @@ def _train(
     run: dict[str, Any] | None,
     callbacks: Callbacks,
     checkpoint_seconds: float,
+    stream_cache: str | Path | None,
 ) -> TrainResult:
     from textproj.progress import TrainingProgress
 
@@ -585,7 +594,16 @@ def _train(
         saved = checkpoint.read(out)
     metric = "dev micro-F1" if config.multi_label else "dev acc"
     with TrainingProgress(progress, callbacks, metric) as hooks:
-        prep = prepare(train_data, dev_data, test_data, config, features, hooks.on_prepare)
+        if isinstance(train_data, dict):
+            from textproj import streaming
+
+            projector = Projector(*config.projection_shape, features=features, seed=config.seed)
+            prep = streaming.prepare(
+                train_data, projector, config, features, Path(stream_cache), hooks.on_prepare
+            )
+            hooks.on_step = streaming.releasing(hooks.on_step, prep.release, config.batch_size)
+        else:
+            prep = prepare(train_data, dev_data, test_data, config, features, hooks.on_prepare)
         prepared_at = time.perf_counter()
         identity = {
             "config": config.to_dict(),
