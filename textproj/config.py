@@ -135,6 +135,10 @@ class TrainConfig:
             widths = getattr(self, name)
             if not all(_is_int(w) and w >= 1 for w in widths) or (name == "windows" and not widths):
                 raise ConfigError(f"TrainConfig.{name} must list ints >= 1, got {list(widths)}")
+        if self.trainer_buckets > 2**31 - 1:
+            raise ConfigError(
+                f"TrainConfig.trainer_buckets must be below 2**31, got {self.trainer_buckets}"
+            )
         if not _is_int(self.seed) or not 0 <= self.seed < 2**63:
             raise ConfigError(f"TrainConfig.seed must be an int in [0, 2**63), got {self.seed!r}")
         rates = {
