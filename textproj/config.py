@@ -98,6 +98,8 @@ class TrainConfig:
     trainer_learning_rate: float | None = 1e-2  # trainer's Adam rate; None: learning_rate
     lambda_trainer: float = 1.0  # λ1: trainer vs labels
     lambda_distill: float = 0.1  # λ2: projection vs trainer's soft outputs (0 trains alone)
+    lambda_transfer: float = 1.0  # weight of the distillation term on transfer texts
+    augment_copies: int = 0  # augmented copies of each training text added as transfer texts
     lambda_labels: float = 1.0  # λ3: projection vs labels
     temperature: float = 2.0  # softmax temperature of the distillation term
     multi_label: bool = False  # one sigmoid per label (BCE), per-label thresholds tuned on dev
@@ -121,6 +123,10 @@ class TrainConfig:
                 raise ConfigError(
                     f"TrainConfig.{name} must be one of {allowed}, not {getattr(self, name)!r}"
                 )
+        if not _is_int(self.augment_copies) or self.augment_copies < 0:
+            raise ConfigError(
+                f"TrainConfig.augment_copies must be an int >= 0, got {self.augment_copies!r}"
+            )
         positive = ("epochs", "patience", "batch_size", "bottleneck", "filters", "threads")
         for name in (*positive, "trainer_buckets", "trainer_dim", "trainer_hidden"):
             if not _is_int(getattr(self, name)) or getattr(self, name) < 1:
@@ -154,7 +160,8 @@ class TrainConfig:
             raise ConfigError(
                 f"TrainConfig.dev_fraction must be in (0, 1), got {self.dev_fraction}"
             )
-        if min(self.lambda_trainer, self.lambda_distill, self.lambda_labels) < 0:
+        lambdas = (self.lambda_trainer, self.lambda_distill, self.lambda_labels)
+        if min(*lambdas, self.lambda_transfer) < 0:
             raise ConfigError("TrainConfig lambdas must be >= 0")
         for name in ("dropout", "token_dropout", "label_smoothing"):
             if not 0 <= getattr(self, name) < 1:
