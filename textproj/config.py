@@ -108,7 +108,8 @@ class TrainConfig:
     token_dropout: float = 0.1  # token design: dropout of each token's bottleneck activations
     label_smoothing: float = 0.1  # projection network's label term (single-label)
     weight_decay: float = 0.05  # decoupled weight decay (AdamW) of the dense parameters
-    epochs: int = 12  # maximum epochs
+    epochs: int = 12  # maximum epochs (more for small data: see min_steps)
+    min_steps: int = 0  # at least this many steps: small sets run more epochs, patience scaled
     patience: int = 5  # stop after this many epochs without a better dev accuracy
     batch_size: int = 256
     learning_rate: float = 4e-3  # AdamW of the projection network; decays linearly to 0
@@ -123,6 +124,8 @@ class TrainConfig:
                 raise ConfigError(
                     f"TrainConfig.{name} must be one of {allowed}, not {getattr(self, name)!r}"
                 )
+        if not _is_int(self.min_steps) or self.min_steps < 0:
+            raise ConfigError(f"TrainConfig.min_steps must be an int >= 0, got {self.min_steps!r}")
         if not _is_int(self.augment_copies) or self.augment_copies < 0:
             raise ConfigError(
                 f"TrainConfig.augment_copies must be an int >= 0, got {self.augment_copies!r}"
@@ -170,6 +173,14 @@ class TrainConfig:
                 )
         if self.temperature <= 0:
             raise ConfigError(f"TrainConfig.temperature must be > 0, got {self.temperature}")
+
+    def schedule(self, n_train: int) -> tuple[int, int, int]:
+        """(steps per epoch, epochs, patience) for ``n_train`` training texts: ``epochs`` and
+        ``patience``, both stretched by the same factor when that many epochs would take fewer
+        than ``min_steps`` steps."""
+        steps = max(1, -(-n_train // self.batch_size))
+        epochs = max(self.epochs, -(-self.min_steps // steps))
+        return steps, epochs, -(-self.patience * epochs // self.epochs)
 
     @property
     def projection_shape(self) -> tuple[int, int]:

@@ -336,21 +336,22 @@ def fit(
     callbacks: Callbacks,
     transfer_split: SplitInputs | None = None,
 ) -> FitState:
-    """Epochs of shuffled minibatches until ``config.epochs`` or ``patience`` epochs without a
-    better projection network on dev; ``state.best`` holds each network's best weights. With
+    """Epochs of shuffled minibatches until the schedule's last epoch or ``patience`` epochs
+    without a better projection network on dev (``TrainConfig.schedule`` stretches both for
+    small data); ``state.best`` holds each network's best weights. With
     transfer texts, each step also takes a batch of them (cycling through them in a shuffled
     order) for the distillation term."""
     config = step.config
     shuffle = np.random.default_rng(config.seed)
     if state.shuffle_rng is not None:
         shuffle.bit_generator.state = state.shuffle_rng
-    steps_per_epoch = -(-len(train_split) // config.batch_size)
-    total_steps = config.epochs * steps_per_epoch
+    steps_per_epoch, epochs, patience = config.schedule(len(train_split))
+    total_steps = epochs * steps_per_epoch
     thresholds = None
     if config.multi_label:
         thresholds = np.full(dev_split.targets.shape[1], DEFAULT_THRESHOLD, np.float32)
     started = time.perf_counter() - state.seconds
-    while state.epoch < config.epochs and state.since_best < config.patience:
+    while state.epoch < epochs and state.since_best < patience:
         state.epoch += 1
         if callbacks.on_epoch_start:
             callbacks.on_epoch_start(state.epoch, steps_per_epoch)
@@ -390,7 +391,7 @@ def fit(
                 **{f"dev_{name}": score for name, score in scores.items()},
             }
         )
-        finished = state.epoch >= config.epochs or state.since_best >= config.patience
+        finished = state.epoch >= epochs or state.since_best >= patience
         if callbacks.on_checkpoint and not finished:
             callbacks.on_checkpoint({**dataclasses.asdict(state), **step.state_dict()})
         if callbacks.on_epoch:
