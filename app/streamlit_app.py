@@ -409,6 +409,12 @@ def model_card_section(model: ActiveModel) -> None:
     st.markdown("**Config**")
     config = metrics["config"] if metrics else classifier.header.get("train_config", {})
     st.json({"training": config, "projector": classifier.header["projector"]}, expanded=False)
+    with st.expander("On a device: C99 and WebAssembly"):
+        st.markdown(
+            "`textproj export MODEL --wasm site && python -m http.server -d site` serves a static "
+            "page that runs this model in WebAssembly in your browser, as you type; `--c DIR` "
+            "writes C99 sources and an example program. See docs/device.md."
+        )
 
 
 # --- 4. train your own ---------------------------------------------------------------------------

@@ -37,7 +37,7 @@ from textproj.config import (
 from textproj.corpora import DEFAULT_CORPUS, corpus_table, load_corpus
 from textproj.data import Dataset, blank_texts, read_dataset, read_lines
 from textproj.errors import ConfigError, DataError, TextprojError
-from textproj.layout import CHECKPOINT_NAME
+from textproj.layout import CHECKPOINT_EVERY_SECONDS, CHECKPOINT_NAME
 from textproj.rundir import check_output_dir
 
 if TYPE_CHECKING:
@@ -274,6 +274,13 @@ def train(
         Path | None,
         typer.Option(help="Continue the interrupted run whose output directory this is."),
     ] = None,
+    checkpoint_every: Annotated[
+        float,
+        typer.Option(
+            min=0,
+            help="Seconds between checkpoints (written at an epoch's end; 0: every epoch).",
+        ),
+    ] = CHECKPOINT_EVERY_SECONDS,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
     """Train a projection network jointly with its trainer; write model.tpn, trainer and metrics."""
@@ -331,7 +338,9 @@ def train(
         _fail(str(error))
     splits = _run_data(run, config.multi_label)
     _warn_blank_texts(*splits)
-    result = _run_training(splits, config, features, output, run, quiet, resume is not None)
+    result = _run_training(
+        splits, config, features, output, run, quiet, resume is not None, checkpoint_every
+    )
     _print_summary(result.metrics, output)
 
 
@@ -371,6 +380,7 @@ def _run_training(
     run: dict,
     quiet: bool,
     resume: bool,
+    checkpoint_every: float,
 ) -> Any:
     """Train, turning bad input into one error line (training refuses one-label data, warns of
     dev/test labels it never saw) and Ctrl-C into a note on how to resume."""
@@ -383,6 +393,7 @@ def _run_training(
             return run_training(
                 *splits, config=config, features=features, output_dir=output,
                 corpus=run["corpus"] or run["train"], progress=not quiet, resume=resume, run=run,
+                checkpoint_seconds=checkpoint_every,
             )  # fmt: skip
     except TextprojError as error:
         _fail(str(error))
@@ -394,7 +405,10 @@ def _run_training(
                 f": continue with `textproj train --resume {output}`"
             )
         else:
-            message = "interrupted before the first epoch finished; no checkpoint was written"
+            message = (
+                "interrupted before a checkpoint was written (one is written at the end of the "
+                "first epoch after every --checkpoint-every seconds)"
+            )
         _stderr().print(Text(message))
         raise typer.Exit(code=INTERRUPTED) from None
 
@@ -420,8 +434,9 @@ def _run_data(run: dict, multi_label: bool) -> tuple[Dataset, Dataset | None, Da
         splits = [load_corpus(run["corpus"], split) for split in ("train", "dev", "test")]
     except TextprojError as error:
         _fail(str(error))
-    if run["test"]:
-        splits[2] = _read(Path(run["test"]))
+    for position, split in ((1, "dev"), (2, "test")):
+        if run[split]:
+            splits[position] = _read(Path(run[split]))
     return splits[0], splits[1], splits[2]
 
 
@@ -722,3 +737,28 @@ def sweep(
         ),
     )  # fmt: skip
     console.print(f"written: {paths[0]}, {paths[1]}")
+
+
+@app.command()
+def export(
+    model: Annotated[Path, typer.Argument(help="model.tpn or a directory holding one.")],
+    c: Annotated[
+        Path | None, typer.Option("--c", help="Write the C runtime, model and example here.")
+    ] = None,
+    wasm: Annotated[
+        Path | None, typer.Option("--wasm", help="Write textproj.wasm and a web page here.")
+    ] = None,
+) -> None:
+    """Export a model for devices: C99 sources and example (--c), or a WebAssembly page (--wasm)."""
+    from textproj.export import ExportError, compile_command, export_c, export_wasm
+    from textproj.model_file import ModelFormatError
+
+    if c is None and wasm is None:
+        _fail("give --c DIR, --wasm DIR or both")
+    try:
+        if c is not None:
+            typer.echo(f"written: {export_c(model, c)} (build: cd {c} && {compile_command()})")
+        if wasm is not None:
+            typer.echo(f"written: {export_wasm(model, wasm)} (serve it: python -m http.server)")
+    except (ModelFormatError, ExportError, OSError) as error:
+        _fail(str(error))

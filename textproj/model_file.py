@@ -15,6 +15,7 @@ import json
 import math
 import os
 import struct
+import unicodedata
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,9 @@ _PREFIX = struct.Struct("<8sII")  # magic, format version, header length
 _MIN_HEADER = b"{}"
 MIN_FILE_BYTES = _PREFIX.size + len(_MIN_HEADER) + DIGEST_BYTES
 _TABLE_KEYS = {"name", "dtype", "shape", "offset", "nbytes"}
+# Header key recording the Unicode version of the text path (normalisation, classes) a model was
+# written under; every reader compares it with its own tables. Old headers lack it.
+UNICODE_VERSION_KEY = "unicode_version"
 
 
 def _aligned(n: int) -> int:
@@ -145,7 +149,7 @@ def encode_model(
             }
         )
         blob_bytes = offset + len(data)
-    full_header = {**header, "tensors": table}
+    full_header = {UNICODE_VERSION_KEY: unicodedata.unidata_version, **header, "tensors": table}
     _check_table(name, full_header, blob_bytes)
     text = json.dumps(
         full_header, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
@@ -155,6 +159,18 @@ def encode_model(
         raise ValueError(f"header is {len(text)} bytes (limit {MAX_HEADER_BYTES})")
     body = b"".join([_PREFIX.pack(MAGIC, FORMAT_VERSION, len(text)), text, *chunks])
     return body + hashlib.sha256(body).digest()
+
+
+def unicode_mismatch(header: dict[str, Any], version: str) -> str | None:
+    """Why ``header`` was written under another Unicode version than ``version``, or None (also
+    for an old header that does not say)."""
+    stored = header.get(UNICODE_VERSION_KEY, version)
+    if stored == version:
+        return None
+    return (
+        f"model written with Unicode {stored!r}, this reader has Unicode {version}: "
+        "texts using characters that changed between the versions may get other bits"
+    )
 
 
 def write_model(path: str | os.PathLike[str], header: dict, tensors: dict[str, np.ndarray]) -> int:

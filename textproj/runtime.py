@@ -11,9 +11,10 @@ This module must never import torch, directly or through
 
 from __future__ import annotations
 
-import itertools
 import math
 import os
+import unicodedata
+import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -30,23 +31,19 @@ from textproj.model_file import (
     model_path,
     read_model,
     read_model_bytes,
+    unicode_mismatch,
 )
+from textproj.netspec import check_layer, check_network, dequantize, expected_tensors
 from textproj.projector import Projector
 
 BATCH_TEXTS = 4096  # texts per forward pass: bounds memory whatever the input size
 BATCH_TOKEN_ROWS = 262144  # token models: cap on code points (>= token rows) per forward pass
 CHUNK_TOKEN_ROWS = 1024  # token models: rows per window-sum + pooling step (cache-sized)
 TAPS_BYTES_CAP = 32 * 2**20  # token models: cap on the distinct tokens' tap products per pass
-# A header may list at most this many hidden layers or windows: refused before any shape is built.
-MAX_LAYERS = 64
 
 
 def _relu(x: np.ndarray) -> np.ndarray:
     return np.maximum(x, 0, out=x)
-
-
-def _positive_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
 
 # Odd 64-bit multipliers that mix a row's words into one key (any collision is caught below).
@@ -113,75 +110,6 @@ class _Layer:
         self.bias = bias
 
 
-def _expected_tensors(network: dict[str, Any]) -> dict[str, tuple[int, ...]]:
-    """Each layer's prefix -> its weight shape, as ``textproj.nets`` names and shapes them."""
-    n_bits, n_labels = network["n_bits"], network["n_labels"]
-    if network["design"] == "text":
-        widths = [n_bits, *network["hidden"], n_labels]
-        return {f"dense.{i}": (b, a) for i, (a, b) in enumerate(itertools.pairwise(widths))}
-    bottleneck, filters, windows = network["bottleneck"], network["filters"], network["windows"]
-    shapes: dict[str, tuple[int, ...]] = {"bottleneck": (bottleneck, n_bits)}
-    for j, k in enumerate(windows):
-        shapes[f"value.{j}"] = (filters, bottleneck, k)
-        shapes[f"attention.{j}"] = (filters, bottleneck, k)
-    shapes["output"] = (n_labels, filters * len(windows))
-    return shapes
-
-
-def _check_network(name: str, network: object) -> dict[str, Any]:
-    """The header's ``network`` entry, checked for the keys and types each design needs."""
-    if not isinstance(network, dict):
-        raise ModelFormatError(f"{name}: header has no 'network' object")
-    design = network.get("design")
-    if design == "text":
-        ints, lists = ("n_bits", "n_labels"), ("hidden",)
-    elif design == "token":
-        ints, lists = ("n_bits", "bottleneck", "filters", "n_labels"), ("windows",)
-    else:
-        raise ModelFormatError(f"{name}: unknown network design {design!r}")
-    for key in ints:
-        if not _positive_int(network.get(key)):
-            raise ModelFormatError(f"{name}: network {key!r} must be a positive int")
-    for key in lists:
-        value = network.get(key)
-        if not isinstance(value, list) or not all(_positive_int(v) for v in value):
-            raise ModelFormatError(f"{name}: network {key!r} must be a list of positive ints")
-        if len(value) > MAX_LAYERS:
-            raise ModelFormatError(
-                f"{name}: network {key!r} lists {len(value)} layers, more than {MAX_LAYERS}"
-            )
-    if design == "token" and not network["windows"]:
-        raise ModelFormatError(f"{name}: network 'windows' is empty")
-    return network
-
-
-def _check_layer(name: str, tensors: dict[str, np.ndarray], prefix: str, shape: tuple) -> None:
-    """Check that one layer's weight, scale and bias are present, well-typed, shaped and finite."""
-    expected = {
-        f"{prefix}.weight": (np.int8, shape),
-        f"{prefix}.scale": (np.float32, shape[:1]),
-        f"{prefix}.bias": (np.float32, shape[:1]),
-    }
-    for tname, (dtype, tshape) in expected.items():
-        if tname not in tensors:
-            raise ModelFormatError(f"{name}: tensor {tname!r} is missing")
-        tensor = tensors[tname]
-        if tensor.dtype != dtype or tensor.shape != tshape:
-            raise ModelFormatError(
-                f"{name}: tensor {tname!r} is {tensor.dtype} {list(tensor.shape)}, "
-                f"expected {np.dtype(dtype)} {list(tshape)}"
-            )
-        if tensor.dtype == np.float32 and not np.isfinite(tensor).all():
-            raise ModelFormatError(f"{name}: tensor {tname!r} holds non-finite values")
-
-
-def _dequantize(tensors: dict[str, np.ndarray], prefix: str) -> _Layer:
-    """One checked layer as float32: int8 weight * its per-row scale, and the bias."""
-    weight = tensors[f"{prefix}.weight"]
-    scale = tensors[f"{prefix}.scale"].reshape((-1,) + (1,) * (weight.ndim - 1))
-    return _Layer(weight.astype(np.float32) * scale, tensors[f"{prefix}.bias"].astype(np.float32))
-
-
 class Classifier:
     """A loaded projection model: texts -> bits (``projector``) -> network -> label probabilities.
 
@@ -200,23 +128,26 @@ class Classifier:
     ) -> None:
         self.header = header
         self.n_bytes = n_bytes
+        mismatch = unicode_mismatch(header, unicodedata.unidata_version)
+        if mismatch:
+            warnings.warn(f"{name}: {mismatch}", stacklevel=3)
         labels = header.get("labels")
         if not isinstance(labels, list) or not labels or len(labels) > MAX_LABELS:
             raise ModelFormatError(f"{name}: header needs a non-empty 'labels' list")
         if not all(isinstance(label, str) for label in labels) or len(set(labels)) != len(labels):
             raise ModelFormatError(f"{name}: 'labels' must be distinct strings")
         self.labels: list[str] = list(labels)
-        network = _check_network(name, header.get("network"))
+        network = check_network(name, header.get("network"))
         if network["n_labels"] != len(labels):
             raise ModelFormatError(
                 f"{name}: network has {network['n_labels']} outputs but there are "
                 f"{len(labels)} labels"
             )
         self.design: str = network["design"]
-        shapes = _expected_tensors(network)
+        shapes = expected_tensors(network)
         for prefix, shape in shapes.items():
-            _check_layer(name, tensors, prefix, shape)
-        self._layers = {prefix: _dequantize(tensors, prefix) for prefix in shapes}
+            check_layer(name, tensors, prefix, shape)
+        self._layers = {prefix: _Layer(*dequantize(tensors, prefix)) for prefix in shapes}
         self._windows: list[int] = list(network["windows"]) if self.design == "token" else []
         self._prepare_forward()
         self.multi_label = header.get("multi_label", False)

@@ -60,12 +60,9 @@ class TrainResult:
     def classifier(self) -> Any:
         """The on-device classifier of this run (``textproj.runtime.Classifier``), in memory."""
         from textproj import model_file
-        from textproj.runtime import Classifier
+        from textproj.runtime import load_bytes
 
-        header, tensors = model_file.read_model_bytes(
-            model_file.encode_model(self.header, self.tensors)
-        )
-        return Classifier(header, tensors)
+        return load_bytes(model_file.encode_model(self.header, self.tensors))
 
 
 @dataclass
@@ -405,6 +402,7 @@ def evaluate(
 
     Returns (scores by network and split, on-device tensors, model header, trainer thresholds).
     """
+    trainer_model.round_for_storage(step.trainer)
     tensors = nets.export_projection_net(step.projection)
     quantized = nets.load_quantized(copy.deepcopy(step.projection), tensors)
     header = model_header(prep.labels, prep.projector, step.projection, config)
