@@ -23,8 +23,6 @@ from harness import report  # noqa: E402
 
 from textproj.config import TrainConfig  # noqa: E402
 from textproj.metrics import classification_scores  # noqa: E402
-from textproj.model_file import encode_model  # noqa: E402
-from textproj.runtime import load_bytes  # noqa: E402
 from textproj.training import train  # noqa: E402
 
 
@@ -48,11 +46,10 @@ def test_quick_run_measures_textproj_and_installed_peers(tmp_path: Path) -> None
     assert ours["n_test"] == compare.QUICK_SIZES["test"]
     # The reported scores are those of the model the same training gives (it is deterministic).
     splits = compare.load_splits("banking77", quick=True)
-    rerun = train(
+    again = train(
         splits.train, splits.dev, config=TrainConfig.from_dict(ours["params"]["train"]),
         progress=False,
-    )  # fmt: skip
-    again = load_bytes(encode_model(rerun.header, rerun.tensors))
+    ).classifier  # fmt: skip
     expected = classification_scores(splits.test.labels, again.predict(splits.test.texts))
     assert (ours["accuracy"], ours["macro_f1"]) == pytest.approx(
         (expected["accuracy"], expected["macro_f1"])
