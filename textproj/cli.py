@@ -725,7 +725,9 @@ def sweep(
         name = str(train_file)
     else:
         name = corpus or DEFAULT_CORPUS
-        train_data, dev_data, test_data = _run_data({"corpus": name, "test": None}, False)
+        train_data, dev_data, test_data = _run_data(
+            {"corpus": name, "dev": None, "test": None}, False
+        )
     _warn_blank_texts(train_data, dev_data, test_data)
     console = Console(emoji=False, highlight=False)
     paths = sweep_to_folder(
