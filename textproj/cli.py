@@ -741,9 +741,11 @@ def sweep(
     console.print(f"written: {paths[0]}, {paths[1]}")
 
 
-@app.command()
+@app.command(cls=_Command)
 def export(
-    model: Annotated[Path, typer.Argument(help="model.tpn or a directory holding one.")],
+    model: Annotated[
+        Path, typer.Argument(metavar="MODEL", help="model.tpn or a directory holding one.")
+    ],
     c: Annotated[
         Path | None, typer.Option("--c", help="Write the C runtime, model and example here.")
     ] = None,
@@ -756,7 +758,7 @@ def export(
     from textproj.model_file import ModelFormatError
 
     if c is None and wasm is None:
-        _fail("give --c DIR, --wasm DIR or both")
+        _usage("give --c DIR, --wasm DIR or both")
     try:
         if c is not None:
             typer.echo(f"written: {export_c(model, c)} (build: cd {c} && {compile_command()})")
