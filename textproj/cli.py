@@ -762,7 +762,9 @@ def sweep(
         name = str(train_file)
     else:
         name = corpus or DEFAULT_CORPUS
-        train_data, dev_data, test_data = _run_data({"corpus": name, "test": None}, False)
+        train_data, dev_data, test_data = _run_data(
+            {"corpus": name, "dev": None, "test": None}, False
+        )
     _warn_blank_texts(train_data, dev_data, test_data)
     console = Console(emoji=False, highlight=False)
     paths = sweep_to_folder(
@@ -776,9 +778,11 @@ def sweep(
     console.print(f"written: {paths[0]}, {paths[1]}")
 
 
-@app.command()
+@app.command(cls=_Command)
 def export(
-    model: Annotated[Path, typer.Argument(help="model.tpn or a directory holding one.")],
+    model: Annotated[
+        Path, typer.Argument(metavar="MODEL", help="model.tpn or a directory holding one.")
+    ],
     c: Annotated[
         Path | None, typer.Option("--c", help="Write the C runtime, model and example here.")
     ] = None,
@@ -791,7 +795,7 @@ def export(
     from textproj.model_file import ModelFormatError
 
     if c is None and wasm is None:
-        _fail("give --c DIR, --wasm DIR or both")
+        _usage("give --c DIR, --wasm DIR or both")
     try:
         if c is not None:
             typer.echo(f"written: {export_c(model, c)} (build: cd {c} && {compile_command()})")
