@@ -13,6 +13,7 @@
 #define MIN_FILE_BYTES (PREFIX_BYTES + 2 + DIGEST_BYTES)
 #define MAX_DEPTH 512
 #define MAX_NAME 64
+#define POOL_BLOCK 32 /* token positions whose logits are exponentiated together */
 
 static int fail(tp_error *err, tp_status code, const char *fmt, ...) {
     if (err) {
@@ -675,7 +676,7 @@ size_t tp_load_memory(const uint8_t *data, size_t size, tp_error *err) {
     return align8(sizeof(tp_model)) + align8((2 * TP_MAX_LAYERS + 2) * sizeof(tp_layer)) +
            align8(TP_MAX_LAYERS * sizeof(size_t)) + align8(blob / 8 + 16) +
            align8((hlen / 2 + 1) * (sizeof(char *) + sizeof(size_t) + sizeof(float))) +
-           align8(hlen + 1) + align8(blob + 8) + align8(4 * blob + 64) +
+           align8(hlen + 1) + align8(blob + 8) + align8(4 * blob + 8 * (2 * TP_MAX_LAYERS + 8)) +
            align8(TP_MAX_LAYERS * sizeof(size_t)) + align8(p.n_nodes * sizeof(jnode)) +
            align8(p.n_nodes * 16) + align8(2 * hlen + 8) + 8 * 16;
 }
@@ -934,6 +935,13 @@ static int load_model(loader *L, arena *a, tp_model *m, size_t header) {
     for (size_t o = 0; o < l0->rows; o++)
         for (size_t c = 0; c < l0->cols; c++)
             m->first_t[c * l0->rows + o] = (float)l0->weight[o * l0->cols + c] * l0->scale[o];
+    for (size_t i = 1; i < m->n_layers; i++) {
+        tp_layer *l = &m->layers[i];
+        if (token && i != 1 + 2 * m->n_windows) continue; /* convolutions: taps below */
+        l->weight_t = take(a, l->rows * l->cols);
+        for (size_t o = 0; o < l->rows; o++)
+            for (size_t c = 0; c < l->cols; c++) l->weight_t[c * l->rows + o] = l->weight[o * l->cols + c];
+    }
     if (token) {
         size_t F = m->filters, E = m->bottleneck, start = 0;
         m->tap_starts = take(a, m->n_windows * sizeof(size_t));
@@ -964,7 +972,8 @@ static int load_model(loader *L, arena *a, tp_model *m, size_t header) {
     size_t net_bytes = align8(m->n_words * 8) + align8(m->max_width * 2 * sizeof(double)) +
                        align8(m->max_width * sizeof(float)) +
                        (token ? align8(m->max_window * m->tap_cols * sizeof(float)) +
-                                align8(m->filters * m->n_windows * 3 * sizeof(double))
+                                align8(m->filters * m->n_windows * (4 + 2 * POOL_BLOCK) *
+                                       sizeof(double))
                               : 0);
     m->workspace_bytes = tp_text_workspace(f, m->max_features) + net_bytes;
     if (token) {
@@ -1075,13 +1084,19 @@ static void first_layer(const tp_model *m, const uint64_t *words, int relu, floa
         for (size_t o = 0; o < rows; o++) out[o] = out[o] > 0 ? out[o] : 0;
 }
 
-/* out = bias + scale * (int8 row . x), in double. */
-static void dense(const tp_layer *l, const double *x, int relu, double *out) {
-    for (size_t o = 0; o < l->rows; o++) {
-        const int8_t *row = l->weight + o * l->cols;
-        double acc = 0;
-        for (size_t c = 0; c < l->cols; c++) acc += row[c] * x[c];
-        double y = (double)l->bias[o] + (double)l->scale[o] * acc;
+/* out = bias + scale * (int8 row . x), in double, summed in input order (column by column of
+ * the transposed weight, so that the compiler vectorises over the outputs). */
+static void dense(const tp_layer *l, const double *x, int relu, double *restrict out) {
+    size_t rows = l->rows;
+    for (size_t o = 0; o < rows; o++) out[o] = 0;
+    for (size_t c = 0; c < l->cols; c++) {
+        double xc = x[c];
+        if (xc == 0) continue;
+        const int8_t *restrict w = l->weight_t + c * rows;
+        for (size_t o = 0; o < rows; o++) out[o] += w[o] * xc;
+    }
+    for (size_t o = 0; o < rows; o++) {
+        double y = (double)l->bias[o] + (double)l->scale[o] * out[o];
         out[o] = relu && y < 0 ? 0 : y;
     }
 }
@@ -1117,6 +1132,72 @@ size_t tp_normalize(const tp_model *m, const uint8_t *text, size_t length, void 
     tp_prepare_text(&m->features, m->max_features, text, length, workspace, &t, &feats);
     memcpy(out, t.utf8, t.n_bytes);
     return t.n_bytes;
+}
+
+/* e^x for x <= 0 (to about 1e-15 relative; x below -708 counts as -708, a weight of 1e-308
+ * beside one of 1), in plain arithmetic that the compiler vectorises: x = k ln 2 + r with k
+ * rounded by the 1.5 * 2^52 trick, a degree-12 Taylor polynomial for e^r (|r| <= 0.35), and
+ * 2^k written into the exponent bits. */
+static inline double exp_neg(double x) {
+    const double round = 6755399441055744.0; /* 1.5 * 2^52 */
+    x = 0.5 * (x - 708.0 + fabs(x + 708.0)); /* max(x, -708), without a branch */
+    double t = x * 1.4426950408889634 + round;
+    double k = t - round;
+    double r = (x - k * 6.93147180369123816490e-01) - k * 1.90821492927058770002e-10;
+    double p = 1.0 / 479001600.0;
+    p = p * r + 1.0 / 39916800.0;
+    p = p * r + 1.0 / 3628800.0;
+    p = p * r + 1.0 / 362880.0;
+    p = p * r + 1.0 / 40320.0;
+    p = p * r + 1.0 / 5040.0;
+    p = p * r + 1.0 / 720.0;
+    p = p * r + 1.0 / 120.0;
+    p = p * r + 1.0 / 24.0;
+    p = p * r + 1.0 / 6.0;
+    p = p * r + 0.5;
+    p = p * r + 1.0;
+    p = p * r + 1.0;
+    uint64_t bits;
+    memcpy(&bits, &t, 8);
+    bits = (bits - UINT64_C(0x4338000000000000) + 1023) << 52; /* k + 1023 in [1, 1023]: 2^k */
+    double scale;
+    memcpy(&scale, &bits, 8);
+    return p * scale;
+}
+
+/* Fold a block of positions into a running softmax-weighted mean, per column: logits a and
+ * values v (nb rows of width), running peak, total weight and weighted sum; the running sums
+ * are rescaled once per block when the peak rises. "Max" is computed without branches, so it
+ * may be off by a rounding step: a softmax does not depend on the shift. */
+static void softmax_block(size_t nb, size_t width, const double *restrict a,
+                          const double *restrict v, int first, double *restrict top,
+                          double *restrict peak, double *restrict total, double *restrict acc) {
+    for (size_t c = 0; c < width; c++) top[c] = a[c];
+    for (size_t q = 1; q < nb; q++)
+        for (size_t c = 0; c < width; c++) {
+            double x = a[q * width + c];
+            top[c] = 0.5 * (x + top[c] + fabs(x - top[c]));
+        }
+    if (first) {
+        for (size_t c = 0; c < width; c++) {
+            peak[c] = top[c];
+            total[c] = acc[c] = 0;
+        }
+    } else {
+        for (size_t c = 0; c < width; c++) {
+            double up = 0.5 * (top[c] + peak[c] + fabs(top[c] - peak[c]));
+            double r = exp_neg(peak[c] - up);
+            total[c] *= r;
+            acc[c] *= r;
+            peak[c] = up;
+        }
+    }
+    for (size_t q = 0; q < nb; q++)
+        for (size_t c = 0; c < width; c++) {
+            double e = exp_neg(a[q * width + c] - peak[c]);
+            total[c] += e;
+            acc[c] += e * v[q * width + c];
+        }
 }
 
 /* One token's products with every convolution tap: row = x @ taps (float32, as BLAS). */
@@ -1166,42 +1247,35 @@ static void token_pool(const tp_model *m, const tp_text *t, tp_feature *feats, u
                        float *x, float *ring, uint8_t *cache, double *pooled, double *state) {
     size_t F = m->filters, W = m->n_windows, n = t->n_tokens, kmax = m->max_window;
     size_t width = F * W, cols = m->tap_cols, done = 0;
-    double *peak = state, *total = state + width, *acc = state + 2 * width;
+    double *peak = state, *total = peak + width, *acc = total + width, *top = acc + width;
+    double *va = top + width, *vv = va + POOL_BLOCK * width; /* a block's logits and values */
     if (n == 0) {
         for (size_t j = 0; j < W; j++)
             for (size_t f = 0; f < F; f++) pooled[j * F + f] = m->layers[1 + 2 * j].bias[f];
         return;
     }
-    for (size_t p = 0; p < n; p++) {
-        for (; done < n && done < p + kmax; done++)
-            token_taps(m, t, done, feats, bits, x, cache, ring + (done % kmax) * cols);
-        for (size_t j = 0; j < W; j++) {
-            const tp_layer *value = &m->layers[1 + 2 * j], *attention = &m->layers[2 + 2 * j];
-            size_t k = m->windows[j], taps = k < n - p ? k : n - p, start = m->tap_starts[j];
-            for (size_t f = 0; f < F; f++) {
-                double v = value->bias[f], a = attention->bias[f];
-                for (size_t i = 0; i < taps; i++) {
-                    const float *row = ring + ((p + i) % kmax) * cols + start;
-                    v += row[i * F + f];
-                    a += row[(k + i) * F + f];
+    for (size_t b0 = 0; b0 < n; b0 += POOL_BLOCK) {
+        size_t nb = n - b0 < POOL_BLOCK ? n - b0 : POOL_BLOCK;
+        for (size_t q = 0; q < nb; q++) {
+            size_t p = b0 + q;
+            for (; done < n && done < p + kmax; done++)
+                token_taps(m, t, done, feats, bits, x, cache, ring + (done % kmax) * cols);
+            for (size_t j = 0; j < W; j++) {
+                const tp_layer *value = &m->layers[1 + 2 * j], *attention = &m->layers[2 + 2 * j];
+                size_t k = m->windows[j], taps = k < n - p ? k : n - p, start = m->tap_starts[j];
+                double *restrict v = vv + q * width + j * F, *restrict a = va + q * width + j * F;
+                for (size_t f = 0; f < F; f++) {
+                    v[f] = value->bias[f];
+                    a[f] = attention->bias[f];
                 }
-                size_t c = j * F + f;
-                if (p == 0) {
-                    peak[c] = a;
-                    total[c] = 1;
-                    acc[c] = v;
-                } else if (a > peak[c]) {
-                    double r = exp(peak[c] - a);
-                    total[c] = total[c] * r + 1;
-                    acc[c] = acc[c] * r + v;
-                    peak[c] = a;
-                } else {
-                    double e = exp(a - peak[c]);
-                    total[c] += e;
-                    acc[c] += e * v;
+                for (size_t i = 0; i < taps; i++) {
+                    const float *restrict row = ring + ((p + i) % kmax) * cols + start;
+                    for (size_t f = 0; f < F; f++) v[f] += row[i * F + f];
+                    for (size_t f = 0; f < F; f++) a[f] += row[(k + i) * F + f];
                 }
             }
         }
+        softmax_block(nb, width, va, vv, b0 == 0, top, peak, total, acc);
     }
     for (size_t c = 0; c < width; c++) pooled[c] = acc[c] / total[c];
 }
