@@ -22,6 +22,7 @@ import compare  # noqa: E402
 from harness import report  # noqa: E402
 
 
+@pytest.mark.slow
 def test_quick_run_measures_textproj_and_installed_peers(tmp_path: Path) -> None:
     compare.main(["--quick", "--corpora", "banking77", "--out", str(tmp_path)])
 

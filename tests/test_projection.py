@@ -16,7 +16,6 @@ import subprocess
 import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -657,8 +656,3 @@ def test_word_bigram_and_skip_gram_hashes_differ() -> None:
     skip_text = set(hashes[offsets[1] : offsets[2]].tolist())
     # Shared features may only be the words 'a' and 'b'.
     assert len(bigram_text & skip_text) == 2
-
-
-def test_golden_file_exists_next_to_this_file() -> None:
-    # test_golden.py depends on it; keep the two in one tree.
-    assert (Path(__file__).parent / "golden" / "projection.json").is_file()

@@ -16,11 +16,14 @@ import os
 import unicodedata
 import warnings
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from textproj._kernels import network as _kn
+from textproj.decisions import DEFAULT_THRESHOLD
+from textproj.features import tokens
 from textproj.model_file import (
     MAX_LABELS,
     MODEL_FILENAME,
@@ -37,7 +40,6 @@ BATCH_TEXTS = 4096  # texts per forward pass: bounds memory whatever the input s
 BATCH_TOKEN_ROWS = 262144  # token models: cap on code points (>= token rows) per forward pass
 CHUNK_TOKEN_ROWS = 1024  # token models: rows per window-sum + pooling step (cache-sized)
 TAPS_BYTES_CAP = 32 * 2**20  # token models: cap on the distinct tokens' tap products per pass
-DEFAULT_THRESHOLD = 0.5  # multi-label models whose header gives no thresholds
 
 
 def _relu(x: np.ndarray) -> np.ndarray:
@@ -65,6 +67,39 @@ def unique_rows(words: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if not np.array_equal(words[first[index]], words):
         _, first, index = np.unique(words, axis=0, return_index=True, return_inverse=True)
     return first, index.reshape(-1)
+
+
+def _checked_texts(texts: Sequence[str]) -> list[str]:
+    """``texts`` as a list, refused with a TypeError naming the first item that is not a str."""
+    if isinstance(texts, str):
+        raise TypeError("expected a sequence of texts, got one str: wrap it in a list")
+    texts = list(texts)
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise TypeError(f"texts[{i}] is {type(text).__name__}, not str")
+    return texts
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """Which tokens drove a token-design model's score of one label for one text.
+
+    ``weights[i]`` is token ``tokens[i]``'s share of the label's logit (for a single-label model
+    centred over labels, which softmax ignores, so it weighs the label against the others). The
+    attention pooling is a weighted sum over window positions, so the shares are exact:
+    ``base + weights.sum()`` is that logit; a window's share is split over the tokens it covers.
+    """
+
+    label: str
+    probability: float
+    tokens: list[str]
+    weights: np.ndarray
+    base: float
+
+    def top(self, n: int = 5) -> list[tuple[str, float]]:
+        """The ``n`` tokens with the largest weights (those that pushed hardest for the label)."""
+        order = np.argsort(-self.weights, kind="stable")[:n]
+        return [(self.tokens[i], float(self.weights[i])) for i in order]
 
 
 class _Layer:
@@ -267,9 +302,7 @@ class Classifier:
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         """Probabilities, float32 (n, n_labels): softmax, or a sigmoid per label if multi-label."""
-        if isinstance(texts, str):
-            raise TypeError("expected a sequence of texts, got one str: wrap it in a list")
-        texts = list(texts)
+        texts = _checked_texts(texts)
         out = np.empty((len(texts), len(self.labels)), dtype=np.float32)
         for lo, hi in self._batches(texts):
             logits = self._logits(texts[lo:hi]).astype(np.float32)
@@ -290,6 +323,57 @@ class Classifier:
             ]
         return [self.labels[j] for j in proba.argmax(axis=1)]
 
+    def explain(self, text: str, label: str | None = None) -> Explanation:
+        """Each token's share of the score of ``label`` (default: the most probable) for ``text``.
+
+        Token-design models only: their attention pooling weighs every window of tokens, and
+        the weighted sums split the label's logit exactly into per-token shares.
+        """
+        if self.design != "token":
+            raise TypeError("explanations need a token-design model; this one is 'text'")
+        (text,) = _checked_texts([text])
+        proba = self.predict_proba([text])[0]
+        if label is None:
+            column = int(proba.argmax())
+        elif label in self.labels:
+            column = self.labels.index(label)
+        else:
+            raise ValueError(f"unknown label {label!r}")
+        output = self._layers["output"]
+        direction = output.weight[column].astype(np.float64)
+        base = float(output.bias[column])
+        if not self.multi_label:
+            direction = direction - output.weight.mean(axis=0)
+            base -= float(output.bias.mean())
+        words, _ = self.projector.transform_tokens_words([text])
+        names = tokens(text, self.projector.features)
+        weights = np.zeros(len(words))
+        if len(words) == 0:
+            base += float(direction @ self._value_bias.reshape(-1))
+        else:
+            hidden = self._first_layer(words, 0, len(words), relu=True).astype(np.float64)
+            n_filters = self._value_bias.shape[1]
+            for j, k in enumerate(self._windows):
+                padded = np.vstack([hidden, np.zeros((k - 1, hidden.shape[1]))])
+                values = self._window_sums(padded, self._layers[f"value.{j}"].weight, k)
+                scores = self._window_sums(padded, self._layers[f"attention.{j}"].weight, k)
+                scores += self._layers[f"attention.{j}"].bias
+                attention = np.exp(scores - scores.max(axis=0))
+                attention /= attention.sum(axis=0)
+                block = direction[j * n_filters : (j + 1) * n_filters]
+                base += float(block @ self._layers[f"value.{j}"].bias)
+                shares = (attention * values) @ block  # each window position's share
+                for t, share in enumerate(shares):
+                    covered = min(k, len(words) - t)
+                    weights[t : t + covered] += share / covered
+        return Explanation(self.labels[column], float(proba[column]), names, weights, base)
+
+    @staticmethod
+    def _window_sums(padded: np.ndarray, weight: np.ndarray, k: int) -> np.ndarray:
+        """A convolution without bias: row t sums tap i of ``weight`` applied to row t + i."""
+        n = len(padded) - k + 1
+        return sum(padded[i : i + n] @ weight[:, :, i].T.astype(np.float64) for i in range(k))
+
     def projection_bits(self, texts: Sequence[str]) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
         """The network's input bits, for display: (n, n_bits) 0/1 uint8 per text, or for a token
         model the per-token rows and their offsets, as ``Projector.transform_tokens`` gives."""
@@ -305,7 +389,9 @@ def load(path: str | os.PathLike[str], *, n_jobs: int = -1) -> Classifier:
     """Load a model from a ``model.tpn`` file or a directory holding one (no torch needed).
 
     ``n_jobs`` is the projector's thread count for large batches (-1: every core).
-    Any problem with the file raises :class:`~textproj.model_file.ModelFormatError`.
+    A path that does not exist raises :class:`~textproj.errors.ModelNotFoundError` (a
+    ``FileNotFoundError``); any other problem with the file a
+    :class:`~textproj.errors.ModelFormatError`.
     """
     path = model_path(path)
     header, tensors = read_model(path)
