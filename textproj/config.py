@@ -40,7 +40,7 @@ class FeatureConfig:
     char_weight: int = 1  # integer weight of each character n-gram occurrence
     sublinear: bool = False  # weight kind_weight * (1 + floor(log2(count))) instead of counts
     max_chars: int = 20_000  # cap on code points per text after normalisation (bounds time, memory)
-    max_tokens: int = 1_000  # cap on tokens per text; later tokens are ignored
+    max_tokens: int = 256  # cap on tokens per text; later tokens are ignored
 
     def __post_init__(self) -> None:
         checks = {
