@@ -176,11 +176,13 @@ OPTIONS = {
     "trainer_buckets": "--trainer-buckets",
     "threads": "--threads",
     "lambda_distill": "--lambda-distill",
+    "lambda_transfer": "--lambda-transfer",
+    "augment_copies": "--augment",
     "temperature": "--temperature",
     "seed": "--seed",
     "multi_label": "--multi-label",
 }
-DATA_OPTIONS = ("corpus", "train_file", "dev_file", "test_file", "stream", "cache_dir")
+DATA_OPTIONS = ("corpus", "train_file", "dev_file", "test_file", "unlabeled", "stream", "cache_dir")
 
 
 def _config(values: dict[str, Any]) -> TrainConfig:
@@ -263,6 +265,20 @@ def train(
     temperature: Annotated[
         float, typer.Option(help="Distillation temperature.")
     ] = DEFAULTS.temperature,
+    unlabeled: Annotated[
+        Path | None,
+        typer.Option(
+            help="Texts without labels for the distillation term (one per line, or any data "
+            "file, labels ignored; .gz too)."
+        ),
+    ] = None,
+    augment: Annotated[
+        int,
+        typer.Option(help="Augmented copies of each training text for the distillation term."),
+    ] = DEFAULTS.augment_copies,
+    lambda_transfer: Annotated[
+        float, typer.Option(help="Weight of the distillation term on unlabeled/augmented texts.")
+    ] = DEFAULTS.lambda_transfer,
     seed: Annotated[int, typer.Option(help="Seed of hashing, init and shuffling.")] = DEFAULTS.seed,
     multi_label: Annotated[
         bool,
@@ -322,6 +338,8 @@ def train(
         "trainer_buckets": trainer_buckets,
         "threads": threads,
         "lambda_distill": lambda_distill,
+        "lambda_transfer": lambda_transfer,
+        "augment_copies": augment,
         "temperature": temperature,
         "seed": seed,
         "multi_label": multi_label,
@@ -343,12 +361,11 @@ def train(
     else:
         config = _config(values)
         features = FeatureConfig()
+        sources = (("train", train_file), ("dev", dev_file), ("test", test_file))
         run = {
             "corpus": None if train_file else corpus or DEFAULT_CORPUS,
-            **{
-                split: str(path.resolve()) if path else None
-                for split, path in (("train", train_file), ("dev", dev_file), ("test", test_file))
-            },
+            **{split: str(path.resolve()) if path else None for split, path in sources},
+            "unlabeled": str(unlabeled.resolve()) if unlabeled else None,
         }
         if stream and run["corpus"] is not None:
             _usage("--stream reads files: give --train FILE (and --dev/--test FILE)")
@@ -365,13 +382,17 @@ def train(
     if processes > 1:
         _launch_workers(ctx, processes)
     if run.get("stream_cache"):
+        if run.get("unlabeled"):
+            _usage("--stream does not take --unlabeled texts yet")
         splits: Any = (Path(run["train"]), *(run[s] and Path(run[s]) for s in ("dev", "test")))
     else:
         splits = _run_data(run, config.multi_label)
         _warn_blank_texts(*splits)
+    transfer = _read_unlabeled(run.get("unlabeled"), quiet)
     result = _run_training(
-        splits, config, features, output, run, quiet, resume is not None, checkpoint_every
-    )
+        splits, config, features, output, run, quiet, resume is not None, checkpoint_every,
+        transfer,
+    )  # fmt: skip
     if result.metrics:  # empty on the ranks of a data-parallel run other than 0
         _print_summary(result.metrics, output)
 
@@ -400,8 +421,25 @@ def _launch_workers(ctx: typer.Context, processes: int) -> NoReturn:
 _PARAM_FIELDS = {
     "design", "trainer", "projections", "bits", "hidden", "bottleneck", "filters", "epochs",
     "patience", "batch_size", "lr", "dev_fraction", "trainer_buckets", "threads",
-    "lambda_distill", "temperature", "seed", "multi_label",
+    "lambda_distill", "lambda_transfer", "augment", "temperature", "seed", "multi_label",
 }  # fmt: skip
+
+
+def _read_unlabeled(path: str | None, quiet: bool) -> list[str]:
+    """The unlabeled texts of ``--unlabeled``, read as a stream with a progress display."""
+    if path is None:
+        return []
+    from rich.progress import Progress, SpinnerColumn, TextColumn
+
+    from textproj.transfer import read_unlabeled
+
+    columns = (SpinnerColumn(), TextColumn("reading {task.description}: {task.completed:,} lines"))
+    with Progress(*columns, disable=quiet, transient=True) as bar:
+        task = bar.add_task(Path(path).name, total=None)
+        try:
+            return read_unlabeled(path, lambda lines: bar.update(task, completed=lines))
+        except TextprojError as error:
+            _fail(str(error))
 
 
 def _option_name(param: str) -> str:
@@ -433,6 +471,7 @@ def _run_training(
     quiet: bool,
     resume: bool,
     checkpoint_every: float,
+    unlabeled: list[str],
 ) -> Any:
     """Train, turning bad input into one error line (training refuses one-label data, warns of
     dev/test labels it never saw) and Ctrl-C into a note on how to resume."""
@@ -445,7 +484,8 @@ def _run_training(
             return run_training(
                 *splits, config=config, features=features, output_dir=output,
                 corpus=run["corpus"] or run["train"], progress=not quiet, resume=resume, run=run,
-                checkpoint_seconds=checkpoint_every, stream_cache=run.get("stream_cache"),
+                checkpoint_seconds=checkpoint_every, unlabeled=unlabeled,
+                stream_cache=run.get("stream_cache"),
             )  # fmt: skip
     except TextprojError as error:
         _fail(str(error))
@@ -777,7 +817,9 @@ def sweep(
         name = str(train_file)
     else:
         name = corpus or DEFAULT_CORPUS
-        train_data, dev_data, test_data = _run_data({"corpus": name, "test": None}, False)
+        train_data, dev_data, test_data = _run_data(
+            {"corpus": name, "dev": None, "test": None}, False
+        )
     _warn_blank_texts(train_data, dev_data, test_data)
     console = Console(emoji=False, highlight=False)
     paths = sweep_to_folder(
@@ -791,9 +833,11 @@ def sweep(
     console.print(f"written: {paths[0]}, {paths[1]}")
 
 
-@app.command()
+@app.command(cls=_Command)
 def export(
-    model: Annotated[Path, typer.Argument(help="model.tpn or a directory holding one.")],
+    model: Annotated[
+        Path, typer.Argument(metavar="MODEL", help="model.tpn or a directory holding one.")
+    ],
     c: Annotated[
         Path | None, typer.Option("--c", help="Write the C runtime, model and example here.")
     ] = None,
@@ -806,7 +850,7 @@ def export(
     from textproj.model_file import ModelFormatError
 
     if c is None and wasm is None:
-        _fail("give --c DIR, --wasm DIR or both")
+        _usage("give --c DIR, --wasm DIR or both")
     try:
         if c is not None:
             typer.echo(f"written: {export_c(model, c)} (build: cd {c} && {compile_command()})")
