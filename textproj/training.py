@@ -640,7 +640,7 @@ def _train(
             prep = streaming.prepare(
                 train_data, projector, config, features, Path(stream_cache), hooks.on_prepare
             )
-            hooks.on_step = streaming.releasing(hooks.on_step, prep.release, config.batch_size)
+            streaming.release_pages(hooks, prep.release, config.batch_size)
         else:
             prep = prepare(
                 train_data, dev_data, test_data, config, features, hooks.on_prepare, unlabeled
