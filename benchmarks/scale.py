@@ -173,7 +173,7 @@ batch = prepare_inputs(data.texts[:n], encode_targets(data.labels[:n], labels, F
                        projector, config)
 step = JointStep(config, projector.n_bits, len(labels))
 params = [p for g in step.optimiser.param_groups for p in g["params"]]
-times = {mode: [] for mode in (*distributed.ALLREDUCE_MODES, "step")}
+times = {mode: [] for mode in (*distributed.ALLREDUCE_MODES, "step", "optimiser")}
 for rep in range(reps):
     index = np.arange(rep * config.batch_size, (rep + 1) * config.batch_size)
     for mode in distributed.ALLREDUCE_MODES:
@@ -185,6 +185,9 @@ for rep in range(reps):
         started = time.perf_counter()
         step.parallel.reduce_gradients(params, step.trainer.embedding.weight)
         times[mode].append(time.perf_counter() - started)
+        started = time.perf_counter()
+        step.optimiser.step()
+        times["optimiser"].append(time.perf_counter() - started)
         step.optimiser.zero_grad(set_to_none=True)
 table = step.trainer.embedding.weight
 if dist.get_rank() == 0:
