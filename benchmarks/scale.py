@@ -54,10 +54,10 @@ def _tree(root: int) -> list[int]:
     return tree
 
 
-def run_measured(args: list[str], timeline: bool = False) -> dict:
+def run_measured(args: list[str], timeline: Path | None = None) -> dict:
     """Run ``args``; wall seconds, each process's peak RSS (python processes only: the
-    launcher and the workers) and, with ``timeline``, the largest process's RSS (all, anonymous
-    and file-backed) every sample."""
+    launcher and the workers) and, with ``timeline`` (a file, appended to as the run goes), the
+    largest process's RSS (all, anonymous and file-backed) every sample."""
     started = time.perf_counter()
     process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     peaks: dict[int, int] = {}
@@ -75,6 +75,9 @@ def run_measured(args: list[str], timeline: bool = False) -> dict:
                         largest = status
             mb = [round(largest.get(k, 0) / 2**20) for k in ("VmRSS", "RssAnon", "RssFile")]
             samples.append((round(time.perf_counter() - started, 1), *mb))
+            if timeline is not None:
+                with timeline.open("a") as f:
+                    f.write(json.dumps(samples[-1]) + "\n")
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
@@ -87,12 +90,12 @@ def run_measured(args: list[str], timeline: bool = False) -> dict:
         "seconds": round(time.perf_counter() - started, 1),
         "peak_rss_mb": sorted((round(v / 2**20) for v in peaks.values()), reverse=True),
     }
-    if timeline:
+    if timeline is not None:
         result["rss_mb_over_time"] = samples  # (seconds, RSS, anonymous, file-backed) MB
     return result
 
 
-def train(data: list[str], out: Path, processes: int, extra: list[str], **kw: bool) -> dict:
+def train(data: list[str], out: Path, processes: int, extra: list[str], **kw: Path) -> dict:
     """One ``textproj train`` run (a launcher and ``processes`` workers when > 1)."""
     args = [*TEXTPROJ, "train", *data, "--output", str(out), "--quiet", "--force", *extra]
     result = run_measured([*args, "--processes", str(processes)], **kw)
@@ -149,7 +152,8 @@ def stream(args: argparse.Namespace, work: Path) -> None:
     data = write_scaled(args.texts, work / f"scaled-{args.texts}.tsv.gz")
     cache = ["--stream", "--cache-dir", str(work / "cache")]
     extra = ["--epochs", str(args.epochs), *cache, *args.extra]
-    row = train(["--train", str(data)], work / "out", 1, extra, timeline=True)
+    timeline = args.log.with_suffix(".rss-timeline.jsonl")
+    row = train(["--train", str(data)], work / "out", 1, extra, timeline=timeline)
     row["texts_per_second"] = round(args.texts * 0.9 * row["epochs"] / row["phases"]["fit"])
     log({"mode": "stream", "texts": args.texts, **row}, args.log)
 
