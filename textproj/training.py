@@ -548,8 +548,8 @@ def check_output_dir(out: Path) -> None:
 
 def train(
     train_data: Dataset | Sequence[str] | str | Path,
-    dev_data: Dataset | Sequence | None = None,
-    test_data: Dataset | None = None,
+    dev_data: Dataset | Sequence | str | Path | None = None,
+    test_data: Dataset | str | Path | None = None,
     *,
     config: TrainConfig | None = None,
     features: FeatureConfig | None = None,
