@@ -498,3 +498,22 @@ def test_page_classifies_as_you_type(web_server: str, browser) -> None:  # noqa:
     expect(page.locator("#labels .row")).to_have_count(5)
     assert "77 labels" in page.locator("#status").inner_text()
     page.close()
+
+
+def test_cli_export(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from textproj.cli import app
+
+    runner = CliRunner()
+    done = runner.invoke(app, ["export", str(BUNDLED), "--c", str(tmp_path / "c")])
+    assert done.exit_code == 0, done.output
+    assert {"textproj.h", "tp_unicode.c", "model_data.c", "Makefile"} <= {
+        p.name for p in (tmp_path / "c").iterdir()
+    }
+    assert runner.invoke(app, ["export", str(BUNDLED)]).exit_code == 2  # no --c, no --wasm
+    damaged = tmp_path / "model.tpn"
+    damaged.write_bytes(BUNDLED.read_bytes()[:-1])
+    refused = runner.invoke(app, ["export", str(damaged), "--c", str(tmp_path / "d")])
+    assert refused.exit_code == 1 and "checksum" in refused.output
+    assert not (tmp_path / "d").exists()

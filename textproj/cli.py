@@ -739,7 +739,7 @@ def sweep(
     console.print(f"written: {paths[0]}, {paths[1]}")
 
 
-@app.command()
+@app.command(cls=_Command)
 def export(
     model: Annotated[Path, typer.Argument(help="model.tpn or a directory holding one.")],
     c: Annotated[
@@ -750,15 +750,14 @@ def export(
     ] = None,
 ) -> None:
     """Export a model for devices: C99 sources and example (--c), or a WebAssembly page (--wasm)."""
-    from textproj.export import ExportError, compile_command, export_c, export_wasm
-    from textproj.model_file import ModelFormatError
+    from textproj.export import compile_command, export_c, export_wasm
 
     if c is None and wasm is None:
-        _fail("give --c DIR, --wasm DIR or both")
+        _usage("give --c DIR, --wasm DIR or both")
     try:
         if c is not None:
             typer.echo(f"written: {export_c(model, c)} (build: cd {c} && {compile_command()})")
         if wasm is not None:
             typer.echo(f"written: {export_wasm(model, wasm)} (serve it: python -m http.server)")
-    except (ModelFormatError, ExportError, OSError) as error:
+    except (TextprojError, OSError) as error:
         _fail(str(error))
