@@ -517,3 +517,38 @@ def test_cli_export(tmp_path: Path) -> None:
     refused = runner.invoke(app, ["export", str(damaged), "--c", str(tmp_path / "d")])
     assert refused.exit_code == 1 and "checksum" in refused.output
     assert not (tmp_path / "d").exists()
+
+
+def _reseal(raw: bytes) -> bytes:
+    """``raw`` with its checksum recomputed, so that the damage reaches the header checks."""
+    import hashlib
+
+    return raw[:-32] + hashlib.sha256(raw[:-32]).digest()
+
+
+@settings(max_examples=150, deadline=None)
+@given(flips=st.lists(st.tuples(st.floats(0, 1, exclude_max=True), st.integers(1, 255)),
+                      min_size=1, max_size=4))  # fmt: skip
+def test_mangled_headers_get_the_same_verdict(sanitized_driver: Path, flips: list) -> None:
+    raw = bytearray(BUNDLED.read_bytes())
+    header_end = 16 + struct.unpack("<I", raw[12:16])[0]
+    for where, xor in flips:
+        raw[16 + int(where * (header_end - 16))] ^= xor
+    path = sanitized_driver.parent / "mangled.tpn"
+    path.write_bytes(_reseal(bytes(raw)))
+    done = subprocess.run([str(sanitized_driver), str(path), "predict"], input=b"\0\0\0\0",
+                          capture_output=True)  # fmt: skip
+    assert done.returncode in (0, 2), done.stderr.decode(errors="replace")[-3000:]
+    try:
+        textproj.load(path)
+        python_accepts = True
+    except textproj.ModelFormatError:
+        python_accepts = False
+    assert (done.returncode == 0) == python_accepts, done.stderr
+
+
+@pytest.mark.parametrize("change", HOSTILE_HEADERS)
+def test_hostile_headers_under_the_sanitizers(sanitized_driver: Path, change: str, tmp_path):
+    path = tmp_path / "model.tpn"
+    path.write_bytes(encode_model(*_hostile_header(change)))
+    assert _refusal(sanitized_driver, path).startswith("error ")
