@@ -791,8 +791,7 @@ def export(
     ] = None,
 ) -> None:
     """Export a model for devices: C99 sources and example (--c), or a WebAssembly page (--wasm)."""
-    from textproj.export import ExportError, compile_command, export_c, export_wasm
-    from textproj.model_file import ModelFormatError
+    from textproj.export import compile_command, export_c, export_wasm
 
     if c is None and wasm is None:
         _usage("give --c DIR, --wasm DIR or both")
@@ -801,5 +800,5 @@ def export(
             typer.echo(f"written: {export_c(model, c)} (build: cd {c} && {compile_command()})")
         if wasm is not None:
             typer.echo(f"written: {export_wasm(model, wasm)} (serve it: python -m http.server)")
-    except (ModelFormatError, ExportError, OSError) as error:
+    except (TextprojError, OSError) as error:
         _fail(str(error))
