@@ -176,11 +176,13 @@ OPTIONS = {
     "trainer_buckets": "--trainer-buckets",
     "threads": "--threads",
     "lambda_distill": "--lambda-distill",
+    "lambda_transfer": "--lambda-transfer",
+    "augment_copies": "--augment",
     "temperature": "--temperature",
     "seed": "--seed",
     "multi_label": "--multi-label",
 }
-DATA_OPTIONS = ("corpus", "train_file", "dev_file", "test_file")
+DATA_OPTIONS = ("corpus", "train_file", "dev_file", "test_file", "unlabeled")
 
 
 def _config(values: dict[str, Any]) -> TrainConfig:
@@ -263,6 +265,20 @@ def train(
     temperature: Annotated[
         float, typer.Option(help="Distillation temperature.")
     ] = DEFAULTS.temperature,
+    unlabeled: Annotated[
+        Path | None,
+        typer.Option(
+            help="Texts without labels for the distillation term (one per line, or any data "
+            "file, labels ignored; .gz too)."
+        ),
+    ] = None,
+    augment: Annotated[
+        int,
+        typer.Option(help="Augmented copies of each training text for the distillation term."),
+    ] = DEFAULTS.augment_copies,
+    lambda_transfer: Annotated[
+        float, typer.Option(help="Weight of the distillation term on unlabeled/augmented texts.")
+    ] = DEFAULTS.lambda_transfer,
     seed: Annotated[int, typer.Option(help="Seed of hashing, init and shuffling.")] = DEFAULTS.seed,
     multi_label: Annotated[
         bool,
@@ -302,6 +318,8 @@ def train(
         "trainer_buckets": trainer_buckets,
         "threads": threads,
         "lambda_distill": lambda_distill,
+        "lambda_transfer": lambda_transfer,
+        "augment_copies": augment,
         "temperature": temperature,
         "seed": seed,
         "multi_label": multi_label,
@@ -323,12 +341,11 @@ def train(
     else:
         config = _config(values)
         features = FeatureConfig()
+        sources = (("train", train_file), ("dev", dev_file), ("test", test_file))
         run = {
             "corpus": None if train_file else corpus or DEFAULT_CORPUS,
-            **{
-                split: str(path.resolve()) if path else None
-                for split, path in (("train", train_file), ("dev", dev_file), ("test", test_file))
-            },
+            **{split: str(path.resolve()) if path else None for split, path in sources},
+            "unlabeled": str(unlabeled.resolve()) if unlabeled else None,
         }
         if multi_label and run["corpus"] is not None:
             _usage(f"bundled corpus {run['corpus']!r} is single-label; give --train FILE")
@@ -338,9 +355,11 @@ def train(
         _fail(str(error))
     splits = _run_data(run, config.multi_label)
     _warn_blank_texts(*splits)
+    transfer = _read_unlabeled(run.get("unlabeled"), quiet)
     result = _run_training(
-        splits, config, features, output, run, quiet, resume is not None, checkpoint_every
-    )
+        splits, config, features, output, run, quiet, resume is not None, checkpoint_every,
+        transfer,
+    )  # fmt: skip
     _print_summary(result.metrics, output)
 
 
@@ -348,8 +367,25 @@ def train(
 _PARAM_FIELDS = {
     "design", "trainer", "projections", "bits", "hidden", "bottleneck", "filters", "epochs",
     "patience", "batch_size", "lr", "dev_fraction", "trainer_buckets", "threads",
-    "lambda_distill", "temperature", "seed", "multi_label",
+    "lambda_distill", "lambda_transfer", "augment", "temperature", "seed", "multi_label",
 }  # fmt: skip
+
+
+def _read_unlabeled(path: str | None, quiet: bool) -> list[str]:
+    """The unlabeled texts of ``--unlabeled``, read as a stream with a progress display."""
+    if path is None:
+        return []
+    from rich.progress import Progress, SpinnerColumn, TextColumn
+
+    from textproj.transfer import read_unlabeled
+
+    columns = (SpinnerColumn(), TextColumn("reading {task.description}: {task.completed:,} lines"))
+    with Progress(*columns, disable=quiet, transient=True) as bar:
+        task = bar.add_task(Path(path).name, total=None)
+        try:
+            return read_unlabeled(path, lambda lines: bar.update(task, completed=lines))
+        except TextprojError as error:
+            _fail(str(error))
 
 
 def _option_name(param: str) -> str:
@@ -381,6 +417,7 @@ def _run_training(
     quiet: bool,
     resume: bool,
     checkpoint_every: float,
+    unlabeled: list[str],
 ) -> Any:
     """Train, turning bad input into one error line (training refuses one-label data, warns of
     dev/test labels it never saw) and Ctrl-C into a note on how to resume."""
@@ -393,7 +430,7 @@ def _run_training(
             return run_training(
                 *splits, config=config, features=features, output_dir=output,
                 corpus=run["corpus"] or run["train"], progress=not quiet, resume=resume, run=run,
-                checkpoint_seconds=checkpoint_every,
+                checkpoint_seconds=checkpoint_every, unlabeled=unlabeled,
             )  # fmt: skip
     except TextprojError as error:
         _fail(str(error))

@@ -98,6 +98,8 @@ class TrainConfig:
     trainer_learning_rate: float | None = 1e-2  # trainer's Adam rate; None: learning_rate
     lambda_trainer: float = 1.0  # λ1: trainer vs labels
     lambda_distill: float = 0.1  # λ2: projection vs trainer's soft outputs (0 trains alone)
+    lambda_transfer: float = 1.0  # weight of the distillation term on transfer texts
+    augment_copies: int = 0  # augmented copies of each training text added as transfer texts
     lambda_labels: float = 1.0  # λ3: projection vs labels
     temperature: float = 2.0  # softmax temperature of the distillation term
     multi_label: bool = False  # one sigmoid per label (BCE), per-label thresholds tuned on dev
@@ -106,7 +108,8 @@ class TrainConfig:
     token_dropout: float = 0.1  # token design: dropout of each token's bottleneck activations
     label_smoothing: float = 0.1  # projection network's label term (single-label)
     weight_decay: float = 0.05  # decoupled weight decay (AdamW) of the dense parameters
-    epochs: int = 12  # maximum epochs
+    epochs: int = 12  # maximum epochs (more for small data: see min_steps)
+    min_steps: int = 0  # at least this many steps: small sets run more epochs, patience scaled
     patience: int = 5  # stop after this many epochs without a better dev accuracy
     batch_size: int = 256
     learning_rate: float = 4e-3  # AdamW of the projection network; decays linearly to 0
@@ -121,6 +124,12 @@ class TrainConfig:
                 raise ConfigError(
                     f"TrainConfig.{name} must be one of {allowed}, not {getattr(self, name)!r}"
                 )
+        if not _is_int(self.min_steps) or self.min_steps < 0:
+            raise ConfigError(f"TrainConfig.min_steps must be an int >= 0, got {self.min_steps!r}")
+        if not _is_int(self.augment_copies) or self.augment_copies < 0:
+            raise ConfigError(
+                f"TrainConfig.augment_copies must be an int >= 0, got {self.augment_copies!r}"
+            )
         positive = ("epochs", "patience", "batch_size", "bottleneck", "filters", "threads")
         for name in (*positive, "trainer_buckets", "trainer_dim", "trainer_hidden"):
             if not _is_int(getattr(self, name)) or getattr(self, name) < 1:
@@ -135,6 +144,10 @@ class TrainConfig:
             widths = getattr(self, name)
             if not all(_is_int(w) and w >= 1 for w in widths) or (name == "windows" and not widths):
                 raise ConfigError(f"TrainConfig.{name} must list ints >= 1, got {list(widths)}")
+        if self.trainer_buckets > 2**31 - 1:
+            raise ConfigError(
+                f"TrainConfig.trainer_buckets must be below 2**31, got {self.trainer_buckets}"
+            )
         if not _is_int(self.seed) or not 0 <= self.seed < 2**63:
             raise ConfigError(f"TrainConfig.seed must be an int in [0, 2**63), got {self.seed!r}")
         rates = {
@@ -150,7 +163,8 @@ class TrainConfig:
             raise ConfigError(
                 f"TrainConfig.dev_fraction must be in (0, 1), got {self.dev_fraction}"
             )
-        if min(self.lambda_trainer, self.lambda_distill, self.lambda_labels) < 0:
+        lambdas = (self.lambda_trainer, self.lambda_distill, self.lambda_labels)
+        if min(*lambdas, self.lambda_transfer) < 0:
             raise ConfigError("TrainConfig lambdas must be >= 0")
         for name in ("dropout", "token_dropout", "label_smoothing"):
             if not 0 <= getattr(self, name) < 1:
@@ -159,6 +173,14 @@ class TrainConfig:
                 )
         if self.temperature <= 0:
             raise ConfigError(f"TrainConfig.temperature must be > 0, got {self.temperature}")
+
+    def schedule(self, n_train: int) -> tuple[int, int, int]:
+        """(steps per epoch, epochs, patience) for ``n_train`` training texts: ``epochs`` and
+        ``patience``, both stretched by the same factor when that many epochs would take fewer
+        than ``min_steps`` steps."""
+        steps = max(1, -(-n_train // self.batch_size))
+        epochs = max(self.epochs, -(-self.min_steps // steps))
+        return steps, epochs, -(-self.patience * epochs // self.epochs)
 
     @property
     def projection_shape(self) -> tuple[int, int]:

@@ -34,7 +34,7 @@ class SplitInputs:
     words: np.ndarray  # packed bits: text design (n, words); token design (total_tokens, words)
     word_offsets: np.ndarray | None  # token design only
     n_bits: int
-    buckets: np.ndarray  # int64 trainer embedding rows, distinct within each text
+    buckets: np.ndarray  # int32 trainer embedding rows, distinct within each text
     bucket_weights: np.ndarray  # float32 summed weight of each bucket in its text
     bucket_offsets: np.ndarray
 
@@ -146,7 +146,7 @@ def forward_projection(
 def forward_trainer(net: torch.nn.Module, inputs: SplitInputs, index: np.ndarray) -> torch.Tensor:
     """Trainer-network logits for items ``index``."""
     positions, lengths = ragged_positions(inputs.bucket_offsets, index)
-    buckets = torch.from_numpy(inputs.buckets[positions])
+    buckets = torch.from_numpy(inputs.buckets[positions].astype(np.int64))
     if isinstance(net, nets.TokenLSTMTrainer):
         return net(buckets, torch.from_numpy(lengths))
     bag_offsets = torch.from_numpy(np.concatenate([[0], np.cumsum(lengths)[:-1]]))

@@ -36,8 +36,9 @@ from textproj.errors import ConfigError
 from textproj.inputs import SplitInputs, forward_projection, forward_trainer, predict_logits
 from textproj.layout import METRICS_NAME, MODEL_NAME
 from textproj.metrics import classification_scores, multilabel_scores
-from textproj.objective import joint_loss
+from textproj.objective import distillation_loss, joint_loss
 from textproj.projector import Projector
+from textproj.transfer import augment
 
 FORWARDS = {"projection": forward_projection, "trainer": forward_trainer}
 
@@ -143,7 +144,7 @@ class Prepared:
     splits: dict[str, Dataset]
     labels: list[str]
     projector: Projector
-    inputs: dict[str, SplitInputs]
+    inputs: dict[str, SplitInputs]  # "train", "dev", maybe "test", and "transfer" if any
     fingerprint: str
 
 
@@ -154,8 +155,11 @@ def prepare(
     config: TrainConfig,
     features: FeatureConfig,
     on_progress: inputs.Progress | None = None,
+    unlabeled: Sequence[str] = (),
 ) -> Prepared:
-    """Check the data and compute the networks' inputs of each split once."""
+    """Check the data and compute the networks' inputs of each split once; the transfer texts
+    (``unlabeled`` plus ``config.augment_copies`` augmented copies of each training text) get
+    inputs of their own, without targets."""
     if len(train_data) < 2:
         raise ConfigError(
             f"{train_data.source}: {len(train_data)} training example(s); at least 2 are needed"
@@ -176,7 +180,15 @@ def prepare(
         targets = inputs.encode_targets(data.labels, label_index, config.multi_label)
         progress = on_progress if name == "train" else None
         prepared[name] = inputs.prepare_inputs(data.texts, targets, projector, config, progress)
-    return Prepared(splits, labels, projector, prepared, checkpoint.data_fingerprint(splits))
+    transfer_texts = list(unlabeled)
+    transfer_texts += augment(train_data.texts, config.augment_copies, config.seed)
+    fingerprint = checkpoint.data_fingerprint(splits, transfer_texts)
+    if transfer_texts:
+        no_targets = np.full(len(transfer_texts), -1, dtype=np.int64)
+        prepared["transfer"] = inputs.prepare_inputs(
+            transfer_texts, no_targets, projector, config, on_progress
+        )
+    return Prepared(splits, labels, projector, prepared, fingerprint)
 
 
 # --- 2. fit -------------------------------------------------------------------------------------
@@ -236,9 +248,11 @@ class JointStep:
         index: np.ndarray,
         lr_scale: float = 1.0,
         apply: bool = True,
+        transfer: tuple[SplitInputs, np.ndarray] | None = None,
     ) -> float:
-        """Add the joint loss's gradients for items ``index`` of ``batch``; with ``apply``, step
-        every parameter group at ``lr_scale`` times its base rate and clear the gradients."""
+        """Add the joint loss's gradients for items ``index`` of ``batch`` (and the weighted
+        distillation term on transfer items, if given); with ``apply``, step every parameter
+        group at ``lr_scale`` times its base rate and clear the gradients."""
         with torch.random.fork_rng(devices=[]):
             torch.set_rng_state(self.rng_state)
             loss = joint_loss(
@@ -247,6 +261,14 @@ class JointStep:
                 torch.from_numpy(batch.targets[index]),
                 self.config,
             )
+            if transfer is not None and self.config.lambda_transfer > 0:
+                split, rows = transfer
+                with torch.no_grad():
+                    teacher = forward_trainer(self.trainer, split, rows)
+                student = forward_projection(self.projection, split, rows)
+                loss = loss + self.config.lambda_transfer * distillation_loss(
+                    teacher, student, self.config
+                )
             loss.backward()
             self.rng_state = torch.get_rng_state()
         if apply:
@@ -312,31 +334,41 @@ def fit(
     dev_split: SplitInputs,
     state: FitState,
     callbacks: Callbacks,
+    transfer_split: SplitInputs | None = None,
 ) -> FitState:
-    """Epochs of shuffled minibatches until ``config.epochs`` or ``patience`` epochs without a
-    better projection network on dev; ``state.best`` holds each network's best weights."""
+    """Epochs of shuffled minibatches until the schedule's last epoch or ``patience`` epochs
+    without a better projection network on dev (``TrainConfig.schedule`` stretches both for
+    small data); ``state.best`` holds each network's best weights. With
+    transfer texts, each step also takes a batch of them (cycling through them in a shuffled
+    order) for the distillation term."""
     config = step.config
     shuffle = np.random.default_rng(config.seed)
     if state.shuffle_rng is not None:
         shuffle.bit_generator.state = state.shuffle_rng
-    steps_per_epoch = -(-len(train_split) // config.batch_size)
-    total_steps = config.epochs * steps_per_epoch
+    steps_per_epoch, epochs, patience = config.schedule(len(train_split))
+    total_steps = epochs * steps_per_epoch
     thresholds = None
     if config.multi_label:
         thresholds = np.full(dev_split.targets.shape[1], DEFAULT_THRESHOLD, np.float32)
     started = time.perf_counter() - state.seconds
-    while state.epoch < config.epochs and state.since_best < config.patience:
+    while state.epoch < epochs and state.since_best < patience:
         state.epoch += 1
         if callbacks.on_epoch_start:
             callbacks.on_epoch_start(state.epoch, steps_per_epoch)
         order = shuffle.permutation(len(train_split))
+        transfer_order = shuffle.permutation(len(transfer_split)) if transfer_split else None
         total_loss = 0.0
         for i, lo in enumerate(range(0, len(order), config.batch_size)):
             done = (state.epoch - 1) * steps_per_epoch + i
+            transfer = None
+            if transfer_order is not None:
+                rows = np.arange(lo, lo + config.batch_size)
+                transfer = (transfer_split, transfer_order.take(rows, mode="wrap"))
             total_loss += step(
                 train_split,
                 order[lo : lo + config.batch_size],
                 learning_rate_scale(done, total_steps),
+                transfer=transfer,
             )
             if callbacks.on_step:
                 callbacks.on_step(i + 1, total_loss / (i + 1))
@@ -359,7 +391,7 @@ def fit(
                 **{f"dev_{name}": score for name, score in scores.items()},
             }
         )
-        finished = state.epoch >= config.epochs or state.since_best >= config.patience
+        finished = state.epoch >= epochs or state.since_best >= patience
         if callbacks.on_checkpoint and not finished:
             callbacks.on_checkpoint({**dataclasses.asdict(state), **step.state_dict()})
         if callbacks.on_epoch:
@@ -487,6 +519,7 @@ def train(
     run: dict[str, Any] | None = None,
     callbacks: Callbacks | None = None,
     checkpoint_seconds: float = 0.0,
+    unlabeled: Sequence[str] = (),
 ) -> TrainResult:
     """Train both networks jointly; write model.tpn, the trainer and metrics.json to ``output_dir``.
 
@@ -497,7 +530,8 @@ def train(
     checkpoints. With an ``output_dir``, a checkpoint is kept there (at the end of an epoch once
     ``checkpoint_seconds`` have passed since the last) and ``resume=True`` continues from it,
     giving the model an uninterrupted run gives. ``run`` is stored in the checkpoint (the CLI
-    keeps its data sources there).
+    keeps its data sources there). ``unlabeled`` texts (semi-supervised training) join the
+    distillation term only, labelled by the trainer's soft outputs (``textproj.transfer``).
     """
     if not isinstance(train_data, Dataset):
         train_data, dev_data = Dataset(list(train_data), list(dev_data or []), "texts"), None
@@ -515,7 +549,7 @@ def train(
     try:
         return _train(
             train_data, dev_data, test_data, config, features, out, corpus, progress,
-            resume, run, callbacks, checkpoint_seconds,
+            resume, run, callbacks, checkpoint_seconds, unlabeled,
         )  # fmt: skip
     finally:
         torch.set_num_threads(threads)
@@ -534,6 +568,7 @@ def _train(
     run: dict[str, Any] | None,
     callbacks: Callbacks,
     checkpoint_seconds: float,
+    unlabeled: Sequence[str],
 ) -> TrainResult:
     from textproj.progress import TrainingProgress
 
@@ -546,7 +581,9 @@ def _train(
         saved = checkpoint.read(out)
     metric = "dev micro-F1" if config.multi_label else "dev acc"
     with TrainingProgress(progress, callbacks, metric) as hooks:
-        prep = prepare(train_data, dev_data, test_data, config, features, hooks.on_prepare)
+        prep = prepare(
+            train_data, dev_data, test_data, config, features, hooks.on_prepare, unlabeled
+        )
         prepared_at = time.perf_counter()
         identity = {
             "config": config.to_dict(),
@@ -567,7 +604,10 @@ def _train(
                 lambda: time.perf_counter() - started + resumed_seconds,
             )
         fit_seconds_before = state.seconds
-        state = fit(step, prep.inputs["train"], prep.inputs["dev"], state, hooks)
+        state = fit(
+            step, prep.inputs["train"], prep.inputs["dev"], state, hooks,
+            prep.inputs.get("transfer"),
+        )  # fmt: skip
     fitted_at = time.perf_counter()
     scores, tensors, header, trainer_thresholds = evaluate(step, prep, config)
     metrics: dict[str, Any] = {
@@ -578,6 +618,7 @@ def _train(
         **scores,
         "best_epoch": {name: state.best[name]["epoch"] for name in state.best},
         "history": state.history,
+        "transfer_texts": len(prep.inputs["transfer"]) if "transfer" in prep.inputs else 0,
         "train_seconds": round(time.perf_counter() - started + resumed_seconds, 2),
         "seconds": {  # of this process (a resumed run: since the resume)
             "prepare": round(prepared_at - started, 2),

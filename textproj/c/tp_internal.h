@@ -5,6 +5,13 @@
 #include "textproj.h"
 #include "tp_spec.h"
 
+/* Token models keep the tap products of this many recent distinct tokens in each workspace
+ * (direct-mapped by the token's bits, checked in full): a token's products depend on its bits
+ * alone, so a hit gives exactly what computing would. 0 turns the cache off. */
+#ifndef TP_TOKEN_CACHE_ENTRIES
+#define TP_TOKEN_CACHE_ENTRIES 1024
+#endif
+
 typedef struct {
     uint8_t ccc;        /* canonical combining class */
     uint8_t flags;      /* bits 0-1 NFKC quick check, TP_FLAG_*, class << TP_CLASS_SHIFT */
@@ -32,6 +39,7 @@ typedef struct {
 
 typedef struct {
     const int8_t *weight; /* (rows, cols) int8, row-major, in the model bytes */
+    int8_t *weight_t;     /* dense layers after the first: the weight transposed (cols, rows) */
     const float *scale;   /* (rows,) */
     const float *bias;    /* (rows,) */
     size_t rows, cols;    /* cols: every entry after the first axis (E * k for convolutions) */
@@ -50,6 +58,16 @@ struct tp_model {
     tp_layer *layers;
     size_t n_windows, bottleneck, filters;
     size_t *windows;
+    /* dequantized float32 weights (int8 * scale, as Python dequantizes), laid out for speed:
+       the first layer transposed (n_bits, rows); token design: every convolution tap of every
+       window as one (bottleneck, tap_cols) matrix, window j's columns from tap_starts[j]
+       (value taps 0..k-1 of F columns each, then attention taps), as runtime._taps */
+    float *first_t;
+    float *taps;
+    size_t tap_cols, max_window;
+    size_t *tap_starts;
+    uint64_t tag;           /* from the file's SHA-256: marks a workspace's token cache as ours */
+    size_t cache_offset;    /* token design: where the token cache starts in a workspace */
     float *thresholds;
     const char **labels;
     size_t *label_lengths;

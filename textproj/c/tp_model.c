@@ -13,6 +13,7 @@
 #define MIN_FILE_BYTES (PREFIX_BYTES + 2 + DIGEST_BYTES)
 #define MAX_DEPTH 512
 #define MAX_NAME 64
+#define POOL_BLOCK 32 /* token positions whose logits are exponentiated together */
 
 static int fail(tp_error *err, tp_status code, const char *fmt, ...) {
     if (err) {
@@ -403,6 +404,7 @@ typedef struct {
     const uint8_t *blob;
     size_t blob_len;
     tp_error *err;
+    const uint8_t *digest; /* the file's SHA-256 */
 } loader;
 
 static size_t str_of(loader *L, size_t node, uint8_t *out) {
@@ -674,7 +676,8 @@ size_t tp_load_memory(const uint8_t *data, size_t size, tp_error *err) {
     return align8(sizeof(tp_model)) + align8((2 * TP_MAX_LAYERS + 2) * sizeof(tp_layer)) +
            align8(TP_MAX_LAYERS * sizeof(size_t)) + align8(blob / 8 + 16) +
            align8((hlen / 2 + 1) * (sizeof(char *) + sizeof(size_t) + sizeof(float))) +
-           align8(hlen + 1) + align8(blob + 8) + align8(p.n_nodes * sizeof(jnode)) +
+           align8(hlen + 1) + align8(blob + 8) + align8(4 * blob + 8 * (2 * TP_MAX_LAYERS + 8)) +
+           align8(TP_MAX_LAYERS * sizeof(size_t)) + align8(p.n_nodes * sizeof(jnode)) +
            align8(p.n_nodes * 16) + align8(2 * hlen + 8) + 8 * 16;
 }
 
@@ -881,6 +884,7 @@ static int load_model(loader *L, arena *a, tp_model *m, size_t header) {
             return 0;
         m->n_layers = 2 + 2 * m->n_windows;
         if (shape[1] > m->max_width) m->max_width = shape[1];
+        if (m->bottleneck > m->max_width) m->max_width = m->bottleneck;
     }
     /* multi_label and thresholds */
     size_t ml = get(L, header, "multi_label");
@@ -925,6 +929,41 @@ static int load_model(loader *L, arena *a, tp_model *m, size_t header) {
     for (size_t w = 0; w < m->n_words; w++) m->keys[w] = tp_combine(base, (uint64_t)w);
     size_t tail = m->n_bits - 64 * (m->n_words - 1);
     m->last_mask = tail == 64 ? ~(uint64_t)0 : (((uint64_t)1 << tail) - 1);
+    /* float weights for the forward pass */
+    const tp_layer *l0 = &m->layers[0];
+    m->first_t = take(a, l0->rows * l0->cols * sizeof(float));
+    for (size_t o = 0; o < l0->rows; o++)
+        for (size_t c = 0; c < l0->cols; c++)
+            m->first_t[c * l0->rows + o] = (float)l0->weight[o * l0->cols + c] * l0->scale[o];
+    for (size_t i = 1; i < m->n_layers; i++) {
+        tp_layer *l = &m->layers[i];
+        if (token && i != 1 + 2 * m->n_windows) continue; /* convolutions: taps below */
+        l->weight_t = take(a, l->rows * l->cols);
+        for (size_t o = 0; o < l->rows; o++)
+            for (size_t c = 0; c < l->cols; c++) l->weight_t[c * l->rows + o] = l->weight[o * l->cols + c];
+    }
+    if (token) {
+        size_t F = m->filters, E = m->bottleneck, start = 0;
+        m->tap_starts = take(a, m->n_windows * sizeof(size_t));
+        for (size_t j = 0; j < m->n_windows; j++) {
+            m->tap_starts[j] = start;
+            start += 2 * F * m->windows[j];
+            if (m->windows[j] > m->max_window) m->max_window = m->windows[j];
+        }
+        m->tap_cols = start;
+        m->taps = take(a, E * start * sizeof(float));
+        for (size_t j = 0; j < m->n_windows; j++) {
+            size_t k = m->windows[j];
+            for (int kind = 0; kind < 2; kind++) {
+                const tp_layer *l = &m->layers[1 + 2 * j + kind];
+                for (size_t i = 0; i < k; i++)
+                    for (size_t e = 0; e < E; e++)
+                        for (size_t f2 = 0; f2 < F; f2++)
+                            m->taps[e * start + m->tap_starts[j] + (kind * k + i) * F + f2] =
+                                (float)l->weight[f2 * E * k + e * k + i] * l->scale[f2];
+            }
+        }
+    }
     /* working memory */
     tp_features *f = &m->features;
     size_t tc = (size_t)(f->max_tokens < f->max_chars ? f->max_tokens : f->max_chars);
@@ -932,11 +971,19 @@ static int load_model(loader *L, arena *a, tp_model *m, size_t header) {
     m->max_rows = token ? tc : 1;
     size_t net_bytes = align8(m->n_words * 8) + align8(m->max_width * 2 * sizeof(double)) +
                        align8(m->max_width * sizeof(float)) +
-                       (token ? align8(tc * m->bottleneck * sizeof(float)) +
-                                align8(m->filters * m->n_windows * 3 * sizeof(double)) +
-                                align8(m->bottleneck * sizeof(float))
+                       (token ? align8(m->max_window * m->tap_cols * sizeof(float)) +
+                                align8(m->filters * m->n_windows * (4 + 2 * POOL_BLOCK) *
+                                       sizeof(double))
                               : 0);
     m->workspace_bytes = tp_text_workspace(f, m->max_features) + net_bytes;
+    if (token) {
+        m->cache_offset = m->workspace_bytes;
+        m->workspace_bytes += 8 + align8(TP_TOKEN_CACHE_ENTRIES) +
+                              align8(TP_TOKEN_CACHE_ENTRIES * m->n_words * 8) +
+                              align8(TP_TOKEN_CACHE_ENTRIES * m->tap_cols * sizeof(float));
+    }
+    m->tag = 0x7470746f6b656e73ull;
+    for (int k = 0; k < 8; k++) m->tag ^= (uint64_t)L->digest[k] << (8 * k);
     return 1;
 }
 
@@ -962,7 +1009,8 @@ tp_model *tp_load_into(const uint8_t *data, size_t size, void *memory, size_t me
     a.size = (size_t)(tmp.base - a.base);
     p.nodes = take(&tmp, p.n_nodes * sizeof(jnode));
     loader L = {data + PREFIX_BYTES, p.nodes, take(&tmp, 2 * hlen + 8), take(&tmp, p.n_nodes * 16),
-                data + PREFIX_BYTES + hlen, size - PREFIX_BYTES - hlen - DIGEST_BYTES, err};
+                data + PREFIX_BYTES + hlen, size - PREFIX_BYTES - hlen - DIGEST_BYTES, err,
+                data + size - DIGEST_BYTES};
     parse_json(&p);
     if (!check_duplicate_keys(&L, p.n_nodes) || !load_model(&L, &a, m, 1)) return NULL;
     return m;
@@ -1006,36 +1054,49 @@ size_t tp_max_bit_rows(const tp_model *m) { return m->max_rows; }
 
 /* First layer on packed bits, as textproj._kernels.network.packed_linear computes it: float32
  * accumulation from the bias of one float32 partial sum per set nibble (the exact sum of its
- * float32 weights, rounded once), word by word and nibble by nibble. */
-static void first_layer(const tp_layer *l, const uint64_t *words, size_t n_words, int relu,
-                        float *out) {
-    for (size_t o = 0; o < l->rows; o++) out[o] = l->bias[o];
-    for (size_t w = 0; w < n_words; w++) {
+ * float32 weights, rounded once: the nibble tables' entries), word by word, nibble by nibble. */
+static void first_layer(const tp_model *m, const uint64_t *words, int relu, float *restrict out) {
+    const tp_layer *l = &m->layers[0];
+    size_t rows = l->rows;
+    for (size_t o = 0; o < rows; o++) out[o] = l->bias[o];
+    for (size_t w = 0; w < m->n_words; w++) {
         for (size_t q = 0; q < 16; q++) {
             unsigned v = (unsigned)(words[w] >> (4 * q)) & 15u;
             if (!v) continue;
-            size_t col = 64 * w + 4 * q;
-            for (size_t o = 0; o < l->rows; o++) {
-                const int8_t *row = l->weight + o * l->cols;
-                float s = l->scale[o];
-                double sum = 0;
-                for (unsigned b = 0; b < 4; b++)
-                    if ((v >> b) & 1 && col + b < l->cols) sum += (double)((float)row[col + b] * s);
-                out[o] += (float)sum;
+            size_t col = 64 * w + 4 * q, n = 0;
+            const float *restrict r[4];
+            for (unsigned b = 0; b < 4; b++)
+                if ((v >> b) & 1 && col + b < l->cols) r[n++] = m->first_t + (col + b) * rows;
+            if (n == 1) {
+                for (size_t o = 0; o < rows; o++) out[o] += r[0][o];
+            } else if (n == 2) {
+                for (size_t o = 0; o < rows; o++) out[o] += (float)((double)r[0][o] + r[1][o]);
+            } else if (n == 3) {
+                for (size_t o = 0; o < rows; o++)
+                    out[o] += (float)((double)r[0][o] + r[1][o] + r[2][o]);
+            } else if (n == 4) {
+                for (size_t o = 0; o < rows; o++)
+                    out[o] += (float)((double)r[0][o] + r[1][o] + r[2][o] + r[3][o]);
             }
         }
     }
     if (relu)
-        for (size_t o = 0; o < l->rows; o++) out[o] = out[o] > 0 ? out[o] : 0;
+        for (size_t o = 0; o < rows; o++) out[o] = out[o] > 0 ? out[o] : 0;
 }
 
-/* out = bias + scale * (int8 row . x), in double. */
-static void dense(const tp_layer *l, const double *x, int relu, double *out) {
-    for (size_t o = 0; o < l->rows; o++) {
-        const int8_t *row = l->weight + o * l->cols;
-        double acc = 0;
-        for (size_t c = 0; c < l->cols; c++) acc += row[c] * x[c];
-        double y = (double)l->bias[o] + (double)l->scale[o] * acc;
+/* out = bias + scale * (int8 row . x), in double, summed in input order (column by column of
+ * the transposed weight, so that the compiler vectorises over the outputs). */
+static void dense(const tp_layer *l, const double *x, int relu, double *restrict out) {
+    size_t rows = l->rows;
+    for (size_t o = 0; o < rows; o++) out[o] = 0;
+    for (size_t c = 0; c < l->cols; c++) {
+        double xc = x[c];
+        if (xc == 0) continue;
+        const int8_t *restrict w = l->weight_t + c * rows;
+        for (size_t o = 0; o < rows; o++) out[o] += w[o] * xc;
+    }
+    for (size_t o = 0; o < rows; o++) {
+        double y = (double)l->bias[o] + (double)l->scale[o] * out[o];
         out[o] = relu && y < 0 ? 0 : y;
     }
 }
@@ -1073,48 +1134,150 @@ size_t tp_normalize(const tp_model *m, const uint8_t *text, size_t length, void 
     return t.n_bytes;
 }
 
-static void token_pool(const tp_model *m, const float *x, size_t n, double *pooled, double *state) {
-    size_t F = m->filters, E = m->bottleneck;
-    for (size_t j = 0; j < m->n_windows; j++) {
-        const tp_layer *value = &m->layers[1 + 2 * j], *attention = &m->layers[2 + 2 * j];
-        size_t k = m->windows[j];
-        double *peak = state, *total = state + F, *acc = state + 2 * F;
-        if (n == 0) {
-            for (size_t f = 0; f < F; f++) pooled[j * F + f] = value->bias[f];
-            continue;
+/* e^x for x <= 0 (to about 1e-15 relative; x below -708 counts as -708, a weight of 1e-308
+ * beside one of 1), in plain arithmetic that the compiler vectorises: x = k ln 2 + r with k
+ * rounded by the 1.5 * 2^52 trick, a degree-12 Taylor polynomial for e^r (|r| <= 0.35), and
+ * 2^k written into the exponent bits. */
+static inline double exp_neg(double x) {
+    const double round = 6755399441055744.0; /* 1.5 * 2^52 */
+    x = 0.5 * (x - 708.0 + fabs(x + 708.0)); /* max(x, -708), without a branch */
+    double t = x * 1.4426950408889634 + round;
+    double k = t - round;
+    double r = (x - k * 6.93147180369123816490e-01) - k * 1.90821492927058770002e-10;
+    double p = 1.0 / 479001600.0;
+    p = p * r + 1.0 / 39916800.0;
+    p = p * r + 1.0 / 3628800.0;
+    p = p * r + 1.0 / 362880.0;
+    p = p * r + 1.0 / 40320.0;
+    p = p * r + 1.0 / 5040.0;
+    p = p * r + 1.0 / 720.0;
+    p = p * r + 1.0 / 120.0;
+    p = p * r + 1.0 / 24.0;
+    p = p * r + 1.0 / 6.0;
+    p = p * r + 0.5;
+    p = p * r + 1.0;
+    p = p * r + 1.0;
+    uint64_t bits;
+    memcpy(&bits, &t, 8);
+    bits = (bits - UINT64_C(0x4338000000000000) + 1023) << 52; /* k + 1023 in [1, 1023]: 2^k */
+    double scale;
+    memcpy(&scale, &bits, 8);
+    return p * scale;
+}
+
+/* Fold a block of positions into a running softmax-weighted mean, per column: logits a and
+ * values v (nb rows of width), running peak, total weight and weighted sum; the running sums
+ * are rescaled once per block when the peak rises. "Max" is computed without branches, so it
+ * may be off by a rounding step: a softmax does not depend on the shift. */
+static void softmax_block(size_t nb, size_t width, const double *restrict a,
+                          const double *restrict v, int first, double *restrict top,
+                          double *restrict peak, double *restrict total, double *restrict acc) {
+    for (size_t c = 0; c < width; c++) top[c] = a[c];
+    for (size_t q = 1; q < nb; q++)
+        for (size_t c = 0; c < width; c++) {
+            double x = a[q * width + c];
+            top[c] = 0.5 * (x + top[c] + fabs(x - top[c]));
         }
-        for (size_t p = 0; p < n; p++) {
-            size_t taps = k < n - p ? k : n - p;
-            for (size_t f = 0; f < F; f++) {
-                const int8_t *vw = value->weight + f * E * k, *aw = attention->weight + f * E * k;
-                double v = 0, a = 0;
-                for (size_t e = 0; e < E; e++) {
-                    for (size_t i = 0; i < taps; i++) {
-                        double xi = x[(p + i) * E + e];
-                        v += vw[e * k + i] * xi;
-                        a += aw[e * k + i] * xi;
-                    }
+    if (first) {
+        for (size_t c = 0; c < width; c++) {
+            peak[c] = top[c];
+            total[c] = acc[c] = 0;
+        }
+    } else {
+        for (size_t c = 0; c < width; c++) {
+            double up = 0.5 * (top[c] + peak[c] + fabs(top[c] - peak[c]));
+            double r = exp_neg(peak[c] - up);
+            total[c] *= r;
+            acc[c] *= r;
+            peak[c] = up;
+        }
+    }
+    for (size_t q = 0; q < nb; q++)
+        for (size_t c = 0; c < width; c++) {
+            double e = exp_neg(a[q * width + c] - peak[c]);
+            total[c] += e;
+            acc[c] += e * v[q * width + c];
+        }
+}
+
+/* One token's products with every convolution tap: row = x @ taps (float32, as BLAS). */
+static void tap_row(const tp_model *m, const float *x, float *restrict row) {
+    size_t cols = m->tap_cols;
+    for (size_t c = 0; c < cols; c++) row[c] = 0;
+    for (size_t e = 0; e < m->bottleneck; e++) {
+        float xe = x[e];
+        if (xe == 0) continue;
+        const float *restrict w = m->taps + e * cols;
+        for (size_t c = 0; c < cols; c++) row[c] += xe * w[c];
+    }
+}
+
+/* Attention pooling of every window over a text's tokens (nets.TokenProjectionNet): window
+ * position p sums tap i of token p + i (zero padding past the end), then a softmax over the
+ * positions per filter weights the values; done online, in double, one token at a time with
+ * the last max_window tap rows kept. */
+/* The tap products of token i into row: from the workspace's token cache, or computed. */
+static void token_taps(const tp_model *m, const tp_text *t, size_t i, tp_feature *feats,
+                       uint64_t *bits, float *x, uint8_t *cache, float *row) {
+    size_t k = tp_token_features(&m->features, t, i, feats), nw = m->n_words, cols = m->tap_cols;
+    tp_project(feats, k, m->keys, nw, m->last_mask, bits);
+    size_t n = TP_TOKEN_CACHE_ENTRIES, slot = 0;
+    uint8_t *valid = cache + 8;
+    uint64_t *keys = (uint64_t *)(valid + align8(n));
+    float *rows = (float *)(keys + n * nw);
+    if (n) {
+        uint64_t h = 0;
+        for (size_t w = 0; w < nw; w++) h = tp_combine(h, bits[w]);
+        slot = (size_t)(h % n);
+        if (valid[slot] && memcmp(keys + slot * nw, bits, nw * 8) == 0) {
+            memcpy(row, rows + slot * cols, cols * sizeof(float));
+            return;
+        }
+    }
+    first_layer(m, bits, 1, x);
+    tap_row(m, x, row);
+    if (n) {
+        valid[slot] = 1;
+        memcpy(keys + slot * nw, bits, nw * 8);
+        memcpy(rows + slot * cols, row, cols * sizeof(float));
+    }
+}
+
+static void token_pool(const tp_model *m, const tp_text *t, tp_feature *feats, uint64_t *bits,
+                       float *x, float *ring, uint8_t *cache, double *pooled, double *state) {
+    size_t F = m->filters, W = m->n_windows, n = t->n_tokens, kmax = m->max_window;
+    size_t width = F * W, cols = m->tap_cols, done = 0;
+    double *peak = state, *total = peak + width, *acc = total + width, *top = acc + width;
+    double *va = top + width, *vv = va + POOL_BLOCK * width; /* a block's logits and values */
+    if (n == 0) {
+        for (size_t j = 0; j < W; j++)
+            for (size_t f = 0; f < F; f++) pooled[j * F + f] = m->layers[1 + 2 * j].bias[f];
+        return;
+    }
+    for (size_t b0 = 0; b0 < n; b0 += POOL_BLOCK) {
+        size_t nb = n - b0 < POOL_BLOCK ? n - b0 : POOL_BLOCK;
+        for (size_t q = 0; q < nb; q++) {
+            size_t p = b0 + q;
+            for (; done < n && done < p + kmax; done++)
+                token_taps(m, t, done, feats, bits, x, cache, ring + (done % kmax) * cols);
+            for (size_t j = 0; j < W; j++) {
+                const tp_layer *value = &m->layers[1 + 2 * j], *attention = &m->layers[2 + 2 * j];
+                size_t k = m->windows[j], taps = k < n - p ? k : n - p, start = m->tap_starts[j];
+                double *restrict v = vv + q * width + j * F, *restrict a = va + q * width + j * F;
+                for (size_t f = 0; f < F; f++) {
+                    v[f] = value->bias[f];
+                    a[f] = attention->bias[f];
                 }
-                v = (double)value->bias[f] + (double)value->scale[f] * v;
-                a = (double)attention->bias[f] + (double)attention->scale[f] * a;
-                if (p == 0) {
-                    peak[f] = a;
-                    total[f] = 1;
-                    acc[f] = v;
-                } else if (a > peak[f]) {
-                    double r = exp(peak[f] - a);
-                    total[f] = total[f] * r + 1;
-                    acc[f] = acc[f] * r + v;
-                    peak[f] = a;
-                } else {
-                    double e2 = exp(a - peak[f]);
-                    total[f] += e2;
-                    acc[f] += e2 * v;
+                for (size_t i = 0; i < taps; i++) {
+                    const float *restrict row = ring + ((p + i) % kmax) * cols + start;
+                    for (size_t f = 0; f < F; f++) v[f] += row[i * F + f];
+                    for (size_t f = 0; f < F; f++) a[f] += row[(k + i) * F + f];
                 }
             }
         }
-        for (size_t f = 0; f < F; f++) pooled[j * F + f] = acc[f] / total[f];
+        softmax_block(nb, width, va, vv, b0 == 0, top, peak, total, acc);
     }
+    for (size_t c = 0; c < width; c++) pooled[c] = acc[c] / total[c];
 }
 
 long tp_predict(const tp_model *m, const uint8_t *text, size_t length, void *workspace,
@@ -1134,10 +1297,8 @@ long tp_predict(const tp_model *m, const uint8_t *text, size_t length, void *wor
     if (!m->token_design) {
         size_t n = tp_text_features(&m->features, &t, feats);
         tp_project(feats, n, m->keys, m->n_words, m->last_mask, bits);
-        const tp_layer *l0 = &m->layers[0];
-        float *h = l0->rows > m->max_width ? NULL : first;
-        first_layer(l0, bits, m->n_words, m->n_layers > 1, h);
-        for (size_t o = 0; o < l0->rows; o++) u[o] = h[o];
+        first_layer(m, bits, m->n_layers > 1, first);
+        for (size_t o = 0; o < m->layers[0].rows; o++) u[o] = first[o];
         for (size_t i = 1; i < m->n_layers; i++) {
             dense(&m->layers[i], u, i + 1 < m->n_layers, v);
             double *swap = u;
@@ -1146,17 +1307,17 @@ long tp_predict(const tp_model *m, const uint8_t *text, size_t length, void *wor
         }
         logits = u;
     } else {
-        size_t tc = m->max_rows, E = m->bottleneck;
-        float *x = (float *)rest;
-        rest += align8(tc * E * sizeof(float));
+        float *ring = (float *)rest;
+        rest += align8(m->max_window * m->tap_cols * sizeof(float));
         double *state = (double *)rest;
-        rest += align8(m->filters * m->n_windows * 3 * sizeof(double));
-        for (size_t i = 0; i < t.n_tokens; i++) {
-            size_t n = tp_token_features(&m->features, &t, i, feats);
-            tp_project(feats, n, m->keys, m->n_words, m->last_mask, bits);
-            first_layer(&m->layers[0], bits, m->n_words, 1, x + i * E);
+        uint8_t *cache = (uint8_t *)workspace + m->cache_offset;
+        uint64_t tag;
+        memcpy(&tag, cache, 8);
+        if (tag != m->tag) { /* a fresh workspace, or one another model used */
+            memcpy(cache, &m->tag, 8);
+            memset(cache + 8, 0, TP_TOKEN_CACHE_ENTRIES);
         }
-        token_pool(m, x, t.n_tokens, u, state);
+        token_pool(m, &t, feats, bits, first, ring, cache, u, state);
         dense(&m->layers[1 + 2 * m->n_windows], u, 0, v);
         logits = v;
     }
