@@ -63,8 +63,8 @@ if TYPE_CHECKING:
 APP_DIR = Path(__file__).resolve().parent
 SWEEP_CSV = APP_DIR / "sweep" / "sweep.csv"
 SWEEP_COMMAND = (
-    "textproj sweep --corpus banking77 -T 4,16 -d 8,16 --widths 16,64 "
-    "--epochs 6 --limit 3000 --output app/sweep"
+    "textproj sweep --corpus banking77 -T 4,16 -d 8,16 --widths 16,64 --epochs 20 "
+    "--output app/sweep"
 )
 FASTTEXT_REFERENCE = ("fastText quantized (dim 50, 767 KB)", 767_000, 0.887)
 DEFAULT_TEXT = "I still have not received my new card"
