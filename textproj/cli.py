@@ -182,7 +182,7 @@ OPTIONS = {
     "seed": "--seed",
     "multi_label": "--multi-label",
 }
-DATA_OPTIONS = ("corpus", "train_file", "dev_file", "test_file", "unlabeled")
+DATA_OPTIONS = ("corpus", "train_file", "dev_file", "test_file", "unlabeled", "stream", "cache_dir")
 
 
 def _config(values: dict[str, Any]) -> TrainConfig:
@@ -297,6 +297,26 @@ def train(
             help="Seconds between checkpoints (written at an epoch's end; 0: every epoch).",
         ),
     ] = CHECKPOINT_EVERY_SECONDS,
+    stream: Annotated[
+        bool,
+        typer.Option(
+            "--stream",
+            help="Read and featurise the files in chunks into an on-disk input cache that "
+            "epochs memory-map: memory does not grow with the corpus (same model).",
+        ),
+    ] = False,
+    cache_dir: Annotated[
+        Path | None,
+        typer.Option(help="Root of --stream's input caches [default: ~/.cache/textproj]."),
+    ] = None,
+    processes: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Data-parallel worker processes on this machine (torch.distributed, gloo); "
+            "the global batch stays --batch-size.",
+        ),
+    ] = 1,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
     """Train a projection network jointly with its trainer; write model.tpn, trainer and metrics."""
@@ -347,20 +367,54 @@ def train(
             **{split: str(path.resolve()) if path else None for split, path in sources},
             "unlabeled": str(unlabeled.resolve()) if unlabeled else None,
         }
+        if stream and run["corpus"] is not None:
+            _usage("--stream reads files: give --train FILE (and --dev/--test FILE)")
+        if stream:
+            from textproj.streaming import default_cache_root
+
+            run["stream_cache"] = str((cache_dir or default_cache_root()).resolve())
         if multi_label and run["corpus"] is not None:
             _usage(f"bundled corpus {run['corpus']!r} is single-label; give --train FILE")
     try:
         check_output_dir(output, force=force, resume=resume is not None)
     except TextprojError as error:
         _fail(str(error))
-    splits = _run_data(run, config.multi_label)
-    _warn_blank_texts(*splits)
+    if processes > 1:
+        _launch_workers(ctx, processes)
+    if run.get("stream_cache"):
+        if run.get("unlabeled"):
+            _usage("--stream does not take --unlabeled texts yet")
+        splits: Any = (Path(run["train"]), *(run[s] and Path(run[s]) for s in ("dev", "test")))
+    else:
+        splits = _run_data(run, config.multi_label)
+        _warn_blank_texts(*splits)
     transfer = _read_unlabeled(run.get("unlabeled"), quiet)
     result = _run_training(
         splits, config, features, output, run, quiet, resume is not None, checkpoint_every,
         transfer,
     )  # fmt: skip
-    _print_summary(result.metrics, output)
+    if result.metrics:  # empty on the ranks of a data-parallel run other than 0
+        _print_summary(result.metrics, output)
+
+
+def _launch_workers(ctx: typer.Context, processes: int) -> NoReturn:
+    """Run this command line (without --processes) in ``processes`` torchrun workers."""
+    from textproj import distributed
+
+    if distributed.launched():
+        _usage("--processes starts torchrun workers; under torchrun give --nproc-per-node instead")
+    args: list[str] = []
+    for param in ctx.command.params:
+        source = getattr(ctx.get_parameter_source(param.name or ""), "name", None)
+        if param.name == "processes" or source != "COMMANDLINE":
+            continue
+        value = ctx.params[param.name or ""]
+        option = param.opts[0]
+        if getattr(param, "is_flag", False):
+            args += [option] if value else []
+        else:
+            args += [option, str(value.value if isinstance(value, Enum) else value)]
+    raise typer.Exit(code=distributed.launch(processes, args))
 
 
 # train's parameter names that set TrainConfig fields (for --resume's check).
@@ -431,6 +485,7 @@ def _run_training(
                 *splits, config=config, features=features, output_dir=output,
                 corpus=run["corpus"] or run["train"], progress=not quiet, resume=resume, run=run,
                 checkpoint_seconds=checkpoint_every, unlabeled=unlabeled,
+                stream_cache=run.get("stream_cache"),
             )  # fmt: skip
     except TextprojError as error:
         _fail(str(error))
