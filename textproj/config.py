@@ -108,8 +108,8 @@ class TrainConfig:
     token_dropout: float = 0.1  # token design: dropout of each token's bottleneck activations
     label_smoothing: float = 0.1  # projection network's label term (single-label)
     weight_decay: float = 0.05  # decoupled weight decay (AdamW) of the dense parameters
-    epochs: int = 12  # maximum epochs (more for small data: see min_steps)
-    min_steps: int = 0  # at least this many steps: small sets run more epochs, patience scaled
+    epochs: int = 16  # maximum epochs (more for small data: see min_steps)
+    min_steps: int = 400  # at least this many steps: small sets run more epochs, patience too
     patience: int = 5  # stop after this many epochs without a better dev accuracy
     batch_size: int = 256
     learning_rate: float = 4e-3  # AdamW of the projection network; decays linearly to 0
