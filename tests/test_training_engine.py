@@ -142,16 +142,19 @@ def test_trainer_file_is_lean(tiny_models) -> None:
 
 
 def test_small_training_sets_get_more_epochs_and_patience() -> None:
-    config = TrainConfig(batch_size=256, epochs=12, patience=5, min_steps=400)
-    assert config.schedule(9003) == (36, 12, 5)  # 432 steps already
+    from textproj.config import EPOCHS, MIN_STEPS
+
+    assert (EPOCHS, MIN_STEPS) == (16, 400)
+    config = TrainConfig(batch_size=256, patience=5)
+    assert config.schedule(9003) == (36, 16, 5)  # 576 steps already
     steps, epochs, patience = config.schedule(770)  # 4 steps an epoch
     assert (steps, epochs) == (4, 100) and steps * epochs >= 400
-    assert patience == 42  # stretched by the same factor (100 / 12), rounded up
-    assert TrainConfig(min_steps=0).schedule(10) == (1, 12, 5)
+    assert patience == 32  # stretched by the same factor (100 / 16), rounded up
+    assert TrainConfig(epochs=3).schedule(10) == (1, 3, 5)  # a given number is exact
 
 
 def test_history_follows_the_stretched_schedule() -> None:
     data = tiny_banking(60)
-    config = TrainConfig(**{**TINY_CONFIG, "epochs": 2, "min_steps": 8, "patience": 99})
+    config = TrainConfig(**{**TINY_CONFIG, "epochs": None, "batch_size": 27, "patience": 99})
     result = train(data, config=config, progress=False)
-    assert len(result.metrics["history"]) == config.schedule(54)[1] == 4
+    assert len(result.metrics["history"]) == config.schedule(54)[1] == 200

@@ -29,6 +29,8 @@ from typer.core import TyperCommand
 from textproj import __version__
 from textproj.config import (
     DESIGNS,
+    EPOCHS,
+    MIN_STEPS,
     PROJECTION_DEFAULTS,
     TRAINERS,
     FeatureConfig,
@@ -242,7 +244,12 @@ def train(
     filters: Annotated[
         int, typer.Option(help="Token design: channels per window.")
     ] = DEFAULTS.filters,
-    epochs: Annotated[int, typer.Option(help="Maximum epochs.")] = DEFAULTS.epochs,
+    epochs: Annotated[
+        int | None,
+        typer.Option(
+            help=f"Maximum epochs [default: {EPOCHS}, more for small sets: {MIN_STEPS} steps]."
+        ),
+    ] = None,
     patience: Annotated[
         int, typer.Option(help="Stop after this many epochs without a better dev score.")
     ] = DEFAULTS.patience,
