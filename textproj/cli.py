@@ -500,7 +500,7 @@ def _run_training(
         _remove_temporary_files(output)
         if (output / CHECKPOINT_NAME).is_file():
             message = (
-                f"interrupted; the last finished epoch is saved in {output / CHECKPOINT_NAME}"
+                f"interrupted; the latest checkpoint is {output / CHECKPOINT_NAME}"
                 f": continue with `textproj train --resume {output}`"
             )
         else:
