@@ -30,6 +30,8 @@ from typer.core import TyperCommand
 from textproj import __version__
 from textproj.config import (
     DESIGNS,
+    EPOCHS,
+    MIN_STEPS,
     PROJECTION_DEFAULTS,
     TRAINERS,
     FeatureConfig,
@@ -251,7 +253,12 @@ def train(
     filters: Annotated[
         int, typer.Option(help="Token design: channels per window.")
     ] = DEFAULTS.filters,
-    epochs: Annotated[int, typer.Option(help="Maximum epochs.")] = DEFAULTS.epochs,
+    epochs: Annotated[
+        int | None,
+        typer.Option(
+            help=f"Maximum epochs [default: {EPOCHS}, more for small sets: {MIN_STEPS} steps]."
+        ),
+    ] = None,
     patience: Annotated[
         int, typer.Option(help="Stop after this many epochs without a better dev score.")
     ] = DEFAULTS.patience,
@@ -502,7 +509,7 @@ def _run_training(
         _remove_temporary_files(output)
         if (output / CHECKPOINT_NAME).is_file():
             message = (
-                f"interrupted; the last finished epoch is saved in {output / CHECKPOINT_NAME}"
+                f"interrupted; the latest checkpoint is {output / CHECKPOINT_NAME}"
                 f": continue with `textproj train --resume {output}`"
             )
         else:
@@ -855,8 +862,7 @@ def export(
     ] = None,
 ) -> None:
     """Export a model for devices: C99 sources and example (--c), or a WebAssembly page (--wasm)."""
-    from textproj.export import ExportError, compile_command, export_c, export_wasm
-    from textproj.model_file import ModelFormatError
+    from textproj.export import compile_command, export_c, export_wasm
 
     if c is None and wasm is None:
         _usage("give --c DIR, --wasm DIR or both")
@@ -865,5 +871,5 @@ def export(
             typer.echo(f"written: {export_c(model, c)} (build: cd {c} && {compile_command()})")
         if wasm is not None:
             typer.echo(f"written: {export_wasm(model, wasm)} (serve it: python -m http.server)")
-    except (ModelFormatError, ExportError, OSError) as error:
+    except (TextprojError, OSError) as error:
         _fail(str(error))
