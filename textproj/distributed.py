@@ -1,6 +1,6 @@
 """Data-parallel training over processes and machines with ``torch.distributed`` (under
 ``torchrun``): every rank holds both networks, takes its own slice of each global batch, and the
-ranks average their gradients before the one optimiser step, so all ranks keep equal weights.
+ranks sum their share-weighted gradients before the one optimiser step, so all keep equal weights.
 
 The global batch stays ``TrainConfig.batch_size`` whatever the number of processes: rank ``r``
 of ``N`` takes the ``r``-th of ``N`` near-equal contiguous slices of the batch and scales its
