@@ -24,7 +24,7 @@ import json
 import platform
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -33,16 +33,16 @@ import torch
 from torch.nn import functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import teacher_nets as tn  # noqa: E402
+import teacher_nets as tn
 
-from textproj.corpora import load_corpus  # noqa: E402
+from textproj.corpora import load_corpus
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPORA = [
     "banking77", "clinc150", "sentiment_sentences", "spamassassin", "udhr_langid",
     "banking77@10", "banking77@25",
 ]  # fmt: skip
-QUICK = ["chosen", "runner_up_hidden", "runner_up_one_table", "today"]
+QUICK = ["chosen", "epochs 5", "dim 48, 2^16", "no ensemble (concat, one head)", "today"]
 SVC_CS = [0.1, 0.3, 1.0, 3.0]
 EVAL_BATCH = 1024
 
@@ -53,23 +53,23 @@ class Spec:
 
     views: tuple[str, ...] = ("w", "c")
     shared_table: bool = False  # one table for all views (bags merged, each view normalised)
-    buckets: int = 2**16  # rows per table
+    buckets: int = 2**15  # rows per table
     dim: int = 64
     tf: str = "log"  # count | log | sqrt | bin
     idf: bool = True
     norm: bool = True  # L2 per text and view
     view_scale: tuple[float, ...] | None = None  # weight of each view's normalised bag
     combine: str = "concat"  # concat | sum (separate tables)
-    ensemble: bool = False  # a head and a loss per view; predict the mean log-probability
+    ensemble: bool = True  # a head and a loss per view; predict the mean log-probability
     joint_head: bool = False  # with ensemble: one more head on the concatenated bags
     hidden: int = 0
     direct: bool = False  # the table's rows are the logits (dim = labels, a bias, no head)
     layer_norm: bool = False
-    dropout: float = 0.0
+    dropout: float = 0.3  # on each bag (and after the hidden layer)
     feature_drop: float = 0.0  # drop each (bucket, weight) pair of a training batch
     init: str = "normal"  # normal (torch's N(0, 1)) | scaled N(0, 1/dim) | small U(±1/dim)
     table_opt: str = "sparseadam"  # sparseadam | adam (dense) | sgd | adagrad
-    table_lr: float = 1e-2
+    table_lr: float = 1e-1
     dense_lr: float = 5e-3
     weight_decay: float = 0.0  # AdamW on the head
     table_decay: float = 0.0  # rows a batch touched shrink by (1 - lr * table_decay) each step
@@ -79,22 +79,10 @@ class Spec:
     loss: str = "ce"  # ce (softmax) | ovr (one sigmoid per label) | sqhinge (one-vs-rest, as SVC)
     schedule: str = "linear"  # linear decay to 0 | const
     word_weight: float = 1.0  # count multiplier of word-view features ("all" view only)
-    notes: str = field(default="", compare=False)
 
 
 CHOSEN = Spec()
-CANDIDATES: dict[str, Spec] = {
-    "chosen": CHOSEN,
-    "runner_up_hidden": dataclasses.replace(CHOSEN, hidden=256, dropout=0.2),
-    "runner_up_one_table": dataclasses.replace(CHOSEN, shared_table=True, buckets=2**17),
-    # today's FeatureBagTrainer recipe (one bag, counts with words x2, layer norm, hidden 256,
-    # dropout 0.4, SparseAdam + AdamW 5e-3), at batch 64 for 10 epochs
-    "today": Spec(
-        views=("all",), buckets=2**18, dim=128, tf="count", idf=False, norm=False,
-        word_weight=2.0, hidden=256, layer_norm=True, dropout=0.4, table_lr=5e-3,
-        dense_lr=5e-3, weight_decay=0.05, batch=64, epochs=10,
-    ),  # fmt: skip
-}
+CANDIDATES: dict[str, Spec] = {"chosen": CHOSEN}
 
 
 def add(name: str, **changes: object) -> None:
@@ -102,81 +90,47 @@ def add(name: str, **changes: object) -> None:
 
 
 # one change at a time from the chosen design
-for b in (2**14, 2**15, 2**17):
-    add(f"buckets=2^{b.bit_length() - 1}", buckets=b)
+add("epochs 5", epochs=5)
+add("dim 48, 2^16", dim=48, buckets=2**16)
+add("today", **dataclasses.asdict(Spec(
+    views=("all",), buckets=2**18, dim=128, tf="count", idf=False, norm=False, ensemble=False,
+    word_weight=2.0, hidden=256, layer_norm=True, dropout=0.4, table_lr=5e-3, dense_lr=5e-3,
+    weight_decay=0.05, batch=64, epochs=10,
+)))  # fmt: skip
+for b in (2**14, 2**16):
+    add(f"buckets 2^{b.bit_length() - 1}", buckets=b)
 for d in (32, 128):
-    add(f"dim={d}", dim=d)
+    add(f"dim {d}", dim=d)
 for tf in ("count", "sqrt", "bin"):
-    add(f"tf={tf}", tf=tf)
+    add(f"tf {tf}", tf=tf)
 add("no idf", idf=False)
-add("no idf, no norm", idf=False, norm=False, layer_norm=True)
+add("no idf, no norm, layer norm", idf=False, norm=False, layer_norm=True)
+add("no ensemble (concat, one head)", ensemble=False)
+add("no ensemble, one table 2^16", ensemble=False, shared_table=True, buckets=2**16)
+add("one bag of all features", ensemble=False, views=("all",), buckets=2**16)
 add("views ws+c (skip-grams)", views=("ws", "c"))
-add("view all (one bag)", views=("all",))
-add("combine sum", combine="sum")
-add("ensemble w | c", ensemble=True)
+add("views w+c 2-6", views=("w", "c6"))
+add("views with punctuation tokens", views=("wp", "cp"))
+add("joint head", joint_head=True)
 add("hidden 256", hidden=256)
 add("layer norm", layer_norm=True)
-for p in (0.2, 0.5):
+for p in (0.0, 0.5):
     add(f"dropout {p}", dropout=p)
 add("feature drop 0.2", feature_drop=0.2)
 add("smoothing 0.1", smoothing=0.1)
-for lr in (3e-3, 3e-2):
+add("loss sqhinge", loss="sqhinge")
+add("direct (dim = labels, no head)", direct=True)
+for lr in (3e-2, 3e-1):
     add(f"table lr {lr:g}", table_lr=lr)
-add("dense Adam table", table_opt="adam", table_lr=3e-3)
-add("SGD table lr 100", table_opt="sgd", table_lr=100.0)
-add("Adagrad table lr 0.3", table_opt="adagrad", table_lr=0.3)
-add("init scaled", init="scaled")
+add("RowAdam (same as SparseAdam)", table_opt="rowadam")
+add("dense Adam table, lr 1e-2", table_opt="adam", table_lr=1e-2)
+add("SGD table, lr 100", table_opt="sgd", table_lr=100.0)
+add("Adagrad table, lr 0.3", table_opt="adagrad", table_lr=0.3)
 for b in (128, 512):
     add(f"batch {b}", batch=b)
-for e in (5, 20):
+for e in (3, 20):
     add(f"epochs {e}", epochs=e)
 add("const lr", schedule="const")
-add("loss ovr", loss="ovr")
-add("loss sqhinge", loss="sqhinge")
-add("loss sqhinge, lr 0.1", loss="sqhinge", table_lr=0.1)
-add("lr 0.1", table_lr=0.1)
-add("lr 0.1, dim 128", table_lr=0.1, dim=128)
-add("lr 0.1, dropout 0.3", table_lr=0.1, dropout=0.3)
-add("lr 0.1, feature drop 0.3", table_lr=0.1, feature_drop=0.3)
-add("lr 0.1, ensemble w | c", table_lr=0.1, ensemble=True)
-add("lr 0.1, smoothing 0.1", table_lr=0.1, smoothing=0.1)
-add("lr 0.1, init small", table_lr=0.1, init="small")
-E = dict(table_lr=0.1, ensemble=True)
-add("ens", **E)
-for e in (3, 5):
-    add(f"ens, epochs {e}", **E, epochs=e)
-add("ens, joint head", **E, joint_head=True)
-add("ens, feature drop 0.3", **E, feature_drop=0.3)
-add("ens, head wd 0.1", **E, weight_decay=0.1)
-add("ens, table decay 0.1", **E, table_decay=0.1)
-add("ens, table decay 1", **E, table_decay=1.0)
-add("ens, dim 128", **E, dim=128)
-add("ens, dropout 0.3", **E, dropout=0.3)
-E3 = dict(E, dropout=0.3)
-add("ens3", **E3)
-add("ens3, init small", **E3, init="small")
-add("ens3, direct", **E3, direct=True)
-add("ens3, direct, lr 0.03", **dict(E3, table_lr=0.03), direct=True)
-add("ens3, tf sqrt", **E3, tf="sqrt")
-add("ens3, tf bin", **E3, tf="bin")
-add("ens3, lr 0.03, 20 epochs", **dict(E3, table_lr=0.03), epochs=20)
-add("ens3, batch 64", **E3, batch=64)
-add("ens3, batch 128", **E3, batch=128)
-add("ens3, batch 512", **E3, batch=512)
-add("ens3, joint head", **E3, joint_head=True)
-add("ens3, ws+c", **E3, views=("ws", "c"))
-add("ens3, dense lr 2e-2", **E3, dense_lr=2e-2)
-add("ens3, dense lr 1e-3", **E3, dense_lr=1e-3)
-add("ens3, punct w+c", **E3, views=("wp", "cp"))
-add("ens3, punct w", **E3, views=("wp", "c"))
-add("Adagrad table lr 1", table_opt="adagrad", table_lr=1.0)
-for lr in (1e-1, 3e-1):
-    add(f"table lr {lr:g}", table_lr=lr)
-add("dim=256", dim=256)
-add("direct (dim=labels, no head)", direct=True)
-add("direct, lr 0.1", direct=True, table_lr=0.1)
-add("lr 0.1, epochs 20", table_lr=0.1, epochs=20)
-add("lr 3e-2, dense 2e-2", table_lr=3e-2, dense_lr=2e-2)
 
 
 def subset(data, per_label: int, seed: int = 0):
@@ -271,10 +225,12 @@ def _merge(views: list[tn.ViewInputs]) -> tn.ViewInputs:
 
 
 def build(spec: Spec, n_tables: int, n_labels: int) -> tn.BagNet:
+    """The network of ``spec`` with ``n_tables`` embedding tables."""
     return tn.BagNet(
-        n_tables, spec.buckets, n_labels if spec.direct else spec.dim, n_labels, direct=spec.direct, hidden=spec.hidden, combine=spec.combine,
-        layer_norm=spec.layer_norm, dropout=spec.dropout, sparse=spec.table_opt != "adam",
-        init=spec.init, ensemble=spec.ensemble, joint_head=spec.joint_head,
+        n_tables, spec.buckets, n_labels if spec.direct else spec.dim, n_labels,
+        hidden=spec.hidden, combine=spec.combine, layer_norm=spec.layer_norm,
+        dropout=spec.dropout, sparse=spec.table_opt != "adam", init=spec.init,
+        ensemble=spec.ensemble, direct=spec.direct, joint_head=spec.joint_head,
     )  # fmt: skip
 
 
@@ -282,6 +238,7 @@ def optimisers(net: tn.BagNet, spec: Spec) -> list[torch.optim.Optimizer]:
     tables = net.table_params()
     table_opt = {
         "sparseadam": lambda: torch.optim.SparseAdam(tables, lr=spec.table_lr),
+        "rowadam": lambda: tn.RowAdam(tables, lr=spec.table_lr),
         "adam": lambda: torch.optim.Adam(tables, lr=spec.table_lr),
         "sgd": lambda: torch.optim.SGD(tables, lr=spec.table_lr),
         "adagrad": lambda: torch.optim.Adagrad(tables, lr=spec.table_lr),
@@ -480,12 +437,10 @@ def write_report(results: dict, corpora: list[str], names: list[str], args, out:
     for name in names:
         spec = CANDIDATES[name]
         if name == "chosen":
-            text = ", ".join(f"{k}={v}" for k, v in dataclasses.asdict(spec).items() if k != "notes")
+            text = ", ".join(f"{k}={v}" for k, v in dataclasses.asdict(spec).items())
         else:
             text = ", ".join(
-                f"{k}={v}"
-                for k, v in dataclasses.asdict(spec).items()
-                if k != "notes" and v != getattr(CHOSEN, k)
+                f"{k}={v}" for k, v in dataclasses.asdict(spec).items() if v != getattr(CHOSEN, k)
             )
         lines.append(f"- `{name}`: {text}")
     lines.append("")
@@ -527,7 +482,9 @@ def main() -> None:
                 f"{mib(rows[0]['bytes_fp16'])} MiB curve {rows[0]['curve']}",
                 flush=True,
             )
-        results["featurise_s"][cname] = {k: round(v, 2) for k, v in corpus.featurise_seconds.items()}
+        results["featurise_s"][cname] = {
+            k: round(v, 2) for k, v in corpus.featurise_seconds.items()
+        }
     report = write_report(results, args.corpora, names, args, args.out)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(report)

@@ -12,15 +12,14 @@ layer or a hidden ReLU layer. Nothing here pads to the longest text: memory is t
 from __future__ import annotations
 
 import dataclasses
+import functools
+import unicodedata
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
-
-import functools
-import unicodedata
 
 from textproj._kernels import features as _kf
 from textproj.config import FeatureConfig
@@ -33,12 +32,15 @@ VIEW_FEATURES = {
     "ws": FeatureConfig(char_ngram_max=0, skip_grams=1, word_weight=1),
     # character 2-5-grams over "<word>" (word features get weight 0 and are dropped)
     "c": FeatureConfig(word_ngrams=1, skip_grams=0, word_weight=0, char_weight=1),
+    "c6": FeatureConfig(
+        word_ngrams=1, skip_grams=0, word_weight=0, char_weight=1, char_ngram_max=6
+    ),
     # everything the projection sees, as one bag (today's trainer input)
     "all": FeatureConfig(word_weight=1, char_weight=1),
 }
 # views whose tokeniser keeps punctuation as one-character tokens (as symbols are): an
 # experiment, emulated with a modified class table (textproj's own table drops punctuation)
-PUNCT_VIEWS = {"wp": "w", "cp": "c", "wsp": "ws"}
+PUNCT_VIEWS = {"wp": "w", "cp": "c"}
 
 
 @functools.cache
@@ -111,7 +113,9 @@ def bag_weights(
     if idf is not None:
         w = w * idf[bags.buckets]
     if norm:
-        sq = np.bincount(bags.text_ids(), weights=w.astype(np.float64) ** 2, minlength=len(bags.offsets) - 1)
+        sq = np.bincount(
+            bags.text_ids(), weights=w.astype(np.float64) ** 2, minlength=len(bags.offsets) - 1
+        )
         w = w / np.sqrt(np.maximum(sq, 1e-12))[bags.text_ids()].astype(np.float32)
     return w.astype(np.float32)
 
@@ -128,7 +132,9 @@ class ViewInputs:
         """(buckets, bag offsets, weights) tensors for texts ``index``; optional feature dropout."""
         starts, lengths = self.offsets[index], self.offsets[index + 1] - self.offsets[index]
         ends = np.cumsum(lengths)
-        pos = np.arange(int(ends[-1]) if len(ends) else 0) + np.repeat(starts - ends + lengths, lengths)
+        pos = np.arange(int(ends[-1]) if len(ends) else 0) + np.repeat(
+            starts - ends + lengths, lengths
+        )
         weights = self.weights[pos]
         if feature_drop > 0:
             weights = weights * (rng.random(len(weights)) >= feature_drop) / (1 - feature_drop)
@@ -197,7 +203,10 @@ class BagNet(nn.Module):
                 return Bias(n_labels)
             if hidden:
                 return nn.Sequential(
-                    nn.Linear(width, hidden), nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden, n_labels)
+                    nn.Linear(width, hidden),
+                    nn.ReLU(),
+                    nn.Dropout(dropout),
+                    nn.Linear(hidden, n_labels),
                 )
             return nn.Linear(width, n_labels)
 
@@ -208,7 +217,9 @@ class BagNet(nn.Module):
             self.joint = head()
 
     def forward(self, views: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]) -> torch.Tensor:
-        bags = [t(b, o, per_sample_weights=w) for t, (b, o, w) in zip(self.tables, views, strict=True)]
+        bags = [
+            t(b, o, per_sample_weights=w) for t, (b, o, w) in zip(self.tables, views, strict=True)
+        ]
         if self.layer_norm:
             bags = [F.layer_norm(x, x.shape[1:]) for x in bags]
         if self.ensemble:
@@ -225,3 +236,37 @@ class BagNet(nn.Module):
     def dense_params(self) -> list[nn.Parameter]:
         joint = list(self.joint.parameters()) if self.joint is not None else []
         return list(self.heads.parameters()) + joint
+
+
+class RowAdam(torch.optim.Optimizer):
+    """Adam over the rows of embedding tables that a batch touched ("lazy" Adam, as SparseAdam),
+    with the sparse gradient's duplicate rows summed by one ``index_add_`` instead of
+    ``coalesce`` and ``sparse_mask`` (which cost most of SparseAdam's time here)."""
+
+    def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8) -> None:
+        super().__init__(params, {"lr": lr, "betas": betas, "eps": eps})
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        for group in self.param_groups:
+            beta1, beta2 = group["betas"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                grad = p.grad
+                state = self.state[p]
+                if not state:
+                    state["step"] = 0
+                    state["m"] = torch.zeros_like(p)
+                    state["v"] = torch.zeros_like(p)
+                state["step"] += 1
+                rows, inverse = torch.unique(grad._indices()[0], return_inverse=True)
+                g = p.new_zeros((len(rows), p.shape[1])).index_add_(0, inverse, grad._values())
+                m = state["m"][rows].mul_(beta1).add_(g, alpha=1 - beta1)
+                v = state["v"][rows].mul_(beta2).addcmul_(g, g, value=1 - beta2)
+                state["m"][rows] = m
+                state["v"][rows] = v
+                t = state["step"]
+                size = group["lr"] * (1 - beta2**t) ** 0.5 / (1 - beta1**t)
+                p[rows] -= size * m / (v.sqrt() + group["eps"])
+        return None
