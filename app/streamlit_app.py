@@ -27,6 +27,15 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 from demo_bits import BitGrid, bit_grid, compare
+from demo_charts import (
+    AXIS_PX,
+    LABEL_LIMIT,
+    chart_height,
+    describe,
+    explanation_chart,
+    grid_chart,
+    probability_chart,
+)
 from demo_data import (
     UPLOAD_TYPES,
     check_training_set,
@@ -42,8 +51,10 @@ from make_bundled_model import (
 )
 
 import textproj
-from textproj import Classifier, DataError, Dataset, ModelFormatError, TrainConfig
+from textproj import Classifier, DataError, Dataset, ModelFormatError, TextprojError, TrainConfig
+from textproj.config import DESIGNS, PROJECTION_DEFAULTS
 from textproj.corpora import CORPORA, load_corpus
+from textproj.layout import METRICS_NAME, MODEL_NAME, TRAINER_WEIGHTS
 from textproj.sweep import read_csv, sample
 
 if TYPE_CHECKING:
@@ -61,6 +72,7 @@ TOP_LABELS = 5
 LATENCY_RUNS = 5
 MAX_GRID_ROWS = 40
 OWN_DEV_TEXTS = 1000
+DEFAULTS = TrainConfig()  # the training form starts at the library's defaults
 
 
 @dataclass(frozen=True)
@@ -125,7 +137,7 @@ def _session_folder() -> Path:
 
 def _ensure_bundled_model() -> Path:
     """The bundled model, trained here (once per process, with a progress bar) if it is missing."""
-    model = BUNDLED_DIR / "model.tpn"
+    model = BUNDLED_DIR / MODEL_NAME
     if model.is_file():
         return model
     with _lock("bundled"):
@@ -147,7 +159,7 @@ def _ensure_bundled_model() -> Path:
 
 
 def _model_from_path(path: Path, source: str) -> ActiveModel:
-    path = path / "model.tpn" if path.is_dir() else path
+    path = path / MODEL_NAME if path.is_dir() else path
     try:
         stamp = _stamp(path)
         classifier = _load_classifier(str(path), stamp)
@@ -181,9 +193,9 @@ def choose_model() -> ActiveModel:
 
 
 def _metrics(model: ActiveModel) -> dict[str, Any] | None:
-    if model.directory is None or not (model.directory / "metrics.json").is_file():
+    if model.directory is None or not (model.directory / METRICS_NAME).is_file():
         return None
-    return json.loads((model.directory / "metrics.json").read_text(encoding="utf-8"))
+    return json.loads((model.directory / METRICS_NAME).read_text(encoding="utf-8"))
 
 
 def _trainer(model: ActiveModel) -> TrainerModel | None:
@@ -192,7 +204,7 @@ def _trainer(model: ActiveModel) -> TrainerModel | None:
     if model.directory is None or not has_trainer(model.directory):
         return None
     try:
-        return _load_trainer(str(model.directory), _stamp(model.directory / "trainer.npz"))
+        return _load_trainer(str(model.directory), _stamp(model.directory / TRAINER_WEIGHTS))
     except ModelFormatError as error:
         st.warning(f"The trainer next to this model cannot be loaded: {error}")
         return None
@@ -215,29 +227,42 @@ def _timed_proba(
 
 
 def _show_prediction(
-    title: str, labels: list[str], proba: np.ndarray, ms: float, multi: bool
+    title: str,
+    labels: list[str],
+    proba: np.ndarray,
+    ms: float,
+    thresholds: np.ndarray | None = None,
 ) -> None:
-    top = np.argsort(-proba)[:TOP_LABELS]
-    if multi:
-        chosen = [labels[i] for i in np.flatnonzero(proba >= 0.5)] or ["(no label)"]
-        predicted = ", ".join(chosen)
+    """The predicted label (multi-label: every label at or above its threshold), the latency,
+    and the top probabilities as bars."""
+    if thresholds is not None:
+        predicted = ", ".join(labels[i] for i in np.flatnonzero(proba >= thresholds))
+        predicted = predicted or "(no label)"
     else:
-        predicted = labels[int(top[0])]
+        predicted = labels[int(proba.argmax())]
     st.markdown(f"**{title}**")
     st.markdown(f"Predicted label: `{predicted}`")
     st.caption(f"latency {ms:.2f} ms per text (median of {LATENCY_RUNS} calls)")
-    frame = pd.DataFrame({"label": [labels[i] for i in top], "probability": proba[top]})
-    chart = (
-        alt.Chart(frame)
-        .mark_bar()
-        .encode(
-            x=alt.X("probability:Q", scale=alt.Scale(domain=[0, 1])),
-            y=alt.Y("label:N", sort="-x", title=None, axis=alt.Axis(labelLimit=260)),
-            tooltip=["label", alt.Tooltip("probability:Q", format=".3f")],
-        )
-        .properties(height=36 * len(top))
+    chart, height = probability_chart(labels, proba, TOP_LABELS)
+    st.altair_chart(chart, width="stretch", height=height)
+
+
+def _show_explanation(classifier: Classifier, text: str) -> None:
+    """Which tokens drove the on-device model's label (token design: its attention pooling)."""
+    if classifier.design != "token":
+        st.caption("Token explanations need a token-design model.")
+        return
+    explanation = classifier.explain(text)
+    if not explanation.tokens:
+        st.caption("This text has no tokens to explain.")
+        return
+    st.markdown(f"**Which tokens drove `{explanation.label}`**")
+    chart, height = explanation_chart(explanation)
+    st.altair_chart(chart, width="stretch", height=height)
+    st.caption(
+        "Each token's share of the label's score (its logit against the other labels): the "
+        "model pools windows of tokens with attention, so the shares add up to the score."
     )
-    st.altair_chart(chart, width="stretch")
 
 
 def classify_section(model: ActiveModel, text: str) -> None:
@@ -246,7 +271,8 @@ def classify_section(model: ActiveModel, text: str) -> None:
     with device:
         proba, ms = _timed_proba(model.classifier.predict_proba, text)
         title = f"On-device model — {model.classifier.n_bytes / 1000:.0f} KB, numpy + numba"
-        _show_prediction(title, model.classifier.labels, proba, ms, model.classifier.multi_label)
+        _show_prediction(title, model.classifier.labels, proba, ms, model.classifier.thresholds)
+        _show_explanation(model.classifier, text)
     with trainer_col:
         trainer = _trainer(model)
         if trainer is None:
@@ -257,7 +283,7 @@ def classify_section(model: ActiveModel, text: str) -> None:
         else:
             proba, ms = _timed_proba(trainer.predict_proba, text)
             title = f"Trainer network — {trainer.n_bytes / 1e6:.1f} MB, torch"
-            _show_prediction(title, trainer.labels, proba, ms, multi=False)
+            _show_prediction(title, trainer.labels, proba, ms)
 
 
 # --- 2. the projection ---------------------------------------------------------------------------
@@ -272,36 +298,6 @@ def _remember(model: ActiveModel, text: str, grid: BitGrid) -> tuple[str, BitGri
         history["previous"], history["last"] = history["last"], (text, grid)
     st.session_state.bits_history = history
     return history["previous"]
-
-
-def _grid_chart(grid: BitGrid, flips: np.ndarray) -> alt.Chart:
-    rows = min(len(grid.rows), MAX_GRID_ROWS)
-    state = np.where(flips[:rows] > 0, "turned on", np.where(flips[:rows] < 0, "turned off", ""))
-    state = np.where(state == "", np.where(grid.bits[:rows] == 1, "1", "0"), state)
-    r, c = np.indices(state.shape)
-    names = [f"{i + 1}: {name}" for i, name in enumerate(grid.rows[:rows])]
-    frame = pd.DataFrame(
-        {"row": np.array(names, dtype=object)[r.ravel()], "bit": c.ravel(), "state": state.ravel()}
-    )
-    x_title, y_title = ("bit", "token") if grid.per_token else ("bit of the projection", "")
-    if not grid.per_token:  # T projections across, d bits down: a wide grid
-        frame = frame.rename(columns={"row": "bit", "bit": "row"})
-        x_title, y_title = "projection function", "bit"
-    palette = alt.Scale(
-        domain=["0", "1", "turned on", "turned off"],
-        range=["#eef1f5", "#3b5b92", "#2ca02c", "#d62728"],
-    )
-    return (
-        alt.Chart(frame)
-        .mark_rect()
-        .encode(
-            x=alt.X("bit:O", title=x_title, axis=alt.Axis(labels=False, ticks=False)),
-            y=alt.Y("row:O", title=y_title, sort=None),
-            color=alt.Color("state:N", scale=palette, legend=alt.Legend(orient="bottom")),
-            tooltip=["row", "bit", "state"],
-        )
-        .properties(height=alt.Step(18))
-    )
 
 
 def projection_section(model: ActiveModel, text: str) -> None:
@@ -338,7 +334,9 @@ def projection_section(model: ActiveModel, text: str) -> None:
         return
     if len(grid.rows) > MAX_GRID_ROWS:
         st.caption(f"showing the first {MAX_GRID_ROWS} of {len(grid.rows)} rows")
-    st.altair_chart(_grid_chart(grid, flips), width="stretch")
+    rows = min(len(grid.rows), MAX_GRID_ROWS)
+    chart, height = grid_chart(grid.rows[:rows], grid.bits[:rows], flips[:rows], grid.per_token)
+    st.altair_chart(chart, width="stretch", height=height)
 
 
 # --- 3. model card -------------------------------------------------------------------------------
@@ -374,7 +372,7 @@ def model_card_section(model: ActiveModel) -> None:
     sizes = [("model.tpn (on-device)", classifier.n_bytes)]
     trainer = _trainer(model)
     if trainer is not None:
-        sizes.append(("trainer.npz", trainer.n_bytes))
+        sizes.append((TRAINER_WEIGHTS, trainer.n_bytes))
         default_rows = TrainConfig().trainer_buckets
         if trainer.config.trainer_buckets != default_rows:
             st.caption(
@@ -390,12 +388,20 @@ def model_card_section(model: ActiveModel) -> None:
         .mark_bar()
         .encode(
             x=alt.X("KB:Q", title="size (KB)"),
-            y=alt.Y("model:N", sort=None, title=None, axis=alt.Axis(labelLimit=260)),
+            y=alt.Y(
+                "model:N",
+                sort=None,
+                title=None,
+                axis=alt.Axis(labelLimit=LABEL_LIMIT, labelOverlap=False),
+            ),
             tooltip=["model", alt.Tooltip("KB:Q", format=",.1f")],
         )
     )
     values = bars.mark_text(align="left", dx=4).encode(text=alt.Text("KB:Q", format=",.0f"))
-    st.altair_chart((bars + values).properties(height=alt.Step(32)), width="stretch")
+    height = chart_height(len(frame))
+    st.altair_chart(
+        (bars + values).properties(height=height - AXIS_PX), width="stretch", height=height
+    )
     st.caption(
         f"Reference: {FASTTEXT_REFERENCE[0]} scores {FASTTEXT_REFERENCE[2]} test accuracy on "
         "Banking77, measured on this machine."
@@ -403,6 +409,12 @@ def model_card_section(model: ActiveModel) -> None:
     st.markdown("**Config**")
     config = metrics["config"] if metrics else classifier.header.get("train_config", {})
     st.json({"training": config, "projector": classifier.header["projector"]}, expanded=False)
+    with st.expander("On a device: C99 and WebAssembly"):
+        st.markdown(
+            "`textproj export MODEL --wasm site && python -m http.server -d site` serves a static "
+            "page that runs this model in WebAssembly in your browser, as you type; `--c DIR` "
+            "writes C99 sources and an example program. See docs/device.md."
+        )
 
 
 # --- 4. train your own ---------------------------------------------------------------------------
@@ -441,16 +453,17 @@ def _own_data() -> tuple[Dataset, Dataset | None, str] | None:
 
 def _own_config() -> TrainConfig | None:
     """Network settings from the form; None after an error message."""
-    design = st.selectbox("Design", ["token", "text"], key="own_design")
+    design = st.selectbox("Design", list(DESIGNS), key="own_design")
+    default_t, default_d = PROJECTION_DEFAULTS[design]
     left, right = st.columns(2)
-    t = left.number_input(
-        "T (projection functions)", 1, 256, 16 if design == "token" else 80, key=f"own_t_{design}"
-    )
-    d = right.number_input(
-        "d (bits per function)", 1, 64, 16 if design == "token" else 14, key=f"own_d_{design}"
-    )
+    t = left.number_input("T (projection functions)", 1, 256, default_t, key=f"own_t_{design}")
+    d = right.number_input("d (bits per function)", 1, 64, default_d, key=f"own_d_{design}")
     if design == "text":
-        hidden = st.text_input("Hidden sizes (comma-separated)", "256", key="own_hidden")
+        hidden = st.text_input(
+            "Hidden sizes (comma-separated)",
+            ",".join(map(str, DEFAULTS.hidden)),
+            key="own_hidden",
+        )
         try:
             widths = tuple(int(part) for part in hidden.split(","))
             if min(widths) < 1:
@@ -460,8 +473,12 @@ def _own_config() -> TrainConfig | None:
             return None
         shape: dict[str, Any] = {"hidden": widths}
     else:
-        bottleneck = left.number_input("Bottleneck width", 4, 512, 64, key="own_bottleneck")
-        filters = right.number_input("Filters per window", 4, 512, 64, key="own_filters")
+        bottleneck = left.number_input(
+            "Bottleneck width", 4, 512, DEFAULTS.bottleneck, key="own_bottleneck"
+        )
+        filters = right.number_input(
+            "Filters per window", 4, 512, DEFAULTS.filters, key="own_filters"
+        )
         shape = {"bottleneck": int(bottleneck), "filters": int(filters)}
     epochs = st.slider(
         "Epochs (at most; early stopping on dev accuracy)", 1, 30, 5, key="own_epochs"
@@ -517,7 +534,7 @@ def _train(data: tuple[Dataset, Dataset | None, str], config: TrainConfig) -> No
         )  # fmt: skip
         bar.progress(1.0, text=f"done in {result.metrics['train_seconds']:.1f} s")
         chart.empty()
-    except (ValueError, DataError) as error:
+    except TextprojError as error:
         st.error(f"Training failed: {error}")
         return
     finally:
@@ -548,8 +565,10 @@ def train_section() -> None:
         f"(trainer {own['trainer_accuracy']:.3f}), model.tpn {own['bytes'] / 1000:.1f} KB."
     )
     st.altair_chart(_curves(own["history"]))
-    model_file = Path(own["directory"]) / "model.tpn"
-    st.download_button("Download model.tpn", model_file.read_bytes(), "model.tpn", key="download")
+    model_file = Path(own["directory"]) / MODEL_NAME
+    st.download_button(
+        f"Download {MODEL_NAME}", model_file.read_bytes(), MODEL_NAME, key="download"
+    )
     st.caption("Switch the other tabs to this model with the toggle in the sidebar.")
 
 
@@ -599,7 +618,7 @@ def main() -> None:
     st.set_page_config(page_title="textproj demo", page_icon="🔢", layout="wide")
     st.title("textproj: tiny text classifiers without a vocabulary")
     model = choose_model()
-    st.sidebar.caption(f"Using {model.source}: {model.classifier!r}")
+    st.sidebar.caption(f"Using {model.source}: {describe(model.classifier)}")
     text = st.text_input("Text", DEFAULT_TEXT, key="text")
     tabs = st.tabs(
         ["Classify", "Projection bits", "Model card", "Train your own", "Bits vs accuracy"]

@@ -5,6 +5,7 @@ scores are logged for the ablation and the final report; docs/training.md):
 
     python benchmarks/tune.py --corpus banking77 --name base
     python benchmarks/tune.py --name lr5e-3 learning_rate=0.005 epochs=12
+    python benchmarks/tune.py --corpus banking77 clinc150 --seeds 0 1 2 --name b256 batch_size=256
     python benchmarks/tune.py --report            # docs/sweeps.jsonl -> docs/sweeps.md table
 
 Each ``key=value`` overrides a TrainConfig field (``feature.key=value`` a FeatureConfig field);
@@ -70,7 +71,8 @@ def render_report(log: Path) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--corpus", default="banking77")
+    parser.add_argument("--corpus", nargs="+", default=["banking77"], help="one or more")
+    parser.add_argument("--seeds", nargs="+", type=int, default=None, help="runs per seed")
     parser.add_argument("--name")
     parser.add_argument("--report", action="store_true", help="print the table of logged runs")
     parser.add_argument("--log", type=Path, default=Path("docs/sweeps.jsonl"))
@@ -83,13 +85,20 @@ def main() -> None:
     if not args.name:
         parser.error("--name is required to run")
     train_fields, feature_fields = parse_overrides(args.overrides)
+    for corpus in args.corpus:
+        for seed in args.seeds or [train_fields.get("seed", 0)]:
+            run(args, corpus, {**train_fields, "seed": seed}, feature_fields)
+
+
+def run(args: argparse.Namespace, corpus: str, train_fields: dict, feature_fields: dict) -> None:
+    """Train one configuration on one corpus and log its row."""
     config = TrainConfig(**train_fields)
     features = FeatureConfig(**feature_fields)
     started = time.perf_counter()
     result = train(
-        load_corpus(args.corpus, "train"),
-        load_corpus(args.corpus, "dev"),
-        load_corpus(args.corpus, "test"),
+        load_corpus(corpus, "train"),
+        load_corpus(corpus, "dev"),
+        load_corpus(corpus, "test"),
         config=config,
         features=features,
         output_dir=args.output,
@@ -97,8 +106,9 @@ def main() -> None:
     )
     metrics = result.metrics
     row = {
-        "corpus": args.corpus,
+        "corpus": corpus,
         "name": args.name,
+        "seed": config.seed,
         "overrides": args.overrides,
         "dev_projection": metrics["projection"]["dev"]["accuracy"],
         "dev_projection_float": metrics["projection_float"]["dev"]["accuracy"],
@@ -107,6 +117,7 @@ def main() -> None:
         # recorded for the ablation and the final report; never used to choose a setting
         "test": {name: metrics[name]["test"] for name in ("projection", "trainer")},
         "model_bytes": sum(t.nbytes for t in result.tensors.values()),
+        "epochs": len(metrics["history"]),
         "seconds": round(time.perf_counter() - started, 1),
     }
     print(json.dumps(row))

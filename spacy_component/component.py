@@ -9,11 +9,13 @@ loads and runs without torch. Either way the model travels inside the pipeline's
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import srsly
 from spacy.language import Language
 from spacy.pipeline import Pipe
@@ -23,7 +25,9 @@ from spacy.training import Example, validate_examples
 from spacy.util import minibatch
 
 from textproj.config import FeatureConfig, TrainConfig
-from textproj.model_file import MODEL_FILENAME, ModelFormatError, model_path
+from textproj.decisions import DEFAULT_THRESHOLD
+from textproj.errors import ConfigError
+from textproj.model_file import MODEL_FILENAME, ModelNotFoundError, model_path
 from textproj.runtime import Classifier, load_bytes
 
 FACTORY = "textproj"
@@ -32,7 +36,9 @@ FACTORY = "textproj"
 DEFAULT_CONFIG: dict[str, Any] = {
     "model": None,  # model.tpn file (or a directory holding one); None: trainable
     "multi_label": False,  # trainable mode: one sigmoid per label; a model file says for itself
-    "threshold": 0.5,  # multi-label scoring: a label is predicted at or above this probability
+    # Multi-label scoring: a label is predicted at or above this probability; None takes the
+    # per-label thresholds stored in the model file (DEFAULT_THRESHOLD where it stores none).
+    "threshold": None,
     "train_config": {},  # trainable mode: TrainConfig fields to override
     "features": {},  # trainable mode: FeatureConfig fields to override
     "n_jobs": -1,  # projector threads for large batches (-1: every core)
@@ -57,7 +63,31 @@ def _read_model_file(path: str | Path) -> bytes:
     try:
         return file.read_bytes()
     except FileNotFoundError:
-        raise ModelFormatError(f"{file}: no such file (the textproj component's 'model')") from None
+        raise ModelNotFoundError(
+            f"{file}: no such file (the textproj component's 'model')"
+        ) from None
+
+
+def _building_from_config() -> bool:
+    """Whether spaCy is building a whole pipeline from its config (``spacy.load``), whose
+    ``from_disk`` or ``from_bytes`` supplies the model bytes next: then the config's model path
+    (where the model was when the pipeline was made) need not exist any more."""
+    code = Language.from_config.__func__.__code__
+    frame = sys._getframe(1)
+    while frame is not None:
+        if frame.f_code is code:
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _at_thresholds(scores: np.ndarray, thresholds: np.ndarray, target: float) -> np.ndarray:
+    """``scores`` mapped so that each label's threshold lands on ``target``, monotonically per
+    label (piecewise linear): spaCy's scorer, which takes one threshold, then decides as the
+    model does, and per-label rankings (AUC) are unchanged."""
+    low = target * scores / np.maximum(thresholds, 1e-9)
+    high = target + (1 - target) * (scores - thresholds) / np.maximum(1 - thresholds, 1e-9)
+    return np.where(scores < thresholds, low, high)
 
 
 class TextProjCategorizer(Pipe):
@@ -70,7 +100,7 @@ class TextProjCategorizer(Pipe):
         *,
         model: str | None = None,
         multi_label: bool = False,
-        threshold: float = 0.5,
+        threshold: float | None = None,
         train_config: dict[str, Any] | None = None,
         features: dict[str, Any] | None = None,
         n_jobs: int = -1,
@@ -88,10 +118,10 @@ class TextProjCategorizer(Pipe):
         self._classifier: Classifier | None = None
         self._learner: Any = None  # spacy_component.learner.Learner once initialised to train
         self._lock = threading.Lock()
-        if model is not None and Path(model).exists():
+        if model is not None and (Path(model).exists() or not _building_from_config()):
             self._set_model(_read_model_file(model), str(model))
-        # A missing file is reported at first use instead: spacy.load builds the component from
-        # the saved config (which names the original file) and then from_disk supplies the bytes.
+        # Under spacy.load the saved config names the original file, which may be gone; the
+        # pipeline's own copy comes from from_disk next (a missing one is reported at first use).
 
     # --- state
     def _set_model(self, data: bytes, name: str) -> None:
@@ -184,10 +214,11 @@ class TextProjCategorizer(Pipe):
             validate_examples(get_examples(), f"{type(self).__name__}.initialize")
             labels = {label for eg in get_examples() for label in eg.reference.cats}
         labels = sorted(labels)
-        if not labels:
-            raise ValueError(
-                f"textproj component {self.name!r}: the training examples carry no labels "
-                "(doc.cats is empty in every reference doc)"
+        if len(labels) < 2:
+            found = f"only the label {labels[0]!r}" if labels else "no labels (doc.cats is empty)"
+            raise ConfigError(
+                f"textproj component {self.name!r}: the training examples carry {found}; "
+                "a classifier needs two"
             )
         from spacy_component.learner import Learner  # imports torch: trainable mode only
 
@@ -200,7 +231,7 @@ class TextProjCategorizer(Pipe):
         when a single-label example has no positive label."""
         cats = {k: v for k, v in example.reference.cats.items() if k in self._learner.label_index}
         if self.multi_label:
-            return tuple(label for label, value in cats.items() if value >= 0.5)
+            return tuple(label for label, value in cats.items() if value >= DEFAULT_THRESHOLD)
         best = max(cats, key=cats.__getitem__, default=None)
         return best if best is not None and cats[best] > 0 else None
 
@@ -242,10 +273,41 @@ class TextProjCategorizer(Pipe):
     def score(self, examples: Iterable[Example], **kwargs: Any) -> dict[str, Any]:
         """spaCy's textcat scores (``cats_score``, micro/macro P/R/F, AUC, per label)."""
         validate_examples(examples, f"{type(self).__name__}.score")
-        kwargs.setdefault("threshold", self.threshold if self.multi_label else 0.0)
+        examples = list(examples)
+        if self.multi_label and "threshold" not in kwargs:
+            thresholds = self.thresholds
+            if thresholds is not None and np.any(thresholds != DEFAULT_THRESHOLD):
+                examples = [self._rescored(eg, thresholds) for eg in examples]
+            kwargs["threshold"] = DEFAULT_THRESHOLD
+        kwargs.setdefault("threshold", 0.0)
         return Scorer.score_cats(
             examples, "cats", labels=self.labels, multi_label=self.multi_label, **kwargs
         )
+
+    @property
+    def thresholds(self) -> np.ndarray | None:
+        """Multi-label: each label's decision threshold (config ``threshold``, else the model
+        file's tuned ones); ``doc.cats[label] >= thresholds[i]`` is the label the CLI predicts."""
+        if not self.multi_label:
+            return None
+        if self.threshold is not None:
+            return np.full(len(self.labels), self.threshold, dtype=np.float32)
+        stored = self._require_classifier().thresholds
+        return np.full(len(self.labels), DEFAULT_THRESHOLD) if stored is None else stored
+
+    def _rescored(self, example: Example, thresholds: np.ndarray) -> Example:
+        """A copy of ``example`` whose predicted cats put each label's threshold at the
+        scorer's (``DEFAULT_THRESHOLD``)."""
+        doc = example.predicted.copy()
+        scores = np.array([doc.cats.get(label, 0.0) for label in self.labels], dtype=np.float64)
+        doc.cats = dict(
+            zip(
+                self.labels,
+                _at_thresholds(scores, thresholds, DEFAULT_THRESHOLD).tolist(),
+                strict=True,
+            )
+        )
+        return Example(doc, example.reference)
 
     # --- serialisation: the model file's bytes travel inside the pipeline
     def _current_bytes(self) -> bytes | None:
@@ -297,7 +359,7 @@ def make_textproj(
     name: str,
     model: str | None,
     multi_label: bool,
-    threshold: float,
+    threshold: float | None,
     train_config: dict[str, Any],
     features: dict[str, Any],
     n_jobs: int,

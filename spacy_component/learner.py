@@ -15,59 +15,46 @@ import torch
 
 from textproj import model_file, nets
 from textproj.config import FeatureConfig, TrainConfig
-from textproj.data import Dataset
+from textproj.inputs import encode_targets, prepare_inputs
 from textproj.projector import Projector
-from textproj.training import (
-    build_networks,
-    forward_projection,
-    forward_trainer,
-    joint_loss,
-    make_optimisers,
-    model_header,
-    prepare_inputs,
-)
+from textproj.training import JointStep, model_header
 
 
 class Learner:
-    """Both networks of one component, trained jointly on spaCy's batches."""
+    """Both networks of one component, trained jointly on spaCy's batches with the training
+    loop's own step (``textproj.training.JointStep``): the same loss, optimiser, parameter
+    groups and private random stream as ``textproj train``."""
 
     def __init__(self, labels: Sequence[str], config: TrainConfig, features: FeatureConfig) -> None:
-        torch.manual_seed(config.seed)
-        torch.set_num_threads(config.threads)
         self.labels = list(labels)
         self.label_index = {label: i for i, label in enumerate(self.labels)}
         self.config = config
         self.projector = Projector(*config.projection_shape, features=features, seed=config.seed)
-        self.projection, self.trainer = build_networks(
-            config, self.projector.n_bits, len(self.labels)
-        )
-        self.optimisers = make_optimisers(self.projection, self.trainer, config)
+        self.joint = JointStep(config, self.projector.n_bits, len(self.labels))
+
+    @property
+    def projection(self) -> torch.nn.Module:
+        """The projection network being trained."""
+        return self.joint.projection
+
+    @property
+    def trainer(self) -> torch.nn.Module:
+        """The trainer network being trained."""
+        return self.joint.trainer
 
     def accumulate(self, texts: list[str], gold: list[str] | list[tuple[str, ...]]) -> float:
         """Add the joint loss's gradients for one batch (``gold``: a label, or a tuple of labels
         when multi-label); return the loss."""
-        inputs = prepare_inputs(
-            Dataset(texts, gold, "spaCy batch"), self.label_index, self.projector, self.config
-        )
-        index = np.arange(len(texts))
-        loss = joint_loss(
-            forward_trainer(self.trainer, inputs, index),
-            forward_projection(self.projection, inputs, index),
-            torch.from_numpy(inputs.targets),
-            self.config,
-        )
-        loss.backward()
-        return float(loss.item())
+        targets = encode_targets(gold, self.label_index, self.config.multi_label)
+        batch = prepare_inputs(texts, targets, self.projector, self.config)
+        return self.joint(batch, np.arange(len(texts)), apply=False)
 
     def step(self, learn_rate: float | None = None) -> None:
-        """Apply the accumulated gradients (at ``learn_rate``, e.g. spaCy's schedule), then
-        clear them."""
-        for optimiser in self.optimisers:
-            if learn_rate is not None:
-                for group in optimiser.param_groups:
-                    group["lr"] = learn_rate
-            optimiser.step()
-            optimiser.zero_grad()
+        """Apply the accumulated gradients, then clear them. spaCy's ``learn_rate`` (its
+        schedule) sets the projection network's rate; every parameter group keeps its ratio to
+        it, so the trainer's own rate (``trainer_learning_rate``) is kept."""
+        scale = 1.0 if learn_rate is None else learn_rate / self.config.learning_rate
+        self.joint.apply(scale)
 
     def export(self) -> bytes:
         """The projection network as ``model.tpn`` bytes: int8 weights plus the hash parameters."""

@@ -147,5 +147,34 @@ def test_sessions_do_not_mix(monkeypatch, tiny_models) -> None:
 def test_bundled_model_out_of_the_box(monkeypatch) -> None:
     app = _start(monkeypatch, None)
     assert "bundled (banking77)" in app.sidebar.caption[0].value
+    assert "token design, 77 labels" in app.sidebar.caption[0].value
     assert len(_predicted(app)) == 2  # the bundled model ships with its (small) trainer
     assert "**Corpus:** banking77" in " ".join(_markdown(app))
+
+
+def test_explanation_view_shows_each_token(monkeypatch, tiny_models) -> None:
+    app = _start(monkeypatch, tiny_models["token"])
+    app.text_input(key="text").input("my card is lost").run()
+    label = textproj.load(tiny_models["token"]).predict(["my card is lost"])[0]
+    assert f"**Which tokens drove `{label}`**" in _markdown(app)
+    caption = app.sidebar.caption[0].value
+    assert "Classifier(" not in caption and "token design" in caption
+    text_app = _start(monkeypatch, tiny_models["text"])
+    assert any("need a token-design model" in c.value for c in text_app.caption)
+
+
+def test_multi_label_model_shows_the_labels_its_thresholds_give(monkeypatch, tmp_path) -> None:
+    from conftest import TINY_CONFIG, tiny_banking
+
+    from textproj import Dataset, TrainConfig
+    from textproj.training import train
+
+    data = tiny_banking(200)
+    labels = [(label, "any") if i % 2 else (label,) for i, label in enumerate(data.labels)]
+    out = tmp_path / "multi"
+    config = TrainConfig(**TINY_CONFIG, multi_label=True)
+    train(Dataset(data.texts, labels, "multi"), config=config, output_dir=out, progress=False)
+    app = _start(monkeypatch, out)
+    clf = textproj.load(out)
+    text = app.text_input(key="text").value
+    assert _predicted(app)[0] == (", ".join(clf.predict([text])[0]) or "(no label)")

@@ -16,6 +16,14 @@ from textproj import DataError, ModelFormatError
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "app"))
 
 from demo_bits import bit_grid, compare
+from demo_charts import (
+    ROW_PX,
+    chart_height,
+    describe,
+    explanation_chart,
+    grid_chart,
+    probability_chart,
+)
 from demo_data import (
     check_training_set,
     load_uploaded_model,
@@ -148,3 +156,51 @@ def test_shared_models_answer_concurrent_sessions(classifiers, tiny_models) -> N
             parts = list(pool.map(lambda i, m=model: m.predict_proba(texts[i::8]), range(8)))
         for i, part in enumerate(parts):
             np.testing.assert_allclose(part, expected[i::8], rtol=1e-6, atol=1e-7)
+
+
+# --- charts: every bar and row keeps its label; the sidebar describes the model in words ---
+
+
+def _y_axis(chart) -> dict:
+    return chart.to_dict()["encoding"]["y"]
+
+
+def test_probability_chart_names_every_bar(classifiers) -> None:
+    labels = ["refund", "activate", "age"]
+    chart, height = probability_chart(labels, np.array([0.2, 0.5, 0.3], dtype=np.float32), 5)
+    y = _y_axis(chart)
+    assert y["sort"] == ["activate", "age", "refund"]  # most probable first, all three
+    assert y["axis"]["labelOverlap"] is False
+    assert height == chart_height(3) >= 3 * ROW_PX
+    assert chart.to_dict()["height"] == 3 * ROW_PX
+    many, _ = probability_chart([f"l{i}" for i in range(77)], np.linspace(0, 1, 77), 5)
+    assert len(_y_axis(many)["sort"]) == 5
+
+
+def test_grid_chart_names_every_token_row(classifiers) -> None:
+    grid = bit_grid(classifiers["token"], "I still have not received my new card")
+    chart, height = grid_chart(grid.rows, grid.bits, np.zeros_like(grid.bits), True)
+    y = _y_axis(chart)
+    assert y["sort"] == [f"{i + 1}: {token}" for i, token in enumerate(grid.rows)]
+    assert y["axis"]["labelOverlap"] is False
+    assert chart.to_dict()["height"] == len(grid.rows) * ROW_PX and height > len(grid.rows) * ROW_PX
+    text = bit_grid(classifiers["text"], "I lost my card")
+    wide, _ = grid_chart(text.rows, text.bits, np.zeros_like(text.bits), False)
+    assert wide.to_dict()["height"] == classifiers["text"].projector.bits_per_projection * ROW_PX
+
+
+def test_explanation_chart_has_a_bar_per_token(classifiers) -> None:
+    explanation = classifiers["token"].explain("where is my new card")
+    chart, _ = explanation_chart(explanation)
+    assert _y_axis(chart)["sort"] == ["1: where", "2: is", "3: my", "4: new", "5: card"]
+    data = next(iter(chart.to_dict()["datasets"].values()))
+    assert [row["share"] for row in data] == pytest.approx(explanation.weights.tolist())
+
+
+def test_describe_is_words_not_a_repr(classifiers) -> None:
+    clf = classifiers["token"]
+    words = describe(clf)
+    p = clf.projector
+    assert words.startswith(f"token design, {len(clf.labels)} labels, ")
+    assert f"{p.num_projections} × {p.bits_per_projection} bits per token" in words
+    assert "Classifier(" not in words and words.endswith(f"{clf.n_bytes / 1000:.1f} KB")

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+import textproj
 from textproj.cli import app
+from textproj.config import TrainConfig
 from textproj.corpora import load_corpus
-from textproj.data import Dataset, write_dataset
+from textproj.data import Dataset, read_dataset, write_dataset
+from textproj.errors import ConfigError
+from textproj.rundir import check_output_dir, holds_run
 
 runner = CliRunner()
 
@@ -67,16 +73,71 @@ def test_info_describes_the_model(trained: Path) -> None:
 
 
 def test_predict_arguments_stdin_and_json(trained: Path) -> None:
-    result = runner.invoke(app, ["predict", str(trained), "great phone", "awful, broke in a day"])
+    texts = ["great phone", "awful, broke in a day"]
+    result = runner.invoke(app, ["predict", str(trained), *texts])
     assert result.exit_code == 0, result.output
-    assert all(line in ("negative", "positive") for line in result.output.splitlines())
-    assert len(result.output.splitlines()) == 2
+    clf = textproj.load(trained)
+    proba = clf.predict_proba(texts)
+    expected = [
+        f"{label}\t{row.max():.4f}" for label, row in zip(clf.predict(texts), proba, strict=True)
+    ]
+    assert result.output.splitlines() == expected
     piped = runner.invoke(
         app, ["predict", str(trained / "model.tpn"), "--json"], input="one\ntwo\n"
     )
     records = [json.loads(line) for line in piped.output.splitlines()]
     assert [r["text"] for r in records] == ["one", "two"]
     assert abs(sum(records[0]["probabilities"].values()) - 1) < 1e-4
+
+
+def test_predict_top_k_threshold_and_input_file(trained: Path, tmp_path: Path) -> None:
+    texts = ["great phone", "awful, broke in a day", "it is a film"]
+    (tmp_path / "in.txt").write_text("\n".join(texts) + "\n", encoding="utf-8")
+    proba = textproj.load(trained).predict_proba(texts)
+    top2 = runner.invoke(
+        app, ["predict", str(trained), "--input", str(tmp_path / "in.txt"), "-k", "2"]
+    )
+    assert top2.exit_code == 0, top2.output
+    for line, row in zip(top2.output.splitlines(), proba, strict=True):
+        fields = line.split("\t")
+        assert len(fields) == 4 and float(fields[1]) >= float(fields[3])
+        assert abs(float(fields[1]) + float(fields[3]) - 1) < 2e-4  # two labels: all the mass
+        assert float(fields[1]) == pytest.approx(row.max(), abs=5e-5)
+    cut = float(np.median(proba.max(axis=1)))
+    sure = runner.invoke(app, ["predict", str(trained), "--threshold", str(cut), *texts])
+    assert [bool(line) for line in sure.output.splitlines()] == list(proba.max(axis=1) >= cut)
+    both = runner.invoke(app, ["predict", str(trained), "x", "--input", str(tmp_path / "in.txt")])
+    assert both.exit_code == 2 and "not both" in both.output
+
+
+def test_predict_stdin_crlf_blank_lines_and_bad_utf8(trained: Path) -> None:
+    piped = runner.invoke(
+        app, ["predict", str(trained), "--json"], input="good film\r\n\n   \nbad\n"
+    )
+    records = [json.loads(line) for line in piped.output.splitlines()]
+    assert [r["text"] for r in records] == ["good film", "", "   ", "bad"]
+    assert [r["label"] is None for r in records] == [False, True, True, False]
+    assert records[1]["probabilities"] == {}
+    plain = runner.invoke(app, ["predict", str(trained)], input="good film\r\n\n")
+    assert plain.output.split("\n")[1:] == ["", ""]  # the blank line stays a blank line
+    bad = runner.invoke(app, ["predict", str(trained), "--json"], input=b"fine\n\xff oops\n")
+    assert bad.exit_code == 1 and "stdin:2: invalid UTF-8 (byte 0xff)" in bad.output
+    assert "fine" not in bad.output  # refused before any output
+
+
+def test_predict_explain_shares_add_up_to_the_logit(tiny_models: dict[str, Path]) -> None:
+    model = tiny_models["token"]
+    result = runner.invoke(app, ["predict", str(model), "--json", "--explain", "my card is lost"])
+    record = json.loads(result.output)
+    explanation = textproj.load(model).explain("my card is lost")
+    assert [token for token, _ in record["explanation"]] == ["my", "card", "is", "lost"]
+    assert [w for _, w in record["explanation"]] == [
+        round(float(w), 4) for w in explanation.weights
+    ]
+    plain = runner.invoke(app, ["predict", str(model), "--explain", "my card is lost"])
+    assert plain.output.splitlines()[1].startswith("  tokens: ")
+    text_model = runner.invoke(app, ["predict", str(tiny_models["text"]), "--explain", "x"])
+    assert text_model.exit_code == 2 and "token-design model" in text_model.output
 
 
 def test_evaluate_matches_training_metrics(trained: Path, data_files: dict[str, Path]) -> None:
@@ -87,7 +148,39 @@ def test_evaluate_matches_training_metrics(trained: Path, data_files: dict[str, 
     scores = json.loads(result.output)
     metrics = json.loads((trained / "metrics.json").read_text())
     assert scores["accuracy"] == pytest.approx(metrics["projection"]["test"]["accuracy"])
+    assert scores["macro_f1"] == pytest.approx(metrics["projection"]["test"]["macro_f1"])
     assert scores["n"] == 120 and scores["unseen_labels"] == []
+
+
+def test_evaluate_per_label_confusion_pairs_predictions_and_plot(
+    trained: Path, data_files: dict[str, Path], tmp_path: Path
+) -> None:
+    test = read_dataset(data_files["test"])
+    predicted = textproj.load(trained).predict(test.texts)
+    args = ["evaluate", str(trained), "--test", str(data_files["test"])]
+    out = [f"--predictions={tmp_path / 'p.tsv'}", f"--plot={tmp_path / 'c.png'}"]
+    scores = json.loads(runner.invoke(app, [*args, "--json", *out]).output)
+    labels = scores["confusion"]["labels"]
+    matrix = np.array(scores["confusion"]["matrix"])
+    assert labels == ["negative", "positive"] and matrix.sum() == len(test)
+    for i, gold in enumerate(labels):
+        hits = sum(g == p == gold for g, p in zip(test.labels, predicted, strict=True))
+        assert matrix[i, i] == hits
+        assert matrix[i].sum() == scores["per_label"][gold]["support"] == test.labels.count(gold)
+        assert scores["per_label"][gold]["recall"] == pytest.approx(hits / matrix[i].sum())
+        assert scores["per_label"][gold]["precision"] == pytest.approx(
+            hits / max(1, matrix[:, i].sum())
+        )
+    worst = scores["confused_pairs"][0]
+    assert worst["count"] == max(matrix[0, 1], matrix[1, 0])
+    assert (tmp_path / "c.png").read_bytes().startswith(b"\x89PNG")
+    rows = read_dataset(tmp_path / "p.tsv")  # text and gold label columns, like any data file
+    assert rows.texts == test.texts and rows.labels == test.labels
+    written = (tmp_path / "p.tsv").read_text(encoding="utf-8").splitlines()
+    assert written[0].split("\t") == ["text", "label", "predicted", "probability", "correct"]
+    assert [line.split("\t")[2] for line in written[1:]] == predicted
+    text = runner.invoke(app, [*args, "--confusion"]).output
+    assert "precision  recall" in text and "most confused" in text and "confusion matrix" in text
 
 
 def test_evaluate_reports_unseen_labels(trained: Path, tmp_path: Path) -> None:
@@ -100,22 +193,178 @@ def test_evaluate_reports_unseen_labels(trained: Path, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("args", "message"),
+    ("args", "message", "code"),
     [
-        (["info", "missing-dir"], "missing-dir"),
-        (["predict", "nowhere/model.tpn", "x"], "model.tpn"),
-        (["train", "--train", "nothing.tsv"], "nothing.tsv"),
-        (["train", "--corpus", "nope"], "nope"),
-        (["train", "--corpus", "banking77", "--train", "x.tsv"], "either --corpus or --train"),
-        (["train", "--design", "rnn"], "design"),
-        (["evaluate", "m"], "exactly one of --corpus or --test"),
+        (["info", "missing-dir"], "missing-dir", 1),
+        (["predict", "nowhere/model.tpn", "x"], "model.tpn", 1),
+        (["train", "--train", "nothing.tsv"], "nothing.tsv", 1),
+        (["train", "--train", "."], "is a directory", 1),
+        (["train", "--corpus", "nope"], "nope", 1),
+        (["train", "--corpus", "banking77", "--train", "x.tsv"], "either --corpus or --train", 2),
+        (["train", "--design", "rnn"], "'rnn' is not one of 'token', 'text'", 2),
+        (["train", "-T", "0"], "--projections must be an int >= 1, got 0", 2),
+        (["train", "-d", "0"], "--bits must be an int >= 1, got 0", 2),
+        (["train", "-T", "-3"], "--projections must be an int >= 1, got -3", 2),
+        (["train", "--design", "text", "--hidden", "8,0"], "--hidden takes comma-separated", 2),
+        (["train", "--design", "text", "--hidden", ""], "--hidden takes comma-separated", 2),
+        (["train", "--dev-fraction", "1"], "--dev-fraction must be in (0, 1)", 2),
+        (["train", "--lr", "0"], "--lr must be > 0", 2),
+        (["train", "--patience", "0"], "--patience must be an int >= 1", 2),
+        (["train", "--trainer-buckets", "0"], "--trainer-buckets must be an int >= 1", 2),
+        (["evaluate", "m"], "exactly one of --corpus or --test", 2),
+        (["predict", "m", "-k", "0"], "-k", 2),
+        (["export", "m"], "give --c DIR, --wasm DIR or both", 2),
     ],
 )
-def test_errors_are_one_line_without_traceback(args: list[str], message: str) -> None:
+def test_errors_are_one_line_without_traceback(args: list[str], message: str, code: int) -> None:
     result = runner.invoke(app, args)
-    assert result.exit_code == 1
-    assert message in result.output
+    assert result.exit_code == code
+    assert message in " ".join(result.output.split())
     assert "Traceback" not in result.output
+
+
+def test_bad_options_leave_no_output(tmp_path: Path) -> None:
+    out = tmp_path / "never"
+    for bad in (["--design", "text", "--hidden", "0"], ["-T", "0"]):
+        result = runner.invoke(
+            app, ["train", "--corpus", "sentiment_sentences", "--output", out, *bad]
+        )
+        assert result.exit_code == 2 and not out.exists()
+
+
+def test_output_that_is_a_file_fails_before_training(tmp_path: Path) -> None:
+    (tmp_path / "taken").write_text("not a directory")
+    result = runner.invoke(
+        app, ["train", "--corpus", "sentiment_sentences", "--output", str(tmp_path / "taken")]
+    )
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "taken: exists and is not a directory" in result.output
+    assert "epoch" not in result.output
+
+
+def test_another_runs_directory_needs_force(tmp_path: Path, data_files: dict[str, Path]) -> None:
+    (tmp_path / "metrics.json").write_text("{}")
+    args = ["train", "--train", str(data_files["train"]), "--output", str(tmp_path), "--quiet"]
+    refused = runner.invoke(app, args)
+    assert refused.exit_code == 1 and "holds another run (metrics.json)" in refused.output
+    # With --force the output passes; the next check (here a one-label training set) runs.
+    one_label = tmp_path / "one.tsv"
+    one_label.write_text("text\tlabel\na\tx\nb\tx\nc\tx\n", encoding="utf-8")
+    forced = runner.invoke(
+        app, ["train", "--train", str(one_label), "--output", str(tmp_path), "--force"]
+    )
+    assert forced.exit_code == 1
+    assert f"error: {one_label}" in forced.output
+    assert "training data has only the label 'x'" in forced.output
+    assert holds_run(tmp_path) and not holds_run(tmp_path / "elsewhere")
+
+
+def test_check_output_dir_rules(tmp_path: Path) -> None:
+    check_output_dir(tmp_path / "new")
+    check_output_dir(tmp_path)  # empty or unrelated directories are fine
+    (tmp_path / "checkpoint.pt").write_bytes(b"")
+    with pytest.raises(ConfigError, match="--resume"):
+        check_output_dir(tmp_path)
+    check_output_dir(tmp_path, resume=True)
+    check_output_dir(tmp_path, force=True)
+
+
+def _stub_training(monkeypatch: pytest.MonkeyPatch, effect) -> list[dict]:
+    """Replace training by ``effect(kwargs)``; return the list of calls it received."""
+    import textproj.training
+
+    calls: list[dict] = []
+
+    def fake(*splits, **kwargs):
+        calls.append({"splits": splits, **kwargs})
+        return effect(kwargs)
+
+    monkeypatch.setattr(textproj.training, "train", fake)
+    return calls
+
+
+def test_ctrl_c_says_how_to_resume_and_leaves_no_tmp(monkeypatch, data_files, tmp_path) -> None:
+    def interrupted(kwargs: dict) -> None:
+        out = Path(kwargs["output_dir"])
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "checkpoint.pt").write_bytes(b"state")
+        (out / "checkpoint.pt.tmp").write_bytes(b"half")
+        (out / ".model.tpn.1.ab.tmp").write_bytes(b"half")
+        raise KeyboardInterrupt
+
+    _stub_training(monkeypatch, interrupted)
+    out = tmp_path / "run"
+    result = runner.invoke(
+        app, ["train", "--train", str(data_files["train"]), "--output", str(out)]
+    )
+    assert result.exit_code == 130
+    assert f"textproj train --resume {out}" in " ".join(result.output.split())
+    assert sorted(p.name for p in out.iterdir()) == ["checkpoint.pt"]
+
+
+def test_train_warns_of_blank_texts_and_shows_training_warnings(monkeypatch, tmp_path) -> None:
+    def warn_then_stop(kwargs: dict) -> None:
+        warnings.warn("d.jsonl: 1 label(s) never seen in training: 'neutral'", stacklevel=1)
+        raise KeyboardInterrupt
+
+    calls = _stub_training(monkeypatch, warn_then_stop)
+    write_dataset(
+        Dataset(["good", "", "bad", "  ", "fine"], list("pnpnp"), "t"), tmp_path / "t.tsv"
+    )
+    args = ["train", "--train", str(tmp_path / "t.tsv"), "--output", str(tmp_path / "out")]
+    result = runner.invoke(app, [*args, "--lr", "0.01", "--patience", "2"])
+    lines = result.output.splitlines()
+    assert (
+        "warning: " + str(tmp_path / "t.tsv") + ": 2 of 5 texts are empty or white space only"
+        in lines
+    )
+    assert "warning: d.jsonl: 1 label(s) never seen in training: 'neutral'" in lines
+    config = calls[0]["config"]
+    assert (config.learning_rate, config.patience) == (0.01, 2)
+
+
+def test_train_options_reach_the_config(monkeypatch, data_files, tmp_path) -> None:
+    calls = _stub_training(monkeypatch, lambda kwargs: (_ for _ in ()).throw(KeyboardInterrupt))
+    options = ["--threads", "2", "--batch-size", "8", "--lr", "0.004", "--patience", "3"]
+    options += ["--dev-fraction", "0.2", "--trainer-buckets", "1024", "--design", "text"]
+    options += ["--trainer", "lstm", "-T", "4", "-d", "8", "--hidden", "16,8", "--seed", "7"]
+    runner.invoke(
+        app,
+        ["train", "--train", str(data_files["train"]), "--output", str(tmp_path / "o"), *options],
+    )
+    assert calls[0]["config"] == TrainConfig(
+        threads=2, batch_size=8, learning_rate=0.004, patience=3, dev_fraction=0.2,
+        trainer_buckets=1024, design="text", trainer="lstm", num_projections=4,
+        bits_per_projection=8, hidden=(16, 8), seed=7,
+    )  # fmt: skip
+
+
+def test_version_and_help_text() -> None:
+    assert runner.invoke(app, ["--version"]).output.strip() == f"textproj {textproj.__version__}"
+    train_help = " ".join(runner.invoke(app, ["train", "--help"]).output.split())
+    assert "--design <token|text> Projection network. [default: token]" in train_help
+    assert "--trainer <ffn|lstm>" in train_help and "<bool>" not in train_help
+    predict_help = runner.invoke(app, ["predict", "--help"], prog_name="textproj").output
+    assert "Usage: textproj predict [OPTIONS] MODEL [TEXTS...]" in predict_help
+    for command in ("train", "evaluate", "predict", "info", "sweep", "export", "corpora"):
+        usage = runner.invoke(app, [command, "--help"], prog_name="textproj").output
+        assert usage.startswith(f"Usage: textproj {command} [OPTIONS]") and "{" not in usage
+        assert "<bool>" not in usage
+
+
+def test_corpus_registry_errors_are_one_line(monkeypatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("TEXTPROJ_CORPORA", str(tmp_path / "missing"))
+    for args in (["corpora"], ["train", "--corpus", "banking77"]):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 1 and "Traceback" not in result.output
+        assert "TEXTPROJ_CORPORA" in result.output
+
+
+def test_messages_are_printed_verbatim(tmp_path: Path) -> None:
+    odd = tmp_path / "[bold]x:train:"
+    odd.mkdir()
+    result = runner.invoke(app, ["train", "--train", str(odd / "d.tsv")])
+    assert f"error: {odd / 'd.tsv'}: no such file" in result.output
 
 
 def test_damaged_model_gets_a_clean_error(trained: Path, tmp_path: Path) -> None:
@@ -134,11 +383,13 @@ def test_bad_data_file_names_file_and_line(tmp_path: Path) -> None:
     result = runner.invoke(app, ["train", "--train", str(bad), "--quiet"])
     assert result.exit_code == 1
     assert "bad.tsv:3" in result.output
+    assert not Path("textproj-model").exists()
 
 
 def test_resume_finishes_an_interrupted_run(data_files: dict[str, Path], tmp_path: Path) -> None:
     from textproj import TrainConfig, read_dataset
-    from textproj.training import MODEL_NAME, train
+    from textproj.layout import MODEL_NAME
+    from textproj.training import train
 
     config = TrainConfig(epochs=3, trainer_buckets=2**12, bottleneck=16, filters=16)
     run = {"corpus": None, "train": str(data_files["train"]), "dev": str(data_files["dev"])}
@@ -159,7 +410,8 @@ def test_resume_finishes_an_interrupted_run(data_files: dict[str, Path], tmp_pat
     again = runner.invoke(app, ["train", "--resume", str(tmp_path / "b")])
     assert again.exit_code == 1 and "no checkpoint to resume" in again.output
     mixed = runner.invoke(app, ["train", "--resume", str(tmp_path / "b"), "--epochs", "9"])
-    assert mixed.exit_code == 1 and "Traceback" not in mixed.output
+    assert mixed.exit_code == 2 and "Traceback" not in mixed.output
+    assert "give no other data or model options (got --epochs)" in " ".join(mixed.output.split())
 
 
 def test_multi_label_train_evaluate_predict(tmp_path: Path) -> None:
@@ -173,10 +425,12 @@ def test_multi_label_train_evaluate_predict(tmp_path: Path) -> None:
     write_dataset(Dataset(texts[240:], labels[240:], "test"), tmp_path / "test.tsv")
     out = tmp_path / "model"
     args = ["train", "--train", str(tmp_path / "train.jsonl"), "--multi-label"]
-    result = runner.invoke(app, [*args, "--output", str(out), *TINY])
+    result = runner.invoke(app, [*args, "--output", str(out), *TINY], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["multi_label"] and "micro_f1" in metrics["projection"]["dev"]
+    summary = " ".join(result.output.split())
+    assert "dev micro-F1" in summary and "test exact-set acc" in summary
     scored = runner.invoke(app, ["evaluate", str(out), "--test", str(tmp_path / "test.tsv")])
     assert scored.exit_code == 0, scored.output
     scores = json.loads(
@@ -186,6 +440,11 @@ def test_multi_label_train_evaluate_predict(tmp_path: Path) -> None:
     )
     assert set(scores) >= {"accuracy", "micro_f1", "macro_f1", "n", "unseen_labels"}
     assert scores["n"] == 60
-    predicted = runner.invoke(app, ["predict", str(out), "is it good? what do you think?"])
+    text = "is it good? what do you think?"
+    predicted = runner.invoke(app, ["predict", str(out), text])
     assert predicted.exit_code == 0, predicted.output
-    assert set(predicted.output.strip().split("|")) <= {"negative", "positive", "question"}
+    clf = textproj.load(out)
+    fields = predicted.output.rstrip("\n").split("\t")
+    assert sorted(fields[::2]) == sorted(clf.predict([text])[0])
+    everything = runner.invoke(app, ["predict", str(out), "--threshold", "0", text]).output
+    assert len(everything.split("\t")) == 2 * len(clf.labels)

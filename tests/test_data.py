@@ -9,7 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from textproj.data import DataError, Dataset, read_dataset, write_dataset
+from textproj.data import (
+    DataError,
+    Dataset,
+    blank_texts,
+    read_dataset,
+    write_dataset,
+)
 
 TRICKY_TEXTS = [
     "plain text",
@@ -187,10 +193,56 @@ def test_missing_field(tmp_path: Path) -> None:
     assert_data_error(write_bytes(tmp_path, "d.csv", content), 3, "1 field(s)")
 
 
-def test_unterminated_quote_names_the_row_start(tmp_path: Path) -> None:
-    # The open quote swallows the rest of the file into one field, so the row is short.
+def test_unterminated_quote_names_the_row_start_and_says_why(tmp_path: Path) -> None:
     content = 'text\tlabel\nok\tA\n"unterminated\tB\nmore\tC\n'
-    assert_data_error(write_bytes(tmp_path, "d.tsv", content), 3, "1 field(s)")
+    assert_data_error(write_bytes(tmp_path, "d.tsv", content), 3, "that never closes")
+    csv_content = 'text,label\nok,A\n"unterminated,B\nmore,C\n'
+    assert_data_error(write_bytes(tmp_path, "d.csv", csv_content), 3, "never closes")
+
+
+def test_quotes_inside_a_plain_tsv_field_are_text(tmp_path: Path) -> None:
+    content = (
+        'text\tlabel\n"Pending" payment here\tpending\nsay "hi" "there"\tq\n'
+        '"quoted ""whole"" field"\tq\n'
+    )
+    dataset = read_dataset(write_bytes(tmp_path, "d.tsv", content))
+    assert dataset.texts == ['"Pending" payment here', 'say "hi" "there"', 'quoted "whole" field']
+    assert dataset.labels == ["pending", "q", "q"] and len(dataset) == 3
+
+
+def test_lone_quote_field_never_closing_is_refused(tmp_path: Path) -> None:
+    assert_data_error(write_bytes(tmp_path, "d.tsv", 'text\tlabel\n"\tq\n'), 2, "never closes")
+
+
+def test_text_after_a_closing_quote_in_csv_says_why(tmp_path: Path) -> None:
+    content = 'text,label\nok,A\n"Pending" payment,B\n'
+    assert_data_error(write_bytes(tmp_path, "d.csv", content), 3, "text after its closing quote")
+
+
+@pytest.mark.parametrize("name", ["d.tsv", "d.csv", "d.jsonl", "d.txt"])
+def test_labels_lose_surrounding_white_space(tmp_path: Path, name: str) -> None:
+    rows = [("one", "a"), ("two", "a "), ("three", " a"), ("four", "b")]
+    if name == "d.txt":
+        content = "".join(f"__label__{label.strip()}  {text}\n" for text, label in rows)
+    elif name == "d.jsonl":
+        content = "".join(json.dumps({"text": t, "label": label}) + "\n" for t, label in rows)
+    else:
+        sep = "\t" if name == "d.tsv" else ","
+        content = f"text{sep}label\n" + "".join(f"{t}{sep}{label}\n" for t, label in rows)
+    dataset = read_dataset(write_bytes(tmp_path, name, content))
+    assert dataset.labels == ["a", "a", "a", "b"]
+
+
+def test_a_directory_is_named_as_one(tmp_path: Path) -> None:
+    assert_data_error(tmp_path, None, "is a directory")
+    assert_data_error(Path("."), None, "is a directory")
+
+
+def test_blank_texts_are_counted(tmp_path: Path) -> None:
+    content = "__label__a hello\n__label__b\n__label__a   \n__label__b world\n"
+    dataset = read_dataset(write_bytes(tmp_path, "d.txt", content))
+    assert dataset.texts == ["hello", "", "", "world"]
+    assert blank_texts(dataset) == 2
 
 
 def test_error_in_multiline_row_names_its_first_line(tmp_path: Path) -> None:
@@ -256,7 +308,7 @@ def test_truncated_gzip(tmp_path: Path) -> None:
 
 def test_directory_is_not_readable(tmp_path: Path) -> None:
     (tmp_path / "folder.tsv").mkdir()
-    assert_data_error(tmp_path / "folder.tsv", None, "cannot read file")
+    assert_data_error(tmp_path / "folder.tsv", None, "is a directory, not a data file")
 
 
 # --- round trips ---

@@ -8,6 +8,7 @@ import os
 import struct
 import time
 import tracemalloc
+import unicodedata
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,7 @@ from textproj.model_file import (
     encode_model,
     read_model,
     read_model_bytes,
+    unicode_mismatch,
     write_model,
 )
 from textproj.projector import Projector
@@ -74,7 +76,7 @@ def test_round_trip(tmp_path: Path) -> None:
     n_bytes = write_model(path, HEADER, tensors)
     assert n_bytes == path.stat().st_size
     header, loaded = read_model(path)
-    assert header == HEADER
+    assert header == {**HEADER, "unicode_version": unicodedata.unidata_version}
     assert list(loaded) == list(tensors)
     for name, array in tensors.items():
         assert loaded[name].dtype == array.dtype.newbyteorder("=")
@@ -390,3 +392,13 @@ def test_damaged_bytes_are_refused_with_their_name() -> None:
         read_model_bytes(bytes(data), "pipe/model.tpn")
     with pytest.raises(ModelFormatError, match="too small"):
         runtime.load_bytes(b"TEXTPROJ")
+
+
+def test_unicode_version_is_stored_and_a_mismatch_warns(tmp_path: Path) -> None:
+    header, tensors = _runtime_model()
+    write_model(tmp_path / "new.tpn", header, tensors)
+    assert read_model(tmp_path / "new.tpn")[0]["unicode_version"] == unicodedata.unidata_version
+    write_model(tmp_path / "old.tpn", {**header, "unicode_version": "1.1.0"}, tensors)
+    with pytest.warns(UserWarning, match=r"Unicode '1\.1\.0'.*this reader has Unicode"):
+        runtime.load(tmp_path / "old.tpn")
+    assert unicode_mismatch({"labels": []}, "15.0.0") is None  # an old header, without the key

@@ -13,6 +13,8 @@ torch = pytest.importorskip("torch")
 
 from textproj import runtime  # noqa: E402
 from textproj.config import FeatureConfig  # noqa: E402
+from textproj.errors import TextprojError  # noqa: E402
+from textproj.features import tokens  # noqa: E402
 from textproj.model_file import ModelFormatError, write_model  # noqa: E402
 from textproj.nets import (  # noqa: E402
     TextProjectionNet,
@@ -255,3 +257,60 @@ def test_runtime_does_not_import_torch(tmp_path: Path) -> None:
         [sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=300
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_non_str_texts_are_named(tmp_path: Path) -> None:
+    net, projector = _make("token", seed=3)
+    _save(tmp_path / "model.tpn", net, projector, LABELS)
+    clf = runtime.load(tmp_path, n_jobs=1)
+    with pytest.raises(TypeError, match=r"texts\[1\] is NoneType, not str"):
+        clf.predict(["fine", None])
+    with pytest.raises(TypeError, match=r"texts\[0\] is bytes, not str"):
+        clf.predict_proba([b"raw"])
+
+
+def test_missing_model_is_a_file_not_found_error(tmp_path: Path) -> None:
+    for missing in (tmp_path / "missing.tpn", tmp_path):
+        with pytest.raises(FileNotFoundError) as caught:
+            runtime.load(missing)
+        assert isinstance(caught.value, ModelFormatError | TextprojError)
+        assert str(missing) in str(caught.value)
+
+
+@pytest.mark.parametrize("multi_label", [False, True])
+def test_explanation_shares_add_up_to_the_logit(tmp_path: Path, multi_label: bool) -> None:
+    net, projector = _make("token", seed=7)
+    extra = {"multi_label": True, "thresholds": [0.5] * len(LABELS)} if multi_label else {}
+    _save(tmp_path / "model.tpn", net, projector, LABELS, **extra)
+    clf = runtime.load(tmp_path, n_jobs=1)
+    for text in ["I lost my card", "why was my transfer declined", "hi", "", "日本語 🙂"]:
+        proba = clf.predict_proba([text])[0]
+        logits = clf._logits([text])[0].astype(np.float64)  # saturated probabilities lose them
+        for label in (None, "gamma"):
+            explanation = clf.explain(text, label)
+            j = LABELS.index(explanation.label)
+            assert explanation.label == (label or LABELS[int(proba.argmax())])
+            assert explanation.tokens == tokens(text, projector.features)
+            assert len(explanation.weights) == len(explanation.tokens)
+            logit = logits[j] if multi_label else logits[j] - logits.mean()
+            assert explanation.base + explanation.weights.sum() == pytest.approx(logit, abs=1e-3)
+
+
+def test_explanation_of_a_one_token_text_is_all_that_token(tmp_path: Path) -> None:
+    """With one token, every window covers it: its share is the logit minus the base."""
+    net, projector = _make("token", seed=2)
+    _save(tmp_path / "model.tpn", net, projector, LABELS)
+    clf = runtime.load(tmp_path, n_jobs=1)
+    explanation = clf.explain("card")
+    assert explanation.tokens == ["card"] and explanation.top(3) == [
+        ("card", explanation.weights[0])
+    ]
+    with pytest.raises(ValueError, match="unknown label 'nope'"):
+        clf.explain("card", "nope")
+
+
+def test_explain_needs_a_token_model(tmp_path: Path) -> None:
+    net, projector = _make("text", seed=2)
+    _save(tmp_path / "model.tpn", net, projector, LABELS)
+    with pytest.raises(TypeError, match="token-design model"):
+        runtime.load(tmp_path, n_jobs=1).explain("card")

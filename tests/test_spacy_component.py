@@ -21,7 +21,8 @@ from spacy.training import Example  # noqa: E402
 import textproj  # noqa: E402
 from spacy_component.make_spacy_corpus import convert  # noqa: E402
 from textproj.corpora import load_corpus  # noqa: E402
-from textproj.model_file import ModelFormatError  # noqa: E402
+from textproj.metrics import per_label_scores  # noqa: E402
+from textproj.model_file import ModelFormatError, read_model, write_model  # noqa: E402
 
 CONFIG = Path(__file__).resolve().parents[1] / "spacy_component" / "configs" / "textproj.cfg"
 TEXTS = [*load_corpus("banking77", "test").texts[:200], "", "   ", "🙂", "x" * 3000]
@@ -72,21 +73,29 @@ def test_saved_pipeline_carries_the_model(nlp: spacy.Language, model_file: Path,
     ).read_bytes() == model_file.read_bytes()
     assert _cats(spacy.load(tmp_path / "pipeline"), TEXTS) == expected
     fresh = spacy.blank("en")
-    fresh.add_pipe("textproj", config={"model": str(copy)})  # gone: the bytes below replace it
+    fresh.add_pipe("textproj")  # no model yet: the bytes below bring it
     assert _cats(fresh.from_bytes(data), TEXTS) == expected
 
 
 def test_missing_or_damaged_model_names_the_file(model_file: Path, tmp_path: Path) -> None:
-    nlp = spacy.blank("en")
-    nlp.add_pipe("textproj", config={"model": str(tmp_path / "nowhere.tpn")})
-    with pytest.raises(ModelFormatError, match=r"nowhere\.tpn: no such file"):
-        nlp("text")
+    with pytest.raises(FileNotFoundError, match=r"nowhere\.tpn: no such file"):
+        spacy.blank("en").add_pipe("textproj", config={"model": str(tmp_path / "nowhere.tpn")})
+    with pytest.raises(ModelFormatError, match=r"holds no model\.tpn"):
+        spacy.blank("en").add_pipe("textproj", config={"model": str(tmp_path)})
     damaged = tmp_path / "damaged.tpn"
     damaged.write_bytes(model_file.read_bytes()[:-1] + b"\0")
     with pytest.raises(ModelFormatError, match=r"damaged\.tpn: checksum mismatch"):
         spacy.blank("en").add_pipe("textproj", config={"model": str(damaged)})
     with pytest.raises(ValueError, match="has no model"):
         spacy.blank("en").add_pipe("textproj")("text")
+
+
+def test_one_label_training_examples_are_refused() -> None:
+    nlp = spacy.blank("en")
+    nlp.add_pipe("textproj")
+    examples = _examples(nlp, ["a", "b", "c"], [{"only": 1.0}] * 3)
+    with pytest.raises(ValueError, match="carry only the label 'only'; a classifier needs two"):
+        nlp.initialize(lambda: examples)
 
 
 def test_entry_point_and_saved_pipeline_need_no_import_and_no_torch(
@@ -211,6 +220,31 @@ def test_multi_label_mode_trains_sigmoids_and_scores_like_textcat_multilabel(
     assert loaded.get_pipe("textproj").multi_label
     assert loaded("hello there").cats == neither
     assert textproj.load(tmp_path / "pipeline" / "textproj").multi_label
+    _scores_at_the_model_thresholds(tmp_path / "pipeline" / "textproj" / "model.tpn", texts, cats)
+
+
+def _scores_at_the_model_thresholds(model: Path, texts: list[str], cats: list[dict]) -> None:
+    """A multi-label model file's stored thresholds decide spaCy's scores as they decide the
+    runtime's (and the CLI's) labels, unless the config gives one threshold."""
+    header, tensors = read_model(model)
+    header["thresholds"] = [0.97, 0.03]  # far from 0.5, so a fixed 0.5 would score otherwise
+    write_model(model.with_name("odd.tpn"), header, tensors)
+    clf = textproj.load(model.with_name("odd.tpn"))
+    nlp = spacy.blank("en")
+    pipe = nlp.add_pipe("textproj", config={"model": str(model.with_name("odd.tpn"))})
+    assert pipe.thresholds.tolist() == pytest.approx([0.97, 0.03])
+    gold = [tuple(label for label, value in c.items() if value) for c in cats]
+    expected = per_label_scores(gold, clf.predict(texts), clf.labels)
+    scores = nlp.evaluate(_examples(nlp, texts, cats))
+    for label in clf.labels:
+        assert scores["cats_f_per_type"][label]["f"] == pytest.approx(expected[label]["f1"])
+    for doc, labels in zip(nlp.pipe(texts), clf.predict(texts), strict=True):
+        assert [
+            k for k, v in doc.cats.items() if v >= pipe.thresholds[clf.labels.index(k)]
+        ] == labels
+    fixed = spacy.blank("en")
+    fixed.add_pipe("textproj", config={"model": str(model.with_name("odd.tpn")), "threshold": 0.5})
+    assert fixed.get_pipe("textproj").thresholds.tolist() == [0.5, 0.5]
 
 
 def test_corpus_converter_writes_every_label_per_doc(tmp_path: Path) -> None:
@@ -226,6 +260,7 @@ def test_corpus_converter_writes_every_label_per_doc(tmp_path: Path) -> None:
     assert all(doc.cats[gold[doc.text]] == 1.0 for doc in docs)
 
 
+@pytest.mark.slow
 def test_spacy_train_evaluate_and_load(tmp_path: Path) -> None:
     corpus = convert(["sentiment_sentences"], tmp_path / "corpus", limit=300)
     spacy_cli = [sys.executable, "-m", "spacy"]
@@ -275,6 +310,14 @@ def test_spacy_train_evaluate_and_load(tmp_path: Path) -> None:
     metrics = json.loads((tmp_path / "m.json").read_text())
     assert metrics["cats_score_desc"] == "macro F"
     assert {"cats_macro_p", "cats_macro_r", "cats_macro_f"} <= metrics.keys()
-    assert 0 < metrics["cats_score"] <= 1
     loaded = spacy.load(best)
     assert set(loaded("what a great phone").cats) == {"negative", "positive"}
+    # spacy evaluate's macro F is the runtime's on the same docs (labels by arg-max).
+    docs = list(DocBin().from_disk(corpus["test"]).get_docs(loaded.vocab))
+    gold = [max(doc.cats, key=doc.cats.get) for doc in docs]
+    clf = textproj.load(best / "textproj")
+    per_label = per_label_scores(
+        [[g] for g in gold], [[p] for p in clf.predict([d.text for d in docs])], clf.labels
+    )
+    macro_f = np.mean([per_label[label]["f1"] for label in clf.labels])
+    assert metrics["cats_score"] == pytest.approx(macro_f, abs=1e-6)

@@ -9,8 +9,10 @@ from typer.testing import CliRunner
 
 from textproj.cli import app
 from textproj.config import TrainConfig
-from textproj.data import Dataset
+from textproj.corpora import load_corpus
+from textproj.data import Dataset, write_dataset
 from textproj.sweep import COLUMNS, grid_config, plot, read_csv, sample, write_csv
+from textproj.training import train
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -60,6 +62,7 @@ def test_csv_round_trip_and_plot(tmp_path: Path) -> None:
     assert (tmp_path / "s.png").read_bytes().startswith(PNG_MAGIC)
 
 
+@pytest.mark.slow
 def test_sweep_command(tmp_path: Path) -> None:
     out = tmp_path / "sweep"
     args = ["sweep", "--corpus", "sentiment_sentences", "-T", "2,4", "-d", "8", "--widths", "8"]
@@ -71,22 +74,45 @@ def test_sweep_command(tmp_path: Path) -> None:
         (4, 8, 8, 32),
     ]
     for row in rows:
-        assert 0 <= row["dev_accuracy"] <= 1 and row["test_accuracy"] is not None
-        assert row["epochs"] == 1 and row["model_bytes"] > 0
+        assert row["test_accuracy"] is not None and row["epochs"] == 1
+    # Each row is what training that grid point gives (training is deterministic).
+    splits = [load_corpus("sentiment_sentences", split) for split in ("train", "dev", "test")]
+    config = grid_config(TrainConfig(epochs=1, threads=1), 2, 8, 8)
+    again = train(sample(splits[0], 150), *splits[1:], config=config, progress=False).metrics
+    assert rows[0]["dev_accuracy"] == round(again["projection"]["dev"]["accuracy"], 4)
+    assert rows[0]["test_accuracy"] == round(again["projection"]["test"]["accuracy"], 4)
     assert rows[0]["model_bytes"] < rows[1]["model_bytes"]  # more bits, a wider bottleneck input
     assert (out / "sweep.png").read_bytes().startswith(PNG_MAGIC)
     assert "T=2 d=8 width=8: dev acc" in result.output
 
 
+@pytest.mark.slow
+def test_sweep_on_your_own_file(tmp_path: Path) -> None:
+    data = load_corpus("sentiment_sentences", "train")
+    write_dataset(Dataset(data.texts[:160], data.labels[:160], "mine"), tmp_path / "mine.jsonl")
+    args = ["sweep", "--train", str(tmp_path / "mine.jsonl"), "-T", "2", "-d", "8,16"]
+    result = CliRunner().invoke(
+        app, [*args, "--widths", "8", "--epochs", "1", "--output", tmp_path]
+    )
+    assert result.exit_code == 0, result.output
+    rows = read_csv(tmp_path / "sweep.csv")
+    assert [(r["T"], r["d"]) for r in rows] == [(2, 8), (2, 16)]
+    assert all(r["test_accuracy"] is None for r in rows)  # no --test given
+
+
 @pytest.mark.parametrize(
-    ("args", "message"),
+    ("args", "message", "code"),
     [
-        (["--corpus", "nope"], "unknown corpus 'nope'"),
-        (["-T", "4,x"], "--projections takes comma-separated integers"),
-        (["--design", "cnn"], "TrainConfig.design must be one of"),
+        (["--corpus", "nope"], "unknown corpus 'nope'", 1),
+        (["-T", "4,x"], "--projections takes comma-separated positive integers", 2),
+        (["-d", "0"], "--bits takes comma-separated positive integers", 2),
+        (["--design", "cnn"], "'cnn' is not one of 'token', 'text'", 2),
+        (["--corpus", "banking77", "--train", "x.tsv"], "either --corpus or --train", 2),
+        (["--dev", "x.tsv"], "--dev and --test go with --train", 2),
+        (["--train", "missing.tsv"], "missing.tsv: no such file", 1),
     ],
 )
-def test_sweep_errors(args: list[str], message: str) -> None:
+def test_sweep_errors(args: list[str], message: str, code: int) -> None:
     result = CliRunner().invoke(app, ["sweep", *args])
-    assert result.exit_code == 1
+    assert result.exit_code == code
     assert message in " ".join(result.output.split())

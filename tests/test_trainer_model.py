@@ -42,9 +42,12 @@ def test_trainer_scores_match_metrics(tiny_models: dict[str, Path]) -> None:
 
 def test_empty_and_odd_texts(tiny_models: dict[str, Path]) -> None:
     trainer = load_trainer(tiny_models["text"])
-    proba = trainer.predict_proba(["", "   ", "🙂", "x" * 5000])
+    texts = ["", "   ", "🙂", "x" * 5000]
+    proba = trainer.predict_proba(texts)
     assert proba.shape == (4, len(trainer.labels))
-    assert np.isfinite(proba).all()
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-5)  # a softmax per text
+    np.testing.assert_array_equal(proba[0], proba[1])  # no features either way: one answer
+    assert trainer.predict(texts) == [trainer.labels[j] for j in proba.argmax(axis=1)]
     with pytest.raises(TypeError, match="wrap it in a list"):
         trainer.predict_proba("one text")
 

@@ -11,14 +11,10 @@ from textproj import load
 from textproj.config import TrainConfig
 from textproj.corpora import load_corpus
 from textproj.data import Dataset
-from textproj.training import (
-    CHECKPOINT_NAME,
-    MODEL_NAME,
-    joint_loss,
-    ragged_positions,
-    split_off_dev,
-    train,
-)
+from textproj.inputs import ragged_positions
+from textproj.layout import CHECKPOINT_NAME, MODEL_NAME
+from textproj.objective import joint_loss
+from textproj.training import split_off_dev, train
 
 # Tiny networks for small slices; no label smoothing, which puts a floor under the loss that
 # "the loss falls by half" would otherwise have to allow for.
@@ -255,7 +251,8 @@ def test_multi_label_learns_and_ships_thresholds(tmp_path) -> None:
 
 def test_trainer_can_have_its_own_char_ngrams_and_learning_rate() -> None:
     from textproj.config import FeatureConfig
-    from textproj.training import build_networks, make_optimisers, trainer_features
+    from textproj.inputs import trainer_features
+    from textproj.training import build_networks, make_optimiser
 
     features = FeatureConfig()
     assert trainer_features(TrainConfig(trainer_char_ngrams=None), features) == features
@@ -264,8 +261,11 @@ def test_trainer_can_have_its_own_char_ngrams_and_learning_rate() -> None:
     assert own.word_ngrams == features.word_ngrams
     config = TrainConfig(**{**SMALL, "learning_rate": 1e-3, "trainer_learning_rate": 4e-3})
     projection, trainer = build_networks(config, 64, 3)
-    dense, sparse = make_optimisers(projection, trainer, config)
-    trainer_group, projection_group = dense.param_groups
-    assert trainer_group["lr"] == sparse.param_groups[0]["lr"] == 4e-3
+    table_group, trainer_group, projection_group = make_optimiser(
+        projection, trainer, config
+    ).param_groups
+    assert table_group["lr"] == trainer_group["lr"] == 4e-3
+    assert table_group["weight_decay"] == 0.0
+    assert table_group["params"] == [trainer.embedding.weight]
     assert projection_group["lr"] == 1e-3
     assert {id(p) for p in projection_group["params"]} == {id(p) for p in projection.parameters()}

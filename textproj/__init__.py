@@ -11,8 +11,15 @@ from typing import TYPE_CHECKING, Any
 
 from textproj.config import FeatureConfig, TrainConfig
 from textproj.corpora import load_corpus
-from textproj.data import DataError, Dataset, read_dataset
-from textproj.model_file import ModelFormatError
+from textproj.data import Dataset, read_dataset
+from textproj.errors import (
+    CheckpointError,
+    ConfigError,
+    DataError,
+    ModelFormatError,
+    ModelNotFoundError,
+    TextprojError,
+)
 from textproj.projector import Projector
 from textproj.runtime import Classifier, load
 
@@ -22,12 +29,16 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 __all__ = [
+    "CheckpointError",
     "Classifier",
+    "ConfigError",
     "DataError",
     "Dataset",
     "FeatureConfig",
     "ModelFormatError",
+    "ModelNotFoundError",
     "Projector",
+    "TextprojError",
     "TrainConfig",
     "load",
     "load_corpus",

@@ -2,51 +2,128 @@
 
 Keep module-level imports light (no torch): ``textproj --help`` should start instantly,
 so commands that need heavy libraries import them inside the command body.
+
+Bad input (a :class:`~textproj.errors.TextprojError`) ends with one ``error:`` line on stderr:
+exit code 2 for a usage error (options that are out of range or do not go together), 1 for
+anything else (data, model files, output directories). Any other exception is a bug and keeps
+its traceback.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import sys
+import warnings
+from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import numpy as np
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
+from typer.core import TyperCommand
 
-from textproj.config import FeatureConfig, TrainConfig
+from textproj import __version__
+from textproj.config import (
+    DESIGNS,
+    PROJECTION_DEFAULTS,
+    TRAINERS,
+    FeatureConfig,
+    TrainConfig,
+)
 from textproj.corpora import DEFAULT_CORPUS, corpus_table, load_corpus
-from textproj.data import DataError, Dataset, read_dataset
-from textproj.metrics import classification_scores, multilabel_scores
+from textproj.data import Dataset, blank_texts, read_dataset, read_lines
+from textproj.errors import ConfigError, DataError, TextprojError
+from textproj.layout import CHECKPOINT_EVERY_SECONDS, CHECKPOINT_NAME
+from textproj.rundir import check_output_dir
 
 if TYPE_CHECKING:
     from textproj.runtime import Classifier
 
+USAGE_ERROR = 2  # click's own exit code for a bad command line
+INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for Ctrl-C
+JSON_TOP = 5  # labels with probabilities in each --json record unless -k says otherwise
+
 app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
+    rich_markup_mode=None,  # plain help: "[default: …]" is text, flags show no "<bool>" type
     help="Tiny vocabulary-free text classifiers (projection networks).",
 )
 
 
+class _Command(TyperCommand):
+    """Usage lines as ``MODEL [TEXTS]...`` (Typer writes required arguments as ``{model}``)."""
+
+    def collect_usage_pieces(self, ctx: typer.Context) -> list[str]:
+        pieces = [self.options_metavar] if self.options_metavar else []
+        for param in self.get_params(ctx):
+            if param.param_type_name == "argument":
+                name = (param.metavar or param.name or "").upper()
+                name += "..." if param.nargs != 1 else ""
+                pieces.append(name if param.required else f"[{name}]")
+        return pieces
+
+
+Design = Enum("Design", {name: name for name in DESIGNS}, type=str)
+Trainer = Enum("Trainer", {name: name for name in TRAINERS}, type=str)
+DEFAULTS = TrainConfig()  # train's option defaults are TrainConfig's
+DEFAULT_DESIGN, DEFAULT_TRAINER = Design(DEFAULTS.design), Trainer(DEFAULTS.trainer)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"textproj {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def main() -> None:
+def main(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
     """Group the subcommands (the app's help text comes from ``typer.Typer(help=...)``)."""
     # An explicit callback keeps subcommands as subcommands: without it, a Typer app
     # with a single command would run that command directly and `textproj corpora` fails.
 
 
-@app.command()
+def _stderr() -> Console:
+    """Where messages go: stderr, whole lines, no emoji codes (``x.tsv:train:`` is no 🚋)."""
+    return Console(stderr=True, soft_wrap=True, emoji=False, highlight=False)
+
+
+def _fail(message: str, code: int = 1) -> NoReturn:
+    """One line on stderr and a non-zero exit: what users see instead of a traceback."""
+    _stderr().print(Text.assemble(("error:", "red"), " ", message))
+    raise typer.Exit(code=code)
+
+
+def _usage(message: str) -> NoReturn:
+    _fail(message, USAGE_ERROR)
+
+
+def _warn(message: str) -> None:
+    _stderr().print(Text.assemble(("warning:", "yellow"), " ", message))
+
+
+@app.command(cls=_Command)
 def corpora() -> None:
     """List the bundled corpora with their task, number of labels and split sizes."""
+    try:
+        rows = corpus_table()
+    except TextprojError as error:
+        _fail(str(error))
     table = Table(title="Bundled corpora")
     table.add_column("name", no_wrap=True)
     table.add_column("task")
     for header in ("labels", "train", "dev", "test"):
         table.add_column(header, justify="right")
-    for row in corpus_table():
+    for row in rows:
         table.add_row(
             str(row["name"]),
             str(row["task"]),
@@ -55,42 +132,73 @@ def corpora() -> None:
     Console().print(table)
 
 
-def _fail(message: str) -> NoReturn:
-    """One line on stderr and a non-zero exit: what users see instead of a traceback."""
-    Console(stderr=True, soft_wrap=True).print(f"[red]error:[/red] {message}", highlight=False)
-    raise typer.Exit(code=1)
-
-
-def _field_default(name: str) -> object:
-    return TrainConfig.__dataclass_fields__[name].default
-
-
 def _load_model(path: Path) -> Classifier:
-    from textproj.model_file import ModelFormatError
     from textproj.runtime import load
 
     try:
         return load(path)
-    except ModelFormatError as error:
+    except TextprojError as error:
         _fail(str(error))
 
 
 def _read(path: Path, multi_label: bool = False) -> Dataset:
     try:
         return read_dataset(path, multi_label=multi_label)
-    except DataError as error:
+    except TextprojError as error:
         _fail(str(error))
 
 
 def _parse_ints(text: str, option: str) -> tuple[int, ...]:
+    """Comma-separated positive integers, or a usage error naming ``option``."""
     try:
-        return tuple(int(part) for part in text.split(","))
+        values = tuple(int(part) for part in text.split(","))
     except ValueError:
-        _fail(f"{option} takes comma-separated integers, got {text!r}")
+        values = ()
+    if not values or min(values) < 1:
+        _usage(f"{option} takes comma-separated positive integers, got {text!r}")
+    return values
 
 
-@app.command()
+# TrainConfig field -> the train option that sets it (error messages name the option).
+OPTIONS = {
+    "design": "--design",
+    "trainer": "--trainer",
+    "num_projections": "--projections",
+    "bits_per_projection": "--bits",
+    "hidden": "--hidden",
+    "bottleneck": "--bottleneck",
+    "filters": "--filters",
+    "epochs": "--epochs",
+    "patience": "--patience",
+    "batch_size": "--batch-size",
+    "learning_rate": "--lr",
+    "dev_fraction": "--dev-fraction",
+    "trainer_buckets": "--trainer-buckets",
+    "threads": "--threads",
+    "lambda_distill": "--lambda-distill",
+    "lambda_transfer": "--lambda-transfer",
+    "augment_copies": "--augment",
+    "temperature": "--temperature",
+    "seed": "--seed",
+    "multi_label": "--multi-label",
+}
+DATA_OPTIONS = ("corpus", "train_file", "dev_file", "test_file", "unlabeled")
+
+
+def _config(values: dict[str, Any]) -> TrainConfig:
+    """TrainConfig from option values; an out-of-range value is a usage error naming its option."""
+    try:
+        return TrainConfig(**values)
+    except ConfigError as error:
+        message = re.sub(
+            r"TrainConfig\.(\w+)", lambda m: OPTIONS.get(m.group(1), m.group(0)), str(error)
+        )
+        _usage(message)
+
+
+@app.command(cls=_Command)
 def train(
+    ctx: typer.Context,
     corpus: Annotated[
         str | None, typer.Option(help=f"Bundled corpus to train on (default {DEFAULT_CORPUS}).")
     ] = None,
@@ -102,39 +210,76 @@ def train(
     ] = None,
     test_file: Annotated[Path | None, typer.Option("--test", help="Test file to score.")] = None,
     output: Annotated[Path, typer.Option(help="Output directory.")] = Path("textproj-model"),
-    design: Annotated[
-        str | None,
-        typer.Option(help=f"Projection network: token or text [{_field_default('design')}]."),
-    ] = None,
-    trainer: Annotated[
-        str | None,
-        typer.Option(help=f"Trainer network: ffn or lstm [{_field_default('trainer')}]."),
-    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Overwrite the output directory of another run.")
+    ] = False,
+    design: Annotated[Design, typer.Option(help="Projection network.")] = DEFAULT_DESIGN,
+    trainer: Annotated[Trainer, typer.Option(help="Trainer network.")] = DEFAULT_TRAINER,
     projections: Annotated[
-        int | None, typer.Option("--projections", "-T", help="T, projection functions.")
-    ] = None,
-    bits: Annotated[
-        int | None, typer.Option("--bits", "-d", help="d, bits per projection function.")
-    ] = None,
-    hidden: Annotated[
-        str | None, typer.Option(help="Text design: hidden widths, comma-separated.")
-    ] = None,
-    bottleneck: Annotated[int | None, typer.Option(help="Token design: bottleneck width.")] = None,
-    filters: Annotated[int | None, typer.Option(help="Token design: channels per window.")] = None,
-    epochs: Annotated[
-        int | None, typer.Option(help=f"Maximum epochs [{_field_default('epochs')}].")
-    ] = None,
-    lambda_distill: Annotated[
-        float | None,
+        int | None,
         typer.Option(
-            help=f"λ2, distillation weight; 0 trains alone [{_field_default('lambda_distill')}]."
+            "--projections",
+            "-T",
+            help="T, projection functions [default: "
+            f"{PROJECTION_DEFAULTS['token'][0]} token, {PROJECTION_DEFAULTS['text'][0]} text].",
         ),
     ] = None,
-    temperature: Annotated[
-        float | None,
-        typer.Option(help=f"Distillation temperature [{_field_default('temperature')}]."),
+    bits: Annotated[
+        int | None,
+        typer.Option(
+            "--bits",
+            "-d",
+            help="d, bits per projection function [default: "
+            f"{PROJECTION_DEFAULTS['token'][1]} token, {PROJECTION_DEFAULTS['text'][1]} text].",
+        ),
     ] = None,
-    seed: Annotated[int | None, typer.Option(help="Seed of hashing, init and shuffling.")] = None,
+    hidden: Annotated[
+        str, typer.Option(help="Text design: hidden widths, comma-separated.")
+    ] = ",".join(map(str, DEFAULTS.hidden)),
+    bottleneck: Annotated[
+        int, typer.Option(help="Token design: bottleneck width.")
+    ] = DEFAULTS.bottleneck,
+    filters: Annotated[
+        int, typer.Option(help="Token design: channels per window.")
+    ] = DEFAULTS.filters,
+    epochs: Annotated[int, typer.Option(help="Maximum epochs.")] = DEFAULTS.epochs,
+    patience: Annotated[
+        int, typer.Option(help="Stop after this many epochs without a better dev score.")
+    ] = DEFAULTS.patience,
+    batch_size: Annotated[int, typer.Option(help="Examples per step.")] = DEFAULTS.batch_size,
+    lr: Annotated[
+        float, typer.Option("--lr", help="Learning rate (Adam), decays linearly to 0.")
+    ] = DEFAULTS.learning_rate,
+    dev_fraction: Annotated[
+        float, typer.Option(help="Share of --train carved off as dev when no --dev is given.")
+    ] = DEFAULTS.dev_fraction,
+    trainer_buckets: Annotated[
+        int, typer.Option(help="Rows of the trainer's hashed embedding table.")
+    ] = DEFAULTS.trainer_buckets,
+    threads: Annotated[
+        int, typer.Option(help="Torch threads (results are reproducible for a fixed count).")
+    ] = DEFAULTS.threads,
+    lambda_distill: Annotated[
+        float, typer.Option(help="λ2, distillation weight; 0 trains alone.")
+    ] = DEFAULTS.lambda_distill,
+    temperature: Annotated[
+        float, typer.Option(help="Distillation temperature.")
+    ] = DEFAULTS.temperature,
+    unlabeled: Annotated[
+        Path | None,
+        typer.Option(
+            help="Texts without labels for the distillation term (one per line, or any data "
+            "file, labels ignored; .gz too)."
+        ),
+    ] = None,
+    augment: Annotated[
+        int,
+        typer.Option(help="Augmented copies of each training text for the distillation term."),
+    ] = DEFAULTS.augment_copies,
+    lambda_transfer: Annotated[
+        float, typer.Option(help="Weight of the distillation term on unlabeled/augmented texts.")
+    ] = DEFAULTS.lambda_transfer,
+    seed: Annotated[int, typer.Option(help="Seed of hashing, init and shuffling.")] = DEFAULTS.seed,
     multi_label: Annotated[
         bool,
         typer.Option(
@@ -145,63 +290,172 @@ def train(
         Path | None,
         typer.Option(help="Continue the interrupted run whose output directory this is."),
     ] = None,
+    checkpoint_every: Annotated[
+        float,
+        typer.Option(
+            min=0,
+            help="Seconds between checkpoints (written at an epoch's end; 0: every epoch).",
+        ),
+    ] = CHECKPOINT_EVERY_SECONDS,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
     """Train a projection network jointly with its trainer; write model.tpn, trainer and metrics."""
-    from textproj.training import read_checkpoint
-    from textproj.training import train as run_training
-
     if corpus and train_file:
-        _fail("give either --corpus or --train, not both")
-    if resume is not None:
-        try:
-            state = read_checkpoint(resume)
-        except ValueError as error:
-            _fail(str(error))
-        run, output = state["run"], resume
-        config = TrainConfig.from_dict(state["config"])
-        features = FeatureConfig.from_dict(state["features"])
-    else:
-        run = {
-            "corpus": None if train_file else corpus or DEFAULT_CORPUS,
-            **{
-                split: str(path.resolve()) if path else None
-                for split, path in (("train", train_file), ("dev", dev_file), ("test", test_file))
-            },
-        }
-        features = FeatureConfig()
-    config_overrides = {
-        "design": design,
-        "trainer": trainer,
+        _usage("give either --corpus or --train, not both")
+    values = {
+        "design": design.value,
+        "trainer": trainer.value,
         "num_projections": projections,
         "bits_per_projection": bits,
-        "hidden": _parse_ints(hidden, "--hidden") if hidden else None,
+        "hidden": _parse_ints(hidden, "--hidden"),
         "bottleneck": bottleneck,
         "filters": filters,
         "epochs": epochs,
+        "patience": patience,
+        "batch_size": batch_size,
+        "learning_rate": lr,
+        "dev_fraction": dev_fraction,
+        "trainer_buckets": trainer_buckets,
+        "threads": threads,
         "lambda_distill": lambda_distill,
+        "lambda_transfer": lambda_transfer,
+        "augment_copies": augment,
         "temperature": temperature,
         "seed": seed,
-        "multi_label": multi_label or None,
+        "multi_label": multi_label,
     }
-    overrides = {k: v for k, v in config_overrides.items() if v is not None}
-    if resume is not None and (overrides or corpus or train_file or dev_file or test_file):
-        _fail("--resume continues a run as it was started: give no other data or model options")
-    if resume is None:
-        try:
-            config = TrainConfig(**overrides)
-        except ValueError as error:
-            _fail(str(error))
-    train_data, dev_data, test_data = _run_data(run, config.multi_label)
+    if resume is not None:
+        given = [
+            name
+            for name in ctx.params
+            if name in (*DATA_OPTIONS, *_PARAM_FIELDS, "output", "force")
+            and getattr(ctx.get_parameter_source(name), "name", None) == "COMMANDLINE"
+        ]
+        if given:
+            _usage(
+                "--resume continues a run as it was started: give no other data or model "
+                f"options (got {', '.join(_option_name(name) for name in given)})"
+            )
+        run, config, features = _resumed(resume)
+        output = resume
+    else:
+        config = _config(values)
+        features = FeatureConfig()
+        sources = (("train", train_file), ("dev", dev_file), ("test", test_file))
+        run = {
+            "corpus": None if train_file else corpus or DEFAULT_CORPUS,
+            **{split: str(path.resolve()) if path else None for split, path in sources},
+            "unlabeled": str(unlabeled.resolve()) if unlabeled else None,
+        }
+        if multi_label and run["corpus"] is not None:
+            _usage(f"bundled corpus {run['corpus']!r} is single-label; give --train FILE")
     try:
-        result = run_training(
-            train_data, dev_data, test_data, config=config, features=features, output_dir=output,
-            corpus=run["corpus"] or run["train"], progress=not quiet, resume=resume is not None,
-            run=run,
-        )  # fmt: skip
-    except ValueError as error:
+        check_output_dir(output, force=force, resume=resume is not None)
+    except TextprojError as error:
         _fail(str(error))
+    splits = _run_data(run, config.multi_label)
+    _warn_blank_texts(*splits)
+    transfer = _read_unlabeled(run.get("unlabeled"), quiet)
+    result = _run_training(
+        splits, config, features, output, run, quiet, resume is not None, checkpoint_every,
+        transfer,
+    )  # fmt: skip
     _print_summary(result.metrics, output)
+
+
+# train's parameter names that set TrainConfig fields (for --resume's check).
+_PARAM_FIELDS = {
+    "design", "trainer", "projections", "bits", "hidden", "bottleneck", "filters", "epochs",
+    "patience", "batch_size", "lr", "dev_fraction", "trainer_buckets", "threads",
+    "lambda_distill", "lambda_transfer", "augment", "temperature", "seed", "multi_label",
+}  # fmt: skip
+
+
+def _read_unlabeled(path: str | None, quiet: bool) -> list[str]:
+    """The unlabeled texts of ``--unlabeled``, read as a stream with a progress display."""
+    if path is None:
+        return []
+    from rich.progress import Progress, SpinnerColumn, TextColumn
+
+    from textproj.transfer import read_unlabeled
+
+    columns = (SpinnerColumn(), TextColumn("reading {task.description}: {task.completed:,} lines"))
+    with Progress(*columns, disable=quiet, transient=True) as bar:
+        task = bar.add_task(Path(path).name, total=None)
+        try:
+            return read_unlabeled(path, lambda lines: bar.update(task, completed=lines))
+        except TextprojError as error:
+            _fail(str(error))
+
+
+def _option_name(param: str) -> str:
+    special = {"train_file": "--train", "dev_file": "--dev", "test_file": "--test"}
+    return special.get(param, "--" + param.replace("_", "-"))
+
+
+def _resumed(directory: Path) -> tuple[dict, TrainConfig, FeatureConfig]:
+    """The data sources and configs stored in an interrupted run's checkpoint."""
+    from textproj import checkpoint
+
+    try:
+        state = checkpoint.read(directory)
+    except TextprojError as error:
+        _fail(str(error))
+    return (
+        state["run"],
+        TrainConfig.from_dict(state["config"]),
+        FeatureConfig.from_dict(state["features"]),
+    )
+
+
+def _run_training(
+    splits: tuple[Dataset, Dataset | None, Dataset | None],
+    config: TrainConfig,
+    features: FeatureConfig,
+    output: Path,
+    run: dict,
+    quiet: bool,
+    resume: bool,
+    checkpoint_every: float,
+    unlabeled: list[str],
+) -> Any:
+    """Train, turning bad input into one error line (training refuses one-label data, warns of
+    dev/test labels it never saw) and Ctrl-C into a note on how to resume."""
+    from textproj.training import train as run_training
+
+    try:
+        with warnings.catch_warnings():  # training's warnings as one "warning:" line each
+            warnings.simplefilter("default")
+            warnings.showwarning = lambda message, *_, **__: _warn(str(message))
+            return run_training(
+                *splits, config=config, features=features, output_dir=output,
+                corpus=run["corpus"] or run["train"], progress=not quiet, resume=resume, run=run,
+                checkpoint_seconds=checkpoint_every, unlabeled=unlabeled,
+            )  # fmt: skip
+    except TextprojError as error:
+        _fail(str(error))
+    except KeyboardInterrupt:
+        _remove_temporary_files(output)
+        if (output / CHECKPOINT_NAME).is_file():
+            message = (
+                f"interrupted; the last finished epoch is saved in {output / CHECKPOINT_NAME}"
+                f": continue with `textproj train --resume {output}`"
+            )
+        else:
+            message = (
+                "interrupted before a checkpoint was written (one is written at the end of the "
+                "first epoch after every --checkpoint-every seconds)"
+            )
+        _stderr().print(Text(message))
+        raise typer.Exit(code=INTERRUPTED) from None
+
+
+def _remove_temporary_files(directory: Path) -> None:
+    """Half-written ``*.tmp`` files an interrupted write left in ``directory``."""
+    if directory.is_dir():
+        for path in directory.iterdir():
+            if ".tmp" in path.name and path.is_file():
+                path.unlink(missing_ok=True)
 
 
 def _run_data(run: dict, multi_label: bool) -> tuple[Dataset, Dataset | None, Dataset | None]:
@@ -213,141 +467,275 @@ def _run_data(run: dict, multi_label: bool) -> tuple[Dataset, Dataset | None, Da
             for split in ("dev", "test")
         )
         return train_data, dev_data, test_data
-    if multi_label:
-        _fail(f"bundled corpus {run['corpus']!r} is single-label; give --train FILE")
     try:
         splits = [load_corpus(run["corpus"], split) for split in ("train", "dev", "test")]
-    except (ValueError, DataError) as error:
+    except TextprojError as error:
         _fail(str(error))
-    if run["test"]:
-        splits[2] = _read(Path(run["test"]))
+    for position, split in ((1, "dev"), (2, "test")):
+        if run[split]:
+            splits[position] = _read(Path(run[split]))
     return splits[0], splits[1], splits[2]
 
 
+def _warn_blank_texts(
+    train_data: Dataset, dev_data: Dataset | None, test_data: Dataset | None
+) -> None:
+    """Warn about empty or white-space-only texts (they project to all-zero bits)."""
+    for data in (train_data, dev_data, test_data):
+        if data is not None and (blank := blank_texts(data)):
+            _warn(f"{data.source}: {blank} of {len(data)} texts are empty or white space only")
+
+
 def _print_summary(metrics: dict, output: Path) -> None:
+    """Scores of both networks: accuracy for single-label runs; micro-F1 (what early stopping
+    uses) and subset accuracy (exact label sets) for multi-label ones."""
+    multi = metrics.get("multi_label", False)
+    columns = (
+        [
+            ("dev", "micro_f1", "dev micro-F1"),
+            ("test", "micro_f1", "test micro-F1"),
+            ("test", "accuracy", "test exact-set acc"),
+        ]
+        if multi
+        else [("dev", "accuracy", "dev acc"), ("test", "accuracy", "test acc")]
+    ) + [("test", "macro_f1", "test macro-F1")]
     table = Table(title=f"textproj on {metrics['corpus']}")
-    table.add_column("network")
-    for column in ("dev acc", "test acc", "test macro-F1", "bytes"):
-        table.add_column(column, justify="right")
+    table.add_column("network", no_wrap=True)
+    for *_, title in columns:
+        table.add_column(title, justify="right")
+    table.add_column("bytes", justify="right", no_wrap=True)
     sizes = {"projection": metrics.get("model_bytes"), "trainer": metrics.get("trainer_bytes")}
     for network, title in (("projection", "on-device (int8)"), ("trainer", "trainer")):
         scores = metrics[network]
-        test = scores.get("test", {})
         table.add_row(
             title,
-            f"{scores['dev']['accuracy']:.4f}",
-            f"{test['accuracy']:.4f}" if test else "-",
-            f"{test['macro_f1']:.4f}" if test else "-",
+            *(f"{scores[split][key]:.4f}" if split in scores else "-" for split, key, _ in columns),
             f"{sizes[network]:,}" if sizes[network] is not None else "-",
         )
-    console = Console()
+    console = Console(emoji=False, highlight=False)
     console.print(table)
     console.print(f"{metrics['train_seconds']:.1f} s; written to {output}/")
 
 
-@app.command()
+@app.command(cls=_Command)
 def evaluate(
-    model: Annotated[Path, typer.Argument(help="model.tpn or a directory holding one.")],
+    model: Annotated[
+        Path, typer.Argument(metavar="MODEL", help="model.tpn or a directory holding one.")
+    ],
     corpus: Annotated[str | None, typer.Option(help="Bundled corpus (its test split).")] = None,
     test_file: Annotated[
         Path | None, typer.Option("--test", help="Labelled file to score.")
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print everything as one JSON object.")
+    ] = False,
+    confusion: Annotated[
+        bool, typer.Option("--confusion", help="Print the whole confusion matrix too.")
+    ] = False,
+    plot: Annotated[
+        Path | None, typer.Option(help="Write the confusion matrix as a PNG heat map here.")
+    ] = None,
+    predictions: Annotated[
+        Path | None,
+        typer.Option(help="Write each text, gold and predicted label (.tsv, or .jsonl) here."),
+    ] = None,
 ) -> None:
-    """Score a model on a labelled test set: accuracy, macro-F1, and labels it never saw."""
+    """Score a model on labelled data: accuracy, macro-F1, per-label precision/recall/F1, the
+    confusion matrix and the most confused label pairs, and labels the model never saw."""
+    from textproj.evaluation import evaluate as score
+    from textproj.evaluation import plot_confusion, render_text, write_predictions
+
     if (corpus is None) == (test_file is None):
-        _fail("give exactly one of --corpus or --test")
+        _usage("give exactly one of --corpus or --test")
     classifier = _load_model(model)
     if test_file is not None:
         data = _read(test_file, classifier.multi_label)
     else:
         try:
             data = load_corpus(corpus, "test")
-        except (ValueError, DataError) as error:
+        except TextprojError as error:
             _fail(str(error))
         if classifier.multi_label:
             data = Dataset(data.texts, [(label,) for label in data.labels], data.source)
-    score = multilabel_scores if classifier.multi_label else classification_scores
-    scores = score(data.labels, classifier.predict(data.texts))
-    known = set(classifier.labels)
-    label_sets = data.labels if classifier.multi_label else [[label] for label in data.labels]
-    unseen = sorted({label for labels in label_sets for label in labels if label not in known})
-    scores["unseen_labels"] = unseen
-    scores["unseen_examples"] = sum(not known.issuperset(labels) for labels in label_sets)
+    report, predicted, probabilities = score(classifier, data)
+    try:
+        if predictions is not None:
+            write_predictions(predictions, data, predicted, probabilities, classifier.labels)
+        if plot is not None:
+            plot_confusion(report, plot, f"{model} on {data.source}")
+    except (TextprojError, OSError) as error:
+        _fail(str(error))
     if as_json:
-        typer.echo(json.dumps(scores, ensure_ascii=False))
+        typer.echo(json.dumps(report, ensure_ascii=False))
         return
-    console = Console()
-    console.print(
-        f"{data.source}: accuracy {scores['accuracy']:.4f}, macro-F1 {scores['macro_f1']:.4f}, "
-        f"n {scores['n']}"
-    )
+    typer.echo(render_text(report, data.source, confusion))
+    unseen = report["unseen_labels"]
     if unseen:
-        console.print(
-            f"[yellow]{scores['unseen_examples']} examples carry {len(unseen)} labels the model "
+        _warn(
+            f"{report['unseen_examples']} examples carry {len(unseen)} labels the model "
             f"was not trained on (always counted wrong): {', '.join(unseen[:10])}"
-            + (" …" if len(unseen) > 10 else ""),
-            highlight=False,
+            + (" …" if len(unseen) > 10 else "")
         )
 
 
-@app.command()
+def _texts(texts: list[str] | None, input_file: Path | None) -> list[str]:
+    """The texts to classify: arguments, or the lines of --input (``-``: stdin), or stdin."""
+    if texts:
+        if input_file is not None:
+            _usage("give texts as arguments or with --input, not both")
+        return texts
+    try:
+        if input_file is None or str(input_file) == "-":
+            return read_lines(sys.stdin.buffer.read(), "stdin")
+        try:
+            raw = input_file.read_bytes()
+        except OSError as error:
+            raise DataError(f"{input_file}: cannot read ({error.strerror or error})") from None
+        return read_lines(raw, str(input_file))
+    except TextprojError as error:
+        _fail(str(error))
+
+
+def _chosen(
+    classifier: Classifier, row: np.ndarray, k: int | None, threshold: float | None
+) -> list[int]:
+    """Label columns to print for one text, most probable first: the prediction (multi-label:
+    every label at or above its threshold), or the top ``k``, cut at ``threshold``."""
+    order = np.argsort(-row, kind="stable")
+    if classifier.multi_label:
+        cut = classifier.thresholds if threshold is None else threshold
+        order = [j for j in order if row[j] >= np.broadcast_to(cut, row.shape)[j]]
+        return list(order[:k]) if k is not None else list(order)
+    chosen = list(order[: k or 1])
+    return [j for j in chosen if threshold is None or row[j] >= threshold]
+
+
+@app.command(cls=_Command)
 def predict(
-    model: Annotated[Path, typer.Argument(help="model.tpn or a directory holding one.")],
+    model: Annotated[
+        Path, typer.Argument(metavar="MODEL", help="model.tpn or a directory holding one.")
+    ],
     texts: Annotated[
-        list[str] | None, typer.Argument(help="Texts; none: one per line on stdin.")
+        list[str] | None,
+        typer.Argument(metavar="TEXTS", help="Texts; none: one per line from --input or stdin."),
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="JSON lines with probabilities.")] = False,
+    input_file: Annotated[
+        Path | None,
+        typer.Option("--input", "-i", help="File of texts, one per line (UTF-8; - is stdin)."),
+    ] = None,
+    k: Annotated[
+        int | None,
+        typer.Option("-k", min=1, help="Print the k most probable labels [default: 1]."),
+    ] = None,
+    threshold: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="Print only labels at least this probable (multi-label: instead of the "
+            "thresholds stored in the model).",
+        ),
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help=f"JSON lines with the top {JSON_TOP} probabilities.")
+    ] = False,
+    explain: Annotated[
+        bool,
+        typer.Option("--explain", help="Show how much each token drove the label (token design)."),
+    ] = False,
 ) -> None:
-    """Print the predicted label of each text."""
+    """Print each text's predicted label and its probability, one line per text.
+
+    Plain output: label and probability, tab-separated (with -k, several pairs). A blank or
+    white-space-only line gets no label: an empty line, or "label": null in JSON. Lines split
+    at \\n (a \\r before it is dropped); bytes that are not UTF-8 are an error naming the line.
+    """
     classifier = _load_model(model)
-    if not texts:
-        texts = [line.rstrip("\n") for line in sys.stdin]
-    probabilities = classifier.predict_proba(texts)
-    labels = classifier.predict(texts)
-    for text, label, row in zip(texts, labels, probabilities, strict=True):
+    if explain and classifier.design != "token":
+        _usage(f"--explain needs a token-design model; {model} is a {classifier.design} model")
+    texts = _texts(texts, input_file)
+    present = [i for i, text in enumerate(texts) if text.strip()]
+    probabilities = np.zeros((len(texts), len(classifier.labels)), dtype=np.float32)
+    if present:
+        probabilities[present] = classifier.predict_proba([texts[i] for i in present])
+    present_set = set(present)
+    for i, (text, row) in enumerate(zip(texts, probabilities, strict=True)):
+        blank = i not in present_set
+        chosen = [] if blank else _chosen(classifier, row, k, threshold)
         if as_json:
-            top = np.argsort(-row)[:5]
-            record = {
+            top = np.argsort(-row, kind="stable")[: k or JSON_TOP]
+            label: Any = [classifier.labels[j] for j in chosen]
+            if not classifier.multi_label:
+                label = label[0] if label else None
+            record: dict[str, Any] = {
                 "text": text,
-                "label": label,
-                "probabilities": {classifier.labels[i]: round(float(row[i]), 6) for i in top},
+                "label": None if blank else label,
+                "probabilities": {}
+                if blank
+                else {classifier.labels[j]: round(float(row[j]), 6) for j in top},
             }
+            if explain:
+                record["explanation"] = _explanation(classifier, text, chosen, blank)
             typer.echo(json.dumps(record, ensure_ascii=False))
-        else:
-            typer.echo(label if isinstance(label, str) else "|".join(label))
+            continue
+        typer.echo("\t".join(f"{classifier.labels[j]}\t{row[j]:.4f}" for j in chosen))
+        if explain and chosen:
+            shares = classifier.explain(text, classifier.labels[chosen[0]]).top(JSON_TOP)
+            typer.echo("  tokens: " + ", ".join(f"{tok} {w:+.2f}" for tok, w in shares))
 
 
-@app.command()
+def _explanation(
+    classifier: Classifier, text: str, chosen: list[int], blank: bool
+) -> list[list[Any]]:
+    if blank or not chosen:
+        return []
+    explanation = classifier.explain(text, classifier.labels[chosen[0]])
+    return [
+        [token, round(float(w), 4)]
+        for token, w in zip(explanation.tokens, explanation.weights, strict=True)
+    ]
+
+
+@app.command(cls=_Command)
 def info(
-    model: Annotated[Path, typer.Argument(help="model.tpn or a directory holding one.")],
+    model: Annotated[
+        Path, typer.Argument(metavar="MODEL", help="model.tpn or a directory holding one.")
+    ],
 ) -> None:
     """Show what is inside a model file: labels, projection, network, tensors and bytes."""
-    from textproj.model_file import ModelFormatError, describe_model
+    from textproj.model_file import describe_model
 
     try:
         description = describe_model(model)
-    except ModelFormatError as error:
+    except TextprojError as error:
         _fail(str(error))
     typer.echo(json.dumps(description, indent=2, ensure_ascii=False))
 
 
-@app.command()
+@app.command(cls=_Command)
 def sweep(
-    corpus: Annotated[str, typer.Option(help="Bundled corpus (train, dev, test splits).")] = (
-        DEFAULT_CORPUS
-    ),
+    corpus: Annotated[
+        str | None,
+        typer.Option(help=f"Bundled corpus (train, dev, test splits) [default: {DEFAULT_CORPUS}]."),
+    ] = None,
+    train_file: Annotated[
+        Path | None, typer.Option("--train", help="Your own training file instead of a corpus.")
+    ] = None,
+    dev_file: Annotated[
+        Path | None, typer.Option("--dev", help="With --train: dev file (default: carved off).")
+    ] = None,
+    test_file: Annotated[
+        Path | None, typer.Option("--test", help="With --train: test file to score.")
+    ] = None,
     projections: Annotated[str, typer.Option("--projections", "-T", help="T values.")] = "8,16",
     bits: Annotated[str, typer.Option("--bits", "-d", help="d values.")] = "8,16",
     widths: Annotated[
         str, typer.Option(help="Hidden widths (text design) or bottlenecks (token design).")
     ] = "32,64",
-    design: Annotated[
-        str | None, typer.Option(help=f"token or text [{_field_default('design')}].")
-    ] = None,
+    design: Annotated[Design, typer.Option(help="Projection network.")] = DEFAULT_DESIGN,
     epochs: Annotated[int, typer.Option(help="Maximum epochs per grid point.")] = 5,
     limit: Annotated[
-        int | None, typer.Option(help="Train on a random sample of this many texts.")
+        int | None, typer.Option(min=1, help="Train on a random sample of this many texts.")
     ] = None,
     threads: Annotated[int, typer.Option(help="Torch threads per training run.")] = 1,
     output: Annotated[Path, typer.Option(help="Folder for sweep.csv and sweep.png.")] = Path(
@@ -357,23 +745,61 @@ def sweep(
     """Accuracy against bits and model bytes over a grid of T, d and width: writes CSV and PNG."""
     from textproj.sweep import sample, sweep_to_folder
 
-    try:
-        base = TrainConfig(epochs=epochs, threads=threads, **({"design": design} if design else {}))
-        train_data, dev_data, test_data = (load_corpus(corpus, s) for s in ("train", "dev", "test"))
-    except (ValueError, DataError) as error:
-        _fail(str(error))
+    if corpus and train_file:
+        _usage("give either --corpus or --train, not both")
+    if (dev_file or test_file) and not train_file:
+        _usage("--dev and --test go with --train (a bundled corpus has its own splits)")
     grid = {
         "projections": _parse_ints(projections, "--projections"),
         "bits": _parse_ints(bits, "--bits"),
         "widths": _parse_ints(widths, "--widths"),
     }
-    console = Console()
+    base = _config({"epochs": epochs, "threads": threads, "design": design.value})
+    if train_file is not None:
+        train_data, dev_data, test_data = _run_data(
+            {"corpus": None, "train": train_file, "dev": dev_file, "test": test_file}, False
+        )
+        name = str(train_file)
+    else:
+        name = corpus or DEFAULT_CORPUS
+        train_data, dev_data, test_data = _run_data(
+            {"corpus": name, "dev": None, "test": None}, False
+        )
+    _warn_blank_texts(train_data, dev_data, test_data)
+    console = Console(emoji=False, highlight=False)
     paths = sweep_to_folder(
         sample(train_data, limit, base.seed), dev_data, test_data, output, base=base,
-        title=f"{corpus}, {base.design} design, at most {epochs} epochs", **grid,
+        title=f"{name}, {base.design} design, at most {epochs} epochs", **grid,
         on_result=lambda row: console.print(
             f"T={row['T']} d={row['d']} width={row['width']}: dev acc {row['dev_accuracy']:.4f}, "
             f"{row['model_bytes']:,} bytes", highlight=False,
         ),
     )  # fmt: skip
     console.print(f"written: {paths[0]}, {paths[1]}")
+
+
+@app.command(cls=_Command)
+def export(
+    model: Annotated[
+        Path, typer.Argument(metavar="MODEL", help="model.tpn or a directory holding one.")
+    ],
+    c: Annotated[
+        Path | None, typer.Option("--c", help="Write the C runtime, model and example here.")
+    ] = None,
+    wasm: Annotated[
+        Path | None, typer.Option("--wasm", help="Write textproj.wasm and a web page here.")
+    ] = None,
+) -> None:
+    """Export a model for devices: C99 sources and example (--c), or a WebAssembly page (--wasm)."""
+    from textproj.export import ExportError, compile_command, export_c, export_wasm
+    from textproj.model_file import ModelFormatError
+
+    if c is None and wasm is None:
+        _usage("give --c DIR, --wasm DIR or both")
+    try:
+        if c is not None:
+            typer.echo(f"written: {export_c(model, c)} (build: cd {c} && {compile_command()})")
+        if wasm is not None:
+            typer.echo(f"written: {export_wasm(model, wasm)} (serve it: python -m http.server)")
+    except (ModelFormatError, ExportError, OSError) as error:
+        _fail(str(error))

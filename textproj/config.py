@@ -6,13 +6,19 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from textproj.errors import ConfigError
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
 
 def _known_fields(cls: type, data: dict[str, Any]) -> dict[str, Any]:
     """``data`` checked to hold only field names of dataclass ``cls`` (missing ones default)."""
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - known)
     if unknown:
-        raise ValueError(f"unknown {cls.__name__} keys: {', '.join(unknown)}")
+        raise ConfigError(f"unknown {cls.__name__} keys: {', '.join(unknown)}")
     return dict(data)
 
 
@@ -50,7 +56,7 @@ class FeatureConfig:
         }
         for name, ok in checks.items():
             if not ok:
-                raise ValueError(f"FeatureConfig.{name}={getattr(self, name)!r} is out of range")
+                raise ConfigError(f"FeatureConfig.{name}={getattr(self, name)!r} is out of range")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready dict of every field."""
@@ -61,6 +67,9 @@ class FeatureConfig:
         """Rebuild from :meth:`to_dict` output; unknown keys are an error, missing keys default."""
         return cls(**_known_fields(cls, data))
 
+
+DESIGNS = ("token", "text")  # projection networks: per-token PRADO-like, or SGNN's whole text
+TRAINERS = ("ffn", "lstm")  # trainer networks: hashed-feature bag, or BiLSTM over tokens
 
 # Projection shape per design when the user gives none: SGNN's 80 x 14 whole-text bits; for the
 # per-token design 16 x 16 = 256 bits per token (PRADO-like sketch in DESIGN.md).
@@ -82,13 +91,15 @@ class TrainConfig:
     filters: int = 64  # token design: channels per convolution window
     windows: tuple[int, ...] = (1, 2, 3)  # token design: convolution window sizes (tokens)
     trainer: str = "ffn"  # trainer network: "ffn" (hashed-feature bag) or "lstm" (BiLSTM)
-    trainer_buckets: int = 2**18  # hashed embedding rows of the trainer
-    trainer_dim: int = 128  # trainer embedding width
+    trainer_buckets: int = 2**16  # hashed embedding rows of the trainer
+    trainer_dim: int = 64  # trainer embedding width
     trainer_hidden: int = 256  # trainer hidden width (LSTM: per direction)
     trainer_char_ngrams: tuple[int, int] | None = None  # ffn trainer's char n-grams; None: same
-    trainer_learning_rate: float | None = 5e-3  # trainer's Adam rate; None: learning_rate
+    trainer_learning_rate: float | None = 1e-2  # trainer's Adam rate; None: learning_rate
     lambda_trainer: float = 1.0  # λ1: trainer vs labels
     lambda_distill: float = 0.1  # λ2: projection vs trainer's soft outputs (0 trains alone)
+    lambda_transfer: float = 1.0  # weight of the distillation term on transfer texts
+    augment_copies: int = 0  # augmented copies of each training text added as transfer texts
     lambda_labels: float = 1.0  # λ3: projection vs labels
     temperature: float = 2.0  # softmax temperature of the distillation term
     multi_label: bool = False  # one sigmoid per label (BCE), per-label thresholds tuned on dev
@@ -97,33 +108,79 @@ class TrainConfig:
     token_dropout: float = 0.1  # token design: dropout of each token's bottleneck activations
     label_smoothing: float = 0.1  # projection network's label term (single-label)
     weight_decay: float = 0.05  # decoupled weight decay (AdamW) of the dense parameters
-    epochs: int = 30  # maximum epochs
+    epochs: int = 12  # maximum epochs (more for small data: see min_steps)
+    min_steps: int = 0  # at least this many steps: small sets run more epochs, patience scaled
     patience: int = 5  # stop after this many epochs without a better dev accuracy
-    batch_size: int = 64
-    learning_rate: float = 2e-3  # Adam, both networks; decays linearly to 0 over the epochs
+    batch_size: int = 256
+    learning_rate: float = 4e-3  # AdamW of the projection network; decays linearly to 0
     dev_fraction: float = 0.1  # dev split carved from train when none is given
     seed: int = 0  # projection hash seed, weight init, shuffling and dev split
     threads: int = 1  # torch threads; fixed so reruns give byte-identical models
 
     def __post_init__(self) -> None:
-        choices = {"design": ("token", "text"), "trainer": ("ffn", "lstm")}
+        choices = {"design": DESIGNS, "trainer": TRAINERS}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
-                raise ValueError(
+                raise ConfigError(
                     f"TrainConfig.{name} must be one of {allowed}, not {getattr(self, name)!r}"
                 )
-        for name in ("epochs", "batch_size", "bottleneck", "filters", "trainer_dim", "threads"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"TrainConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if not _is_int(self.min_steps) or self.min_steps < 0:
+            raise ConfigError(f"TrainConfig.min_steps must be an int >= 0, got {self.min_steps!r}")
+        if not _is_int(self.augment_copies) or self.augment_copies < 0:
+            raise ConfigError(
+                f"TrainConfig.augment_copies must be an int >= 0, got {self.augment_copies!r}"
+            )
+        positive = ("epochs", "patience", "batch_size", "bottleneck", "filters", "threads")
+        for name in (*positive, "trainer_buckets", "trainer_dim", "trainer_hidden"):
+            if not _is_int(getattr(self, name)) or getattr(self, name) < 1:
+                raise ConfigError(
+                    f"TrainConfig.{name} must be an int >= 1, got {getattr(self, name)!r}"
+                )
+        for name in ("num_projections", "bits_per_projection"):
+            value = getattr(self, name)
+            if value is not None and (not _is_int(value) or value < 1):
+                raise ConfigError(f"TrainConfig.{name} must be an int >= 1, got {value!r}")
+        for name in ("hidden", "windows"):
+            widths = getattr(self, name)
+            if not all(_is_int(w) and w >= 1 for w in widths) or (name == "windows" and not widths):
+                raise ConfigError(f"TrainConfig.{name} must list ints >= 1, got {list(widths)}")
+        if self.trainer_buckets > 2**31 - 1:
+            raise ConfigError(
+                f"TrainConfig.trainer_buckets must be below 2**31, got {self.trainer_buckets}"
+            )
+        if not _is_int(self.seed) or not 0 <= self.seed < 2**63:
+            raise ConfigError(f"TrainConfig.seed must be an int in [0, 2**63), got {self.seed!r}")
+        rates = {
+            "learning_rate": self.learning_rate,
+            "trainer_learning_rate": self.trainer_learning_rate,
+        }
+        for name, rate in rates.items():
+            if rate is not None and not rate > 0:
+                raise ConfigError(f"TrainConfig.{name} must be > 0, got {rate}")
+        if self.weight_decay < 0:
+            raise ConfigError(f"TrainConfig.weight_decay must be >= 0, got {self.weight_decay}")
         if not 0 < self.dev_fraction < 1:
-            raise ValueError(f"TrainConfig.dev_fraction must be in (0, 1), got {self.dev_fraction}")
-        if min(self.lambda_trainer, self.lambda_distill, self.lambda_labels) < 0:
-            raise ValueError("TrainConfig lambdas must be >= 0")
+            raise ConfigError(
+                f"TrainConfig.dev_fraction must be in (0, 1), got {self.dev_fraction}"
+            )
+        lambdas = (self.lambda_trainer, self.lambda_distill, self.lambda_labels)
+        if min(*lambdas, self.lambda_transfer) < 0:
+            raise ConfigError("TrainConfig lambdas must be >= 0")
         for name in ("dropout", "token_dropout", "label_smoothing"):
             if not 0 <= getattr(self, name) < 1:
-                raise ValueError(f"TrainConfig.{name} must be in [0, 1), got {getattr(self, name)}")
+                raise ConfigError(
+                    f"TrainConfig.{name} must be in [0, 1), got {getattr(self, name)}"
+                )
         if self.temperature <= 0:
-            raise ValueError(f"TrainConfig.temperature must be > 0, got {self.temperature}")
+            raise ConfigError(f"TrainConfig.temperature must be > 0, got {self.temperature}")
+
+    def schedule(self, n_train: int) -> tuple[int, int, int]:
+        """(steps per epoch, epochs, patience) for ``n_train`` training texts: ``epochs`` and
+        ``patience``, both stretched by the same factor when that many epochs would take fewer
+        than ``min_steps`` steps."""
+        steps = max(1, -(-n_train // self.batch_size))
+        epochs = max(self.epochs, -(-self.min_steps // steps))
+        return steps, epochs, -(-self.patience * epochs // self.epochs)
 
     @property
     def projection_shape(self) -> tuple[int, int]:

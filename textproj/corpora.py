@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from textproj.data import Dataset, read_dataset
+from textproj.errors import CorpusNotFoundError, DataError
 
 __all__ = [
     "CORPORA",
@@ -96,7 +97,7 @@ def corpora_root() -> Path:
     if override:
         root = Path(override)
         if not root.is_dir():
-            raise FileNotFoundError(f"{ENV_VAR}={override!r} is not a directory")
+            raise CorpusNotFoundError(f"{ENV_VAR}={override!r} is not a directory")
         return root
     candidates = (_PACKAGE_DIR / "_corpora", _PACKAGE_DIR.parent / "corpora")
     for root in candidates:
@@ -104,15 +105,15 @@ def corpora_root() -> Path:
         if (root / DEFAULT_CORPUS).is_dir():
             return root
     looked = ", ".join(str(root) for root in candidates)
-    raise FileNotFoundError(
+    raise CorpusNotFoundError(
         f"bundled corpora not found (looked in {looked}); set {ENV_VAR} to their folder"
     )
 
 
 def _check_name(name: str) -> CorpusInfo:
-    """Return the registry entry for ``name`` or raise a ValueError listing known names."""
+    """Return the registry entry for ``name`` or raise a DataError listing known names."""
     if name not in CORPORA:
-        raise ValueError(f"unknown corpus {name!r}; known corpora: {', '.join(CORPORA)}")
+        raise DataError(f"unknown corpus {name!r}; known corpora: {', '.join(CORPORA)}")
     return CORPORA[name]
 
 
@@ -120,12 +121,12 @@ def corpus_path(name: str, split: str) -> Path:
     """Return the file of one split (``train``/``dev``/``test``) of a bundled corpus."""
     _check_name(name)
     if split not in SPLITS:
-        raise ValueError(f"unknown split {split!r}; expected one of: {', '.join(SPLITS)}")
+        raise DataError(f"unknown split {split!r}; expected one of: {', '.join(SPLITS)}")
     folder = corpora_root() / name
     for candidate in (folder / f"{split}.tsv", folder / f"{split}.tsv.gz"):
         if candidate.is_file():
             return candidate
-    raise FileNotFoundError(f"corpus {name!r} has no {split}.tsv or {split}.tsv.gz in {folder}")
+    raise CorpusNotFoundError(f"corpus {name!r} has no {split}.tsv or {split}.tsv.gz in {folder}")
 
 
 def load_corpus(name: str, split: str = "train") -> Dataset:

@@ -9,6 +9,12 @@ Each format is a small row iterator yielding ``(line_no, text, label)``; adding 
 format means adding one iterator. Multi-label data (``multi_label=True``) gives each text a
 tuple of labels: ``a|b`` in a TSV/CSV ``label`` column (or a JSONL string), a JSON list in
 JSONL, several leading ``__label__`` tokens in fastText format.
+
+TSV fields split at tabs; a field is quoted only when it starts with ``"`` and ends with ``"``
+before a tab or the line end (as csv writes a field holding tabs or line breaks), so a quote
+inside plain text stays text. CSV follows RFC 4180 strictly. Labels lose surrounding white
+space (``a``, ``a `` and `` a`` are one class); texts are kept exactly, empty ones included
+(:func:`blank_texts` counts them).
 """
 
 from __future__ import annotations
@@ -24,7 +30,17 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["SUPPORTED_EXTENSIONS", "DataError", "Dataset", "read_dataset", "write_dataset"]
+from textproj.errors import DataError
+
+__all__ = [
+    "SUPPORTED_EXTENSIONS",
+    "DataError",
+    "Dataset",
+    "blank_texts",
+    "read_dataset",
+    "read_lines",
+    "write_dataset",
+]
 
 _UTF8_BOM = b"\xef\xbb\xbf"
 # Texts can be long (whole e-mails); csv refuses fields over 128 KiB by default.
@@ -38,10 +54,6 @@ Row = tuple[int, str, str | list[str]]
 # A dataset's label: one string, or for multi-label data a tuple of strings.
 Label = str | tuple[str, ...]
 MULTI_LABEL_SEPARATOR = "|"  # multi-label TSV/CSV (and JSONL string) labels: "a|b"
-
-
-class DataError(ValueError):
-    """Malformed or unreadable data; the message names the file and, if known, the line."""
 
 
 @dataclass(frozen=True)
@@ -74,46 +86,130 @@ def _fail(name: str, line: int | None, message: str) -> DataError:
 # --- readers: each turns decoded file content into (line_no, text, label) rows ---
 
 
-def _iter_delimited(content: str, name: str, delimiter: str) -> Iterator[Row]:
-    """Rows of a csv/tsv file whose header names a ``text`` and a ``label`` column."""
+def _rows_of(records: Iterator[tuple[int, list[str]]], name: str) -> Iterator[Row]:
+    """Rows of a delimited file's records ``(first line, fields)`` whose header names a ``text``
+    and a ``label`` column (other columns are ignored)."""
+    header_record = next(records, None)
+    if header_record is None:
+        raise _fail(name, None, "file is empty")
+    start, header = header_record
+    columns = [column.strip() for column in header]
+    for required in ("text", "label"):
+        if required not in columns:
+            raise _fail(name, start, f"header has no {required!r} column (found: {header!r})")
+    text_at, label_at = columns.index("text"), columns.index("label")
+    needed = max(text_at, label_at) + 1
+    for start, row in records:
+        if len(row) < needed:
+            raise _fail(name, start, f"row has {len(row)} field(s), expected at least {needed}")
+        label = row[label_at]
+        if not label.strip():
+            raise _fail(name, start, "row has no label")
+        yield start, row[text_at], label
+
+
+def _quoted_field(lines: list[str], n: int, pos: int) -> tuple[str, int, int] | None:
+    """The quoted TSV field whose opening quote is just before ``lines[n][pos]``: (value, line
+    index and position after its closing quote), or None when a quote inside it is followed
+    by other text (then the field is plain text that starts with a quote)."""
+    parts = []
+    line = lines[n]
+    while True:
+        quote = line.find('"', pos)
+        if quote < 0:
+            parts.append(line[pos:] + "\n")
+            n += 1
+            if n == len(lines):
+                raise _UnclosedQuote
+            line, pos = lines[n], 0
+        elif line.startswith('"', quote + 1):
+            parts.append(line[pos : quote + 1])
+            pos = quote + 2
+        elif line[quote + 1 :] in ("", "\r") or line.startswith("\t", quote + 1):
+            parts.append(line[pos:quote])
+            return "".join(parts), n, quote + 1
+        else:
+            return None
+
+
+class _UnclosedQuote(Exception):
+    """A quoted TSV field runs to the end of the file."""
+
+
+def _tsv_records(content: str, name: str) -> Iterator[tuple[int, list[str]]]:
+    """(first line, fields) of each record of a TSV file.
+
+    Fields are split at tabs. A field that starts with ``"`` and ends with ``"`` before a tab or
+    the line end is quoted (it may hold tabs and line breaks; ``""`` is one quote), as csv
+    writes it; any other quote is plain text, so ``"Pending" payment here`` keeps its quotes.
+    Blank lines are skipped.
+    """
+    lines = content.split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    n = 0
+    while n < len(lines):
+        start, line = n + 1, lines[n].removesuffix("\r")
+        if '"' not in line:
+            n += 1
+            if line:
+                yield start, line.split("\t")
+            continue
+        fields, pos = [], 0
+        while True:
+            quoted = None
+            if line.startswith('"', pos):
+                try:
+                    quoted = _quoted_field(lines, n, pos + 1)
+                except _UnclosedQuote:
+                    raise _fail(
+                        name, start, 'a field opens with \'"\' that never closes (a quoted field '
+                        'ends with \'"\' before a tab or the line end; double a quote inside it)',
+                    ) from None  # fmt: skip
+            if quoted is not None:
+                value, n, pos = quoted
+                line = lines[n].removesuffix("\r")
+            else:
+                tab = line.find("\t", pos)
+                value, pos = (
+                    line[pos : len(line) if tab < 0 else tab],
+                    len(line) if tab < 0 else tab,
+                )
+            fields.append(value)
+            if not line.startswith("\t", pos):
+                break
+            pos += 1
+        n += 1
+        yield start, fields
+
+
+def _csv_records(content: str, name: str) -> Iterator[tuple[int, list[str]]]:
+    """(first line, fields) of each record of a CSV file (RFC 4180 quoting, strictly)."""
     csv.field_size_limit(max(csv.field_size_limit(), _CSV_FIELD_LIMIT))
-    reader = csv.reader(io.StringIO(content, newline=""), delimiter=delimiter)
-    kind = "TSV" if delimiter == "\t" else "CSV"
+    reader = csv.reader(io.StringIO(content, newline=""), strict=True)
     start = 1  # physical line on which the next row begins
     try:
-        header = next(reader, None)
-        if header is None:
-            raise _fail(name, None, "file is empty")
-        columns = [column.strip() for column in header]
-        for required in ("text", "label"):
-            if required not in columns:
-                raise _fail(name, start, f"header has no {required!r} column (found: {header!r})")
-        text_at, label_at = columns.index("text"), columns.index("label")
-        needed = max(text_at, label_at) + 1
-        start = reader.line_num + 1
         for row in reader:
             if row:  # csv yields [] for a blank line
-                if len(row) < needed:
-                    raise _fail(
-                        name, start, f"row has {len(row)} field(s), expected at least {needed}"
-                    )
-                label = row[label_at]
-                if not label.strip():
-                    raise _fail(name, start, "row has no label")
-                yield start, row[text_at], label
+                yield start, row
             start = reader.line_num + 1
     except csv.Error as error:
-        raise _fail(name, start, f"malformed {kind}: {error}") from None
+        why = str(error)
+        if "expected after" in why:
+            why = "a quoted field has text after its closing quote (quote the whole field)"
+        elif "end of data" in why:
+            why = "a quote opened here never closes"
+        raise _fail(name, start, f"malformed CSV: {why}") from None
 
 
 def _iter_tsv(content: str, name: str) -> Iterator[Row]:
     """Rows of a tab-separated file."""
-    return _iter_delimited(content, name, "\t")
+    return _rows_of(_tsv_records(content, name), name)
 
 
 def _iter_csv(content: str, name: str) -> Iterator[Row]:
     """Rows of a comma-separated file."""
-    return _iter_delimited(content, name, ",")
+    return _rows_of(_csv_records(content, name), name)
 
 
 def _physical_lines(content: str) -> Iterator[tuple[int, str]]:
@@ -219,9 +315,9 @@ def _label_of(raw: str | list[str], multi_label: bool, name: str, line_no: int) 
     """A row's label for the dataset: a string, or with ``multi_label`` a tuple of strings."""
     if not multi_label:
         if isinstance(raw, str):
-            return raw
+            return raw.strip()
         if len(raw) == 1:
-            return raw[0]
+            return raw[0].strip()
         raise _fail(name, line_no, f"row has {len(raw)} labels; read it as multi-label data")
     parts = raw.split(MULTI_LABEL_SEPARATOR) if isinstance(raw, str) else raw
     label_set = tuple(dict.fromkeys(part.strip() for part in parts if part.strip()))
@@ -237,6 +333,8 @@ def read_dataset(path: str | os.PathLike[str], *, multi_label: bool = False) -> 
     Raises DataError (naming file and line) for any missing, unreadable or malformed input.
     """
     path = Path(path)
+    if path.is_dir():
+        raise _fail(str(path), None, "is a directory, not a data file")
     extension, gzipped = _format_of(path)
     content = _read_text(path, gzipped)
     texts: list[str] = []
@@ -247,6 +345,28 @@ def read_dataset(path: str | os.PathLike[str], *, multi_label: bool = False) -> 
     if not texts:
         raise _fail(str(path), None, "no data rows")
     return Dataset(texts=texts, labels=labels, source=str(path))
+
+
+def read_lines(raw: bytes, name: str) -> list[str]:
+    """Unlabelled texts, one per line, from UTF-8 bytes (a file or stdin called ``name``).
+
+    Lines split at ``\\n`` only, a ``\\r`` before it is dropped (CRLF input), and a byte that
+    is not UTF-8 is a DataError naming the line, as in every data file. Blank lines are kept
+    (as empty texts) so that outputs stay aligned with input lines.
+    """
+    raw = raw.removeprefix(_UTF8_BOM)
+    try:
+        content = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line_no = raw.count(b"\n", 0, error.start) + 1
+        raise _fail(name, line_no, f"invalid UTF-8 (byte 0x{raw[error.start]:02x})") from None
+    lines = [line for _, line in _physical_lines(content)]
+    return lines[:-1] if lines and lines[-1] == "" else lines
+
+
+def blank_texts(dataset: Dataset) -> int:
+    """How many texts are empty or white space only (a fastText line that is only a label)."""
+    return sum(not text.strip() for text in dataset.texts)
 
 
 # --- writers ---

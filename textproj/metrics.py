@@ -55,3 +55,57 @@ def multilabel_scores(
         "macro_f1": sum(f1) / len(f1) if f1 else 0.0,
         "n": n,
     }
+
+
+def per_label_scores(
+    gold: Sequence[Sequence[str]], predicted: Sequence[Sequence[str]], labels: Sequence[str]
+) -> dict[str, dict[str, float | int]]:
+    """Precision, recall, F1 and support (gold count) of each of ``labels``.
+
+    ``gold`` and ``predicted`` hold a label set per example (a one-label list for single-label
+    data). A label never predicted has precision 0; one never gold has recall 0.
+    """
+    true_pos: Counter[str] = Counter()
+    n_gold: Counter[str] = Counter()
+    n_pred: Counter[str] = Counter()
+    for gold_set, pred_set in zip(map(set, gold), map(set, predicted), strict=True):
+        true_pos.update(gold_set & pred_set)
+        n_gold.update(gold_set)
+        n_pred.update(pred_set)
+    scores = {}
+    for label in labels:
+        precision = true_pos[label] / n_pred[label] if n_pred[label] else 0.0
+        recall = true_pos[label] / n_gold[label] if n_gold[label] else 0.0
+        total = n_gold[label] + n_pred[label]
+        scores[label] = {
+            "precision": precision,
+            "recall": recall,
+            "f1": 2 * true_pos[label] / total if total else 0.0,
+            "support": n_gold[label],
+        }
+    return scores
+
+
+def confusion_matrix(
+    gold: Sequence[str], predicted: Sequence[str], labels: Sequence[str]
+) -> list[list[int]]:
+    """Counts ``matrix[i][j]`` of examples of gold ``labels[i]`` predicted as ``labels[j]``."""
+    index = {label: i for i, label in enumerate(labels)}
+    matrix = [[0] * len(labels) for _ in labels]
+    for g, p in zip(gold, predicted, strict=True):
+        matrix[index[g]][index[p]] += 1
+    return matrix
+
+
+def confused_pairs(
+    matrix: Sequence[Sequence[int]], labels: Sequence[str], n: int = 10
+) -> list[dict[str, str | int]]:
+    """The ``n`` largest off-diagonal cells: which gold label is most often taken for which."""
+    cells = [
+        (count, i, j)
+        for i, row in enumerate(matrix)
+        for j, count in enumerate(row)
+        if i != j and count > 0
+    ]
+    cells.sort(key=lambda cell: (-cell[0], cell[1], cell[2]))
+    return [{"gold": labels[i], "predicted": labels[j], "count": c} for c, i, j in cells[:n]]

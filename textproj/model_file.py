@@ -14,12 +14,17 @@ import itertools
 import json
 import math
 import os
-import secrets
 import struct
+import unicodedata
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from textproj import fsio
+from textproj.errors import ModelFormatError, ModelNotFoundError
+
+__all__ = ["MODEL_FILENAME", "ModelFormatError", "ModelNotFoundError"]
 
 MODEL_FILENAME = "model.tpn"
 MAGIC = b"TEXTPROJ"
@@ -36,10 +41,9 @@ _PREFIX = struct.Struct("<8sII")  # magic, format version, header length
 _MIN_HEADER = b"{}"
 MIN_FILE_BYTES = _PREFIX.size + len(_MIN_HEADER) + DIGEST_BYTES
 _TABLE_KEYS = {"name", "dtype", "shape", "offset", "nbytes"}
-
-
-class ModelFormatError(ValueError):
-    """A model file that is missing, damaged, or not a textproj model; the message says which."""
+# Header key recording the Unicode version of the text path (normalisation, classes) a model was
+# written under; every reader compares it with its own tables. Old headers lack it.
+UNICODE_VERSION_KEY = "unicode_version"
 
 
 def _aligned(n: int) -> int:
@@ -145,7 +149,7 @@ def encode_model(
             }
         )
         blob_bytes = offset + len(data)
-    full_header = {**header, "tensors": table}
+    full_header = {UNICODE_VERSION_KEY: unicodedata.unidata_version, **header, "tensors": table}
     _check_table(name, full_header, blob_bytes)
     text = json.dumps(
         full_header, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
@@ -157,6 +161,18 @@ def encode_model(
     return body + hashlib.sha256(body).digest()
 
 
+def unicode_mismatch(header: dict[str, Any], version: str) -> str | None:
+    """Why ``header`` was written under another Unicode version than ``version``, or None (also
+    for an old header that does not say)."""
+    stored = header.get(UNICODE_VERSION_KEY, version)
+    if stored == version:
+        return None
+    return (
+        f"model written with Unicode {stored!r}, this reader has Unicode {version}: "
+        "texts using characters that changed between the versions may get other bits"
+    )
+
+
 def write_model(path: str | os.PathLike[str], header: dict, tensors: dict[str, np.ndarray]) -> int:
     """Write ``header`` and ``tensors`` to ``path`` atomically; return the bytes written.
 
@@ -165,26 +181,7 @@ def write_model(path: str | os.PathLike[str], header: dict, tensors: dict[str, n
     directory, synced, then renamed over ``path``.
     """
     path = Path(path)
-    content = encode_model(header, tensors, name=str(path))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(content)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
-    if hasattr(os, "O_DIRECTORY"):  # make the rename itself durable (POSIX)
-        dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    return len(content)
+    return fsio.write_bytes(path, encode_model(header, tensors, name=str(path)))
 
 
 def model_path(path: str | os.PathLike[str]) -> Path:
@@ -192,7 +189,7 @@ def model_path(path: str | os.PathLike[str]) -> Path:
     path = Path(path)
     if path.is_dir():
         if not (path / MODEL_FILENAME).is_file():
-            raise ModelFormatError(f"{path}: directory holds no {MODEL_FILENAME}")
+            raise ModelNotFoundError(f"{path}: directory holds no {MODEL_FILENAME}")
         return path / MODEL_FILENAME
     return path
 
@@ -214,7 +211,7 @@ def _read_verified(path: str | os.PathLike[str]) -> tuple[dict[str, Any], memory
     try:
         f = open(path, "rb")  # noqa: SIM115 (closed below; open errors are reported first)
     except FileNotFoundError:
-        raise ModelFormatError(f"{name}: no such file") from None
+        raise ModelNotFoundError(f"{name}: no such file") from None
     except IsADirectoryError:
         raise ModelFormatError(f"{name}: is a directory, not a model file") from None
     except OSError as error:

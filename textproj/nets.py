@@ -8,8 +8,8 @@ in numpy):
   over the sequence, per channel -> concatenation -> class logits.
 
 Trainer networks (served anywhere; never on the device):
-- ``FeatureBagTrainer``: learned embeddings of the hashed features (EmbeddingBag with sparse
-  gradients) -> a hidden ReLU layer -> class logits.
+- ``FeatureBagTrainer``: learned embeddings of the hashed features (EmbeddingBag) -> a hidden
+  ReLU layer -> class logits.
 - ``TokenLSTMTrainer``: learned hashed token embeddings -> BiLSTM -> max pooling -> logits.
 """
 
@@ -21,6 +21,14 @@ import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from textproj import netspec
+
+
+def centered(bits: torch.Tensor) -> torch.Tensor:
+    """0/1 bits as -1/+1: zero-mean inputs train far faster (banking77, 12 epochs: dev 0.898
+    against 0.844). The device never sees this: the export folds it into the first layer."""
+    return 2 * bits - 1
 
 
 class TextProjectionNet(nn.Module):
@@ -35,7 +43,7 @@ class TextProjectionNet(nn.Module):
         self.dense = nn.ModuleList(nn.Linear(a, b) for a, b in itertools.pairwise(widths))
 
     def forward(self, bits: torch.Tensor) -> torch.Tensor:
-        x = bits
+        x = centered(bits)
         for layer in self.dense[:-1]:
             x = self.dropout(F.relu(layer(x)))
         return self.dense[-1](x)
@@ -76,19 +84,66 @@ class TokenProjectionNet(nn.Module):
         self.output = nn.Linear(filters * len(self.windows), n_labels)
 
     def forward(self, token_bits: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """``token_bits`` (sum(lengths), n_bits) as 0/1 floats; ``lengths`` (n,) tokens per text."""
-        x = self.token_dropout(F.relu(self.bottleneck(token_bits)))
-        padded, mask = pad_tokens(x, lengths)
-        seq = padded.transpose(1, 2)  # (n, E, L)
+        """``token_bits`` (sum(lengths), n_bits) as 0/1 floats; ``lengths`` (n,) tokens per text.
+
+        No padding to the longest text: every window of every text is gathered as a row of its
+        taps (zeros past the text's end); each window size's value and attention convolutions
+        run as one matmul on the first k taps, and attention pooling is a softmax within each
+        text's segment.
+        """
+        x = self.token_dropout(F.relu(self.bottleneck(centered(token_bits))))
+        taps, segment = window_rows(x, lengths, max(self.windows))
+        width = x.shape[1]
         pooled = []
         for k, value_conv, attention_conv in zip(
             self.windows, self.value, self.attention, strict=True
         ):
-            window_in = F.pad(seq, (0, k - 1))  # window t covers tokens t..t+k-1 (zeros past end)
-            values = value_conv(window_in)  # (n, filters, L)
-            logits = attention_conv(window_in).masked_fill(~mask[:, None, :], float("-inf"))
-            pooled.append((torch.softmax(logits, dim=2) * values).sum(dim=2))
+            kernel = torch.cat([value_conv.weight, attention_conv.weight])  # (2F, E, k)
+            out = torch.addmm(
+                torch.cat([value_conv.bias, attention_conv.bias]),
+                taps[:, : k * width],
+                kernel.permute(2, 1, 0).reshape(k * width, -1),
+            )
+            values, scores = out.chunk(2, dim=1)
+            pooled.append(segment_attention(values, scores, segment, len(lengths)))
         return self.output(self.dropout(torch.cat(pooled, dim=1)))
+
+
+def window_rows(
+    rows: torch.Tensor, lengths: torch.Tensor, width: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Flat per-token rows (sum(lengths), E) -> one row of ``width`` concatenated taps per window
+    start (V, width·E), and the text index of each window (V,).
+
+    Window t of a text covers its tokens t..t+width-1, zeros past its end. A text with no tokens
+    gets one all-zero window, so every text has a defined output.
+    """
+    n_rows = rows.shape[0]
+    starts = torch.cumsum(lengths, 0) - lengths
+    windows_per_text = lengths.clamp(min=1)
+    segment = torch.repeat_interleave(torch.arange(len(lengths)), windows_per_text)
+    position = torch.arange(len(segment)) - torch.repeat_interleave(
+        torch.cumsum(windows_per_text, 0) - windows_per_text, windows_per_text
+    )
+    tap = position[:, None] + torch.arange(width)[None, :]  # (V, width) token index in its text
+    inside = tap < lengths[segment][:, None]
+    index = torch.where(inside, starts[segment][:, None] + tap, n_rows)  # n_rows: the zero row
+    padded = torch.cat([rows, rows.new_zeros((1, rows.shape[1]))])
+    return padded[index.reshape(-1)].reshape(len(segment), -1), segment
+
+
+def segment_attention(
+    values: torch.Tensor, scores: torch.Tensor, segment: torch.Tensor, n_segments: int
+) -> torch.Tensor:
+    """Per segment and channel, the softmax(scores)-weighted sum of values: (n_segments, C)."""
+    channels = values.shape[1]
+    spread = segment[:, None].expand(-1, channels)
+    peak = scores.new_full((n_segments, channels), float("-inf"))
+    peak = peak.scatter_reduce(0, spread, scores.detach(), reduce="amax")
+    weights = torch.exp(scores - peak[segment])
+    total = scores.new_zeros((n_segments, channels)).index_add(0, segment, weights)
+    pooled = values.new_zeros((n_segments, channels)).index_add(0, segment, weights * values)
+    return pooled / total
 
 
 class FeatureBagTrainer(nn.Module):
@@ -99,7 +154,7 @@ class FeatureBagTrainer(nn.Module):
     ) -> None:
         super().__init__()
         self.dropout = nn.Dropout(dropout)
-        self.embedding = nn.EmbeddingBag(n_buckets, dim, mode="sum", sparse=True)
+        self.embedding = nn.EmbeddingBag(n_buckets, dim, mode="sum")
         self.hidden = nn.Linear(dim, hidden)
         self.output = nn.Linear(hidden, n_labels)
 
@@ -119,7 +174,7 @@ class TokenLSTMTrainer(nn.Module):
     ) -> None:
         super().__init__()
         self.dropout = nn.Dropout(dropout)
-        self.embedding = nn.Embedding(n_buckets, dim, sparse=True)
+        self.embedding = nn.Embedding(n_buckets, dim)
         self.lstm = nn.LSTM(dim, hidden, batch_first=True, bidirectional=True)
         self.output = nn.Linear(2 * hidden, n_labels)
 
@@ -133,15 +188,6 @@ class TokenLSTMTrainer(nn.Module):
         out, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True)
         out = out.masked_fill(~mask[:, : out.shape[1], None], float("-inf"))
         return self.output(self.dropout(out.max(dim=1).values))
-
-
-def quantize_rows(weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Symmetric int8 with one float32 scale per output row: weight ~ q * scale[:, None, ...]."""
-    flat = weight.reshape(weight.shape[0], -1).astype(np.float64)
-    scale = np.abs(flat).max(axis=1) / 127.0
-    scale[scale == 0] = 1.0
-    q = np.clip(np.rint(flat / scale[:, None]), -127, 127).astype(np.int8)
-    return q.reshape(weight.shape), scale.astype(np.float32)
 
 
 def network_config(net: TextProjectionNet | TokenProjectionNet) -> dict[str, object]:
@@ -177,28 +223,36 @@ def build_projection_net(config: dict) -> TextProjectionNet | TokenProjectionNet
     )
 
 
+def first_layer(net: nn.Module) -> str:
+    """Name of the layer that reads the bits (the one the export folds the centring into)."""
+    return "dense.0" if isinstance(net, TextProjectionNet) else "bottleneck"
+
+
 def export_projection_net(net: nn.Module) -> dict[str, np.ndarray]:
-    """The on-device tensors: each ``X.weight`` as int8 with a per-row float32 ``X.scale``,
-    each ``X.bias`` as float32. Names are the module's parameter names."""
-    tensors: dict[str, np.ndarray] = {}
-    for name, param in net.named_parameters():
-        value = param.detach().cpu().numpy()
-        if name.endswith(".weight"):
-            q, scale = quantize_rows(value)
-            tensors[name] = q
-            tensors[name.removesuffix("weight") + "scale"] = scale
-        else:
-            tensors[name] = value.astype(np.float32)
-    return tensors
+    """The on-device tensors of ``net`` (``textproj.netspec.quantize_params``): each ``X.weight``
+    as int8 with a per-row float32 ``X.scale``, each ``X.bias`` as float32.
+
+    The first layer reads 0/1 bits on the device: W(2b - 1) + c is stored as (2W)b + (c - W·1).
+    """
+    values = {
+        name: p.detach().cpu().numpy().astype(np.float64) for name, p in net.named_parameters()
+    }
+    first = first_layer(net)
+    weight = values[f"{first}.weight"]
+    values[f"{first}.bias"] = values[f"{first}.bias"] - weight.sum(axis=1)
+    values[f"{first}.weight"] = 2 * weight
+    return netspec.quantize_params(values)
 
 
 def load_quantized(net: nn.Module, tensors: dict[str, np.ndarray]) -> nn.Module:
-    """Set ``net``'s parameters to the dequantized values of exported ``tensors`` (in place)."""
+    """Set ``net``'s parameters to the dequantized values of exported ``tensors`` (in place),
+    undoing the first layer's folded centring, so ``net`` computes what the device does."""
+    values = {name: netspec.dequantize_param(tensors, name) for name, _ in net.named_parameters()}
+    first = first_layer(net)
+    half = values[f"{first}.weight"] / 2
+    values[f"{first}.weight"] = half
+    values[f"{first}.bias"] = values[f"{first}.bias"] + half.sum(axis=1, dtype=np.float32)
     with torch.no_grad():
         for name, param in net.named_parameters():
-            value = tensors[name].astype(np.float32)
-            if name.endswith(".weight"):
-                scale = tensors[name.removesuffix("weight") + "scale"]
-                value = value * scale.reshape((-1,) + (1,) * (value.ndim - 1))
-            param.copy_(torch.from_numpy(value))
+            param.copy_(torch.from_numpy(values[name]))
     return net

@@ -23,7 +23,7 @@ import numpy as np
 from textproj._kernels import features as _kf
 from textproj._kernels import hashing as _kh
 from textproj._kernels import projection as _kp
-from textproj.config import FeatureConfig
+from textproj.config import PROJECTION_DEFAULTS, FeatureConfig
 from textproj.features import class_table, encode_texts, kernel_params
 
 PARALLEL_MIN_TEXTS = 1024  # below this, thread hand-off costs more than it saves
@@ -78,8 +78,8 @@ class Projector:
 
     def __init__(
         self,
-        num_projections: int = 80,
-        bits_per_projection: int = 14,
+        num_projections: int = PROJECTION_DEFAULTS["text"][0],
+        bits_per_projection: int = PROJECTION_DEFAULTS["text"][1],
         *,
         features: FeatureConfig | None = None,
         seed: int = 0,

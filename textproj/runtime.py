@@ -11,15 +11,19 @@ This module must never import torch, directly or through
 
 from __future__ import annotations
 
-import itertools
 import math
 import os
+import unicodedata
+import warnings
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from textproj._kernels import network as _kn
+from textproj.decisions import DEFAULT_THRESHOLD
+from textproj.features import tokens
 from textproj.model_file import (
     MAX_LABELS,
     MODEL_FILENAME,
@@ -27,24 +31,19 @@ from textproj.model_file import (
     model_path,
     read_model,
     read_model_bytes,
+    unicode_mismatch,
 )
+from textproj.netspec import check_layer, check_network, dequantize, expected_tensors
 from textproj.projector import Projector
 
 BATCH_TEXTS = 4096  # texts per forward pass: bounds memory whatever the input size
 BATCH_TOKEN_ROWS = 262144  # token models: cap on code points (>= token rows) per forward pass
 CHUNK_TOKEN_ROWS = 1024  # token models: rows per window-sum + pooling step (cache-sized)
 TAPS_BYTES_CAP = 32 * 2**20  # token models: cap on the distinct tokens' tap products per pass
-# A header may list at most this many hidden layers or windows: refused before any shape is built.
-MAX_LAYERS = 64
-DEFAULT_THRESHOLD = 0.5  # multi-label models whose header gives no thresholds
 
 
 def _relu(x: np.ndarray) -> np.ndarray:
     return np.maximum(x, 0, out=x)
-
-
-def _positive_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
 
 # Odd 64-bit multipliers that mix a row's words into one key (any collision is caught below).
@@ -70,81 +69,45 @@ def unique_rows(words: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return first, index.reshape(-1)
 
 
+def _checked_texts(texts: Sequence[str]) -> list[str]:
+    """``texts`` as a list, refused with a TypeError naming the first item that is not a str."""
+    if isinstance(texts, str):
+        raise TypeError("expected a sequence of texts, got one str: wrap it in a list")
+    texts = list(texts)
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise TypeError(f"texts[{i}] is {type(text).__name__}, not str")
+    return texts
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """Which tokens drove a token-design model's score of one label for one text.
+
+    ``weights[i]`` is token ``tokens[i]``'s share of the label's logit (for a single-label model
+    centred over labels, which softmax ignores, so it weighs the label against the others). The
+    attention pooling is a weighted sum over window positions, so the shares are exact:
+    ``base + weights.sum()`` is that logit; a window's share is split over the tokens it covers.
+    """
+
+    label: str
+    probability: float
+    tokens: list[str]
+    weights: np.ndarray
+    base: float
+
+    def top(self, n: int = 5) -> list[tuple[str, float]]:
+        """The ``n`` tokens with the largest weights (those that pushed hardest for the label)."""
+        order = np.argsort(-self.weights, kind="stable")[:n]
+        return [(self.tokens[i], float(self.weights[i])) for i in order]
+
+
 class _Layer:
     """A dequantized linear or convolution layer: float32 weight (out, ...) and bias (out,)."""
 
     def __init__(self, weight: np.ndarray, bias: np.ndarray) -> None:
         self.weight = weight
         self.bias = bias
-
-
-def _expected_tensors(network: dict[str, Any]) -> dict[str, tuple[int, ...]]:
-    """Each layer's prefix -> its weight shape, as ``textproj.nets`` names and shapes them."""
-    n_bits, n_labels = network["n_bits"], network["n_labels"]
-    if network["design"] == "text":
-        widths = [n_bits, *network["hidden"], n_labels]
-        return {f"dense.{i}": (b, a) for i, (a, b) in enumerate(itertools.pairwise(widths))}
-    bottleneck, filters, windows = network["bottleneck"], network["filters"], network["windows"]
-    shapes: dict[str, tuple[int, ...]] = {"bottleneck": (bottleneck, n_bits)}
-    for j, k in enumerate(windows):
-        shapes[f"value.{j}"] = (filters, bottleneck, k)
-        shapes[f"attention.{j}"] = (filters, bottleneck, k)
-    shapes["output"] = (n_labels, filters * len(windows))
-    return shapes
-
-
-def _check_network(name: str, network: object) -> dict[str, Any]:
-    """The header's ``network`` entry, checked for the keys and types each design needs."""
-    if not isinstance(network, dict):
-        raise ModelFormatError(f"{name}: header has no 'network' object")
-    design = network.get("design")
-    if design == "text":
-        ints, lists = ("n_bits", "n_labels"), ("hidden",)
-    elif design == "token":
-        ints, lists = ("n_bits", "bottleneck", "filters", "n_labels"), ("windows",)
-    else:
-        raise ModelFormatError(f"{name}: unknown network design {design!r}")
-    for key in ints:
-        if not _positive_int(network.get(key)):
-            raise ModelFormatError(f"{name}: network {key!r} must be a positive int")
-    for key in lists:
-        value = network.get(key)
-        if not isinstance(value, list) or not all(_positive_int(v) for v in value):
-            raise ModelFormatError(f"{name}: network {key!r} must be a list of positive ints")
-        if len(value) > MAX_LAYERS:
-            raise ModelFormatError(
-                f"{name}: network {key!r} lists {len(value)} layers, more than {MAX_LAYERS}"
-            )
-    if design == "token" and not network["windows"]:
-        raise ModelFormatError(f"{name}: network 'windows' is empty")
-    return network
-
-
-def _check_layer(name: str, tensors: dict[str, np.ndarray], prefix: str, shape: tuple) -> None:
-    """Check that one layer's weight, scale and bias are present, well-typed, shaped and finite."""
-    expected = {
-        f"{prefix}.weight": (np.int8, shape),
-        f"{prefix}.scale": (np.float32, shape[:1]),
-        f"{prefix}.bias": (np.float32, shape[:1]),
-    }
-    for tname, (dtype, tshape) in expected.items():
-        if tname not in tensors:
-            raise ModelFormatError(f"{name}: tensor {tname!r} is missing")
-        tensor = tensors[tname]
-        if tensor.dtype != dtype or tensor.shape != tshape:
-            raise ModelFormatError(
-                f"{name}: tensor {tname!r} is {tensor.dtype} {list(tensor.shape)}, "
-                f"expected {np.dtype(dtype)} {list(tshape)}"
-            )
-        if tensor.dtype == np.float32 and not np.isfinite(tensor).all():
-            raise ModelFormatError(f"{name}: tensor {tname!r} holds non-finite values")
-
-
-def _dequantize(tensors: dict[str, np.ndarray], prefix: str) -> _Layer:
-    """One checked layer as float32: int8 weight * its per-row scale, and the bias."""
-    weight = tensors[f"{prefix}.weight"]
-    scale = tensors[f"{prefix}.scale"].reshape((-1,) + (1,) * (weight.ndim - 1))
-    return _Layer(weight.astype(np.float32) * scale, tensors[f"{prefix}.bias"].astype(np.float32))
 
 
 class Classifier:
@@ -165,23 +128,26 @@ class Classifier:
     ) -> None:
         self.header = header
         self.n_bytes = n_bytes
+        mismatch = unicode_mismatch(header, unicodedata.unidata_version)
+        if mismatch:
+            warnings.warn(f"{name}: {mismatch}", stacklevel=3)
         labels = header.get("labels")
         if not isinstance(labels, list) or not labels or len(labels) > MAX_LABELS:
             raise ModelFormatError(f"{name}: header needs a non-empty 'labels' list")
         if not all(isinstance(label, str) for label in labels) or len(set(labels)) != len(labels):
             raise ModelFormatError(f"{name}: 'labels' must be distinct strings")
         self.labels: list[str] = list(labels)
-        network = _check_network(name, header.get("network"))
+        network = check_network(name, header.get("network"))
         if network["n_labels"] != len(labels):
             raise ModelFormatError(
                 f"{name}: network has {network['n_labels']} outputs but there are "
                 f"{len(labels)} labels"
             )
         self.design: str = network["design"]
-        shapes = _expected_tensors(network)
+        shapes = expected_tensors(network)
         for prefix, shape in shapes.items():
-            _check_layer(name, tensors, prefix, shape)
-        self._layers = {prefix: _dequantize(tensors, prefix) for prefix in shapes}
+            check_layer(name, tensors, prefix, shape)
+        self._layers = {prefix: _Layer(*dequantize(tensors, prefix)) for prefix in shapes}
         self._windows: list[int] = list(network["windows"]) if self.design == "token" else []
         self._prepare_forward()
         self.multi_label = header.get("multi_label", False)
@@ -336,9 +302,7 @@ class Classifier:
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         """Probabilities, float32 (n, n_labels): softmax, or a sigmoid per label if multi-label."""
-        if isinstance(texts, str):
-            raise TypeError("expected a sequence of texts, got one str: wrap it in a list")
-        texts = list(texts)
+        texts = _checked_texts(texts)
         out = np.empty((len(texts), len(self.labels)), dtype=np.float32)
         for lo, hi in self._batches(texts):
             logits = self._logits(texts[lo:hi]).astype(np.float32)
@@ -359,6 +323,57 @@ class Classifier:
             ]
         return [self.labels[j] for j in proba.argmax(axis=1)]
 
+    def explain(self, text: str, label: str | None = None) -> Explanation:
+        """Each token's share of the score of ``label`` (default: the most probable) for ``text``.
+
+        Token-design models only: their attention pooling weighs every window of tokens, and
+        the weighted sums split the label's logit exactly into per-token shares.
+        """
+        if self.design != "token":
+            raise TypeError("explanations need a token-design model; this one is 'text'")
+        (text,) = _checked_texts([text])
+        proba = self.predict_proba([text])[0]
+        if label is None:
+            column = int(proba.argmax())
+        elif label in self.labels:
+            column = self.labels.index(label)
+        else:
+            raise ValueError(f"unknown label {label!r}")
+        output = self._layers["output"]
+        direction = output.weight[column].astype(np.float64)
+        base = float(output.bias[column])
+        if not self.multi_label:
+            direction = direction - output.weight.mean(axis=0)
+            base -= float(output.bias.mean())
+        words, _ = self.projector.transform_tokens_words([text])
+        names = tokens(text, self.projector.features)
+        weights = np.zeros(len(words))
+        if len(words) == 0:
+            base += float(direction @ self._value_bias.reshape(-1))
+        else:
+            hidden = self._first_layer(words, 0, len(words), relu=True).astype(np.float64)
+            n_filters = self._value_bias.shape[1]
+            for j, k in enumerate(self._windows):
+                padded = np.vstack([hidden, np.zeros((k - 1, hidden.shape[1]))])
+                values = self._window_sums(padded, self._layers[f"value.{j}"].weight, k)
+                scores = self._window_sums(padded, self._layers[f"attention.{j}"].weight, k)
+                scores += self._layers[f"attention.{j}"].bias
+                attention = np.exp(scores - scores.max(axis=0))
+                attention /= attention.sum(axis=0)
+                block = direction[j * n_filters : (j + 1) * n_filters]
+                base += float(block @ self._layers[f"value.{j}"].bias)
+                shares = (attention * values) @ block  # each window position's share
+                for t, share in enumerate(shares):
+                    covered = min(k, len(words) - t)
+                    weights[t : t + covered] += share / covered
+        return Explanation(self.labels[column], float(proba[column]), names, weights, base)
+
+    @staticmethod
+    def _window_sums(padded: np.ndarray, weight: np.ndarray, k: int) -> np.ndarray:
+        """A convolution without bias: row t sums tap i of ``weight`` applied to row t + i."""
+        n = len(padded) - k + 1
+        return sum(padded[i : i + n] @ weight[:, :, i].T.astype(np.float64) for i in range(k))
+
     def projection_bits(self, texts: Sequence[str]) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
         """The network's input bits, for display: (n, n_bits) 0/1 uint8 per text, or for a token
         model the per-token rows and their offsets, as ``Projector.transform_tokens`` gives."""
@@ -374,7 +389,9 @@ def load(path: str | os.PathLike[str], *, n_jobs: int = -1) -> Classifier:
     """Load a model from a ``model.tpn`` file or a directory holding one (no torch needed).
 
     ``n_jobs`` is the projector's thread count for large batches (-1: every core).
-    Any problem with the file raises :class:`~textproj.model_file.ModelFormatError`.
+    A path that does not exist raises :class:`~textproj.errors.ModelNotFoundError` (a
+    ``FileNotFoundError``); any other problem with the file a
+    :class:`~textproj.errors.ModelFormatError`.
     """
     path = model_path(path)
     header, tensors = read_model(path)

@@ -79,7 +79,7 @@ def run_sweep(
         result = train(train_data, dev_data, test_data, config=config, progress=False)
         with tempfile.TemporaryDirectory() as folder:
             n_bytes = model_file.write_model(
-                Path(folder) / "model.tpn", result.header, result.tensors
+                Path(folder) / model_file.MODEL_FILENAME, result.header, result.tensors
             )
         scores = result.metrics["projection"]
         row = {

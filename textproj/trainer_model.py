@@ -8,6 +8,7 @@ so loading executes nothing. Needs torch.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 from collections.abc import Sequence
@@ -16,18 +17,62 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from textproj import fsio, nets
 from textproj.config import FeatureConfig, TrainConfig
-from textproj.features import featurize
+from textproj.decisions import DEFAULT_THRESHOLD, sigmoid
+from textproj.inputs import EVAL_BATCH, SplitInputs, forward_trainer, trainer_bags, trainer_features
+from textproj.layout import TRAINER_HEADER, TRAINER_WEIGHTS
 from textproj.model_file import ModelFormatError
-from textproj.training import (
-    EVAL_BATCH,
-    TRAINER_HEADER,
-    TRAINER_WEIGHTS,
-    SplitInputs,
-    build_networks,
-    forward_trainer,
-    trainer_features,
-)
+
+
+def build_trainer(config: TrainConfig, n_labels: int) -> torch.nn.Module:
+    """A fresh trainer network for ``config``."""
+    trainer_class = nets.FeatureBagTrainer if config.trainer == "ffn" else nets.TokenLSTMTrainer
+    return trainer_class(
+        config.trainer_buckets, config.trainer_dim, config.trainer_hidden, n_labels, config.dropout
+    )
+
+
+HALF_PRECISION = ("embedding.weight",)  # stored as float16: the table is nearly all the bytes
+
+
+def round_for_storage(trainer: torch.nn.Module) -> torch.nn.Module:
+    """Round the tensors stored at half precision in place, so the trainer scored at the end of
+    training is the one saved (on banking77 dev this changes no prediction)."""
+    with torch.no_grad():
+        for name, tensor in trainer.state_dict().items():
+            if name in HALF_PRECISION:
+                tensor.copy_(tensor.half().float())
+    return trainer
+
+
+def save_trainer(
+    trainer: torch.nn.Module,
+    directory: Path,
+    labels: list[str],
+    config: TrainConfig,
+    features: FeatureConfig,
+    thresholds: np.ndarray | None = None,
+) -> int:
+    """The trainer as plain arrays (trainer.npz) plus a JSON header: nothing executes on load.
+    Returns the bytes of the arrays file."""
+    buffer = io.BytesIO()
+    arrays = {name: t.detach().cpu().numpy() for name, t in trainer.state_dict().items()}
+    for name in HALF_PRECISION:
+        if name in arrays:
+            arrays[name] = arrays[name].astype(np.float16)
+    np.savez(buffer, **arrays)
+    n_bytes = fsio.write_bytes(directory / TRAINER_WEIGHTS, buffer.getvalue())
+    fsio.write_json(
+        directory / TRAINER_HEADER,
+        {
+            "labels": labels,
+            "train_config": config.to_dict(),
+            "features": features.to_dict(),
+            "thresholds": None if thresholds is None else [float(t) for t in thresholds],
+        },
+    )
+    return n_bytes
 
 
 class TrainerModel:
@@ -44,35 +89,50 @@ class TrainerModel:
         config: TrainConfig,
         features: FeatureConfig,
         n_bytes: int,
+        thresholds: np.ndarray | None = None,
     ) -> None:
         self.net = net.eval()
         self.labels = labels
         self.config = config
         self.features = trainer_features(config, features)
         self.n_bytes = n_bytes
+        self.multi_label = config.multi_label
+        if self.multi_label and thresholds is None:
+            thresholds = np.full(len(labels), DEFAULT_THRESHOLD, dtype=np.float32)
+        self.thresholds = thresholds
 
     def _inputs(self, texts: list[str]) -> SplitInputs:
-        hashes, weights, offsets = featurize(texts, self.features)
-        buckets = (hashes % np.uint64(self.config.trainer_buckets)).astype(np.int64)
-        empty_bits = np.zeros((len(texts), 0), dtype=np.uint8)
+        buckets, weights, offsets = trainer_bags(texts, self.features, self.config.trainer_buckets)
+        empty_words = np.zeros((len(texts), 0), dtype=np.uint64)
         targets = np.zeros(len(texts), dtype=np.int64)
-        return SplitInputs(targets, empty_bits, None, buckets, weights.astype(np.float32), offsets)
+        return SplitInputs(targets, empty_words, None, 0, buckets, weights, offsets)
 
     @torch.no_grad()
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
-        """Softmax probabilities, float32 (n, n_labels)."""
+        """Probabilities, float32 (n, n_labels): softmax, or per-label sigmoids for a
+        multi-label trainer."""
         if isinstance(texts, str):
             raise TypeError("expected a sequence of texts, got one str: wrap it in a list")
         inputs = self._inputs(list(texts))
         out = np.empty((len(inputs), len(self.labels)), dtype=np.float32)
         for lo in range(0, len(inputs), EVAL_BATCH):
             index = np.arange(lo, min(lo + EVAL_BATCH, len(inputs)))
-            out[index] = torch.softmax(forward_trainer(self.net, inputs, index), dim=1).numpy()
+            logits = forward_trainer(self.net, inputs, index).numpy()
+            out[index] = (
+                sigmoid(logits)
+                if self.multi_label
+                else torch.softmax(torch.from_numpy(logits), dim=1).numpy()
+            )
         return out
 
-    def predict(self, texts: Sequence[str]) -> list[str]:
-        """The most probable label per text."""
-        return [self.labels[j] for j in self.predict_proba(texts).argmax(axis=1)]
+    def predict(self, texts: Sequence[str]) -> list[str] | list[list[str]]:
+        """The most probable label per text; for a multi-label trainer, the labels over their
+        tuned thresholds."""
+        proba = self.predict_proba(texts)
+        if self.multi_label:
+            chosen = proba >= self.thresholds
+            return [[self.labels[j] for j in np.flatnonzero(row)] for row in chosen]
+        return [self.labels[j] for j in proba.argmax(axis=1)]
 
     def __repr__(self) -> str:
         return f"TrainerModel({self.config.trainer!r}, labels={len(self.labels)})"
@@ -96,17 +156,22 @@ def load_trainer(directory: str | os.PathLike[str]) -> TrainerModel:
         labels = header["labels"]
         config = TrainConfig.from_dict(header["train_config"])
         features = FeatureConfig.from_dict(header["features"])
+        thresholds = header.get("thresholds")
+        if thresholds is not None:
+            thresholds = np.asarray(thresholds, dtype=np.float32)
+            if thresholds.shape != (len(labels),):
+                raise ValueError(f"{len(thresholds)} thresholds for {len(labels)} labels")
     except OSError as error:
         raise ModelFormatError(f"{header_path}: cannot read ({error.strerror or error})") from None
     except (ValueError, KeyError, TypeError) as error:
         raise ModelFormatError(f"{header_path}: bad trainer header ({error})") from None
-    _, net = build_networks(config, 1, len(labels))
+    net = build_trainer(config, len(labels))
     try:
         with np.load(weights_path, allow_pickle=False) as arrays:
-            state = {name: torch.from_numpy(arrays[name]) for name in arrays.files}
+            state = {name: torch.from_numpy(arrays[name].astype(np.float32)) for name in arrays}
         net.load_state_dict(state)
     except OSError as error:
         raise ModelFormatError(f"{weights_path}: cannot read ({error.strerror or error})") from None
     except (ValueError, RuntimeError) as error:
         raise ModelFormatError(f"{weights_path}: does not match {header_path} ({error})") from None
-    return TrainerModel(net, labels, config, features, weights_path.stat().st_size)
+    return TrainerModel(net, labels, config, features, weights_path.stat().st_size, thresholds)

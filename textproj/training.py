@@ -1,68 +1,52 @@
 """Joint training of the trainer and the projection network, then export of the on-device model.
 
-One readable loop (ProjectionNet, Ravi 2017):
+The loop has nanoGPT's shape, in four parts that read top to bottom:
 
-    L = λ1·CE(trainer(x), y) + λ2·T²·CE(proj(x)/T, softmax(trainer(x)/T)) + λ3·CE(proj(x), y)
+1. ``prepare``: check the data, carve a stratified dev split, fix the labels, and compute every
+   split's network inputs once (``textproj.inputs``);
+2. ``fit``: shuffle, step both networks on the joint loss (``textproj.objective``), score dev,
+   keep each network's best epoch, stop early; progress and checkpoints are callbacks;
+3. ``evaluate``: the projection network as it will run on a device (int8) and the trainer,
+   on dev and test, with multi-label thresholds tuned on dev;
+4. ``save``: model.tpn, the trainer and metrics.json, swapped into the output directory as one
+   unit (``textproj.fsio``).
 
-Both networks step on every minibatch; by default the distillation term does not reach the
-trainer (stop-gradient). Early stopping keeps each network at its best dev epoch.
+``JointStep`` is the one optimisation step; the spaCy learner uses it too.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
-import hashlib
-import json
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from torch.nn import functional as F
 
-from textproj import nets
+from textproj import checkpoint, fsio, inputs, nets, trainer_model
 from textproj.config import FeatureConfig, TrainConfig
 from textproj.data import Dataset
-from textproj.features import featurize
+from textproj.decisions import DEFAULT_THRESHOLD, decide, dev_score, tune_thresholds
+from textproj.errors import ConfigError
+from textproj.inputs import SplitInputs, forward_projection, forward_trainer, predict_logits
+from textproj.layout import METRICS_NAME, MODEL_NAME
 from textproj.metrics import classification_scores, multilabel_scores
+from textproj.objective import distillation_loss, joint_loss
 from textproj.projector import Projector
+from textproj.transfer import augment
 
-EVAL_BATCH = 1024
-MODEL_NAME = "model.tpn"
-TRAINER_WEIGHTS = "trainer.npz"
-TRAINER_HEADER = "trainer.json"
-METRICS_NAME = "metrics.json"
-CHECKPOINT_NAME = "checkpoint.pt"
-CHECKPOINT_FORMAT = "textproj-checkpoint-1"
-THRESHOLD_GRID = np.linspace(0.05, 0.95, 19)
-
-
-@dataclass
-class SplitInputs:
-    """Network inputs of one split, computed once: projection bits and trainer feature buckets.
-
-    Ragged arrays (per-token rows, feature buckets) are flat with ``offsets`` of length n + 1.
-    """
-
-    targets: np.ndarray  # int64 label index (-1: unseen in training); multi-label: multi-hot
-    bits: np.ndarray  # text design: (n, n_bits); token design: (total_tokens, n_bits); uint8
-    bit_offsets: np.ndarray | None  # token design only
-    buckets: np.ndarray  # int64 trainer embedding rows
-    bucket_weights: np.ndarray  # float32 weight of each bucket occurrence
-    bucket_offsets: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.targets)
+FORWARDS = {"projection": forward_projection, "trainer": forward_trainer}
 
 
 @dataclass
 class TrainResult:
-    """What :func:`train` produced: the networks, their projector and labels, and the scores."""
+    """What :func:`train` produced: the networks (in eval mode), their projector and labels, the
+    scores, the on-device header and tensors, and where they were written."""
 
     projection_net: torch.nn.Module
     trainer_net: torch.nn.Module
@@ -73,140 +57,141 @@ class TrainResult:
     tensors: dict[str, np.ndarray]
     output_dir: Path | None
 
+    @property
+    def classifier(self) -> Any:
+        """The on-device classifier of this run (``textproj.runtime.Classifier``), in memory."""
+        from textproj import model_file
+        from textproj.runtime import load_bytes
 
-def trainer_features(config: TrainConfig, features: FeatureConfig) -> FeatureConfig:
-    """Features the trainer embeds: the projection's for the bag trainer (with its own character
-    n-gram range if ``config.trainer_char_ngrams`` is set), words for the LSTM."""
-    if config.trainer == "ffn":
-        if config.trainer_char_ngrams is None:
-            return features
-        low, high = config.trainer_char_ngrams
-        return dataclasses.replace(features, char_ngram_min=low, char_ngram_max=high)
-    return FeatureConfig(
-        word_ngrams=1,
-        skip_grams=0,
-        char_ngram_max=0,
-        max_chars=features.max_chars,
-        max_tokens=features.max_tokens,
-    )
+        return load_bytes(model_file.encode_model(self.header, self.tensors))
 
 
-def prepare_inputs(
-    data: Dataset,
-    label_index: dict[str, int],
-    projector: Projector,
-    config: TrainConfig,
-) -> SplitInputs:
-    """Project and featurise a split once, so epochs only gather rows."""
-    if config.multi_label:
-        targets = np.zeros((len(data), len(label_index)), dtype=np.float32)
-        for i, label_set in enumerate(data.labels):
-            targets[i, [label_index[label] for label in label_set if label in label_index]] = 1
-    else:
-        targets = np.array([label_index.get(label, -1) for label in data.labels], dtype=np.int64)
-    if config.design == "text":
-        bits, bit_offsets = projector.transform(data.texts), None
-    else:
-        bits, bit_offsets = projector.transform_tokens(data.texts)
-    hashes, weights, offsets = featurize(
-        data.texts, trainer_features(config, projector.features or FeatureConfig())
-    )
-    buckets = (hashes % np.uint64(config.trainer_buckets)).astype(np.int64)
-    return SplitInputs(targets, bits, bit_offsets, buckets, weights.astype(np.float32), offsets)
+@dataclass
+class Callbacks:
+    """Hooks the caller gives the loop: progress display, per-epoch reports, checkpoints."""
+
+    on_prepare: inputs.Progress | None = None  # (texts featurised, texts in all)
+    on_epoch_start: Callable[[int, int], None] | None = None  # (epoch, steps in the epoch)
+    on_step: Callable[[int, float], None] | None = None  # (step in the epoch, mean loss so far)
+    on_epoch: Callable[[dict[str, Any]], None] | None = None  # the epoch's history row
+    on_checkpoint: Callable[[dict[str, Any]], None] | None = None  # state a resume needs
 
 
-def ragged_positions(offsets: np.ndarray, index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Flat positions of the rows of items ``index`` and each item's length."""
-    starts, lengths = offsets[index], offsets[index + 1] - offsets[index]
-    ends = np.cumsum(lengths)
-    positions = np.arange(int(ends[-1]) if len(ends) else 0) + np.repeat(
-        starts - ends + lengths, lengths
-    )
-    return positions, lengths
-
-
-def forward_projection(
-    net: torch.nn.Module, inputs: SplitInputs, index: np.ndarray
-) -> torch.Tensor:
-    """Projection-network logits for items ``index``."""
-    if inputs.bit_offsets is None:
-        return net(torch.from_numpy(inputs.bits[index]).float())
-    positions, lengths = ragged_positions(inputs.bit_offsets, index)
-    rows = torch.from_numpy(inputs.bits[positions]).float()
-    return net(rows, torch.from_numpy(lengths))
-
-
-def forward_trainer(net: torch.nn.Module, inputs: SplitInputs, index: np.ndarray) -> torch.Tensor:
-    """Trainer-network logits for items ``index``."""
-    positions, lengths = ragged_positions(inputs.bucket_offsets, index)
-    buckets = torch.from_numpy(inputs.buckets[positions])
-    if isinstance(net, nets.TokenLSTMTrainer):
-        return net(buckets, torch.from_numpy(lengths))
-    bag_offsets = torch.from_numpy(np.concatenate([[0], np.cumsum(lengths)[:-1]]))
-    return net(buckets, bag_offsets, torch.from_numpy(inputs.bucket_weights[positions]))
-
-
-@torch.no_grad()
-def predict_logits(net: torch.nn.Module, inputs: SplitInputs, forward: Any) -> np.ndarray:
-    """Logits (n, n_labels) of every item of a split, in batches, in eval mode."""
-    net.eval()
-    out = [
-        forward(net, inputs, np.arange(lo, min(lo + EVAL_BATCH, len(inputs)))).numpy()
-        for lo in range(0, len(inputs), EVAL_BATCH)
-    ]
-    net.train()
-    return np.concatenate(out) if out else np.zeros((0, 0), dtype=np.float32)
-
-
-def sigmoid(logits: np.ndarray) -> np.ndarray:
-    """Per-label probabilities of a multi-label network."""
-    return 1.0 / (1.0 + np.exp(-logits))
-
-
-def decide(logits: np.ndarray, thresholds: np.ndarray | None) -> np.ndarray:
-    """Label indices (n,) by arg-max, or with ``thresholds`` a multi-hot (n, n_labels) bool."""
-    if thresholds is None:
-        return logits.argmax(1) if len(logits) else np.zeros(0, dtype=np.int64)
-    return sigmoid(logits) >= thresholds
-
-
-def tune_thresholds(logits: np.ndarray, targets: np.ndarray) -> np.ndarray:
-    """Per-label threshold maximising that label's F1 on a split (0.5 where it has no positives)."""
-    proba = sigmoid(logits)
-    thresholds = np.full(targets.shape[1], 0.5, dtype=np.float32)
-    for j in np.flatnonzero(targets.sum(0) > 0):
-        gold = targets[:, j] > 0
-        f1 = [
-            2 * (gold & (proba[:, j] >= t)).sum() / (gold.sum() + (proba[:, j] >= t).sum())
-            for t in THRESHOLD_GRID
-        ]
-        thresholds[j] = THRESHOLD_GRID[int(np.argmax(f1))]
-    return thresholds
-
-
-def dev_score(decided: np.ndarray, inputs: SplitInputs) -> float:
-    """The early-stopping score: accuracy, or micro-F1 for multi-label targets."""
-    if len(inputs) == 0:
-        return 0.0
-    if inputs.targets.ndim == 1:
-        return float((decided == inputs.targets).mean())
-    gold = inputs.targets > 0
-    hits = (gold & decided).sum()
-    return float(2 * hits / max(1, gold.sum() + decided.sum()))
+# --- 1. prepare ---------------------------------------------------------------------------------
 
 
 def split_off_dev(data: Dataset, fraction: float, seed: int) -> tuple[Dataset, Dataset]:
-    """A deterministic dev split carved from ``data`` (the same seed gives the same split)."""
-    order = np.random.default_rng(seed).permutation(len(data))
-    n_dev = max(1, round(fraction * len(data)))
-    dev_idx, train_idx = np.sort(order[:n_dev]), np.sort(order[n_dev:])
+    """A deterministic dev split of ``round(fraction * len(data))`` texts carved from ``data``,
+    stratified by label (by label set for multi-label data): each label gives its share, largest
+    remainders first, and keeps at least one text in train."""
+    rng = np.random.default_rng(seed)
+    keys = [label if isinstance(label, str) else "|".join(sorted(label)) for label in data.labels]
+    by_label: dict[str, list[int]] = {}
+    for i, key in enumerate(keys):
+        by_label.setdefault(key, []).append(i)
+    names = sorted(by_label)
+    sizes = np.array([len(by_label[name]) for name in names])
+    share = fraction * sizes
+    quota = np.minimum(np.floor(share).astype(int), sizes - 1)
+    spare = max(1, round(fraction * len(data))) - quota.sum()
+    for j in np.argsort(-(share - quota), kind="stable"):
+        if spare <= 0:
+            break
+        if quota[j] < sizes[j] - 1:
+            quota[j] += 1
+            spare -= 1
+    dev_set: set[int] = set()
+    for name, n_dev in zip(names, quota, strict=True):
+        dev_set.update(int(i) for i in rng.permutation(by_label[name])[:n_dev])
+    train_idx = [i for i in range(len(data)) if i not in dev_set]
 
-    def take(index: np.ndarray, part: str) -> Dataset:
+    def take(index: Sequence[int], part: str) -> Dataset:
         return Dataset(
             [data.texts[i] for i in index], [data.labels[i] for i in index], f"{data.source}:{part}"
         )
 
-    return take(train_idx, "train"), take(dev_idx, "dev")
+    return take(train_idx, "train"), take(sorted(dev_set), "dev")
+
+
+def label_set(data: Dataset, multi_label: bool) -> list[str]:
+    """The sorted labels of a training set, refused when it cannot train a classifier."""
+    sets = data.labels if multi_label else [[label] for label in data.labels]
+    labels = sorted({label for labels in sets for label in labels})
+    if len(labels) < 2:
+        found = f"only the label {labels[0]!r}" if labels else "no labels"
+        raise ConfigError(f"{data.source}: training data has {found}; a classifier needs two")
+    return labels
+
+
+def warn_unseen_labels(data: Dataset, labels: list[str], multi_label: bool) -> list[str]:
+    """Labels of an evaluation split that never occur in training (they count as errors)."""
+    sets = data.labels if multi_label else [[label] for label in data.labels]
+    unseen = sorted({label for labels in sets for label in labels} - set(labels))
+    if unseen:
+        shown = ", ".join(repr(label) for label in unseen[:5])
+        more = f" and {len(unseen) - 5} more" if len(unseen) > 5 else ""
+        warnings.warn(
+            f"{data.source}: {len(unseen)} label(s) never seen in training: {shown}{more}",
+            stacklevel=3,
+        )
+    return unseen
+
+
+@dataclass
+class Prepared:
+    """The checked splits, the labels and every split's network inputs."""
+
+    splits: dict[str, Dataset]
+    labels: list[str]
+    projector: Projector
+    inputs: dict[str, SplitInputs]  # "train", "dev", maybe "test", and "transfer" if any
+    fingerprint: str
+
+
+def prepare(
+    train_data: Dataset,
+    dev_data: Dataset | None,
+    test_data: Dataset | None,
+    config: TrainConfig,
+    features: FeatureConfig,
+    on_progress: inputs.Progress | None = None,
+    unlabeled: Sequence[str] = (),
+) -> Prepared:
+    """Check the data and compute the networks' inputs of each split once; the transfer texts
+    (``unlabeled`` plus ``config.augment_copies`` augmented copies of each training text) get
+    inputs of their own, without targets."""
+    if len(train_data) < 2:
+        raise ConfigError(
+            f"{train_data.source}: {len(train_data)} training example(s); at least 2 are needed"
+        )
+    if dev_data is None:
+        train_data, dev_data = split_off_dev(train_data, config.dev_fraction, config.seed)
+    labels = label_set(train_data, config.multi_label)
+    splits = {"train": train_data, "dev": dev_data}
+    if test_data is not None:
+        splits["test"] = test_data
+    for name in ("dev", "test"):
+        if name in splits:
+            warn_unseen_labels(splits[name], labels, config.multi_label)
+    projector = Projector(*config.projection_shape, features=features, seed=config.seed)
+    label_index = {label: i for i, label in enumerate(labels)}
+    prepared = {}
+    for name, data in splits.items():
+        targets = inputs.encode_targets(data.labels, label_index, config.multi_label)
+        progress = on_progress if name == "train" else None
+        prepared[name] = inputs.prepare_inputs(data.texts, targets, projector, config, progress)
+    transfer_texts = list(unlabeled)
+    transfer_texts += augment(train_data.texts, config.augment_copies, config.seed)
+    fingerprint = checkpoint.data_fingerprint(splits, transfer_texts)
+    if transfer_texts:
+        no_targets = np.full(len(transfer_texts), -1, dtype=np.int64)
+        prepared["transfer"] = inputs.prepare_inputs(
+            transfer_texts, no_targets, projector, config, on_progress
+        )
+    return Prepared(splits, labels, projector, prepared, fingerprint)
+
+
+# --- 2. fit -------------------------------------------------------------------------------------
 
 
 def build_networks(
@@ -222,28 +207,202 @@ def build_networks(
             n_bits, config.bottleneck, config.filters, config.windows, n_labels, config.dropout,
             config.token_dropout,
         )  # fmt: skip
-    trainer_class = nets.FeatureBagTrainer if config.trainer == "ffn" else nets.TokenLSTMTrainer
-    trainer = trainer_class(
-        config.trainer_buckets, config.trainer_dim, config.trainer_hidden, n_labels, config.dropout
-    )
-    return projection, trainer
+    return projection, trainer_model.build_trainer(config, n_labels)
 
 
-def make_optimisers(
+def make_optimiser(
     projection: torch.nn.Module, trainer: torch.nn.Module, config: TrainConfig
-) -> list[torch.optim.Optimizer]:
-    """AdamW over the dense parameters of both networks, SparseAdam over the trainer's
-    hashed embedding rows (its gradients are sparse)."""
-    sparse = trainer.embedding.weight
+) -> torch.optim.Optimizer:
+    """One AdamW over both networks: the trainer at its own rate, its hashed embedding table
+    without weight decay (its gradient is dense, so memory does not grow with the texts)."""
+    table = trainer.embedding.weight
     trainer_lr = config.trainer_learning_rate or config.learning_rate
     groups = [
-        {"params": [p for p in trainer.parameters() if p is not sparse], "lr": trainer_lr},
+        {"params": [table], "lr": trainer_lr, "weight_decay": 0.0},
+        {"params": [p for p in trainer.parameters() if p is not table], "lr": trainer_lr},
         {"params": list(projection.parameters()), "lr": config.learning_rate},
     ]
-    return [
-        torch.optim.AdamW(groups, weight_decay=config.weight_decay),
-        torch.optim.SparseAdam([sparse], lr=trainer_lr),
-    ]
+    for group in groups:
+        group["base_lr"] = group["lr"]
+    return torch.optim.AdamW(groups, weight_decay=config.weight_decay, fused=True)
+
+
+class JointStep:
+    """Both networks, their optimiser and their own random stream: one call, one step.
+
+    The random stream (dropout) is private: stepping never changes torch's global generator,
+    so a caller's own seeding is left alone and a run is reproducible wherever it is called.
+    """
+
+    def __init__(self, config: TrainConfig, n_bits: int, n_labels: int) -> None:
+        self.config = config
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(config.seed)
+            self.projection, self.trainer = build_networks(config, n_bits, n_labels)
+            self.rng_state = torch.get_rng_state()
+        self.optimiser = make_optimiser(self.projection, self.trainer, config)
+
+    def __call__(
+        self,
+        batch: SplitInputs,
+        index: np.ndarray,
+        lr_scale: float = 1.0,
+        apply: bool = True,
+        transfer: tuple[SplitInputs, np.ndarray] | None = None,
+    ) -> float:
+        """Add the joint loss's gradients for items ``index`` of ``batch`` (and the weighted
+        distillation term on transfer items, if given); with ``apply``, step every parameter
+        group at ``lr_scale`` times its base rate and clear the gradients."""
+        with torch.random.fork_rng(devices=[]):
+            torch.set_rng_state(self.rng_state)
+            loss = joint_loss(
+                forward_trainer(self.trainer, batch, index),
+                forward_projection(self.projection, batch, index),
+                torch.from_numpy(batch.targets[index]),
+                self.config,
+            )
+            if transfer is not None and self.config.lambda_transfer > 0:
+                split, rows = transfer
+                with torch.no_grad():
+                    teacher = forward_trainer(self.trainer, split, rows)
+                student = forward_projection(self.projection, split, rows)
+                loss = loss + self.config.lambda_transfer * distillation_loss(
+                    teacher, student, self.config
+                )
+            loss.backward()
+            self.rng_state = torch.get_rng_state()
+        if apply:
+            self.apply(lr_scale)
+        return float(loss.item())
+
+    def apply(self, lr_scale: float = 1.0) -> None:
+        """Step on the accumulated gradients at ``lr_scale`` times each base rate, then clear."""
+        for group in self.optimiser.param_groups:
+            group["lr"] = group["base_lr"] * lr_scale
+        self.optimiser.step()
+        self.optimiser.zero_grad(set_to_none=True)
+
+    def networks(self) -> dict[str, torch.nn.Module]:
+        return {"projection": self.projection, "trainer": self.trainer}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            **{name: net.state_dict() for name, net in self.networks().items()},
+            "optimiser": self.optimiser.state_dict(),
+            "torch_rng": self.rng_state,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for name, net in self.networks().items():
+            net.load_state_dict(state[name])
+        self.optimiser.load_state_dict(state["optimiser"])
+        self.rng_state = state["torch_rng"]
+
+
+def learning_rate_scale(step: int, total_steps: int) -> float:
+    """The schedule: linear decay from the base rate to zero over the run's steps."""
+    return max(0.0, 1.0 - step / max(1, total_steps))
+
+
+def score_networks(
+    step: JointStep, split: SplitInputs, thresholds: np.ndarray | None
+) -> dict[str, float]:
+    """Each network's early-stopping score on a split."""
+    return {
+        name: dev_score(
+            decide(predict_logits(net, split, FORWARDS[name]), thresholds), split.targets
+        )
+        for name, net in step.networks().items()
+    }
+
+
+@dataclass
+class FitState:
+    """Everything the loop carries between epochs (and a checkpoint holds)."""
+
+    epoch: int = 0
+    since_best: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)
+    best: dict[str, dict[str, Any]] = field(default_factory=dict)
+    shuffle_rng: dict[str, Any] | None = None
+    seconds: float = 0.0
+
+
+def fit(
+    step: JointStep,
+    train_split: SplitInputs,
+    dev_split: SplitInputs,
+    state: FitState,
+    callbacks: Callbacks,
+    transfer_split: SplitInputs | None = None,
+) -> FitState:
+    """Epochs of shuffled minibatches until the schedule's last epoch or ``patience`` epochs
+    without a better projection network on dev (``TrainConfig.schedule`` stretches both for
+    small data); ``state.best`` holds each network's best weights. With
+    transfer texts, each step also takes a batch of them (cycling through them in a shuffled
+    order) for the distillation term."""
+    config = step.config
+    shuffle = np.random.default_rng(config.seed)
+    if state.shuffle_rng is not None:
+        shuffle.bit_generator.state = state.shuffle_rng
+    steps_per_epoch, epochs, patience = config.schedule(len(train_split))
+    total_steps = epochs * steps_per_epoch
+    thresholds = None
+    if config.multi_label:
+        thresholds = np.full(dev_split.targets.shape[1], DEFAULT_THRESHOLD, np.float32)
+    started = time.perf_counter() - state.seconds
+    while state.epoch < epochs and state.since_best < patience:
+        state.epoch += 1
+        if callbacks.on_epoch_start:
+            callbacks.on_epoch_start(state.epoch, steps_per_epoch)
+        order = shuffle.permutation(len(train_split))
+        transfer_order = shuffle.permutation(len(transfer_split)) if transfer_split else None
+        total_loss = 0.0
+        for i, lo in enumerate(range(0, len(order), config.batch_size)):
+            done = (state.epoch - 1) * steps_per_epoch + i
+            transfer = None
+            if transfer_order is not None:
+                rows = np.arange(lo, lo + config.batch_size)
+                transfer = (transfer_split, transfer_order.take(rows, mode="wrap"))
+            total_loss += step(
+                train_split,
+                order[lo : lo + config.batch_size],
+                learning_rate_scale(done, total_steps),
+                transfer=transfer,
+            )
+            if callbacks.on_step:
+                callbacks.on_step(i + 1, total_loss / (i + 1))
+        scores = score_networks(step, dev_split, thresholds)
+        for name, net in step.networks().items():
+            if scores[name] > state.best.get(name, {"score": -1.0})["score"]:
+                state.best[name] = {
+                    "score": scores[name],
+                    "epoch": state.epoch,
+                    "state": copy.deepcopy(net.state_dict()),
+                }
+        improved = state.best["projection"]["epoch"] == state.epoch
+        state.since_best = 0 if improved else state.since_best + 1
+        state.shuffle_rng = shuffle.bit_generator.state
+        state.seconds = time.perf_counter() - started
+        state.history.append(
+            {
+                "epoch": state.epoch,
+                "loss": total_loss / steps_per_epoch,
+                **{f"dev_{name}": score for name, score in scores.items()},
+            }
+        )
+        finished = state.epoch >= epochs or state.since_best >= patience
+        if callbacks.on_checkpoint and not finished:
+            callbacks.on_checkpoint({**dataclasses.asdict(state), **step.state_dict()})
+        if callbacks.on_epoch:
+            callbacks.on_epoch(state.history[-1])
+    for name, net in step.networks().items():
+        net.load_state_dict(state.best[name]["state"])
+        net.eval()
+    return state
+
+
+# --- 3. evaluate --------------------------------------------------------------------------------
 
 
 def model_header(
@@ -260,101 +419,94 @@ def model_header(
     }
 
 
-def label_loss(
-    logits: torch.Tensor, targets: torch.Tensor, multi_label: bool, smoothing: float = 0.0
-) -> torch.Tensor:
-    """Cross-entropy, or for multi-label the per-label binary cross-entropy summed over labels."""
-    if not multi_label:
-        return F.cross_entropy(logits, targets, label_smoothing=smoothing)
-    return F.binary_cross_entropy_with_logits(logits, targets, reduction="none").sum(1).mean()
-
-
-def joint_loss(
-    trainer_logits: torch.Tensor,
-    projection_logits: torch.Tensor,
-    targets: torch.Tensor,
-    config: TrainConfig,
-) -> torch.Tensor:
-    """The three-term ProjectionNet loss (see the module docstring)."""
-    multi = config.multi_label
-    loss = config.lambda_trainer * label_loss(trainer_logits, targets, multi)
-    loss = loss + config.lambda_labels * label_loss(
-        projection_logits, targets, multi, config.label_smoothing
-    )
-    if config.lambda_distill > 0:
-        teacher = trainer_logits if config.distill_to_trainer else trainer_logits.detach()
-        scaled = projection_logits / config.temperature
-        if multi:
-            soft = torch.sigmoid(teacher / config.temperature)
-            distill = F.binary_cross_entropy_with_logits(scaled, soft, reduction="none").sum(1)
-        else:
-            soft = torch.softmax(teacher / config.temperature, dim=1)
-            distill = -(soft * torch.log_softmax(scaled, dim=1)).sum(dim=1)
-        loss = loss + config.lambda_distill * distill.mean() * config.temperature**2
-    return loss
-
-
-def _progress(enabled: bool) -> Progress:
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("loss {task.fields[loss]:.3f}  dev acc {task.fields[dev]}"),
-        TimeElapsedColumn(),
-        disable=not enabled,
-    )
-
-
-def _scores(
-    labels: list[str], decided: np.ndarray, gold: list, multi_label: bool
-) -> dict[str, Any]:
-    if multi_label:
+def _scores(labels: list[str], decided: np.ndarray, gold: list, multi: bool) -> dict[str, Any]:
+    if multi:
         return multilabel_scores(
             gold, [[labels[j] for j in np.flatnonzero(row)] for row in decided]
         )
     return classification_scores(gold, [labels[i] for i in decided])
 
 
-def data_fingerprint(splits: dict[str, Dataset]) -> str:
-    """SHA-256 over every split's texts and labels: a resumed run must see the same data."""
-    digest = hashlib.sha256()
-    for name, data in splits.items():
-        digest.update(json.dumps([name, data.texts, data.labels]).encode("utf-8"))
-    return digest.hexdigest()
+def evaluate(
+    step: JointStep, prep: Prepared, config: TrainConfig
+) -> tuple[dict[str, Any], dict[str, np.ndarray], dict[str, Any], np.ndarray | None]:
+    """Scores of the int8 on-device network, its float form and the trainer on dev and test.
 
-
-def read_checkpoint(directory: str | Path) -> dict[str, Any]:
-    """The checkpoint a run left in ``directory`` (tensors and plain values only, no code)."""
-    path = Path(directory) / CHECKPOINT_NAME
-    if not path.is_file():
-        raise ValueError(f"{path}: no checkpoint to resume (the run finished or never started)")
-    try:
-        state = torch.load(path, weights_only=True)
-    except Exception as error:
-        raise ValueError(f"{path}: unreadable checkpoint ({error})") from None
-    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path}: not a textproj checkpoint")
-    return state
-
-
-def _save_checkpoint(directory: Path, state: dict[str, Any]) -> None:
-    directory.mkdir(parents=True, exist_ok=True)
-    tmp = directory / (CHECKPOINT_NAME + ".tmp")
-    torch.save(state, tmp)
-    tmp.replace(directory / CHECKPOINT_NAME)
-
-
-def _check_resumable(state: dict[str, Any], expected: dict[str, Any], path: Path) -> None:
-    for key, value in expected.items():
-        if state.get(key) != value:
-            raise ValueError(
-                f"{path / CHECKPOINT_NAME}: {key} differs from this run's; cannot resume"
+    Returns (scores by network and split, on-device tensors, model header, trainer thresholds).
+    """
+    trainer_model.round_for_storage(step.trainer)
+    tensors = nets.export_projection_net(step.projection)
+    quantized = nets.load_quantized(copy.deepcopy(step.projection), tensors)
+    header = model_header(prep.labels, prep.projector, step.projection, config)
+    networks = {
+        "projection": (quantized, forward_projection),
+        "projection_float": (step.projection, forward_projection),
+        "trainer": (step.trainer, forward_trainer),
+    }
+    scores: dict[str, Any] = {name: {} for name in networks}
+    trainer_thresholds = None
+    for name, (net, forward) in networks.items():
+        logits = {
+            split: predict_logits(net, prep.inputs[split], forward)
+            for split in prep.splits
+            if split != "train"
+        }
+        thresholds = None
+        if config.multi_label:
+            thresholds = tune_thresholds(logits["dev"], prep.inputs["dev"].targets)
+            if name == "projection":
+                header["thresholds"] = [float(t) for t in thresholds]
+            if name == "trainer":
+                trainer_thresholds = thresholds
+        for split, split_logits in logits.items():
+            scores[name][split] = _scores(
+                prep.labels,
+                decide(split_logits, thresholds),
+                prep.splits[split].labels,
+                config.multi_label,
             )
+    return scores, tensors, header, trainer_thresholds
+
+
+# --- 4. save ------------------------------------------------------------------------------------
+
+
+def save_run(
+    out: Path,
+    header: dict[str, Any],
+    tensors: dict[str, np.ndarray],
+    step: JointStep,
+    prep: Prepared,
+    features: FeatureConfig,
+    trainer_thresholds: np.ndarray | None,
+    metrics: dict[str, Any],
+) -> None:
+    """Write model.tpn, the trainer and metrics.json into a staging directory, then swap it in
+    for ``out`` as one unit (the old directory, checkpoint included, goes with the swap)."""
+    from textproj import model_file
+
+    staging = fsio.staging_directory(out)
+    try:
+        metrics["model_bytes"] = model_file.write_model(staging / MODEL_NAME, header, tensors)
+        metrics["trainer_bytes"] = trainer_model.save_trainer(
+            step.trainer, staging, prep.labels, step.config, features, trainer_thresholds
+        )
+        fsio.write_json(staging / METRICS_NAME, metrics)
+        fsio.replace_directory(staging, out)
+    except BaseException:
+        fsio.remove_stale_staging(out)
+        raise
+
+
+def check_output_dir(out: Path) -> None:
+    """Refuse an output path that is a file, before any work starts."""
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--output {out}: is a file, not a directory")
 
 
 def train(
-    train_data: Dataset,
-    dev_data: Dataset | None = None,
+    train_data: Dataset | Sequence[str],
+    dev_data: Dataset | Sequence | None = None,
     test_data: Dataset | None = None,
     *,
     config: TrainConfig | None = None,
@@ -365,227 +517,117 @@ def train(
     on_epoch: Callable[[dict[str, Any]], None] | None = None,
     resume: bool = False,
     run: dict[str, Any] | None = None,
+    callbacks: Callbacks | None = None,
+    checkpoint_seconds: float = 0.0,
+    unlabeled: Sequence[str] = (),
 ) -> TrainResult:
     """Train both networks jointly; write model.tpn, the trainer and metrics.json to ``output_dir``.
 
-    With no ``dev_data`` a dev split is carved from ``train_data`` (``config.dev_fraction``).
-    Scores of the projection network are those of its int8 on-device form. ``on_epoch`` is
-    called after each epoch with that epoch's history row (epoch, loss, dev scores).
-    With an ``output_dir``, every epoch ends with a checkpoint there (removed when the run
-    completes); ``resume=True`` continues from it and gives the model an uninterrupted run
-    would have given. ``run`` is stored in the checkpoint (the CLI keeps its data sources there).
+    ``train_data`` is a :class:`Dataset`, or texts with their labels as ``dev_data``
+    (``train(texts, labels)``, scikit-learn style). With no dev split one is carved from train,
+    stratified by label (``config.dev_fraction``). The projection network is scored in its int8
+    on-device form. ``on_epoch`` gets each epoch's history row; ``callbacks`` hook progress and
+    checkpoints. With an ``output_dir``, a checkpoint is kept there (at the end of an epoch once
+    ``checkpoint_seconds`` have passed since the last) and ``resume=True`` continues from it,
+    giving the model an uninterrupted run gives. ``run`` is stored in the checkpoint (the CLI
+    keeps its data sources there). ``unlabeled`` texts (semi-supervised training) join the
+    distillation term only, labelled by the trainer's soft outputs (``textproj.transfer``).
     """
+    if not isinstance(train_data, Dataset):
+        train_data, dev_data = Dataset(list(train_data), list(dev_data or []), "texts"), None
     config = config or TrainConfig()
     features = features or FeatureConfig()
+    callbacks = callbacks or Callbacks()
     out = Path(output_dir) if output_dir is not None else None
-    started = time.perf_counter()
-    torch.manual_seed(config.seed)
-    torch.set_num_threads(config.threads)
-    if len(train_data) == 0:
-        raise ValueError(f"{train_data.source}: no training examples")
-    if dev_data is None:
-        train_data, dev_data = split_off_dev(train_data, config.dev_fraction, config.seed)
-    multi = config.multi_label
-    label_sets = train_data.labels if multi else [[label] for label in train_data.labels]
-    labels = sorted({label for label_set in label_sets for label in label_set})
-    label_index = {label: i for i, label in enumerate(labels)}
-    n_bits_t, n_bits_d = config.projection_shape
-    projector = Projector(n_bits_t, n_bits_d, features=features, seed=config.seed)
-    splits = {"train": train_data, "dev": dev_data}
-    if test_data is not None:
-        splits["test"] = test_data
-    identity = {
-        "config": config.to_dict(),
-        "features": features.to_dict(),
-        "fingerprint": data_fingerprint(splits),
-    }
-    inputs = {
-        name: prepare_inputs(data, label_index, projector, config) for name, data in splits.items()
-    }
-
-    # --- networks and optimisers
-    projection, trainer = build_networks(config, projector.n_bits, len(labels))
-    optimisers = make_optimisers(projection, trainer, config)
-    steps_per_epoch = (len(inputs["train"]) + config.batch_size - 1) // config.batch_size
-    total_steps = config.epochs * steps_per_epoch
-    schedulers = [
-        torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1.0 - step / total_steps)
-        for opt in optimisers
-    ]
-    shuffle = np.random.default_rng(config.seed)
-    nets_by_name = {"projection": projection, "trainer": trainer}
-    best: dict[str, dict[str, Any]] = {
-        name: {"score": -1.0, "state": None, "epoch": 0} for name in nets_by_name
-    }
-    history: list[dict[str, Any]] = []
-    since_best, first_epoch, seconds_before = 0, 1, 0.0
-    if resume:
-        if out is None:
-            raise ValueError("resume needs the output_dir that holds the checkpoint")
-        state = read_checkpoint(out)
-        _check_resumable(state, identity, out)
-        for name, net in nets_by_name.items():
-            net.load_state_dict(state[name])
-        for holder, saved in zip(optimisers + schedulers, state["optimisers"], strict=True):
-            holder.load_state_dict(saved)
-        torch.set_rng_state(state["torch_rng"])
-        shuffle.bit_generator.state = state["shuffle_rng"]
-        best, history = state["best"], state["history"]
-        since_best, first_epoch = state["since_best"], state["epoch"] + 1
-        seconds_before = state["seconds"]
-
-    # --- the loop: shuffle, step both networks, score on dev, keep the best of each
-    train_inputs, dev_inputs = inputs["train"], inputs["dev"]
-    forwards = {"projection": forward_projection, "trainer": forward_trainer}
-    thresholds = np.full(len(labels), 0.5, dtype=np.float32) if multi else None
-    with _progress(progress) as bars:
-        for epoch in range(first_epoch, config.epochs + 1):
-            if since_best >= config.patience:
-                break
-            task = bars.add_task(
-                f"epoch {epoch}/{config.epochs}", total=steps_per_epoch, loss=0.0, dev="…"
-            )
-            order = shuffle.permutation(len(train_inputs))
-            total_loss = 0.0
-            for step, lo in enumerate(range(0, len(order), config.batch_size), start=1):
-                index = order[lo : lo + config.batch_size]
-                targets = torch.from_numpy(train_inputs.targets[index])
-                loss = joint_loss(
-                    forward_trainer(trainer, train_inputs, index),
-                    forward_projection(projection, train_inputs, index),
-                    targets,
-                    config,
-                )
-                for optimiser in optimisers:
-                    optimiser.zero_grad()
-                loss.backward()
-                for optimiser, scheduler in zip(optimisers, schedulers, strict=True):
-                    optimiser.step()
-                    scheduler.step()
-                total_loss += loss.item()
-                bars.update(task, advance=1, loss=total_loss / step)
-            scores = {
-                name: dev_score(
-                    decide(predict_logits(net, dev_inputs, forwards[name]), thresholds),
-                    dev_inputs,
-                )
-                for name, net in nets_by_name.items()
-            }
-            history.append(
-                {
-                    "epoch": epoch,
-                    "loss": total_loss / steps_per_epoch,
-                    **{f"dev_{name}": score for name, score in scores.items()},
-                }
-            )
-            bars.update(task, dev=f"{scores['projection']:.4f} (trainer {scores['trainer']:.4f})")
-            for name, net in nets_by_name.items():
-                if scores[name] > best[name]["score"]:
-                    best[name] = {
-                        "score": scores[name],
-                        "state": copy.deepcopy(net.state_dict()),
-                        "epoch": epoch,
-                    }
-            since_best = 0 if best["projection"]["epoch"] == epoch else since_best + 1
-            if out is not None:
-                _save_checkpoint(
-                    out,
-                    {
-                        "format": CHECKPOINT_FORMAT,
-                        **identity,
-                        "run": run or {},
-                        "epoch": epoch,
-                        "since_best": since_best,
-                        "history": history,
-                        "best": best,
-                        **{name: net.state_dict() for name, net in nets_by_name.items()},
-                        "optimisers": [h.state_dict() for h in optimisers + schedulers],
-                        "torch_rng": torch.get_rng_state(),
-                        "shuffle_rng": shuffle.bit_generator.state,
-                        "seconds": seconds_before + time.perf_counter() - started,
-                    },
-                )
-            if on_epoch is not None:
-                on_epoch(history[-1])
-    for name, net in nets_by_name.items():
-        net.load_state_dict(best[name]["state"])
-        net.eval()
-
-    # --- the on-device form: int8 weights, scored as they will run
-    tensors = nets.export_projection_net(projection)
-    quantized = nets.load_quantized(copy.deepcopy(projection), tensors)
-    logits = {
-        (net_name, split): predict_logits(net, split_inputs, forwards[net_name.split("_")[0]])
-        for net_name, net in (
-            ("projection", quantized),
-            ("projection_float", projection),
-            ("trainer", trainer),
-        )
-        for split, split_inputs in inputs.items()
-        if split != "train"
-    }
-    header = model_header(labels, projector, projection, config)
-    net_thresholds: dict[str, np.ndarray | None] = {}
-    for net_name in ("projection", "projection_float", "trainer"):
-        net_thresholds[net_name] = (
-            tune_thresholds(logits[net_name, "dev"], inputs["dev"].targets) if multi else None
-        )
-    if multi:
-        header["thresholds"] = [float(t) for t in net_thresholds["projection"]]
-    metrics: dict[str, Any] = {
-        "corpus": corpus or train_data.source,
-        "labels": labels,
-        "multi_label": multi,
-        "config": {"train": config.to_dict(), "features": features.to_dict()},
-        "projection": {},
-        "projection_float": {},
-        "trainer": {},
-        "best_epoch": {name: best[name]["epoch"] for name in best},
-        "history": history,
-    }
-    for (net_name, split), split_logits in logits.items():
-        metrics[net_name][split] = _scores(
-            labels, decide(split_logits, net_thresholds[net_name]), splits[split].labels, multi
-        )
-    metrics["train_seconds"] = round(seconds_before + time.perf_counter() - started, 2)
-
     if out is not None:
-        from textproj import model_file
+        check_output_dir(out)
+        fsio.remove_stale_staging(out)
+    if on_epoch is not None:
+        callbacks = dataclasses.replace(callbacks, on_epoch=on_epoch)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(config.threads)
+    try:
+        return _train(
+            train_data, dev_data, test_data, config, features, out, corpus, progress,
+            resume, run, callbacks, checkpoint_seconds, unlabeled,
+        )  # fmt: skip
+    finally:
+        torch.set_num_threads(threads)
 
-        metrics["model_bytes"] = model_file.write_model(out / MODEL_NAME, header, tensors)
-        save_trainer(trainer, out, labels, config, features, net_thresholds["trainer"])
-        metrics["trainer_bytes"] = (out / TRAINER_WEIGHTS).stat().st_size
-        _write_json_atomic(out / METRICS_NAME, metrics)
-        (out / CHECKPOINT_NAME).unlink(missing_ok=True)
-    return TrainResult(projection, trainer, projector, labels, metrics, header, tensors, out)
 
-
-def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    tmp.replace(path)
-
-
-def save_trainer(
-    trainer: torch.nn.Module,
-    directory: Path,
-    labels: list[str],
+def _train(
+    train_data: Dataset,
+    dev_data: Dataset | None,
+    test_data: Dataset | None,
     config: TrainConfig,
     features: FeatureConfig,
-    thresholds: np.ndarray | None = None,
-) -> None:
-    """The trainer as plain arrays (trainer.npz) plus a JSON header: nothing executes on load."""
-    directory.mkdir(parents=True, exist_ok=True)
-    arrays = {name: t.detach().cpu().numpy() for name, t in trainer.state_dict().items()}
-    tmp = directory / (TRAINER_WEIGHTS + ".tmp.npz")
-    np.savez(tmp, **arrays)
-    tmp.replace(directory / TRAINER_WEIGHTS)
-    _write_json_atomic(
-        directory / TRAINER_HEADER,
-        {
-            "labels": labels,
-            "train_config": config.to_dict(),
+    out: Path | None,
+    corpus: str | None,
+    progress: bool,
+    resume: bool,
+    run: dict[str, Any] | None,
+    callbacks: Callbacks,
+    checkpoint_seconds: float,
+    unlabeled: Sequence[str],
+) -> TrainResult:
+    from textproj.progress import TrainingProgress
+
+    started = time.perf_counter()
+    state = FitState()
+    saved, resumed_seconds = None, 0.0
+    if resume:
+        if out is None:
+            raise ConfigError("resume needs the output_dir that holds the checkpoint")
+        saved = checkpoint.read(out)
+    metric = "dev micro-F1" if config.multi_label else "dev acc"
+    with TrainingProgress(progress, callbacks, metric) as hooks:
+        prep = prepare(
+            train_data, dev_data, test_data, config, features, hooks.on_prepare, unlabeled
+        )
+        prepared_at = time.perf_counter()
+        identity = {
+            "config": config.to_dict(),
             "features": features.to_dict(),
-            "thresholds": None if thresholds is None else [float(t) for t in thresholds],
+            "fingerprint": prep.fingerprint,
+        }
+        step = JointStep(config, prep.projector.n_bits, len(prep.labels))
+        if saved is not None:
+            checkpoint.check_resumable(saved, identity, out)
+            step.load_state_dict(saved)
+            state = FitState(**{f.name: saved[f.name] for f in dataclasses.fields(FitState)})
+            resumed_seconds = saved["wall_seconds"]
+        if out is not None:
+            hooks.on_checkpoint = checkpoint.writer(
+                out,
+                {**identity, "run": run or {}},
+                checkpoint_seconds,
+                lambda: time.perf_counter() - started + resumed_seconds,
+            )
+        fit_seconds_before = state.seconds
+        state = fit(
+            step, prep.inputs["train"], prep.inputs["dev"], state, hooks,
+            prep.inputs.get("transfer"),
+        )  # fmt: skip
+    fitted_at = time.perf_counter()
+    scores, tensors, header, trainer_thresholds = evaluate(step, prep, config)
+    metrics: dict[str, Any] = {
+        "corpus": corpus or prep.splits["train"].source,
+        "labels": prep.labels,
+        "multi_label": config.multi_label,
+        "config": {"train": config.to_dict(), "features": features.to_dict()},
+        **scores,
+        "best_epoch": {name: state.best[name]["epoch"] for name in state.best},
+        "history": state.history,
+        "transfer_texts": len(prep.inputs["transfer"]) if "transfer" in prep.inputs else 0,
+        "train_seconds": round(time.perf_counter() - started + resumed_seconds, 2),
+        "seconds": {  # of this process (a resumed run: since the resume)
+            "prepare": round(prepared_at - started, 2),
+            "fit": round(state.seconds - fit_seconds_before, 2),
+            "evaluate": round(time.perf_counter() - fitted_at, 2),
         },
+    }
+    if out is not None:
+        save_run(out, header, tensors, step, prep, features, trainer_thresholds, metrics)
+    return TrainResult(
+        step.projection, step.trainer, prep.projector, prep.labels, metrics, header, tensors, out
     )

@@ -1,0 +1,69 @@
+/* Test driver of the C runtime: model file and mode on the command line, texts on stdin as
+ * (uint32 little-endian length, bytes) records, binary answers on stdout (see
+ * tests/test_c_runtime.py). Modes: norm (normalised UTF-8), bits (rows of words), predict
+ * (best label index, then the probabilities as float32). A refused model prints
+ * "error CODE: MESSAGE" on stderr and exits 2. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "textproj.h"
+
+static void put32(unsigned long v) {
+    unsigned char b[4] = {(unsigned char)v, (unsigned char)(v >> 8), (unsigned char)(v >> 16),
+                          (unsigned char)(v >> 24)};
+    fwrite(b, 1, 4, stdout);
+}
+
+int main(int argc, char **argv) {
+    if (argc != 3) return 1;
+    FILE *f = fopen(argv[1], "rb");
+    if (!f) return 1;
+    size_t cap = 1 << 20, size = 0, got;
+    unsigned char *data = malloc(cap);
+    while ((got = fread(data + size, 1, cap - size, f)) > 0) {
+        size += got;
+        if (size == cap) data = realloc(data, cap *= 2);
+    }
+    fclose(f);
+    tp_error err;
+    tp_model *model = tp_load(data, size, &err);
+    if (!model) {
+        fprintf(stderr, "error %d: %s\n", (int)err.code, err.message);
+        return 2;
+    }
+    void *work = malloc(tp_workspace_bytes(model));
+    size_t n_labels = tp_n_labels(model), words = tp_bit_words(model);
+    float *probs = malloc(n_labels * sizeof(float));
+    uint64_t *rows = malloc(tp_max_bit_rows(model) * words * sizeof(uint64_t));
+    unsigned char *out = NULL;
+    unsigned char head[4];
+    while (fread(head, 1, 4, stdin) == 4) {
+        size_t len = head[0] | (size_t)head[1] << 8 | (size_t)head[2] << 16 | (size_t)head[3] << 24;
+        unsigned char *text = malloc(len + 1);
+        if (fread(text, 1, len, stdin) != len) return 1;
+        if (!strcmp(argv[2], "norm")) {
+            out = realloc(out, 4 * 4 * 1000000 + 16);
+            size_t n = tp_normalize(model, text, len, work, out);
+            put32(n);
+            fwrite(out, 1, n, stdout);
+        } else if (!strcmp(argv[2], "bits")) {
+            size_t n = tp_bits(model, text, len, work, rows);
+            put32(n);
+            for (size_t i = 0; i < n * words; i++)
+                for (int k = 0; k < 8; k++) fputc((int)((rows[i] >> (8 * k)) & 0xFF), stdout);
+        } else {
+            long best = tp_predict(model, text, len, work, probs);
+            put32((unsigned long)best);
+            fwrite(probs, sizeof(float), n_labels, stdout);
+        }
+        free(text);
+    }
+    free(out);
+    free(rows);
+    free(probs);
+    free(work);
+    tp_free(model);
+    free(data);
+    return 0;
+}

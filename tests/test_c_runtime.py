@@ -1,0 +1,453 @@
+"""The C runtime against the Python one: normalised text, bits, labels and probabilities on the
+bundled corpora and on hostile input, and the same refusals of damaged or hostile model files.
+
+C takes UTF-8 bytes, Python a str: C on ``data`` is compared with Python on
+``decode_like_c(data)`` (``textproj.export``). Every batch of texts goes through one process of
+``tests/c/driver.c`` built from a ``textproj export`` directory.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import functools
+import http.server
+import importlib.util
+import json
+import os
+import shutil
+import struct
+import subprocess
+import threading
+import unicodedata
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import TINY_CONFIG
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from test_browser import browser  # noqa: F401 (the fixture: Debian's Chromium via Playwright)
+from test_damaged_files import DAMAGE
+
+import textproj
+from textproj import netspec
+from textproj.config import FeatureConfig
+from textproj.corpora import load_corpus
+from textproj.export import compile_command, decode_like_c, export_c, export_wasm
+from textproj.features import normalize
+from textproj.model_file import encode_model
+from textproj.projector import Projector
+
+pytestmark = pytest.mark.slow  # builds C programs
+DRIVER = Path(__file__).parent / "c" / "driver.c"
+BUNDLED = Path(__file__).parents[1] / "app" / "models" / "banking77" / "model.tpn"
+CORPORA = ("banking77", "clinc150", "sentiment_sentences", "spamassassin", "udhr_langid")
+STRICT = "-std=c99 -Wall -Wextra -Werror"
+# Python's runtime computes in float32 (BLAS sums, float32 exp); the C runtime accumulates in
+# double after the first layer, which it computes exactly as Python does. Their probabilities
+# differ by float32 rounding of Python's side: on banking77, at most 1.3e-6 (C is within 4.2e-7
+# of a float64 evaluation of the same network; Python within 1.5e-6).
+PROB_TOLERANCE = 2e-6
+LABELS = ["alpha", "beta", "gamma", "delta", "epsilon"]
+
+
+def _random_model(
+    path: Path, design: str, features: FeatureConfig, seed: int, **header: object
+) -> Path:
+    """A model file with random int8 weights (no training), peaked enough to have clear labels."""
+    rng = np.random.default_rng(seed)
+    projector = Projector(4, 16, features=features, seed=seed) if design == "token" else None
+    projector = projector or Projector(10, 13, features=features, seed=seed)
+    network = (
+        {"design": "text", "n_bits": 130, "hidden": [24] if seed % 2 else [], "n_labels": 5}
+        if design == "text"
+        else {
+            "design": "token", "n_bits": 64, "bottleneck": 12, "filters": 6,
+            "windows": [1, 3], "n_labels": 5,
+        }
+    )  # fmt: skip
+    params = {}
+    for prefix, shape in netspec.expected_tensors(network).items():
+        params[f"{prefix}.weight"] = rng.standard_normal(shape) * 0.6
+        params[f"{prefix}.bias"] = rng.standard_normal(shape[0]) * 0.3
+    full = {"labels": LABELS, "projector": projector.get_config(), "network": network, **header}
+    path.write_bytes(encode_model(full, netspec.quantize_params(params)))
+    return path
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory: pytest.TempPathFactory, tiny_models: dict[str, Path]) -> dict:
+    """Model files of both designs, trained and random, with varied feature settings and caps."""
+    root = tmp_path_factory.mktemp("c-models")
+    small = FeatureConfig(max_chars=60, max_tokens=7)
+    odd = FeatureConfig(word_ngrams=3, skip_grams=2, char_ngram_min=3, char_ngram_max=4,
+                        sublinear=True, word_weight=3)  # fmt: skip
+    wordy = FeatureConfig(char_ngram_max=0, word_weight=1)
+    return {
+        "bundled": BUNDLED,
+        "tiny-text": tiny_models["text"] / "model.tpn",
+        "tiny-token": tiny_models["token"] / "model.tpn",
+        "text-caps": _random_model(root / "a.tpn", "text", small, 1),
+        "token-caps": _random_model(root / "b.tpn", "token", small, 2),
+        "text-odd": _random_model(root / "c.tpn", "text", odd, 4),
+        "token-odd": _random_model(root / "d.tpn", "token", odd, 5),
+        "text-words": _random_model(root / "e.tpn", "text", wordy, 6),
+        "multi-text": _random_model(
+            root / "f.tpn", "text", FeatureConfig(), 7, multi_label=True,
+            thresholds=[0.5, 0.2, 0.8, 0.5, 0.05],
+        ),
+        "multi-token": _random_model(root / "g.tpn", "token", small, 9, multi_label=True),
+    }  # fmt: skip
+
+
+def _build(directory: Path, flags: str) -> Path:
+    shutil.copyfile(DRIVER, directory / DRIVER.name)
+    sources = ["driver.c", "tp_model.c", "tp_text.c", "tp_unicode.c"]
+    cmd = ["cc", *flags.split(), "-I.", "-o", "driver", *sources, "-lm"]
+    subprocess.run(cmd, cwd=directory, check=True, capture_output=True)
+    return directory / "driver"
+
+
+@pytest.fixture(scope="module")
+def export_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return export_c(BUNDLED, tmp_path_factory.mktemp("export"))
+
+
+@pytest.fixture(scope="module")
+def driver(export_dir: Path) -> Path:
+    return _build(export_dir, f"{STRICT} -O2")
+
+
+@pytest.fixture(scope="module")
+def sanitized_driver(tmp_path_factory: pytest.TempPathFactory, export_dir: Path) -> Path:
+    directory = tmp_path_factory.mktemp("asan")
+    for path in export_dir.iterdir():
+        shutil.copyfile(path, directory / path.name)
+    return _build(directory, f"{STRICT} -O1 -g -fsanitize=address,undefined -fno-sanitize-recover")
+
+
+def _run(driver: Path, model: Path, mode: str, data: list[bytes]) -> bytes:
+    stdin = b"".join(struct.pack("<I", len(d)) + d for d in data)
+    done = subprocess.run([str(driver), str(model), mode], input=stdin, capture_output=True)
+    assert done.returncode == 0, done.stderr.decode(errors="replace")[-2000:]
+    return done.stdout
+
+
+def _records(out: bytes, item: int, per: int | None = None) -> list[bytes]:
+    """Split (uint32 count, count * item bytes) records; ``per`` fixes the count instead."""
+    pos, records = 0, []
+    while pos < len(out):
+        (n,) = struct.unpack_from("<I", out, pos)
+        size = per * item if per is not None else n * item
+        records.append(out[pos : pos + 4 + size])
+        pos += 4 + size
+    return records
+
+
+def check_parity(driver: Path, model: Path, data: list[bytes]) -> None:
+    """C and Python agree on ``data``: normalised text, bits, labels and probabilities."""
+    clf = textproj.load(model, n_jobs=1)
+    texts = [decode_like_c(d) for d in data]
+    max_chars = clf.projector.features.max_chars
+    norm = [r[4:] for r in _records(_run(driver, model, "norm", data), 1)]
+    expected = [normalize(t, max_chars).encode("utf-8", "surrogatepass") for t in texts]
+    assert norm == expected
+    n_words = (clf.projector.n_bits + 63) // 64
+    if clf.design == "token":
+        words, offsets = clf.projector.transform_tokens_words(texts)
+    else:
+        words, offsets = clf.projector.transform_words(texts), np.arange(len(texts) + 1)
+    bits = _records(_run(driver, model, "bits", data), 8 * n_words)
+    for i, record in enumerate(bits):
+        got = np.frombuffer(record[4:], dtype="<u8").reshape(-1, n_words)
+        assert np.array_equal(got, words[offsets[i] : offsets[i + 1]]), (i, texts[i][:80])
+    n_labels = len(clf.labels)
+    out = _records(_run(driver, model, "predict", data), 4, per=n_labels)
+    probs = np.stack([np.frombuffer(r[4:], dtype="<f4") for r in out])
+    best = [struct.unpack_from("<i", r)[0] for r in out]
+    proba = clf.predict_proba(texts)
+    assert np.abs(probs - proba).max() <= PROB_TOLERANCE
+    if clf.multi_label:
+        assert [list(np.flatnonzero(p >= clf.thresholds)) for p in probs] == [
+            list(np.flatnonzero(p >= clf.thresholds)) for p in proba
+        ]
+    else:
+        assert [clf.labels[j] for j in best] == clf.predict(texts)
+
+
+def test_export_builds_with_the_documented_command(export_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "build"
+    shutil.copytree(export_dir, out)
+    subprocess.run(compile_command() + " -Werror", shell=True, cwd=out, check=True)
+    lines = "I lost my card\nwhat is the exchange rate today?\n\n"
+    done = subprocess.run(["./classify"], input=lines.encode(), cwd=out, capture_output=True)
+    clf = textproj.load(BUNDLED)
+    texts = lines.split("\n")[:-1]
+    proba = clf.predict_proba(texts)
+    rows = [line.split("\t") for line in done.stdout.decode().splitlines()]
+    assert [r[0] for r in rows] == clf.predict(texts)
+    assert np.allclose([float(r[1]) for r in rows], proba.max(1), atol=1e-5)
+    from_file = subprocess.run(["./classify", str(BUNDLED)], input=lines.encode(), cwd=out,
+                               capture_output=True)  # fmt: skip
+    assert from_file.stdout == done.stdout
+    assert "cc -std=c99" in (export_dir / "README.md").read_text()
+
+
+@pytest.mark.parametrize("corpus", CORPORA)
+def test_every_corpus_test_text(driver: Path, models: dict, corpus: str) -> None:
+    data = [t.encode("utf-8", "surrogatepass") for t in load_corpus(corpus, "test").texts]
+    for name in ("bundled", "tiny-text", "text-odd", "token-caps"):
+        check_parity(driver, models[name], data)
+
+
+HARD_CASES = [
+    "", " ", "\0", "a\0b", "\r\n\t", "e\u0301", "\u1e0b\u0323", "q\u0307\u0323",
+    "\u1100\u1161\u11a8", "\u1100\u1161", "\uac00\u11a8", "\u1161\u1161\u1100", "각\u11a8",
+    "a" + "\u0301" * 29, "a" + "\u0301" * 30, "a" + "\u0301" * 31, "a" + "\u0316\u0301" * 40,
+    "a" + "\u0301" * 61, "\u0f73" * 50, "\u0344" * 40, "\ufdfa" * 30, "ß ẞ ﬃ İ ΣΑΣ ς",
+    "ｶﾞｷﾞ ㌀ ① ¼ ﬁ", "\u034f" * 3, "\ud800", "a\udfffb", "\ud83d\ude00", "👩‍👩‍👧 👍🏽 🇫🇷 ❤️",
+    "مرحبا بالعالم", "שָׁלוֹם", "日本語のテキスト", "中文文本", "한국어 텍스트",
+    "\ufeff\u200b\u200d\u2028", "\U000e0041\U000e0042", "\U0010ffff\U000f0000", "x" * 300,
+    "é" * 250, "\u0301" * 250 + "e", "Å" + "\u0327" * 100, "\u0958\u0959", "\u2126 \u212b",
+]  # fmt: skip
+HARD_BYTES = [
+    b"\xff\xfe", b"\xc0\xaf", b"\xe2\x82", b"\xe2\x82A", b"\xed\xa0\x80", b"\xed\xa0",
+    b"\xed\xbf\xbfz", b"\xf0\x80\x80\x80", b"\xf4\x90\x80\x80", b"\xf0\x9f\x98", b"\x80abc",
+    b"caf\xc3", b"\xc3\xa9\xcc", b"\xe0\xa0\x80\xe0\x80", b"\xf5\xf6\xf7",
+]  # fmt: skip
+
+
+def _hard_data() -> list[bytes]:
+    return [t.encode("utf-8", "surrogatepass") for t in HARD_CASES] + HARD_BYTES
+
+
+@pytest.mark.parametrize(
+    "name", ["bundled", "tiny-token", "text-caps", "token-caps", "text-odd", "token-odd",
+             "text-words", "multi-text", "multi-token"],
+)  # fmt: skip
+def test_hard_cases(driver: Path, models: dict, name: str) -> None:
+    check_parity(driver, models[name], _hard_data())
+
+
+_pieces = st.one_of(
+    st.text(max_size=12),
+    st.text(st.characters(codec=None, min_codepoint=0, max_codepoint=0x10FFFF), max_size=12),
+    st.integers(0xD800, 0xDFFF).map(chr),
+    st.lists(st.sampled_from("\u0301\u0316\u0323\u0327\u0344\u0f73\u0f71\u0f72\u3099\u302a"),
+             min_size=20, max_size=70).map("".join),
+    st.lists(st.sampled_from("\u1100\u1112\u1161\u1175\u11a8\u11c2\uac00\ub098"),
+             max_size=12).map("".join),
+    st.sampled_from(["👩‍👩‍👧", "👍🏽", "🇫🇷", "❤️", "\u200d", "\ufe0f", "日本", "مرحبا",
+                     "שָׁ", "ﷺ", "ﬃ", "ß", "İ", "Σ", "\0", "\r\n", "  "]),
+)  # fmt: skip
+_texts = st.lists(_pieces, max_size=8).map(lambda p: "".join(p).encode("utf-8", "surrogatepass"))
+_hostile = st.lists(st.one_of(_texts, _texts, st.binary(max_size=40)), min_size=40, max_size=40)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=_hostile)
+def test_hostile_input(driver: Path, models: dict, data: list[bytes]) -> None:
+    for name in ("bundled", "text-caps", "token-odd", "multi-text"):
+        check_parity(driver, models[name], data)
+
+
+def _megabyte() -> bytes:
+    piece = "Ünïcödé 日本語 👩‍👩‍👧 a\u0301\u0316 ﷺ ß مرحبا card lost " * 10
+    return (piece * (2**20 // len(piece.encode()) + 1)).encode()[: 2**20] + b"\xff"
+
+
+def test_a_megabyte_text(driver: Path, models: dict) -> None:
+    data = [_megabyte(), b"x" * 2**20, ("\u0301" * 2**18).encode()]
+    for name in ("bundled", "text-odd"):
+        check_parity(driver, models[name], data)
+
+
+def test_sanitizers_find_nothing(sanitized_driver: Path, models: dict) -> None:
+    data = [*_hard_data(), _megabyte()]
+    data += [t.encode() for t in load_corpus("sentiment_sentences", "test").texts[:100]]
+    for name in ("bundled", "text-odd", "multi-token", "text-caps"):
+        check_parity(sanitized_driver, models[name], data)
+
+
+def _refusal(driver: Path, path: Path) -> str:
+    done = subprocess.run([str(driver), str(path), "predict"], input=b"", capture_output=True)
+    assert done.returncode == 2, done.stderr
+    return done.stderr.decode()
+
+
+@pytest.mark.parametrize("kind", list(DAMAGE))
+def test_damaged_files_are_refused(driver: Path, kind: str, tmp_path: Path) -> None:
+    damage, expected = DAMAGE[kind]
+    path = tmp_path / "model.tpn"
+    path.write_bytes(damage(BUNDLED.read_bytes()))
+    message = _refusal(driver, path)
+    assert message.startswith("error ") and expected in message
+
+
+def _hostile_header(change: str) -> tuple[dict, dict]:
+    header, tensors = textproj.model_file.read_model(BUNDLED)
+    tensors = dict(tensors)
+    network, projector = header["network"], header["projector"]
+    if change == "duplicate labels":
+        header["labels"] = ["a"] * len(header["labels"])
+    elif change == "label count":
+        header["labels"] = header["labels"][:-1]
+    elif change == "huge bottleneck":
+        network["bottleneck"] = 10**9
+    elif change == "bool filters":
+        network["filters"] = True
+    elif change == "no windows":
+        network["windows"] = []
+    elif change == "unknown design":
+        network["design"] = "lstm"
+    elif change == "missing tensor":
+        del tensors["output.bias"]
+    elif change == "non-finite scale":
+        tensors["output.scale"] = np.full_like(tensors["output.scale"], np.inf)
+    elif change == "unknown feature":
+        projector["features"]["colour"] = 1
+    elif change == "feature bound":
+        projector["features"]["max_chars"] = 10**6
+    elif change == "float max_tokens":
+        projector["features"]["max_tokens"] = 10.0
+    elif change == "negative seed":
+        projector["seed"] = -1
+    elif change == "bit count":
+        projector["num_projections"] = 8
+    elif change == "thresholds":
+        header.update(multi_label=True, thresholds=[0.5, "x"])
+    elif change == "multi_label type":
+        header["multi_label"] = 1
+    return header, tensors
+
+
+HOSTILE_HEADERS = [
+    "duplicate labels", "label count", "huge bottleneck", "bool filters", "no windows",
+    "unknown design", "missing tensor", "non-finite scale", "unknown feature", "feature bound",
+    "float max_tokens", "negative seed", "bit count", "thresholds", "multi_label type",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("change", HOSTILE_HEADERS)
+def test_hostile_headers_are_refused_by_both(driver: Path, change: str, tmp_path: Path) -> None:
+    path = tmp_path / "model.tpn"
+    path.write_bytes(encode_model(*_hostile_header(change)))
+    with pytest.raises(textproj.ModelFormatError):
+        textproj.load(path)
+    assert _refusal(driver, path).startswith("error ")
+
+
+def _with_header(raw_header: bytes) -> bytes:
+    """A model file whose header is ``raw_header`` verbatim (and a correct checksum)."""
+    import hashlib
+
+    raw_header += b" " * (-(16 + len(raw_header)) % 8)
+    body = b"TEXTPROJ" + struct.pack("<II", 1, len(raw_header)) + raw_header
+    return body + hashlib.sha256(body).digest()
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        (b'{"tensors": [], "a": 1, "a": 2}', "duplicate key"),
+        (b'{"tensors": [], "\\u0061": 1, "a": 2}', "duplicate key"),
+        (b'{"tensors": [], "x": NaN}', "not valid JSON"),
+        (b'{"tensors": [], "x": 01}', "not valid JSON"),
+        (b'{"tensors": [], "x": "\xff"}', "not valid JSON"),
+        (b'{"tensors": [], "x": "\xed\xa0\x80"}', "not valid JSON"),
+        (b'{"tensors": [], "x": "a\tb"}', "not valid JSON"),
+        (b'{"tensors": [], "x": [1, 2,]}', "not valid JSON"),
+        (b'["tensors"]', "not a JSON object"),
+        (b'{"tensors": {}}', "'tensors' list"),
+        (b'{"tensors": [{"name": "w"}]}', "exactly the keys"),
+    ],
+)
+def test_bad_json_is_refused_by_both(driver: Path, header: bytes, expected: str, tmp_path: Path):
+    path = tmp_path / "model.tpn"
+    path.write_bytes(_with_header(header))
+    with pytest.raises(textproj.ModelFormatError, match=expected):
+        textproj.load(path)
+    assert expected in _refusal(driver, path)
+
+
+def test_unicode_version_mismatch_is_refused(driver: Path, tmp_path: Path) -> None:
+    header, tensors = textproj.model_file.read_model(BUNDLED)
+    path = tmp_path / "model.tpn"
+    path.write_bytes(encode_model({**header, "unicode_version": "1.1.0"}, dict(tensors)))
+    assert "another Unicode version" in _refusal(driver, path)
+    assert f'"{unicodedata.unidata_version}"' in (driver.parent / "tp_unicode.c").read_text()
+
+
+def test_tiny_config_models_are_real(models: dict) -> None:
+    """The trained fixtures are the conftest's tiny ones (so the parity covers trained weights)."""
+    header = textproj.model_file.read_model(models["tiny-text"])[0]
+    assert header["projector"]["num_projections"] == TINY_CONFIG["num_projections"]
+    assert dataclasses.asdict(FeatureConfig()) == header["projector"]["features"]
+
+
+# --- WebAssembly: node and the static page in Chromium ------------------------------------
+
+NODE_SCRIPT = Path(__file__).parent / "c" / "node_predict.js"
+
+
+def _need(ok: bool, why: str) -> None:
+    """Skip outside CI when a tool is missing; under CI (.ci/run installs it) fail."""
+    if not ok:
+        (pytest.fail if os.environ.get("CI") == "true" else pytest.skip)(why)
+
+
+@pytest.fixture(scope="module")
+def web_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    _need(importlib.util.find_spec("ziglang") is not None, "ziglang is not installed")
+    return export_wasm(BUNDLED, tmp_path_factory.mktemp("web"))
+
+
+def test_wasm_in_node_matches_python(web_dir: Path) -> None:
+    _need(shutil.which("node") is not None, "node is not installed")
+    data = [t.encode() for t in load_corpus("banking77", "test").texts[:400]] + _hard_data()
+    stdin = json.dumps([base64.b64encode(d).decode() for d in data])
+    done = subprocess.run(["node", str(NODE_SCRIPT), str(web_dir)], input=stdin.encode(),
+                          capture_output=True, check=True)  # fmt: skip
+    result = json.loads(done.stdout)
+    clf = textproj.load(BUNDLED)
+    assert result["labels"] == clf.labels
+    probs = np.asarray(result["probabilities"], dtype=np.float32)
+    texts = [decode_like_c(d) for d in data]
+    assert np.abs(probs - clf.predict_proba(texts)).max() <= PROB_TOLERANCE
+    assert [clf.labels[j] for j in probs.argmax(1)] == clf.predict(texts)
+    assert (web_dir / "textproj.wasm").stat().st_size < 400_000
+
+
+@pytest.fixture(scope="module")
+def web_server(web_dir: Path) -> Iterator[str]:
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(web_dir))
+    handler.log_message = lambda *args: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_page_classifies_as_you_type(web_server: str, browser) -> None:  # noqa: F811
+    from playwright.sync_api import expect
+
+    clf = textproj.load(BUNDLED)
+    page = browser.new_page()
+    page.goto(f"{web_server}/index.html")
+    default = page.locator("#text").input_value()
+    first = page.locator("#labels .row").first
+    expect(first).to_have_attribute("data-label", clf.predict([default])[0], timeout=30_000)
+    for text in ("what is the exchange rate for euros?", "my top up did not go through"):
+        page.locator("#text").fill(text)
+        expect(first).to_have_attribute("data-label", clf.predict([text])[0], timeout=30_000)
+        shown = float(first.locator("span").nth(2).inner_text())
+        assert abs(shown - clf.predict_proba([text]).max()) < 1e-3
+    expect(page.locator("#labels .row")).to_have_count(5)
+    assert "77 labels" in page.locator("#status").inner_text()
+    page.close()

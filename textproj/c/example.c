@@ -1,0 +1,86 @@
+/* Example: classify one text per line of stdin with the model compiled in (model_data.c), or
+ * with a model.tpn given as the only argument. Prints "label<TAB>probability" per line (for a
+ * multi-label model, every label at or above its threshold, comma-separated, then the top
+ * probability). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "textproj.h"
+
+extern const unsigned char textproj_model[];
+extern const size_t textproj_model_size;
+
+static unsigned char *read_file(const char *path, size_t *size) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    size_t cap = 1 << 16, n = 0, got;
+    unsigned char *data = malloc(cap);
+    while (data && (got = fread(data + n, 1, cap - n, f)) > 0) {
+        n += got;
+        if (n == cap) data = realloc(data, cap *= 2);
+    }
+    fclose(f);
+    *size = n;
+    return data;
+}
+
+int main(int argc, char **argv) {
+    size_t size = textproj_model_size;
+    unsigned char *file = NULL;
+    const unsigned char *bytes = textproj_model;
+    if (argc > 1) {
+        bytes = file = read_file(argv[1], &size);
+        if (!file) {
+            fprintf(stderr, "error: cannot read %s\n", argv[1]);
+            return 1;
+        }
+    }
+    tp_error err;
+    tp_model *model = tp_load(bytes, size, &err);
+    if (!model) {
+        fprintf(stderr, "error: %s\n", err.message);
+        return 1;
+    }
+    size_t n_labels = tp_n_labels(model), cap = 1024, len = 0;
+    void *work = malloc(tp_workspace_bytes(model));
+    float *probs = malloc(n_labels * sizeof(float));
+    unsigned char *line = malloc(cap);
+    if (!work || !probs || !line) return 1;
+    int c;
+    for (;;) {
+        c = getchar();
+        if (c != EOF && c != '\n') {
+            if (len + 1 >= cap) line = realloc(line, cap *= 2);
+            if (!line) return 1;
+            line[len++] = (unsigned char)c;
+            continue;
+        }
+        if (c == EOF && len == 0) break;
+        if (len && line[len - 1] == '\r') len--;
+        long best = tp_predict(model, line, len, work, probs);
+        if (tp_multi_label(model)) {
+            int first = 1;
+            for (size_t i = 0; i < n_labels; i++) {
+                if (probs[i] < tp_threshold(model, i)) continue;
+                size_t n;
+                const char *label = tp_label(model, i, &n);
+                printf("%s%.*s", first ? "" : ",", (int)n, label);
+                first = 0;
+            }
+        } else {
+            size_t n;
+            const char *label = tp_label(model, (size_t)best, &n);
+            printf("%.*s", (int)n, label);
+        }
+        printf("\t%.6f\n", probs[best]);
+        len = 0;
+        if (c == EOF) break;
+    }
+    free(line);
+    free(probs);
+    free(work);
+    tp_free(model);
+    free(file);
+    return 0;
+}

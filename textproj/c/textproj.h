@@ -1,0 +1,101 @@
+/* textproj C runtime: classify text with a textproj model.tpn, bit-exact with the Python
+ * runtime (textproj.load(...).predict). C99, libc and libm only, no global state.
+ *
+ * Use:
+ *   tp_error err;
+ *   tp_model *model = tp_load(bytes, n_bytes, &err);      // one malloc; or tp_load_into()
+ *   void *work = malloc(tp_workspace_bytes(model));       // per thread, reused for every text
+ *   float probs[...tp_n_labels(model)];
+ *   tp_predict(model, text, text_len, work, probs, &err);  // thread-safe: model is read-only
+ *
+ * The model bytes must stay valid and unchanged while the model is used (the int8 weights are
+ * read in place). Every check the Python reader makes is made before use: magic, version,
+ * header length, SHA-256, the JSON header (strict: no NaN, no duplicate keys, valid UTF-8),
+ * the tensor table, labels, network, thresholds and projector config; a bad file gives NULL
+ * and an error code with a one-line message.
+ *
+ * Text is UTF-8 bytes, read as unsigned. Ill-formed sequences decode to U+FFFD per maximal
+ * subpart, exactly as Python's bytes.decode("utf-8", "replace"), except that the 3-byte form of
+ * a surrogate (ED A0..BF 80..BF) decodes to that surrogate, as Python's "surrogatepass" does:
+ * so for any Python str s, C on s.encode("utf-8", "surrogatepass") gives what Python gives on s.
+ *
+ * Working memory per text (tp_workspace_bytes) is fixed by the model's max_chars (M) and
+ * max_tokens (T): about 4 * 4M * (1 + 31/30 * 18) bytes for normalisation (NFKD may expand a
+ * code point up to 18 times), plus 16 bytes per possible feature, (M+1)*8 for the UTF-8 text
+ * and T * (16 + 4 * bottleneck) for tokens; about 6.5 MB at the default M = 20,000. It never
+ * depends on the length of the text given (the text is cut to 4M code points first, as in
+ * Python).
+ */
+#ifndef TEXTPROJ_H
+#define TEXTPROJ_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum {
+    TP_OK = 0,
+    TP_ERR_ARGUMENT = 1,   /* a NULL pointer or a buffer too small */
+    TP_ERR_TOO_SMALL = 2,  /* fewer bytes than any model file */
+    TP_ERR_MAGIC = 3,      /* not a textproj model file */
+    TP_ERR_VERSION = 4,    /* format version newer or unknown */
+    TP_ERR_HEADER_LENGTH = 5,
+    TP_ERR_CHECKSUM = 6,   /* SHA-256 mismatch: damaged or truncated */
+    TP_ERR_JSON = 7,       /* header is not valid strict JSON / UTF-8 */
+    TP_ERR_TABLE = 8,      /* tensor table or labels list invalid */
+    TP_ERR_HEADER = 9,     /* labels, network, projector, thresholds invalid */
+    TP_ERR_TENSOR = 10,    /* an expected tensor missing, mistyped, misshaped or non-finite */
+    TP_ERR_UNICODE = 11,   /* model written under another Unicode version than these tables */
+    TP_ERR_MEMORY = 12     /* allocation failed or caller memory too small */
+} tp_status;
+
+typedef struct {
+    tp_status code;
+    char message[240];
+} tp_error;
+
+typedef struct tp_model tp_model;
+
+/* Bytes tp_load_into needs for this file (0 and err set if the file is refused early). */
+size_t tp_load_memory(const uint8_t *data, size_t size, tp_error *err);
+/* Load into caller memory (8-byte aligned, at least tp_load_memory bytes); no allocation. */
+tp_model *tp_load_into(const uint8_t *data, size_t size, void *memory, size_t memory_size,
+                       tp_error *err);
+/* Load with one malloc; release with tp_free. */
+tp_model *tp_load(const uint8_t *data, size_t size, tp_error *err);
+void tp_free(tp_model *model);
+
+size_t tp_n_labels(const tp_model *model);
+/* Label i as UTF-8 (not NUL-terminated if it holds NUL; *length gets its bytes). */
+const char *tp_label(const tp_model *model, size_t i, size_t *length);
+int tp_multi_label(const tp_model *model);
+float tp_threshold(const tp_model *model, size_t i); /* multi-label models */
+const char *tp_unicode_version(void);
+
+/* Bytes of working memory one tp_predict call needs (8-byte aligned). */
+size_t tp_workspace_bytes(const tp_model *model);
+
+/* Label probabilities of one text into probs[tp_n_labels]: softmax, or a sigmoid per label
+ * for a multi-label model. Returns the most probable label's index (or -1 on error). */
+long tp_predict(const tp_model *model, const uint8_t *text, size_t length, void *workspace,
+                float *probs);
+
+/* Lower-level steps, for tests and display. */
+/* The normalised text (NFKC, casefold, cut) as UTF-8 into out (capacity 4 * max_chars bytes);
+ * returns its bytes. */
+size_t tp_normalize(const tp_model *model, const uint8_t *text, size_t length, void *workspace,
+                    uint8_t *out);
+/* The network's input bits: one row (text design) or one per token (token design, at most
+ * max_tokens rows) of tp_bit_words(model) uint64 words each; returns the number of rows. */
+size_t tp_bits(const tp_model *model, const uint8_t *text, size_t length, void *workspace,
+               uint64_t *rows);
+size_t tp_bit_words(const tp_model *model);
+size_t tp_max_bit_rows(const tp_model *model);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

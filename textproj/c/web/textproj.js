@@ -1,0 +1,69 @@
+/* textproj in the browser or node: the C runtime compiled to WebAssembly (textproj.wasm).
+ *
+ *   const clf = await Textproj.create(wasmBytes, modelBytes);  // node: require("./textproj.js")
+ *   clf.top("I lost my card", 5);   // [{label, probability}, ...], most probable first
+ *   clf.probabilities(text);        // Float32Array, one per label (clf.labels)
+ *
+ * A JS string reaches C as UTF-8 from TextEncoder, which writes a lone surrogate as U+FFFD;
+ * probabilitiesOfBytes takes UTF-8 bytes as they are. */
+(function (root) {
+  "use strict";
+  const ERROR_BYTES = 248; // tp_error: int code, char message[240] (padded)
+
+  async function create(wasm, model) {
+    const { instance } = await WebAssembly.instantiate(wasm, {});
+    const e = instance.exports;
+    e._initialize();
+    const heap = () => new Uint8Array(e.memory.buffer);
+    const utf8 = new TextDecoder("utf-8");
+    const bytes = new Uint8Array(model);
+    const data = e.malloc(bytes.length); // kept: the model reads its weights in place
+    heap().set(bytes, data);
+    const error = e.malloc(ERROR_BYTES);
+    const handle = e.tp_load(data, bytes.length, error);
+    if (!handle) {
+      const message = heap().subarray(error + 4, error + ERROR_BYTES);
+      throw new Error("textproj: " + utf8.decode(message.subarray(0, message.indexOf(0))));
+    }
+    const n = e.tp_n_labels(handle);
+    const lengthCell = e.malloc(4);
+    const labels = [];
+    const thresholds = [];
+    for (let i = 0; i < n; i++) {
+      const at = e.tp_label(handle, i, lengthCell);
+      const length = new DataView(e.memory.buffer).getUint32(lengthCell, true);
+      labels.push(utf8.decode(heap().slice(at, at + length)));
+      thresholds.push(e.tp_threshold(handle, i));
+    }
+    const workspace = e.malloc(e.tp_workspace_bytes(handle));
+    const probs = e.malloc(4 * n);
+    let text = 0;
+    let capacity = 0;
+
+    function probabilitiesOfBytes(encoded) {
+      if (encoded.length > capacity) {
+        if (text) e.free(text);
+        capacity = Math.max(encoded.length, 1024);
+        text = e.malloc(capacity);
+      }
+      heap().set(encoded, text);
+      e.tp_predict(handle, text, encoded.length, workspace, probs);
+      return new Float32Array(e.memory.buffer.slice(probs, probs + 4 * n));
+    }
+    const encoder = new TextEncoder();
+    const probabilities = (s) => probabilitiesOfBytes(encoder.encode(s));
+    function top(s, k) {
+      const p = probabilities(s);
+      const order = Array.from(p.keys()).sort((a, b) => p[b] - p[a] || a - b);
+      return order.slice(0, k).map((i) => ({ label: labels[i], probability: p[i] }));
+    }
+    return {
+      labels, thresholds, multiLabel: !!e.tp_multi_label(handle),
+      probabilities, probabilitiesOfBytes, top,
+    };
+  }
+
+  const api = { create };
+  if (typeof module === "object" && module.exports) module.exports = api;
+  else root.Textproj = api;
+})(typeof self !== "undefined" ? self : this);

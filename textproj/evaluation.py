@@ -1,0 +1,171 @@
+"""What ``textproj evaluate`` reports: scores, per-label scores, confusions, a predictions file.
+
+:func:`evaluate` scores a classifier on a labelled dataset once and returns everything as a JSON
+-ready dict; the writers turn that dict (and the predictions) into a TSV/JSONL file or a PNG.
+Labels the model was not trained on count as errors and are listed.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from textproj import fsio
+from textproj.data import Dataset
+from textproj.errors import DataError
+from textproj.metrics import (
+    classification_scores,
+    confused_pairs,
+    confusion_matrix,
+    multilabel_scores,
+    per_label_scores,
+)
+
+if TYPE_CHECKING:
+    from textproj.runtime import Classifier
+
+WORST_PAIRS = 10  # confused pairs listed
+
+
+def label_sets(labels: list) -> list[tuple[str, ...]]:
+    """Each example's labels as a tuple (single-label data gives one-label tuples)."""
+    return [tuple(label) if isinstance(label, tuple | list) else (label,) for label in labels]
+
+
+def evaluate(classifier: Classifier, data: Dataset) -> tuple[dict[str, Any], list, np.ndarray]:
+    """(report, predictions, probabilities) of ``classifier`` on ``data``.
+
+    The report holds accuracy and macro-F1 (multi-label: subset accuracy and micro-F1 too),
+    ``per_label`` precision/recall/F1/support, for single-label models the ``confusion`` matrix
+    (rows gold, columns predicted, over the model's labels then any unseen gold labels) and the
+    ``confused_pairs`` most often mistaken, and the ``unseen_labels``.
+    """
+    predictions = classifier.predict(data.texts)
+    probabilities = classifier.predict_proba(data.texts)
+    multi = classifier.multi_label
+    score = multilabel_scores if multi else classification_scores
+    report: dict[str, Any] = dict(score(data.labels, predictions))
+    gold_sets = label_sets(data.labels)
+    known = set(classifier.labels)
+    unseen = sorted({label for labels in gold_sets for label in labels if label not in known})
+    labels = [*classifier.labels, *unseen]
+    report["per_label"] = per_label_scores(gold_sets, label_sets(predictions), labels)
+    if not multi:
+        matrix = confusion_matrix(data.labels, predictions, labels)
+        report["confusion"] = {"labels": labels, "matrix": matrix}
+        report["confused_pairs"] = confused_pairs(matrix, labels, WORST_PAIRS)
+    report["unseen_labels"] = unseen
+    report["unseen_examples"] = sum(not known.issuperset(labels) for labels in gold_sets)
+    return report, predictions, probabilities
+
+
+def write_predictions(
+    path: str | os.PathLike[str],
+    data: Dataset,
+    predictions: list,
+    probabilities: np.ndarray,
+    labels: list[str],
+) -> None:
+    """Each example's text, gold label, predicted label and its probability, as JSONL (``.jsonl``)
+    or TSV (anything else; multi-labels joined with ``|``), written atomically."""
+    index = {label: i for i, label in enumerate(labels)}
+    rows = []
+    for text, gold, predicted, row in zip(
+        data.texts, data.labels, predictions, probabilities, strict=True
+    ):
+        chosen = predicted if isinstance(predicted, list) else [predicted]
+        rows.append(
+            {
+                "text": text,
+                "label": list(gold) if isinstance(gold, tuple) else gold,
+                "predicted": predicted,
+                "probability": [round(float(row[index[c]]), 6) for c in chosen]
+                if isinstance(predicted, list)
+                else round(float(row[index[predicted]]), 6),
+                "correct": (set(gold) if isinstance(gold, tuple) else {gold}) == set(chosen),
+            }
+        )
+    path = Path(path)
+    if path.name.lower().endswith(".jsonl"):
+        content = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+    else:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, delimiter="\t", lineterminator="\n")
+        writer.writerow(list(rows[0]) if rows else ["text", "label", "predicted", "probability"])
+        for row in rows:
+            writer.writerow(
+                [
+                    "|".join(v) if isinstance(v, list) and k != "probability" else v
+                    for k, v in row.items()
+                ]
+            )
+        content = buffer.getvalue()
+    fsio.write_bytes(path, content.encode("utf-8"))
+
+
+def plot_confusion(report: dict[str, Any], path: str | os.PathLike[str], title: str) -> None:
+    """The confusion matrix as a PNG heat map (rows gold, columns predicted), written atomically."""
+    if "confusion" not in report:
+        raise DataError(f"{path}: a multi-label model has no confusion matrix to plot")
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise DataError(f"{path}: plotting needs matplotlib (pip install matplotlib)") from None
+    labels, matrix = report["confusion"]["labels"], np.asarray(report["confusion"]["matrix"])
+    side = min(4 + 0.18 * len(labels), 24)
+    figure, axes = plt.subplots(figsize=(side, side))
+    axes.imshow(matrix, cmap="Blues")
+    axes.set_xticks(range(len(labels)), labels, rotation=90, fontsize=7)
+    axes.set_yticks(range(len(labels)), labels, fontsize=7)
+    axes.set_xlabel("predicted")
+    axes.set_ylabel("gold")
+    axes.set_title(title)
+    if len(labels) <= 20:
+        for (i, j), count in np.ndenumerate(matrix):
+            if count:
+                color = "white" if count > matrix.max() / 2 else "black"
+                axes.text(j, i, str(count), ha="center", va="center", color=color, fontsize=8)
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100)
+    plt.close(figure)
+    fsio.write_bytes(path, buffer.getvalue())
+
+
+def render_text(report: dict[str, Any], source: str, full_matrix: bool) -> str:
+    """The report as plain text: the summary line, a per-label table, the worst-confused pairs,
+    and with ``full_matrix`` the confusion matrix (gold rows, predicted columns)."""
+    out = [f"{source}: accuracy {report['accuracy']:.4f}, macro-F1 {report['macro_f1']:.4f}"]
+    if "micro_f1" in report:
+        out[0] += f", micro-F1 {report['micro_f1']:.4f} (accuracy: exact label sets)"
+    out[0] += f", n {report['n']}"
+    width = max([5, *(len(label) for label in report["per_label"])])
+    out.append("")
+    out.append(f"{'label':<{width}}  precision  recall      f1  support")
+    for label, s in report["per_label"].items():
+        out.append(
+            f"{label:<{width}}  {s['precision']:9.4f}  {s['recall']:6.4f}  {s['f1']:6.4f}  "
+            f"{s['support']:7d}"
+        )
+    if report.get("confused_pairs"):
+        out.append("")
+        out.append("most confused (gold -> predicted: count)")
+        for pair in report["confused_pairs"]:
+            out.append(f"  {pair['gold']} -> {pair['predicted']}: {pair['count']}")
+    if full_matrix and "confusion" in report:
+        labels, matrix = report["confusion"]["labels"], report["confusion"]["matrix"]
+        cell = max(3, *(len(str(c)) for row in matrix for c in row))
+        out.append("")
+        out.append("confusion matrix (rows gold, columns predicted in the same order)")
+        for label, row in zip(labels, matrix, strict=True):
+            out.append(f"{label:<{width}}  " + " ".join(f"{c:>{cell}}" for c in row))
+    return "\n".join(out)

@@ -1,0 +1,164 @@
+"""``textproj export``: a model with the C runtime, as sources ready to compile on a device.
+
+The C runtime lives in ``textproj/c`` (shipped in the wheel). Export copies it, generates its
+Unicode tables and shared constants from this Python (``textproj.c_tables``), writes the model
+as a C array (for devices without a file system), an example program, a Makefile and a README
+with the one-line ``cc`` command.
+
+The C side takes UTF-8 bytes; Python's runtime takes ``str``. :func:`decode_like_c` is the
+bridge: C on ``data`` gives what Python gives on ``decode_like_c(data)``, and C on
+``text.encode("utf-8", "surrogatepass")`` gives what Python gives on ``text``.
+"""
+
+from __future__ import annotations
+
+import codecs
+import importlib.util
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from textproj import c_tables
+from textproj.c_tables import write_atomic
+from textproj.model_file import MODEL_FILENAME, model_path
+from textproj.runtime import load
+
+C_DIR = Path(__file__).parent / "c"
+LIBRARY_SOURCES = ("textproj.h", "tp_internal.h", "tp_text.c", "tp_model.c")
+EXAMPLE = "example.c"
+MODEL_SOURCE = "model_data.c"
+PROGRAM = "classify"
+COMPILE_FLAGS = "-std=c99 -O3 -Wall -Wextra"  # -O3: GCC vectorizes the tap products only there
+LIBRARY_C = ("tp_model.c", "tp_text.c", c_tables.TABLE_FILE)
+BUILD_SOURCES = (EXAMPLE, *LIBRARY_C, MODEL_SOURCE)
+WEB_DIR = C_DIR / "web"
+WEB_FILES = ("textproj.js", "index.html")
+WASM_FILE = "textproj.wasm"
+WASM_EXPORTS = (
+    "malloc", "free", "tp_load", "tp_workspace_bytes", "tp_predict", "tp_n_labels", "tp_label",
+    "tp_multi_label", "tp_threshold",
+)  # fmt: skip
+_ERRORS = "textproj-c"  # codecs error handler: U+FFFD per maximal subpart, surrogates passed
+
+
+def _replace_or_pass(error: UnicodeError) -> tuple[str, int]:
+    try:
+        return codecs.lookup_error("surrogatepass")(error)
+    except UnicodeDecodeError:
+        return codecs.lookup_error("replace")(error)
+
+
+codecs.register_error(_ERRORS, _replace_or_pass)
+
+
+def decode_like_c(data: bytes) -> str:
+    """``data`` decoded as the C runtime decodes text: UTF-8, each ill-formed part as U+FFFD
+    (Python's ``"replace"``), except 3-byte surrogate forms, kept (``"surrogatepass"``)."""
+    return data.decode("utf-8", _ERRORS)
+
+
+def compile_command(output: str = PROGRAM) -> str:
+    """The one-line ``cc`` command that builds the example program in an export directory."""
+    return f"cc {COMPILE_FLAGS} -o {output} {' '.join(BUILD_SOURCES)} -lm"
+
+
+def model_array(data: bytes) -> str:
+    """The model's bytes as a C source defining ``textproj_model`` and ``textproj_model_size``."""
+    rows = [",".join(str(b) for b in data[i : i + 24]) for i in range(0, len(data), 24)]
+    body = ",\n".join(rows)
+    return (
+        "/* model.tpn as a C array, written by textproj export. */\n#include <stddef.h>\n\n"
+        f"const unsigned char textproj_model[{len(data)}] = {{\n{body}\n}};\n"
+        f"const size_t textproj_model_size = {len(data)};\n"
+    )
+
+
+def _readme(name: str, table_bytes: dict[str, int]) -> str:
+    return f"""# textproj C runtime for `{name}`
+
+Build the example (reads one text per line on stdin, prints `label<TAB>probability`):
+
+    {compile_command()}
+
+or `make`. Then `echo "I lost my card" | ./{PROGRAM}` (the model is compiled in, from
+`{MODEL_SOURCE}`), or `./{PROGRAM} model.tpn` to load a file instead.
+
+The library is `textproj.h` with `tp_model.c`, `tp_text.c` and `{c_tables.TABLE_FILE}` (C99,
+libc and libm only, no global state; `tp_predict` is thread-safe with one workspace per thread).
+Its Unicode tables ({sum(table_bytes.values()):,} bytes: {table_bytes}) were generated from the
+`unicodedata` of the Python that ran the export; it refuses a model written under another
+Unicode version. See docs/device.md in the textproj repository.
+"""
+
+
+def _makefile() -> str:
+    sources = " ".join(BUILD_SOURCES)
+    return (
+        f"CC ?= cc\nCFLAGS ?= {COMPILE_FLAGS}\n\n{PROGRAM}: {sources} textproj.h\n"
+        f"\t$(CC) $(CFLAGS) -o $@ {sources} -lm\n\nclean:\n\trm -f {PROGRAM}\n"
+    )
+
+
+class ExportError(RuntimeError):
+    """An export that cannot be made here (a missing tool); the message says what to install."""
+
+
+def _checked(model: str | os.PathLike[str]) -> Path:
+    """The model file, after the Python reader has accepted it (its message otherwise)."""
+    path = model_path(model)
+    load(path)
+    return path
+
+
+def write_library(directory: Path) -> dict[str, int]:
+    """Write the C library (sources, generated tables and constants) into ``directory``;
+    returns the Unicode table bytes."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for name in (*LIBRARY_SOURCES, EXAMPLE):
+        write_atomic(directory / name, (C_DIR / name).read_bytes())
+    return c_tables.write_sources(directory)
+
+
+def export_c(model: str | os.PathLike[str], directory: str | os.PathLike[str]) -> Path:
+    """Write the C runtime, ``model`` as a C array, the example, Makefile and README into
+    ``directory``; returns it. The model is checked by the Python reader first."""
+    path = _checked(model)
+    directory = Path(directory)
+    table_bytes = write_library(directory)
+    write_atomic(directory / MODEL_SOURCE, model_array(path.read_bytes()))
+    write_atomic(directory / "Makefile", _makefile())
+    write_atomic(directory / "README.md", _readme(path.name, table_bytes))
+    return directory
+
+
+def wasm_command(output: Path) -> list[str]:
+    """The command (zig's clang, from the ``ziglang`` package) that builds the library as a
+    WebAssembly reactor module exporting the functions ``textproj.js`` calls."""
+    exports = [f"-Wl,--export={name}" for name in WASM_EXPORTS]
+    return [
+        sys.executable, "-m", "ziglang", "cc", "-target", "wasm32-wasi", "-mexec-model=reactor",
+        "-O2", "-s", "-o", str(output), *LIBRARY_C, *exports,
+    ]  # fmt: skip
+
+
+def export_wasm(model: str | os.PathLike[str], directory: str | os.PathLike[str]) -> Path:
+    """Write a static web page classifying as you type into ``directory``: ``textproj.wasm``,
+    ``textproj.js``, ``index.html`` and the model; returns it. Needs the ``ziglang`` package."""
+    path = _checked(model)
+    if importlib.util.find_spec("ziglang") is None:
+        raise ExportError("textproj export --wasm needs zig's compiler: pip install ziglang")
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as build:
+        write_library(Path(build))
+        wasm = Path(build) / WASM_FILE
+        done = subprocess.run(wasm_command(wasm), cwd=build, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise ExportError(f"building {WASM_FILE} failed: {done.stderr.strip()[-500:]}")
+        write_atomic(directory / WASM_FILE, wasm.read_bytes())
+    for name in WEB_FILES:
+        write_atomic(directory / name, (WEB_DIR / name).read_bytes())
+    write_atomic(directory / MODEL_FILENAME, path.read_bytes())
+    return directory

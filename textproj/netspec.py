@@ -1,0 +1,136 @@
+"""The projection network's on-device contract, torch-free: tensor names, shapes, int8 form.
+
+One home for what the three runtimes share: ``textproj.nets`` (PyTorch, training and export),
+``textproj.runtime`` (numpy) and the C runtime (``textproj/c``, fed by ``textproj.export``).
+From the header's ``network`` entry it gives every layer's tensor names and shapes, checks a
+model's tensors against them, and quantizes or dequantizes a layer (see docs/model-format.md).
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import numpy as np
+
+from textproj.model_file import ModelFormatError
+
+# A header may list at most this many hidden layers or windows: refused before any shape is built.
+MAX_LAYERS = 64
+DESIGN_FIELDS = {
+    "text": (("n_bits", "n_labels"), ("hidden",)),
+    "token": (("n_bits", "bottleneck", "filters", "n_labels"), ("windows",)),
+}  # design -> (positive int fields, list-of-positive-int fields) of the ``network`` entry
+WEIGHT, SCALE, BIAS = "weight", "scale", "bias"  # tensor name suffixes of one layer
+
+
+def _positive_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def layer_names(prefix: str) -> tuple[str, str, str]:
+    """The tensor names of one layer: its int8 weight, float32 per-row scale, float32 bias."""
+    return f"{prefix}.{WEIGHT}", f"{prefix}.{SCALE}", f"{prefix}.{BIAS}"
+
+
+def expected_tensors(network: dict[str, Any]) -> dict[str, tuple[int, ...]]:
+    """Each layer's prefix -> its weight shape (output rows first), in forward order.
+
+    The prefixes are the PyTorch module names of ``textproj.nets``; the order is the order in
+    which the forward pass uses the layers.
+    """
+    n_bits, n_labels = network["n_bits"], network["n_labels"]
+    if network["design"] == "text":
+        widths = [n_bits, *network["hidden"], n_labels]
+        return {f"dense.{i}": (b, a) for i, (a, b) in enumerate(itertools.pairwise(widths))}
+    bottleneck, filters, windows = network["bottleneck"], network["filters"], network["windows"]
+    shapes: dict[str, tuple[int, ...]] = {"bottleneck": (bottleneck, n_bits)}
+    for j, k in enumerate(windows):
+        shapes[f"value.{j}"] = (filters, bottleneck, k)
+        shapes[f"attention.{j}"] = (filters, bottleneck, k)
+    shapes["output"] = (n_labels, filters * len(windows))
+    return shapes
+
+
+def check_network(name: str, network: object) -> dict[str, Any]:
+    """The header's ``network`` entry, checked for the keys and types its design needs."""
+    if not isinstance(network, dict):
+        raise ModelFormatError(f"{name}: header has no 'network' object")
+    design = network.get("design")
+    if design not in DESIGN_FIELDS:
+        raise ModelFormatError(f"{name}: unknown network design {design!r}")
+    ints, lists = DESIGN_FIELDS[design]
+    for key in ints:
+        if not _positive_int(network.get(key)):
+            raise ModelFormatError(f"{name}: network {key!r} must be a positive int")
+    for key in lists:
+        value = network.get(key)
+        if not isinstance(value, list) or not all(_positive_int(v) for v in value):
+            raise ModelFormatError(f"{name}: network {key!r} must be a list of positive ints")
+        if len(value) > MAX_LAYERS:
+            raise ModelFormatError(
+                f"{name}: network {key!r} lists {len(value)} layers, more than {MAX_LAYERS}"
+            )
+    if design == "token" and not network["windows"]:
+        raise ModelFormatError(f"{name}: network 'windows' is empty")
+    return network
+
+
+def check_layer(name: str, tensors: dict[str, np.ndarray], prefix: str, shape: tuple) -> None:
+    """Check that one layer's weight, scale and bias are present, well-typed, shaped and finite."""
+    weight, scale, bias = layer_names(prefix)
+    expected = {
+        weight: (np.int8, shape),
+        scale: (np.float32, shape[:1]),
+        bias: (np.float32, shape[:1]),
+    }
+    for tname, (dtype, tshape) in expected.items():
+        if tname not in tensors:
+            raise ModelFormatError(f"{name}: tensor {tname!r} is missing")
+        tensor = tensors[tname]
+        if tensor.dtype != dtype or tensor.shape != tshape:
+            raise ModelFormatError(
+                f"{name}: tensor {tname!r} is {tensor.dtype} {list(tensor.shape)}, "
+                f"expected {np.dtype(dtype)} {list(tshape)}"
+            )
+        if tensor.dtype == np.float32 and not np.isfinite(tensor).all():
+            raise ModelFormatError(f"{name}: tensor {tname!r} holds non-finite values")
+
+
+def dequantize(tensors: dict[str, np.ndarray], prefix: str) -> tuple[np.ndarray, np.ndarray]:
+    """One layer as float32 (weight, bias): the int8 weight times its per-row scale (float32
+    product, as every runtime computes it), and the bias."""
+    weight, scale, bias = (tensors[n] for n in layer_names(prefix))
+    rows = scale.reshape((-1,) + (1,) * (weight.ndim - 1))
+    return weight.astype(np.float32) * rows, bias.astype(np.float32)
+
+
+def quantize_rows(weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Symmetric int8 with one float32 scale per output row: weight ~ q * scale[:, None, ...]."""
+    flat = weight.reshape(weight.shape[0], -1).astype(np.float64)
+    scale = np.abs(flat).max(axis=1) / 127.0
+    scale[scale == 0] = 1.0
+    q = np.clip(np.rint(flat / scale[:, None]), -127, 127).astype(np.int8)
+    return q.reshape(weight.shape), scale.astype(np.float32)
+
+
+def quantize_params(params: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The on-device tensors of named float parameters (``X.weight``, ``X.bias``): each weight as
+    int8 with its float32 ``X.scale`` next to it, each bias as float32."""
+    tensors: dict[str, np.ndarray] = {}
+    for name, value in params.items():
+        prefix, _, kind = name.rpartition(".")
+        if kind == WEIGHT:
+            weight, scale, _ = layer_names(prefix)
+            tensors[weight], tensors[scale] = quantize_rows(value)
+        else:
+            tensors[name] = np.asarray(value, dtype=np.float32)
+    return tensors
+
+
+def dequantize_param(tensors: dict[str, np.ndarray], name: str) -> np.ndarray:
+    """The float32 value of parameter ``name`` (``X.weight`` or ``X.bias``) from its tensors."""
+    prefix, _, kind = name.rpartition(".")
+    if kind == WEIGHT:
+        return dequantize(tensors, prefix)[0]
+    return tensors[name].astype(np.float32)
