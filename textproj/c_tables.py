@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from textproj import model_file, netspec, runtime
+from textproj import decisions, model_file, netspec
 from textproj._kernels import features as _kf
 from textproj._kernels import projection as _kp
 from textproj.config import FeatureConfig
@@ -209,7 +209,7 @@ def spec_source(tables: dict[str, object]) -> str:
         "TP_MAX_TENSOR_DIMS": model_file.MAX_TENSOR_DIMS,
         "TP_MAX_LABELS": model_file.MAX_LABELS,
         "TP_MAX_LAYERS": netspec.MAX_LAYERS,
-        "TP_DEFAULT_THRESHOLD": f"{runtime.DEFAULT_THRESHOLD!r}f",
+        "TP_DEFAULT_THRESHOLD": f"{decisions.DEFAULT_THRESHOLD!r}f",
     }
     for field in dataclasses.fields(FeatureConfig):
         define[f"TP_DEFAULT_{field.name.upper()}"] = int(getattr(defaults, field.name))

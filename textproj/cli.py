@@ -29,6 +29,8 @@ from typer.core import TyperCommand
 from textproj import __version__
 from textproj.config import (
     DESIGNS,
+    EPOCHS,
+    MIN_STEPS,
     PROJECTION_DEFAULTS,
     TRAINERS,
     FeatureConfig,
@@ -182,7 +184,7 @@ OPTIONS = {
     "seed": "--seed",
     "multi_label": "--multi-label",
 }
-DATA_OPTIONS = ("corpus", "train_file", "dev_file", "test_file", "unlabeled")
+DATA_OPTIONS = ("corpus", "train_file", "dev_file", "test_file", "unlabeled", "stream", "cache_dir")
 
 
 def _config(values: dict[str, Any]) -> TrainConfig:
@@ -242,7 +244,12 @@ def train(
     filters: Annotated[
         int, typer.Option(help="Token design: channels per window.")
     ] = DEFAULTS.filters,
-    epochs: Annotated[int, typer.Option(help="Maximum epochs.")] = DEFAULTS.epochs,
+    epochs: Annotated[
+        int | None,
+        typer.Option(
+            help=f"Maximum epochs [default: {EPOCHS}, more for small sets: {MIN_STEPS} steps]."
+        ),
+    ] = None,
     patience: Annotated[
         int, typer.Option(help="Stop after this many epochs without a better dev score.")
     ] = DEFAULTS.patience,
@@ -297,6 +304,26 @@ def train(
             help="Seconds between checkpoints (written at an epoch's end; 0: every epoch).",
         ),
     ] = CHECKPOINT_EVERY_SECONDS,
+    stream: Annotated[
+        bool,
+        typer.Option(
+            "--stream",
+            help="Read and featurise the files in chunks into an on-disk input cache that "
+            "epochs memory-map: memory does not grow with the corpus (same model).",
+        ),
+    ] = False,
+    cache_dir: Annotated[
+        Path | None,
+        typer.Option(help="Root of --stream's input caches [default: ~/.cache/textproj]."),
+    ] = None,
+    processes: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Data-parallel worker processes on this machine (torch.distributed, gloo); "
+            "the global batch stays --batch-size.",
+        ),
+    ] = 1,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
     """Train a projection network jointly with its trainer; write model.tpn, trainer and metrics."""
@@ -347,20 +374,54 @@ def train(
             **{split: str(path.resolve()) if path else None for split, path in sources},
             "unlabeled": str(unlabeled.resolve()) if unlabeled else None,
         }
+        if stream and run["corpus"] is not None:
+            _usage("--stream reads files: give --train FILE (and --dev/--test FILE)")
+        if stream:
+            from textproj.streaming import default_cache_root
+
+            run["stream_cache"] = str((cache_dir or default_cache_root()).resolve())
         if multi_label and run["corpus"] is not None:
             _usage(f"bundled corpus {run['corpus']!r} is single-label; give --train FILE")
     try:
         check_output_dir(output, force=force, resume=resume is not None)
     except TextprojError as error:
         _fail(str(error))
-    splits = _run_data(run, config.multi_label)
-    _warn_blank_texts(*splits)
+    if processes > 1:
+        _launch_workers(ctx, processes)
+    if run.get("stream_cache"):
+        if run.get("unlabeled"):
+            _usage("--stream does not take --unlabeled texts yet")
+        splits: Any = (Path(run["train"]), *(run[s] and Path(run[s]) for s in ("dev", "test")))
+    else:
+        splits = _run_data(run, config.multi_label)
+        _warn_blank_texts(*splits)
     transfer = _read_unlabeled(run.get("unlabeled"), quiet)
     result = _run_training(
         splits, config, features, output, run, quiet, resume is not None, checkpoint_every,
         transfer,
     )  # fmt: skip
-    _print_summary(result.metrics, output)
+    if result.metrics:  # empty on the ranks of a data-parallel run other than 0
+        _print_summary(result.metrics, output)
+
+
+def _launch_workers(ctx: typer.Context, processes: int) -> NoReturn:
+    """Run this command line (without --processes) in ``processes`` torchrun workers."""
+    from textproj import distributed
+
+    if distributed.launched():
+        _usage("--processes starts torchrun workers; under torchrun give --nproc-per-node instead")
+    args: list[str] = []
+    for param in ctx.command.params:
+        source = getattr(ctx.get_parameter_source(param.name or ""), "name", None)
+        if param.name == "processes" or source != "COMMANDLINE":
+            continue
+        value = ctx.params[param.name or ""]
+        option = param.opts[0]
+        if getattr(param, "is_flag", False):
+            args += [option] if value else []
+        else:
+            args += [option, str(value.value if isinstance(value, Enum) else value)]
+    raise typer.Exit(code=distributed.launch(processes, args))
 
 
 # train's parameter names that set TrainConfig fields (for --resume's check).
@@ -431,6 +492,7 @@ def _run_training(
                 *splits, config=config, features=features, output_dir=output,
                 corpus=run["corpus"] or run["train"], progress=not quiet, resume=resume, run=run,
                 checkpoint_seconds=checkpoint_every, unlabeled=unlabeled,
+                stream_cache=run.get("stream_cache"),
             )  # fmt: skip
     except TextprojError as error:
         _fail(str(error))
@@ -438,7 +500,7 @@ def _run_training(
         _remove_temporary_files(output)
         if (output / CHECKPOINT_NAME).is_file():
             message = (
-                f"interrupted; the last finished epoch is saved in {output / CHECKPOINT_NAME}"
+                f"interrupted; the latest checkpoint is {output / CHECKPOINT_NAME}"
                 f": continue with `textproj train --resume {output}`"
             )
         else:
@@ -791,8 +853,7 @@ def export(
     ] = None,
 ) -> None:
     """Export a model for devices: C99 sources and example (--c), or a WebAssembly page (--wasm)."""
-    from textproj.export import ExportError, compile_command, export_c, export_wasm
-    from textproj.model_file import ModelFormatError
+    from textproj.export import compile_command, export_c, export_wasm
 
     if c is None and wasm is None:
         _usage("give --c DIR, --wasm DIR or both")
@@ -801,5 +862,5 @@ def export(
             typer.echo(f"written: {export_c(model, c)} (build: cd {c} && {compile_command()})")
         if wasm is not None:
             typer.echo(f"written: {export_wasm(model, wasm)} (serve it: python -m http.server)")
-    except (ModelFormatError, ExportError, OSError) as error:
+    except (TextprojError, OSError) as error:
         _fail(str(error))

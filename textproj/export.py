@@ -22,6 +22,7 @@ from pathlib import Path
 
 from textproj import c_tables
 from textproj.c_tables import write_atomic
+from textproj.errors import TextprojError
 from textproj.model_file import MODEL_FILENAME, model_path
 from textproj.runtime import load
 
@@ -101,7 +102,7 @@ def _makefile() -> str:
     )
 
 
-class ExportError(RuntimeError):
+class ExportError(TextprojError):
     """An export that cannot be made here (a missing tool); the message says what to install."""
 
 

@@ -22,6 +22,8 @@ from textproj.projector import Projector
 EVAL_BATCH = 1024  # texts per forward pass when scoring a split
 PREPARE_CHUNK = 8192  # texts featurised at a time: bounds the memory of the raw features
 
+SHUFFLE_BLOCK = 1 << 16  # texts per shuffle block: an epoch visits blocks, then texts in each
+
 Progress = Callable[[int, int], None]  # (texts done, texts in all)
 
 
@@ -116,6 +118,18 @@ def prepare_inputs(
         np.concatenate(buckets),
         np.concatenate(weights),
         _concat_ragged(buckets, bucket_offsets),
+    )
+
+
+def epoch_order(shuffle: np.random.Generator, n: int) -> np.ndarray:
+    """One epoch's order of ``n`` items, shuffled in blocks of ``SHUFFLE_BLOCK`` consecutive
+    items: the blocks in random order, each block's items in random order. An epoch then reads
+    a memory-mapped split one block at a time; up to one block it is a plain permutation."""
+    if n <= SHUFFLE_BLOCK:
+        return shuffle.permutation(n)
+    starts = shuffle.permutation(np.arange(0, n, SHUFFLE_BLOCK))
+    return np.concatenate(
+        [start + shuffle.permutation(min(SHUFFLE_BLOCK, n - start)) for start in starts]
     )
 
 

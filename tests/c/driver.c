@@ -30,6 +30,7 @@ int main(int argc, char **argv) {
     tp_model *model = tp_load(data, size, &err);
     if (!model) {
         fprintf(stderr, "error %d: %s\n", (int)err.code, err.message);
+        free(data);
         return 2;
     }
     void *work = malloc(tp_workspace_bytes(model));

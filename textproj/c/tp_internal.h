@@ -9,7 +9,7 @@
  * (direct-mapped by the token's bits, checked in full): a token's products depend on its bits
  * alone, so a hit gives exactly what computing would. 0 turns the cache off. */
 #ifndef TP_TOKEN_CACHE_ENTRIES
-#define TP_TOKEN_CACHE_ENTRIES 1024
+#define TP_TOKEN_CACHE_ENTRIES 512
 #endif
 
 typedef struct {

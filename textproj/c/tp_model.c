@@ -971,7 +971,7 @@ static int load_model(loader *L, arena *a, tp_model *m, size_t header) {
     m->max_rows = token ? tc : 1;
     size_t net_bytes = align8(m->n_words * 8) + align8(m->max_width * 2 * sizeof(double)) +
                        align8(m->max_width * sizeof(float)) +
-                       (token ? align8(m->max_window * m->tap_cols * sizeof(float)) +
+                       (token ? align8(m->max_window * m->tap_cols * sizeof(double)) +
                                 align8(m->filters * m->n_windows * (4 + 2 * POOL_BLOCK) *
                                        sizeof(double))
                               : 0);
@@ -980,7 +980,7 @@ static int load_model(loader *L, arena *a, tp_model *m, size_t header) {
         m->cache_offset = m->workspace_bytes;
         m->workspace_bytes += 8 + align8(TP_TOKEN_CACHE_ENTRIES) +
                               align8(TP_TOKEN_CACHE_ENTRIES * m->n_words * 8) +
-                              align8(TP_TOKEN_CACHE_ENTRIES * m->tap_cols * sizeof(float));
+                              align8(TP_TOKEN_CACHE_ENTRIES * m->tap_cols * sizeof(double));
     }
     m->tag = 0x7470746f6b656e73ull;
     for (int k = 0; k < 8; k++) m->tag ^= (uint64_t)L->digest[k] << (8 * k);
@@ -1200,8 +1200,8 @@ static void softmax_block(size_t nb, size_t width, const double *restrict a,
         }
 }
 
-/* One token's products with every convolution tap: row = x @ taps (float32, as BLAS). */
-static void tap_row(const tp_model *m, const float *x, float *restrict row) {
+/* One token's products with every convolution tap: row = x @ taps, summed in double. */
+static void tap_row(const tp_model *m, const float *x, double *restrict row) {
     size_t cols = m->tap_cols;
     for (size_t c = 0; c < cols; c++) row[c] = 0;
     for (size_t e = 0; e < m->bottleneck; e++) {
@@ -1218,19 +1218,19 @@ static void tap_row(const tp_model *m, const float *x, float *restrict row) {
  * the last max_window tap rows kept. */
 /* The tap products of token i into row: from the workspace's token cache, or computed. */
 static void token_taps(const tp_model *m, const tp_text *t, size_t i, tp_feature *feats,
-                       uint64_t *bits, float *x, uint8_t *cache, float *row) {
+                       uint64_t *bits, float *x, uint8_t *cache, double *row) {
     size_t k = tp_token_features(&m->features, t, i, feats), nw = m->n_words, cols = m->tap_cols;
     tp_project(feats, k, m->keys, nw, m->last_mask, bits);
     size_t n = TP_TOKEN_CACHE_ENTRIES, slot = 0;
     uint8_t *valid = cache + 8;
     uint64_t *keys = (uint64_t *)(valid + align8(n));
-    float *rows = (float *)(keys + n * nw);
+    double *rows = (double *)(keys + n * nw);
     if (n) {
         uint64_t h = 0;
         for (size_t w = 0; w < nw; w++) h = tp_combine(h, bits[w]);
         slot = (size_t)(h % n);
         if (valid[slot] && memcmp(keys + slot * nw, bits, nw * 8) == 0) {
-            memcpy(row, rows + slot * cols, cols * sizeof(float));
+            memcpy(row, rows + slot * cols, cols * sizeof(double));
             return;
         }
     }
@@ -1239,12 +1239,12 @@ static void token_taps(const tp_model *m, const tp_text *t, size_t i, tp_feature
     if (n) {
         valid[slot] = 1;
         memcpy(keys + slot * nw, bits, nw * 8);
-        memcpy(rows + slot * cols, row, cols * sizeof(float));
+        memcpy(rows + slot * cols, row, cols * sizeof(double));
     }
 }
 
 static void token_pool(const tp_model *m, const tp_text *t, tp_feature *feats, uint64_t *bits,
-                       float *x, float *ring, uint8_t *cache, double *pooled, double *state) {
+                       float *x, double *ring, uint8_t *cache, double *pooled, double *state) {
     size_t F = m->filters, W = m->n_windows, n = t->n_tokens, kmax = m->max_window;
     size_t width = F * W, cols = m->tap_cols, done = 0;
     double *peak = state, *total = peak + width, *acc = total + width, *top = acc + width;
@@ -1269,7 +1269,7 @@ static void token_pool(const tp_model *m, const tp_text *t, tp_feature *feats, u
                     a[f] = attention->bias[f];
                 }
                 for (size_t i = 0; i < taps; i++) {
-                    const float *restrict row = ring + ((p + i) % kmax) * cols + start;
+                    const double *restrict row = ring + ((p + i) % kmax) * cols + start;
                     for (size_t f = 0; f < F; f++) v[f] += row[i * F + f];
                     for (size_t f = 0; f < F; f++) a[f] += row[(k + i) * F + f];
                 }
@@ -1307,8 +1307,8 @@ long tp_predict(const tp_model *m, const uint8_t *text, size_t length, void *wor
         }
         logits = u;
     } else {
-        float *ring = (float *)rest;
-        rest += align8(m->max_window * m->tap_cols * sizeof(float));
+        double *ring = (double *)rest;
+        rest += align8(m->max_window * m->tap_cols * sizeof(double));
         double *state = (double *)rest;
         uint8_t *cache = (uint8_t *)workspace + m->cache_offset;
         uint64_t tag;
