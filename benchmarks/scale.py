@@ -3,7 +3,7 @@ streaming input, with the wall time, accuracy and peak RSS of every process.
 
     python benchmarks/scale.py quality --seeds 0 1            # banking77, 1 vs 2 processes
     python benchmarks/scale.py allreduce                      # flat vs per-tensor all-reduce
-    python benchmarks/scale.py large --texts 1000000          # scaled corpus, 1 vs 2 processes
+    python benchmarks/scale.py large --texts 1000000 -- --stream   # 1 vs 2 processes
     python benchmarks/scale.py stream --texts 5000000         # streaming run, RSS over time
 
 Every mode prints one JSON line per run and appends them to ``--log`` (a JSON-lines file).
@@ -31,11 +31,11 @@ TEXTPROJ = [sys.executable, "-c", "from textproj.cli import app; app(prog_name='
 
 
 def _status(pid: int) -> dict[str, int]:
-    """VmRSS and VmHWM (bytes) of a process."""
+    """VmRSS, VmHWM, RssAnon and RssFile (bytes) of a process."""
     fields = {}
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         key, _, value = line.partition(":")
-        if key in ("VmRSS", "VmHWM"):
+        if key in ("VmRSS", "VmHWM", "RssAnon", "RssFile"):
             fields[key] = int(value.split()[0]) * 1024
     return fields
 
@@ -54,24 +54,30 @@ def _tree(root: int) -> list[int]:
     return tree
 
 
-def run_measured(args: list[str], timeline: bool = False) -> dict:
+def run_measured(args: list[str], timeline: Path | None = None) -> dict:
     """Run ``args``; wall seconds, each process's peak RSS (python processes only: the
-    launcher and the workers) and, with ``timeline``, the largest process's RSS every sample."""
+    launcher and the workers) and, with ``timeline`` (a file, appended to as the run goes), the
+    largest process's RSS (all, anonymous and file-backed) every sample."""
     started = time.perf_counter()
     process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     peaks: dict[int, int] = {}
-    samples: list[tuple[float, int]] = []
+    samples: list[tuple[float, int, int, int]] = []
     done = threading.Event()
 
     def sample() -> None:
         while not done.wait(SAMPLE_SECONDS):
-            rss = 0
+            largest: dict[str, int] = {}
             for pid in _tree(process.pid):
                 with contextlib.suppress(OSError, ValueError):
                     status = _status(pid)
                     peaks[pid] = max(peaks.get(pid, 0), status.get("VmHWM", 0))
-                    rss = max(rss, status.get("VmRSS", 0))
-            samples.append((round(time.perf_counter() - started, 1), rss))
+                    if status.get("VmRSS", 0) > largest.get("VmRSS", -1):
+                        largest = status
+            mb = [round(largest.get(k, 0) / 2**20) for k in ("VmRSS", "RssAnon", "RssFile")]
+            samples.append((round(time.perf_counter() - started, 1), *mb))
+            if timeline is not None:
+                with timeline.open("a") as f:
+                    f.write(json.dumps(samples[-1]) + "\n")
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
@@ -84,12 +90,12 @@ def run_measured(args: list[str], timeline: bool = False) -> dict:
         "seconds": round(time.perf_counter() - started, 1),
         "peak_rss_mb": sorted((round(v / 2**20) for v in peaks.values()), reverse=True),
     }
-    if timeline:
-        result["rss_mb_over_time"] = [(t, round(v / 2**20)) for t, v in samples]
+    if timeline is not None:
+        result["rss_mb_over_time"] = samples  # (seconds, RSS, anonymous, file-backed) MB
     return result
 
 
-def train(data: list[str], out: Path, processes: int, extra: list[str], **kw: bool) -> dict:
+def train(data: list[str], out: Path, processes: int, extra: list[str], **kw: Path) -> dict:
     """One ``textproj train`` run (a launcher and ``processes`` workers when > 1)."""
     args = [*TEXTPROJ, "train", *data, "--output", str(out), "--quiet", "--force", *extra]
     result = run_measured([*args, "--processes", str(processes)], **kw)
@@ -142,10 +148,12 @@ def large(args: argparse.Namespace, work: Path) -> None:
 
 
 def stream(args: argparse.Namespace, work: Path) -> None:
-    """A streaming run (--stream-cache) on the scaled corpus, with the RSS timeline."""
+    """A streaming run (--stream) on the scaled corpus, with the RSS timeline."""
     data = write_scaled(args.texts, work / f"scaled-{args.texts}.tsv.gz")
-    extra = ["--epochs", str(args.epochs), "--stream", *args.extra]
-    row = train(["--train", str(data)], work / "out", 1, extra, timeline=True)
+    cache = ["--stream", "--cache-dir", str(work / "cache")]
+    extra = ["--epochs", str(args.epochs), *cache, *args.extra]
+    timeline = args.log.with_suffix(".rss-timeline.jsonl")
+    row = train(["--train", str(data)], work / "out", 1, extra, timeline=timeline)
     row["texts_per_second"] = round(args.texts * 0.9 * row["epochs"] / row["phases"]["fit"])
     log({"mode": "stream", "texts": args.texts, **row}, args.log)
 
@@ -169,7 +177,7 @@ batch = prepare_inputs(data.texts[:n], encode_targets(data.labels[:n], labels, F
                        projector, config)
 step = JointStep(config, projector.n_bits, len(labels))
 params = [p for g in step.optimiser.param_groups for p in g["params"]]
-times = {mode: [] for mode in (*distributed.ALLREDUCE_MODES, "step")}
+times = {mode: [] for mode in (*distributed.ALLREDUCE_MODES, "step", "optimiser")}
 for rep in range(reps):
     index = np.arange(rep * config.batch_size, (rep + 1) * config.batch_size)
     for mode in distributed.ALLREDUCE_MODES:
@@ -181,6 +189,9 @@ for rep in range(reps):
         started = time.perf_counter()
         step.parallel.reduce_gradients(params, step.trainer.embedding.weight)
         times[mode].append(time.perf_counter() - started)
+        started = time.perf_counter()
+        step.optimiser.step()
+        times["optimiser"].append(time.perf_counter() - started)
         step.optimiser.zero_grad(set_to_none=True)
 table = step.trainer.embedding.weight
 if dist.get_rank() == 0:
@@ -213,8 +224,10 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=30)
     parser.add_argument("--work", type=Path, default=None, help="Keep data here (default: temp).")
     parser.add_argument("--log", type=Path, default=Path("scale-runs.jsonl"))
-    parser.add_argument("extra", nargs="*", help="More textproj train options (after --).")
-    args = parser.parse_args()
+    argv = sys.argv[1:]
+    cut = argv.index("--") if "--" in argv else len(argv)
+    args = parser.parse_args(argv[:cut])
+    args.extra = argv[cut + 1 :]  # more textproj train options, after --
     modes = {"quality": quality, "allreduce": allreduce, "large": large, "stream": stream}
     with tempfile.TemporaryDirectory() as folder:
         work = args.work or Path(folder)

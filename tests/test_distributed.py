@@ -130,3 +130,14 @@ def test_killed_two_process_run_resumes_to_the_uninterrupted_model(
     history = json.loads((cut / METRICS_NAME).read_text())["history"]
     assert [row["epoch"] for row in history] == list(range(1, len(history) + 1))
     assert torch.distributed.is_available()
+
+
+@pytest.mark.slow
+def test_bad_data_under_two_processes_is_one_error_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("text\tlabel\nno label here\n", encoding="utf-8")
+    result = _cli(["--train", str(bad), "--output", str(tmp_path / "out"), "--processes", "2"])
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"error: {bad}:2: row has 1 field(s), expected at least 2"
+    ]

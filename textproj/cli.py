@@ -12,6 +12,7 @@ its traceback.
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
 import warnings
@@ -99,9 +100,16 @@ def _stderr() -> Console:
     return Console(stderr=True, soft_wrap=True, emoji=False, highlight=False)
 
 
+def _first_on_machine() -> bool:
+    """False in torchrun workers other than each machine's first: they read the same files and
+    options as it, so their errors and warnings would repeat its lines."""
+    return os.environ.get("LOCAL_RANK", "0") == "0"
+
+
 def _fail(message: str, code: int = 1) -> NoReturn:
     """One line on stderr and a non-zero exit: what users see instead of a traceback."""
-    _stderr().print(Text.assemble(("error:", "red"), " ", message))
+    if _first_on_machine():
+        _stderr().print(Text.assemble(("error:", "red"), " ", message))
     raise typer.Exit(code=code)
 
 
@@ -110,7 +118,8 @@ def _usage(message: str) -> NoReturn:
 
 
 def _warn(message: str) -> None:
-    _stderr().print(Text.assemble(("warning:", "yellow"), " ", message))
+    if _first_on_machine():
+        _stderr().print(Text.assemble(("warning:", "yellow"), " ", message))
 
 
 @app.command(cls=_Command)

@@ -1,6 +1,6 @@
 """Data-parallel training over processes and machines with ``torch.distributed`` (under
 ``torchrun``): every rank holds both networks, takes its own slice of each global batch, and the
-ranks average their gradients before the one optimiser step, so all ranks keep equal weights.
+ranks sum their share-weighted gradients before the one optimiser step, so all keep equal weights.
 
 The global batch stays ``TrainConfig.batch_size`` whatever the number of processes: rank ``r``
 of ``N`` takes the ``r``-th of ``N`` near-equal contiguous slices of the batch and scales its
@@ -17,8 +17,8 @@ only) is not offered.
 
 from __future__ import annotations
 
+import logging
 import os
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -194,10 +194,27 @@ def attach(step: Any) -> DataParallel | None:
 
 
 def launch(processes: int, train_args: Sequence[str]) -> int:
-    """Run ``processes`` workers of ``textproj train train_args`` on this machine through
-    ``torch.distributed.run`` (torchrun's own launcher); their exit code."""
+    """Run ``processes`` workers of ``textproj train train_args`` on this machine with
+    ``torch.distributed.run`` (torchrun's own launcher, in this process); the exit code of the
+    first worker that failed (0: none). Workers report their own errors; torchrun's report of a
+    failed worker is kept to one line."""
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.run import parse_args, run
+
+    os.environ.setdefault("OMP_NUM_THREADS", "1")  # what torchrun sets, without its banner
     command = [
-        sys.executable, "-m", "torch.distributed.run", "--standalone",
-        f"--nproc-per-node={processes}", "-m", "textproj.train", *train_args,
+        "--standalone", f"--nproc-per-node={processes}", "-m", "textproj.train", *train_args,
     ]  # fmt: skip
-    return subprocess.run(command, check=False).returncode
+    elastic = logging.getLogger("torch.distributed.elastic")
+    level = elastic.level
+    elastic.setLevel(logging.CRITICAL)
+    try:
+        run(parse_args(command))
+    except ChildFailedError as error:
+        rank, failure = error.get_first_failure()
+        if failure.exitcode not in (1, 2):  # 1, 2: the worker printed its own error line
+            print(f"error: worker {rank} failed (exit code {failure.exitcode})", file=sys.stderr)
+        return failure.exitcode if failure.exitcode > 0 else 1
+    finally:
+        elastic.setLevel(level)
+    return 0

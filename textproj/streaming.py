@@ -352,16 +352,21 @@ def prepare(
     return Prepared(splits, the_plan.labels, projector, mapped.splits, fingerprint, mapped.release)
 
 
-def releasing(
-    on_step: Callable[[int, float], None] | None, release: Callable[[], None], batch_size: int
-) -> Callable[[int, float], None]:
-    """``on_step`` that also hands mapped pages back once per shuffle block of steps."""
+def release_pages(hooks: Any, release: Callable[[], None], batch_size: int) -> None:
+    """Chain ``release`` into the loop's callbacks ``hooks``: once per shuffle block of steps,
+    and after each epoch's dev scoring."""
     every = max(1, SHUFFLE_BLOCK // batch_size)
+    on_step, on_epoch = hooks.on_step, hooks.on_epoch
 
-    def hook(step: int, loss: float) -> None:
+    def step_hook(step: int, loss: float) -> None:
         if step % every == 0:
             release()
         if on_step is not None:
             on_step(step, loss)
 
-    return hook
+    def epoch_hook(row: dict[str, Any]) -> None:
+        release()
+        if on_epoch is not None:
+            on_epoch(row)
+
+    hooks.on_step, hooks.on_epoch = step_hook, epoch_hook

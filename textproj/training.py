@@ -566,8 +566,8 @@ def check_output_dir(out: Path) -> None:
 
 def train(
     train_data: Dataset | Sequence[str] | str | Path,
-    dev_data: Dataset | Sequence | None = None,
-    test_data: Dataset | None = None,
+    dev_data: Dataset | Sequence | str | Path | None = None,
+    test_data: Dataset | str | Path | None = None,
     *,
     config: TrainConfig | None = None,
     features: FeatureConfig | None = None,
@@ -654,7 +654,7 @@ def _train(
             prep = streaming.prepare(
                 train_data, projector, config, features, Path(stream_cache), hooks.on_prepare
             )
-            hooks.on_step = streaming.releasing(hooks.on_step, prep.release, config.batch_size)
+            streaming.release_pages(hooks, prep.release, config.batch_size)
         else:
             prep = prepare(
                 train_data, dev_data, test_data, config, features, hooks.on_prepare, unlabeled
