@@ -13,6 +13,7 @@ from pathlib import Path
 
 import textproj
 from textproj import Classifier, DataError, Dataset, ModelFormatError
+from textproj.layout import MODEL_NAME
 
 UPLOAD_TYPES = ("tsv", "csv", "jsonl", "txt", "ft", "gz")
 
@@ -55,7 +56,7 @@ def check_training_set(dataset: Dataset) -> None:
 
 def load_uploaded_model(name: str, data: bytes, folder: Path) -> Classifier:
     """Write an uploaded model.tpn into ``folder`` and load it; ModelFormatError names ``name``."""
-    path = folder / "model.tpn"
+    path = folder / MODEL_NAME
     path.write_bytes(data)
     try:
         return textproj.load(path)

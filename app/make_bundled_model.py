@@ -17,6 +17,7 @@ from typing import Any
 
 import textproj
 from textproj import TrainConfig, load_corpus
+from textproj.layout import MODEL_NAME
 
 BUNDLED_CORPUS = "banking77"
 BUNDLED_DIR = Path(__file__).resolve().parent / "models" / BUNDLED_CORPUS
@@ -46,7 +47,7 @@ def make_bundled_model(
         progress=on_epoch is None,
         on_epoch=on_epoch,
     )
-    return result.output_dir / "model.tpn"
+    return result.output_dir / MODEL_NAME
 
 
 if __name__ == "__main__":

@@ -63,8 +63,8 @@ if TYPE_CHECKING:
 APP_DIR = Path(__file__).resolve().parent
 SWEEP_CSV = APP_DIR / "sweep" / "sweep.csv"
 SWEEP_COMMAND = (
-    "textproj sweep --corpus banking77 -T 4,16 -d 8,16 --widths 16,64 "
-    "--epochs 6 --limit 3000 --output app/sweep"
+    "textproj sweep --corpus banking77 -T 4,16 -d 8,16 --widths 16,64 --epochs 20 "
+    "--output app/sweep"
 )
 FASTTEXT_REFERENCE = ("fastText quantized (dim 50, 767 KB)", 767_000, 0.887)
 DEFAULT_TEXT = "I still have not received my new card"
@@ -143,7 +143,7 @@ def _ensure_bundled_model() -> Path:
     with _lock("bundled"):
         if model.is_file():  # another session built it while this one waited
             return model
-        epochs = bundled_config().epochs
+        epochs = bundled_config().schedule(len(load_corpus(BUNDLED_CORPUS, "train")))[1]
         bar = st.progress(0.0, text=f"No bundled model yet: training one on {BUNDLED_CORPUS}…")
 
         def step(row: dict[str, Any]) -> None:
@@ -509,6 +509,9 @@ def _curves(history: list[dict[str, Any]]) -> alt.HConcatChart:
 def _train(data: tuple[Dataset, Dataset | None, str], config: TrainConfig) -> None:
     """Train with a progress bar and live curves; keep the result in this session's state."""
     train, dev, name = data
+    carved = 0 if dev is not None else round(config.dev_fraction * len(train))
+    n_train = len(train) - carved
+    epochs = config.schedule(n_train)[1]
     output = _session_folder() / f"model-{int(time.time() * 1000)}"
     lock = _lock("training")
     if not lock.acquire(blocking=False):
@@ -522,8 +525,8 @@ def _train(data: tuple[Dataset, Dataset | None, str], config: TrainConfig) -> No
         def step(row: dict[str, Any]) -> None:
             history.append(row)
             bar.progress(
-                row["epoch"] / config.epochs,
-                text=f"epoch {row['epoch']}/{config.epochs}: loss {row['loss']:.3f}, "
+                min(row["epoch"] / epochs, 1.0),
+                text=f"epoch {row['epoch']}/{epochs}: loss {row['loss']:.3f}, "
                 f"dev accuracy {row['dev_projection']:.3f}",
             )
             chart.altair_chart(_curves(history))

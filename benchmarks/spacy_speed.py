@@ -32,6 +32,7 @@ from spacy.training import Example
 from textproj.config import TrainConfig
 from textproj.corpora import load_corpus
 from textproj.data import Dataset
+from textproj.layout import MODEL_NAME
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from projection import machine_lines, median_seconds
@@ -89,7 +90,7 @@ def textproj_pipeline(model: Path | None, epochs: int, work: Path) -> Language:
             output_dir=work / "textproj",
             progress=False,
         )
-        model = work / "textproj" / "model.tpn"
+        model = work / "textproj" / MODEL_NAME
     nlp = spacy.blank("en")
     nlp.add_pipe("textproj", config={"model": str(model)})
     return nlp

@@ -124,8 +124,9 @@ def textproj_run(data_args: list[str], out: Path, extra: list[str]) -> dict:
     return {
         "seconds": seconds,
         "rss": rss,
-        "test": metrics["projection"]["test"]["accuracy"],
-        "trainer_test": metrics["trainer"]["test"]["accuracy"],
+        "test": metrics["projection"].get("test", {}).get("accuracy"),
+        "dev": metrics["projection"]["dev"]["accuracy"],
+        "trainer_test": metrics["trainer"].get("test", {}).get("accuracy"),
         "model_bytes": (out / MODEL_NAME).stat().st_size,
         "trainer_bytes": (out / TRAINER_WEIGHTS).stat().st_size,
         "checkpoint_bytes": checkpoint_bytes,
@@ -212,6 +213,7 @@ def scale_table(sizes: list[int], epochs: int) -> list[dict]:
                     "prepare_seconds": result["phases"].get("prepare"),
                     "texts_per_second_per_epoch": n_train * result["epochs"] / fit if fit else 0,
                     "epochs": result["epochs"],
+                    "dev": result["dev"],
                 }
             )
             print(rows[-1], flush=True)
@@ -248,14 +250,14 @@ def scale_markdown(rows: list[dict], command: str) -> str:
     lines = [
         f"Made by `{command}` ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}).",
         "",
-        "| texts | wall s | featurise s | texts/s per epoch | peak RSS | epochs |",
-        "|---:|---:|---:|---:|---:|---:|",
+        "| texts | wall s | featurise s | texts/s per epoch | peak RSS | epochs | dev acc |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         lines.append(
             f"| {r['texts']:,} | {r['seconds']:.0f} | {r['prepare_seconds']:.0f} "
             f"| {r['texts_per_second_per_epoch']:,.0f} | {r['rss'] / 2**20:.0f} MB "
-            f"| {r['epochs']} |"
+            f"| {r['epochs']} | {r['dev']:.3f} |"
         )
     return "\n".join(lines) + "\n"
 

@@ -86,6 +86,7 @@ def browser() -> Iterator[object]:
         launched.close()
 
 
+@pytest.mark.slow
 def test_type_a_text_and_see_the_label(server: str, browser, tmp_path: Path) -> None:
     from playwright.sync_api import expect
 
@@ -109,6 +110,8 @@ def test_type_a_text_and_see_the_label(server: str, browser, tmp_path: Path) -> 
     expect(page.locator(".vega-embed .marks").first).to_be_visible(timeout=PAGE_TIMEOUT)
     if (_model_path() / "trainer.npz").is_file():
         expect(page.get_by_text("Trainer network")).to_be_visible(timeout=PAGE_TIMEOUT)
+    if classifier.design == "token":  # the explanation view names each token of the text
+        expect(page.get_by_text("Which tokens drove")).to_be_visible(timeout=PAGE_TIMEOUT)
     page.wait_for_timeout(500)  # chart transitions
     screenshot = Path(os.environ.get("TEXTPROJ_SCREENSHOT") or tmp_path / "app.png")
     screenshot.parent.mkdir(parents=True, exist_ok=True)

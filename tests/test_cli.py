@@ -213,6 +213,7 @@ def test_evaluate_reports_unseen_labels(trained: Path, tmp_path: Path) -> None:
         (["train", "--trainer-buckets", "0"], "--trainer-buckets must be an int >= 1", 2),
         (["evaluate", "m"], "exactly one of --corpus or --test", 2),
         (["predict", "m", "-k", "0"], "-k", 2),
+        (["export", "m"], "give --c DIR, --wasm DIR or both", 2),
     ],
 )
 def test_errors_are_one_line_without_traceback(args: list[str], message: str, code: int) -> None:
@@ -345,7 +346,10 @@ def test_version_and_help_text() -> None:
     assert "--trainer <ffn|lstm>" in train_help and "<bool>" not in train_help
     predict_help = runner.invoke(app, ["predict", "--help"], prog_name="textproj").output
     assert "Usage: textproj predict [OPTIONS] MODEL [TEXTS...]" in predict_help
-    assert "{" not in predict_help.splitlines()[0]
+    for command in ("train", "evaluate", "predict", "info", "sweep", "export", "corpora"):
+        usage = runner.invoke(app, [command, "--help"], prog_name="textproj").output
+        assert usage.startswith(f"Usage: textproj {command} [OPTIONS]") and "{" not in usage
+        assert "<bool>" not in usage
 
 
 def test_corpus_registry_errors_are_one_line(monkeypatch, tmp_path: Path) -> None:

@@ -131,3 +131,31 @@ def test_killed_training_leaves_the_old_or_the_new_set_of_files(tmp_path: Path) 
     assert _run_seeds(out) == {1}
     leftovers = [p.name for p in tmp_path.iterdir() if p.name.startswith(".out.")]
     assert not leftovers and not _temp_files(out), leftovers
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not hasattr(signal, "SIGINT"), reason="needs SIGINT")
+def test_ctrl_c_says_how_to_resume_and_the_resume_finishes(tmp_path: Path) -> None:
+    data = tmp_path / "train.tsv"
+    write_dataset(tiny_banking(300), data)
+    out = tmp_path / "run"
+    long_run = ["--epochs", "40", "--patience", "40", "--trainer-buckets", "4096"]
+    long_run += ["--checkpoint-every", "0"]  # a checkpoint at every epoch end
+    args = [*CLI, "train", "--train", str(data), "--output", str(out), "--quiet"]
+    process = subprocess.Popen(
+        [*args, *OPTIONS[2:], *long_run], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 300
+    while not (out / "checkpoint.pt").is_file():
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, "no checkpoint appeared"
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)  # what Ctrl-C sends
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stdout + stderr
+    assert f"continue with `textproj train --resume {out}`" in " ".join(stderr.split())
+    assert "Traceback" not in stderr and not _temp_files(out)
+    _run([*CLI, "train", "--resume", str(out), "--quiet"])
+    assert textproj.load(out).labels and not (out / "checkpoint.pt").exists()
+    assert not _temp_files(out)

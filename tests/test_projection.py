@@ -233,6 +233,23 @@ def test_transform_tokens_rows_are_single_token_projections(
     )
 
 
+def test_repeated_tokens_are_projected_once_and_copied_exactly() -> None:
+    """Each distinct token of a batch is projected once; every occurrence gets its bits, and
+    tokens that share bytes without being equal ("ab", "abc", "ba") keep their own."""
+    texts = ["ab ab abc ba ab", "abc ab", "", "ba ba ba", "xyz ab"] * 50
+    projector = Projector(16, 16, seed=4, n_jobs=1)
+    bits, _ = projector.transform_tokens(texts)
+    all_tokens = [tok for t in texts for tok in tokens(t)]
+    single = FeatureConfig(word_ngrams=1, skip_grams=0)
+    alone = Projector(16, 16, features=single, seed=4, n_jobs=1).transform(all_tokens)
+    np.testing.assert_array_equal(bits, alone)
+    distinct = {tok: bits[i] for i, tok in enumerate(all_tokens)}
+    assert len({row.tobytes() for row in distinct.values()}) == len(distinct) == 4
+    for threads in (2, 3):  # chunks of the batch keep their own table
+        again = Projector(16, 16, seed=4, n_jobs=threads).transform_tokens(texts)
+        np.testing.assert_array_equal(again[0], bits)
+
+
 # ---------------------------------------------------------------------------------------------
 # Same bits everywhere: threads, processes, hash seeds, pure Python
 # ---------------------------------------------------------------------------------------------

@@ -139,3 +139,22 @@ def test_trainer_file_is_lean(tiny_models) -> None:
     default = TrainConfig()
     table_bytes = default.trainer_buckets * default.trainer_dim * 2
     assert table_bytes <= 16 * 10**6
+
+
+def test_small_training_sets_get_more_epochs_and_patience() -> None:
+    from textproj.config import EPOCHS, MIN_STEPS
+
+    assert (EPOCHS, MIN_STEPS) == (16, 400)
+    config = TrainConfig(batch_size=256, patience=5)
+    assert config.schedule(9003) == (36, 16, 5)  # 576 steps already
+    steps, epochs, patience = config.schedule(770)  # 4 steps an epoch
+    assert (steps, epochs) == (4, 100) and steps * epochs >= 400
+    assert patience == 32  # stretched by the same factor (100 / 16), rounded up
+    assert TrainConfig(epochs=3).schedule(10) == (1, 3, 5)  # a given number is exact
+
+
+def test_history_follows_the_stretched_schedule() -> None:
+    data = tiny_banking(60)
+    config = TrainConfig(**{**TINY_CONFIG, "epochs": None, "batch_size": 27, "patience": 99})
+    result = train(data, config=config, progress=False)
+    assert len(result.metrics["history"]) == config.schedule(54)[1] == 200

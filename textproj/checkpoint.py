@@ -21,11 +21,14 @@ from textproj.layout import CHECKPOINT_NAME
 FORMAT = "textproj-checkpoint-2"
 
 
-def data_fingerprint(splits: dict[str, Dataset]) -> str:
-    """SHA-256 over every split's texts and labels: a resumed run must see the same data."""
+def data_fingerprint(splits: dict[str, Dataset], transfer: list[str] | None = None) -> str:
+    """SHA-256 over every split's texts and labels (and the transfer texts, if any): a resumed
+    run must see the same data."""
     digest = hashlib.sha256()
     for name, data in splits.items():
         digest.update(json.dumps([name, data.texts, data.labels]).encode("utf-8"))
+    if transfer:
+        digest.update(json.dumps(["transfer", transfer]).encode("utf-8"))
     return digest.hexdigest()
 
 

@@ -29,6 +29,8 @@ from typer.core import TyperCommand
 from textproj import __version__
 from textproj.config import (
     DESIGNS,
+    EPOCHS,
+    MIN_STEPS,
     PROJECTION_DEFAULTS,
     TRAINERS,
     FeatureConfig,
@@ -176,11 +178,13 @@ OPTIONS = {
     "trainer_buckets": "--trainer-buckets",
     "threads": "--threads",
     "lambda_distill": "--lambda-distill",
+    "lambda_transfer": "--lambda-transfer",
+    "augment_copies": "--augment",
     "temperature": "--temperature",
     "seed": "--seed",
     "multi_label": "--multi-label",
 }
-DATA_OPTIONS = ("corpus", "train_file", "dev_file", "test_file")
+DATA_OPTIONS = ("corpus", "train_file", "dev_file", "test_file", "unlabeled", "stream", "cache_dir")
 
 
 def _config(values: dict[str, Any]) -> TrainConfig:
@@ -240,7 +244,12 @@ def train(
     filters: Annotated[
         int, typer.Option(help="Token design: channels per window.")
     ] = DEFAULTS.filters,
-    epochs: Annotated[int, typer.Option(help="Maximum epochs.")] = DEFAULTS.epochs,
+    epochs: Annotated[
+        int | None,
+        typer.Option(
+            help=f"Maximum epochs [default: {EPOCHS}, more for small sets: {MIN_STEPS} steps]."
+        ),
+    ] = None,
     patience: Annotated[
         int, typer.Option(help="Stop after this many epochs without a better dev score.")
     ] = DEFAULTS.patience,
@@ -263,6 +272,20 @@ def train(
     temperature: Annotated[
         float, typer.Option(help="Distillation temperature.")
     ] = DEFAULTS.temperature,
+    unlabeled: Annotated[
+        Path | None,
+        typer.Option(
+            help="Texts without labels for the distillation term (one per line, or any data "
+            "file, labels ignored; .gz too)."
+        ),
+    ] = None,
+    augment: Annotated[
+        int,
+        typer.Option(help="Augmented copies of each training text for the distillation term."),
+    ] = DEFAULTS.augment_copies,
+    lambda_transfer: Annotated[
+        float, typer.Option(help="Weight of the distillation term on unlabeled/augmented texts.")
+    ] = DEFAULTS.lambda_transfer,
     seed: Annotated[int, typer.Option(help="Seed of hashing, init and shuffling.")] = DEFAULTS.seed,
     multi_label: Annotated[
         bool,
@@ -281,6 +304,26 @@ def train(
             help="Seconds between checkpoints (written at an epoch's end; 0: every epoch).",
         ),
     ] = CHECKPOINT_EVERY_SECONDS,
+    stream: Annotated[
+        bool,
+        typer.Option(
+            "--stream",
+            help="Read and featurise the files in chunks into an on-disk input cache that "
+            "epochs memory-map: memory does not grow with the corpus (same model).",
+        ),
+    ] = False,
+    cache_dir: Annotated[
+        Path | None,
+        typer.Option(help="Root of --stream's input caches [default: ~/.cache/textproj]."),
+    ] = None,
+    processes: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Data-parallel worker processes on this machine (torch.distributed, gloo); "
+            "the global batch stays --batch-size.",
+        ),
+    ] = 1,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
     """Train a projection network jointly with its trainer; write model.tpn, trainer and metrics."""
@@ -302,6 +345,8 @@ def train(
         "trainer_buckets": trainer_buckets,
         "threads": threads,
         "lambda_distill": lambda_distill,
+        "lambda_transfer": lambda_transfer,
+        "augment_copies": augment,
         "temperature": temperature,
         "seed": seed,
         "multi_label": multi_label,
@@ -323,33 +368,85 @@ def train(
     else:
         config = _config(values)
         features = FeatureConfig()
+        sources = (("train", train_file), ("dev", dev_file), ("test", test_file))
         run = {
             "corpus": None if train_file else corpus or DEFAULT_CORPUS,
-            **{
-                split: str(path.resolve()) if path else None
-                for split, path in (("train", train_file), ("dev", dev_file), ("test", test_file))
-            },
+            **{split: str(path.resolve()) if path else None for split, path in sources},
+            "unlabeled": str(unlabeled.resolve()) if unlabeled else None,
         }
+        if stream and run["corpus"] is not None:
+            _usage("--stream reads files: give --train FILE (and --dev/--test FILE)")
+        if stream:
+            from textproj.streaming import default_cache_root
+
+            run["stream_cache"] = str((cache_dir or default_cache_root()).resolve())
         if multi_label and run["corpus"] is not None:
             _usage(f"bundled corpus {run['corpus']!r} is single-label; give --train FILE")
     try:
         check_output_dir(output, force=force, resume=resume is not None)
     except TextprojError as error:
         _fail(str(error))
-    splits = _run_data(run, config.multi_label)
-    _warn_blank_texts(*splits)
+    if processes > 1:
+        _launch_workers(ctx, processes)
+    if run.get("stream_cache"):
+        if run.get("unlabeled"):
+            _usage("--stream does not take --unlabeled texts yet")
+        splits: Any = (Path(run["train"]), *(run[s] and Path(run[s]) for s in ("dev", "test")))
+    else:
+        splits = _run_data(run, config.multi_label)
+        _warn_blank_texts(*splits)
+    transfer = _read_unlabeled(run.get("unlabeled"), quiet)
     result = _run_training(
-        splits, config, features, output, run, quiet, resume is not None, checkpoint_every
-    )
-    _print_summary(result.metrics, output)
+        splits, config, features, output, run, quiet, resume is not None, checkpoint_every,
+        transfer,
+    )  # fmt: skip
+    if result.metrics:  # empty on the ranks of a data-parallel run other than 0
+        _print_summary(result.metrics, output)
+
+
+def _launch_workers(ctx: typer.Context, processes: int) -> NoReturn:
+    """Run this command line (without --processes) in ``processes`` torchrun workers."""
+    from textproj import distributed
+
+    if distributed.launched():
+        _usage("--processes starts torchrun workers; under torchrun give --nproc-per-node instead")
+    args: list[str] = []
+    for param in ctx.command.params:
+        source = getattr(ctx.get_parameter_source(param.name or ""), "name", None)
+        if param.name == "processes" or source != "COMMANDLINE":
+            continue
+        value = ctx.params[param.name or ""]
+        option = param.opts[0]
+        if getattr(param, "is_flag", False):
+            args += [option] if value else []
+        else:
+            args += [option, str(value.value if isinstance(value, Enum) else value)]
+    raise typer.Exit(code=distributed.launch(processes, args))
 
 
 # train's parameter names that set TrainConfig fields (for --resume's check).
 _PARAM_FIELDS = {
     "design", "trainer", "projections", "bits", "hidden", "bottleneck", "filters", "epochs",
     "patience", "batch_size", "lr", "dev_fraction", "trainer_buckets", "threads",
-    "lambda_distill", "temperature", "seed", "multi_label",
+    "lambda_distill", "lambda_transfer", "augment", "temperature", "seed", "multi_label",
 }  # fmt: skip
+
+
+def _read_unlabeled(path: str | None, quiet: bool) -> list[str]:
+    """The unlabeled texts of ``--unlabeled``, read as a stream with a progress display."""
+    if path is None:
+        return []
+    from rich.progress import Progress, SpinnerColumn, TextColumn
+
+    from textproj.transfer import read_unlabeled
+
+    columns = (SpinnerColumn(), TextColumn("reading {task.description}: {task.completed:,} lines"))
+    with Progress(*columns, disable=quiet, transient=True) as bar:
+        task = bar.add_task(Path(path).name, total=None)
+        try:
+            return read_unlabeled(path, lambda lines: bar.update(task, completed=lines))
+        except TextprojError as error:
+            _fail(str(error))
 
 
 def _option_name(param: str) -> str:
@@ -381,6 +478,7 @@ def _run_training(
     quiet: bool,
     resume: bool,
     checkpoint_every: float,
+    unlabeled: list[str],
 ) -> Any:
     """Train, turning bad input into one error line (training refuses one-label data, warns of
     dev/test labels it never saw) and Ctrl-C into a note on how to resume."""
@@ -393,7 +491,8 @@ def _run_training(
             return run_training(
                 *splits, config=config, features=features, output_dir=output,
                 corpus=run["corpus"] or run["train"], progress=not quiet, resume=resume, run=run,
-                checkpoint_seconds=checkpoint_every,
+                checkpoint_seconds=checkpoint_every, unlabeled=unlabeled,
+                stream_cache=run.get("stream_cache"),
             )  # fmt: skip
     except TextprojError as error:
         _fail(str(error))
@@ -401,7 +500,7 @@ def _run_training(
         _remove_temporary_files(output)
         if (output / CHECKPOINT_NAME).is_file():
             message = (
-                f"interrupted; the last finished epoch is saved in {output / CHECKPOINT_NAME}"
+                f"interrupted; the latest checkpoint is {output / CHECKPOINT_NAME}"
                 f": continue with `textproj train --resume {output}`"
             )
         else:
@@ -725,7 +824,9 @@ def sweep(
         name = str(train_file)
     else:
         name = corpus or DEFAULT_CORPUS
-        train_data, dev_data, test_data = _run_data({"corpus": name, "test": None}, False)
+        train_data, dev_data, test_data = _run_data(
+            {"corpus": name, "dev": None, "test": None}, False
+        )
     _warn_blank_texts(train_data, dev_data, test_data)
     console = Console(emoji=False, highlight=False)
     paths = sweep_to_folder(
@@ -741,7 +842,9 @@ def sweep(
 
 @app.command(cls=_Command)
 def export(
-    model: Annotated[Path, typer.Argument(help="model.tpn or a directory holding one.")],
+    model: Annotated[
+        Path, typer.Argument(metavar="MODEL", help="model.tpn or a directory holding one.")
+    ],
     c: Annotated[
         Path | None, typer.Option("--c", help="Write the C runtime, model and example here.")
     ] = None,

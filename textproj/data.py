@@ -29,6 +29,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from textproj.errors import DataError
 
@@ -37,6 +38,7 @@ __all__ = [
     "DataError",
     "Dataset",
     "blank_texts",
+    "iter_dataset",
     "read_dataset",
     "read_lines",
     "write_dataset",
@@ -345,6 +347,82 @@ def read_dataset(path: str | os.PathLike[str], *, multi_label: bool = False) -> 
     if not texts:
         raise _fail(str(path), None, "no data rows")
     return Dataset(texts=texts, labels=labels, source=str(path))
+
+
+STREAM_BLOCK_BYTES = 8 << 20  # decompressed bytes read at a time by :func:`iter_dataset`
+_LINE_IN_ERROR = re.compile(r":(\d+): ")
+
+
+def _shift_error(error: DataError, name: str, lines_before: int) -> DataError:
+    """``error`` of a piece of a file with its line number counted from the file's start."""
+    message = str(error)
+    if message.startswith(name) and (match := _LINE_IN_ERROR.match(message, len(name))):
+        line = int(match.group(1)) + lines_before
+        message = f"{name}:{line}: {message[match.end() :]}"
+    return DataError(message)
+
+
+def iter_dataset(
+    path: str | os.PathLike[str], *, multi_label: bool = False, digest: Any = None
+) -> Iterator[tuple[str, Label]]:
+    """The (text, label) rows of a dataset file, read a block at a time (memory does not grow
+    with the file): the same rows, labels and errors as :func:`read_dataset`. ``digest`` (a
+    hashlib object) is fed the file's decompressed bytes."""
+    path = Path(path)
+    name = str(path)
+    if path.is_dir():
+        raise _fail(name, None, "is a directory, not a data file")
+    extension, gzipped = _format_of(path)
+    reader, delimited = _READERS[extension], extension in (".tsv", ".csv")
+    try:
+        stream = gzip.open(path, "rb") if gzipped else path.open("rb")  # noqa: SIM115 (with below)
+    except FileNotFoundError:
+        raise _fail(name, None, "no such file") from None
+    header, lines_before, pending, rows = None, 0, b"", 0
+    with stream:
+        while True:
+            try:
+                block = stream.read(STREAM_BLOCK_BYTES)
+            except (OSError, EOFError, zlib.error) as error:
+                raise _fail(name, None, f"corrupt gzip data: {error}") from None
+            if digest is not None:
+                digest.update(block)
+            if not lines_before and not pending:
+                block = block.removeprefix(_UTF8_BOM)
+            pending += block
+            cut = pending.rfind(b"\n") + 1 if block else len(pending)
+            if cut == 0 and block:
+                continue
+            raw, rest = pending[:cut], pending[cut:]
+            try:
+                piece = raw.decode("utf-8")
+            except UnicodeDecodeError as error:
+                line_no = lines_before + raw.count(b"\n", 0, error.start) + 1
+                raise _fail(
+                    name, line_no, f"invalid UTF-8 (byte 0x{raw[error.start]:02x})"
+                ) from None
+            offset = lines_before
+            if delimited and header is not None:
+                piece, offset = header + piece, lines_before - 1
+            try:
+                parsed = [
+                    (text, _label_of(label, multi_label, name, line_no + offset))
+                    for line_no, text, label in reader(piece, name)
+                ]
+            except DataError as error:
+                if block and "never closes" in str(error):
+                    continue  # a quoted field runs on past this block: read more first
+                raise _shift_error(error, name, offset) from None
+            if delimited and header is None:
+                header = next((line + "\n" for line in piece.split("\n") if line.strip()), None)
+            lines_before += raw.count(b"\n")
+            pending = rest
+            rows += len(parsed)
+            yield from parsed
+            if not block:
+                break
+    if not rows:
+        raise _fail(name, None, "no data rows")
 
 
 def read_lines(raw: bytes, name: str) -> list[str]:

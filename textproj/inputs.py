@@ -22,6 +22,8 @@ from textproj.projector import Projector
 EVAL_BATCH = 1024  # texts per forward pass when scoring a split
 PREPARE_CHUNK = 8192  # texts featurised at a time: bounds the memory of the raw features
 
+SHUFFLE_BLOCK = 1 << 16  # texts per shuffle block: an epoch visits blocks, then texts in each
+
 Progress = Callable[[int, int], None]  # (texts done, texts in all)
 
 
@@ -34,7 +36,7 @@ class SplitInputs:
     words: np.ndarray  # packed bits: text design (n, words); token design (total_tokens, words)
     word_offsets: np.ndarray | None  # token design only
     n_bits: int
-    buckets: np.ndarray  # int64 trainer embedding rows, distinct within each text
+    buckets: np.ndarray  # int32 trainer embedding rows, distinct within each text
     bucket_weights: np.ndarray  # float32 summed weight of each bucket in its text
     bucket_offsets: np.ndarray
 
@@ -119,6 +121,18 @@ def prepare_inputs(
     )
 
 
+def epoch_order(shuffle: np.random.Generator, n: int) -> np.ndarray:
+    """One epoch's order of ``n`` items, shuffled in blocks of ``SHUFFLE_BLOCK`` consecutive
+    items: the blocks in random order, each block's items in random order. An epoch then reads
+    a memory-mapped split one block at a time; up to one block it is a plain permutation."""
+    if n <= SHUFFLE_BLOCK:
+        return shuffle.permutation(n)
+    starts = shuffle.permutation(np.arange(0, n, SHUFFLE_BLOCK))
+    return np.concatenate(
+        [start + shuffle.permutation(min(SHUFFLE_BLOCK, n - start)) for start in starts]
+    )
+
+
 def ragged_positions(offsets: np.ndarray, index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Flat positions of the rows of items ``index`` and each item's length."""
     starts, lengths = offsets[index], offsets[index + 1] - offsets[index]
@@ -146,7 +160,7 @@ def forward_projection(
 def forward_trainer(net: torch.nn.Module, inputs: SplitInputs, index: np.ndarray) -> torch.Tensor:
     """Trainer-network logits for items ``index``."""
     positions, lengths = ragged_positions(inputs.bucket_offsets, index)
-    buckets = torch.from_numpy(inputs.buckets[positions])
+    buckets = torch.from_numpy(inputs.buckets[positions].astype(np.int64))
     if isinstance(net, nets.TokenLSTMTrainer):
         return net(buckets, torch.from_numpy(lengths))
     bag_offsets = torch.from_numpy(np.concatenate([[0], np.cumsum(lengths)[:-1]]))

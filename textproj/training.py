@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from textproj import checkpoint, fsio, inputs, nets, trainer_model
+from textproj import checkpoint, distributed, fsio, inputs, nets, trainer_model
 from textproj.config import FeatureConfig, TrainConfig
 from textproj.data import Dataset
 from textproj.decisions import DEFAULT_THRESHOLD, decide, dev_score, tune_thresholds
@@ -36,8 +36,9 @@ from textproj.errors import ConfigError
 from textproj.inputs import SplitInputs, forward_projection, forward_trainer, predict_logits
 from textproj.layout import METRICS_NAME, MODEL_NAME
 from textproj.metrics import classification_scores, multilabel_scores
-from textproj.objective import joint_loss
+from textproj.objective import distillation_loss, joint_loss
 from textproj.projector import Projector
+from textproj.transfer import augment
 
 FORWARDS = {"projection": forward_projection, "trainer": forward_trainer}
 
@@ -79,37 +80,52 @@ class Callbacks:
 # --- 1. prepare ---------------------------------------------------------------------------------
 
 
-def split_off_dev(data: Dataset, fraction: float, seed: int) -> tuple[Dataset, Dataset]:
-    """A deterministic dev split of ``round(fraction * len(data))`` texts carved from ``data``,
-    stratified by label (by label set for multi-label data): each label gives its share, largest
-    remainders first, and keeps at least one text in train."""
+def label_key(label: Any) -> str:
+    """The stratum of a label for the dev split: the label, or a multi-label set's labels."""
+    return label if isinstance(label, str) else "|".join(sorted(label))
+
+
+def dev_positions(
+    codes: np.ndarray, names: Sequence[str], fraction: float, seed: int
+) -> np.ndarray:
+    """Sorted positions of a deterministic dev split of ``round(fraction * len(codes))`` items,
+    stratified by key (item ``i``'s key is ``names[codes[i]]``): each key, in sorted order, gives
+    its share, largest remainders first, and keeps at least one item in train. Memory is a few
+    integer arrays of ``len(codes)`` (the streaming input calls it on millions of items)."""
     rng = np.random.default_rng(seed)
-    keys = [label if isinstance(label, str) else "|".join(sorted(label)) for label in data.labels]
-    by_label: dict[str, list[int]] = {}
-    for i, key in enumerate(keys):
-        by_label.setdefault(key, []).append(i)
-    names = sorted(by_label)
-    sizes = np.array([len(by_label[name]) for name in names])
+    order = sorted(range(len(names)), key=lambda j: names[j])
+    rank = np.empty(len(names), dtype=np.int64)
+    rank[order] = np.arange(len(names))
+    codes = rank[codes]
+    sizes = np.bincount(codes, minlength=len(names))
     share = fraction * sizes
     quota = np.minimum(np.floor(share).astype(int), sizes - 1)
-    spare = max(1, round(fraction * len(data))) - quota.sum()
+    spare = max(1, round(fraction * len(codes))) - quota.sum()
     for j in np.argsort(-(share - quota), kind="stable"):
         if spare <= 0:
             break
         if quota[j] < sizes[j] - 1:
             quota[j] += 1
             spare -= 1
-    dev_set: set[int] = set()
-    for name, n_dev in zip(names, quota, strict=True):
-        dev_set.update(int(i) for i in rng.permutation(by_label[name])[:n_dev])
-    train_idx = [i for i in range(len(data)) if i not in dev_set]
+    members = np.split(np.argsort(codes, kind="stable"), np.cumsum(sizes)[:-1])
+    chosen = [rng.permutation(index)[:n_dev] for index, n_dev in zip(members, quota, strict=True)]
+    return np.sort(np.concatenate(chosen)) if chosen else np.zeros(0, dtype=np.int64)
 
-    def take(index: Sequence[int], part: str) -> Dataset:
+
+def split_off_dev(data: Dataset, fraction: float, seed: int) -> tuple[Dataset, Dataset]:
+    """``data`` split into (train, dev) at :func:`dev_positions`, both in ``data``'s order."""
+    index: dict[str, int] = {}
+    codes = [index.setdefault(label_key(label), len(index)) for label in data.labels]
+    dev = dev_positions(np.array(codes, dtype=np.int64), list(index), fraction, seed)
+    is_dev = np.zeros(len(data), dtype=bool)
+    is_dev[dev] = True
+
+    def take(index: np.ndarray, part: str) -> Dataset:
         return Dataset(
             [data.texts[i] for i in index], [data.labels[i] for i in index], f"{data.source}:{part}"
         )
 
-    return take(train_idx, "train"), take(sorted(dev_set), "dev")
+    return take(np.flatnonzero(~is_dev), "train"), take(dev, "dev")
 
 
 def label_set(data: Dataset, multi_label: bool) -> list[str]:
@@ -143,8 +159,9 @@ class Prepared:
     splits: dict[str, Dataset]
     labels: list[str]
     projector: Projector
-    inputs: dict[str, SplitInputs]
+    inputs: dict[str, SplitInputs]  # "train", "dev", maybe "test", and "transfer" if any
     fingerprint: str
+    release: Callable[[], None] | None = None  # streamed inputs: hand mapped pages back
 
 
 def prepare(
@@ -154,8 +171,11 @@ def prepare(
     config: TrainConfig,
     features: FeatureConfig,
     on_progress: inputs.Progress | None = None,
+    unlabeled: Sequence[str] = (),
 ) -> Prepared:
-    """Check the data and compute the networks' inputs of each split once."""
+    """Check the data and compute the networks' inputs of each split once; the transfer texts
+    (``unlabeled`` plus ``config.augment_copies`` augmented copies of each training text) get
+    inputs of their own, without targets."""
     if len(train_data) < 2:
         raise ConfigError(
             f"{train_data.source}: {len(train_data)} training example(s); at least 2 are needed"
@@ -176,7 +196,15 @@ def prepare(
         targets = inputs.encode_targets(data.labels, label_index, config.multi_label)
         progress = on_progress if name == "train" else None
         prepared[name] = inputs.prepare_inputs(data.texts, targets, projector, config, progress)
-    return Prepared(splits, labels, projector, prepared, checkpoint.data_fingerprint(splits))
+    transfer_texts = list(unlabeled)
+    transfer_texts += augment(train_data.texts, config.augment_copies, config.seed)
+    fingerprint = checkpoint.data_fingerprint(splits, transfer_texts)
+    if transfer_texts:
+        no_targets = np.full(len(transfer_texts), -1, dtype=np.int64)
+        prepared["transfer"] = inputs.prepare_inputs(
+            transfer_texts, no_targets, projector, config, on_progress
+        )
+    return Prepared(splits, labels, projector, prepared, fingerprint)
 
 
 # --- 2. fit -------------------------------------------------------------------------------------
@@ -229,6 +257,7 @@ class JointStep:
             self.projection, self.trainer = build_networks(config, n_bits, n_labels)
             self.rng_state = torch.get_rng_state()
         self.optimiser = make_optimiser(self.projection, self.trainer, config)
+        self.parallel: distributed.DataParallel | None = None  # set by distributed.attach
 
     def __call__(
         self,
@@ -236,25 +265,48 @@ class JointStep:
         index: np.ndarray,
         lr_scale: float = 1.0,
         apply: bool = True,
+        transfer: tuple[SplitInputs, np.ndarray] | None = None,
     ) -> float:
-        """Add the joint loss's gradients for items ``index`` of ``batch``; with ``apply``, step
-        every parameter group at ``lr_scale`` times its base rate and clear the gradients."""
-        with torch.random.fork_rng(devices=[]):
-            torch.set_rng_state(self.rng_state)
-            loss = joint_loss(
-                forward_trainer(self.trainer, batch, index),
-                forward_projection(self.projection, batch, index),
-                torch.from_numpy(batch.targets[index]),
-                self.config,
-            )
-            loss.backward()
-            self.rng_state = torch.get_rng_state()
+        """Add the joint loss's gradients for items ``index`` of ``batch`` (and the weighted
+        distillation term on transfer items, if given); with ``apply``, step every parameter
+        group at ``lr_scale`` times its base rate and clear the gradients. In a data-parallel
+        run ``index`` (and the transfer items) are the global batch's; this rank steps on its
+        slice."""
+        share, loss = 1.0, None
+        if self.parallel is not None:
+            index, share = self.parallel.shard(index)
+            if transfer is not None:
+                transfer = (transfer[0], self.parallel.shard(transfer[1])[0])
+        if len(index):
+            with torch.random.fork_rng(devices=[]):
+                torch.set_rng_state(self.rng_state)
+                loss = joint_loss(
+                    forward_trainer(self.trainer, batch, index),
+                    forward_projection(self.projection, batch, index),
+                    torch.from_numpy(batch.targets[index]),
+                    self.config,
+                )
+                if transfer is not None and self.config.lambda_transfer > 0 and len(transfer[1]):
+                    split, rows = transfer
+                    with torch.no_grad():
+                        teacher = forward_trainer(self.trainer, split, rows)
+                    student = forward_projection(self.projection, split, rows)
+                    loss = loss + self.config.lambda_transfer * distillation_loss(
+                        teacher, student, self.config
+                    )
+                loss.backward(torch.tensor(share, dtype=loss.dtype))
+                self.rng_state = torch.get_rng_state()
         if apply:
             self.apply(lr_scale)
-        return float(loss.item())
+        return 0.0 if loss is None else float(loss.item())
 
     def apply(self, lr_scale: float = 1.0) -> None:
         """Step on the accumulated gradients at ``lr_scale`` times each base rate, then clear."""
+        if self.parallel is not None:
+            self.parallel.reduce_gradients(
+                [p for group in self.optimiser.param_groups for p in group["params"]],
+                self.trainer.embedding.weight,
+            )
         for group in self.optimiser.param_groups:
             group["lr"] = group["base_lr"] * lr_scale
         self.optimiser.step()
@@ -285,7 +337,17 @@ def learning_rate_scale(step: int, total_steps: int) -> float:
 def score_networks(
     step: JointStep, split: SplitInputs, thresholds: np.ndarray | None
 ) -> dict[str, float]:
-    """Each network's early-stopping score on a split."""
+    """Each network's early-stopping score on a split; in a data-parallel run rank 0's, on
+    every rank (only rank 0 scores), so early stopping is decided once."""
+    if step.parallel is not None:
+        names = list(step.networks())
+        return step.parallel.from_main(names, lambda: _scores_here(step, split, thresholds))
+    return _scores_here(step, split, thresholds)
+
+
+def _scores_here(
+    step: JointStep, split: SplitInputs, thresholds: np.ndarray | None
+) -> dict[str, float]:
     return {
         name: dev_score(
             decide(predict_logits(net, split, FORWARDS[name]), thresholds), split.targets
@@ -312,31 +374,43 @@ def fit(
     dev_split: SplitInputs,
     state: FitState,
     callbacks: Callbacks,
+    transfer_split: SplitInputs | None = None,
 ) -> FitState:
-    """Epochs of shuffled minibatches until ``config.epochs`` or ``patience`` epochs without a
-    better projection network on dev; ``state.best`` holds each network's best weights."""
+    """Epochs of shuffled minibatches until the schedule's last epoch or ``patience`` epochs
+    without a better projection network on dev (``TrainConfig.schedule`` stretches both for
+    small data); ``state.best`` holds each network's best weights. With
+    transfer texts, each step also takes a batch of them (cycling through them in a shuffled
+    order) for the distillation term."""
     config = step.config
     shuffle = np.random.default_rng(config.seed)
     if state.shuffle_rng is not None:
         shuffle.bit_generator.state = state.shuffle_rng
-    steps_per_epoch = -(-len(train_split) // config.batch_size)
-    total_steps = config.epochs * steps_per_epoch
+    steps_per_epoch, epochs, patience = config.schedule(len(train_split))
+    total_steps = epochs * steps_per_epoch
     thresholds = None
     if config.multi_label:
         thresholds = np.full(dev_split.targets.shape[1], DEFAULT_THRESHOLD, np.float32)
     started = time.perf_counter() - state.seconds
-    while state.epoch < config.epochs and state.since_best < config.patience:
+    while state.epoch < epochs and state.since_best < patience:
         state.epoch += 1
+        if step.parallel is not None:
+            step.parallel.start_epoch(step, state.epoch)
         if callbacks.on_epoch_start:
             callbacks.on_epoch_start(state.epoch, steps_per_epoch)
-        order = shuffle.permutation(len(train_split))
+        order = inputs.epoch_order(shuffle, len(train_split))
+        transfer_order = shuffle.permutation(len(transfer_split)) if transfer_split else None
         total_loss = 0.0
         for i, lo in enumerate(range(0, len(order), config.batch_size)):
             done = (state.epoch - 1) * steps_per_epoch + i
+            transfer = None
+            if transfer_order is not None:
+                rows = np.arange(lo, lo + config.batch_size)
+                transfer = (transfer_split, transfer_order.take(rows, mode="wrap"))
             total_loss += step(
                 train_split,
                 order[lo : lo + config.batch_size],
                 learning_rate_scale(done, total_steps),
+                transfer=transfer,
             )
             if callbacks.on_step:
                 callbacks.on_step(i + 1, total_loss / (i + 1))
@@ -359,7 +433,7 @@ def fit(
                 **{f"dev_{name}": score for name, score in scores.items()},
             }
         )
-        finished = state.epoch >= config.epochs or state.since_best >= config.patience
+        finished = state.epoch >= epochs or state.since_best >= patience
         if callbacks.on_checkpoint and not finished:
             callbacks.on_checkpoint({**dataclasses.asdict(state), **step.state_dict()})
         if callbacks.on_epoch:
@@ -473,7 +547,7 @@ def check_output_dir(out: Path) -> None:
 
 
 def train(
-    train_data: Dataset | Sequence[str],
+    train_data: Dataset | Sequence[str] | str | Path,
     dev_data: Dataset | Sequence | None = None,
     test_data: Dataset | None = None,
     *,
@@ -487,6 +561,8 @@ def train(
     run: dict[str, Any] | None = None,
     callbacks: Callbacks | None = None,
     checkpoint_seconds: float = 0.0,
+    unlabeled: Sequence[str] = (),
+    stream_cache: str | Path | None = None,
 ) -> TrainResult:
     """Train both networks jointly; write model.tpn, the trainer and metrics.json to ``output_dir``.
 
@@ -497,17 +573,26 @@ def train(
     checkpoints. With an ``output_dir``, a checkpoint is kept there (at the end of an epoch once
     ``checkpoint_seconds`` have passed since the last) and ``resume=True`` continues from it,
     giving the model an uninterrupted run gives. ``run`` is stored in the checkpoint (the CLI
-    keeps its data sources there).
+    keeps its data sources there). ``unlabeled`` texts (semi-supervised training) join the
+    distillation term only, labelled by the trainer's soft outputs (``textproj.transfer``).
+    With ``stream_cache`` (a cache root directory), the data are file paths, read and
+    featurised in chunks into an input cache there (``textproj.streaming``) so memory does not
+    grow with the corpus; the model is the one the in-memory run gives.
     """
-    if not isinstance(train_data, Dataset):
+    if stream_cache is not None:
+        files = {"train": train_data, "dev": dev_data, "test": test_data}
+        train_data = {k: Path(v) for k, v in files.items() if v is not None}  # type: ignore
+        dev_data = test_data = None
+    elif not isinstance(train_data, Dataset):
         train_data, dev_data = Dataset(list(train_data), list(dev_data or []), "texts"), None
     config = config or TrainConfig()
     features = features or FeatureConfig()
     callbacks = callbacks or Callbacks()
     out = Path(output_dir) if output_dir is not None else None
-    if out is not None:
+    if out is not None and distributed.is_main():
         check_output_dir(out)
         fsio.remove_stale_staging(out)
+    progress = progress and distributed.is_main()
     if on_epoch is not None:
         callbacks = dataclasses.replace(callbacks, on_epoch=on_epoch)
     threads = torch.get_num_threads()
@@ -515,14 +600,14 @@ def train(
     try:
         return _train(
             train_data, dev_data, test_data, config, features, out, corpus, progress,
-            resume, run, callbacks, checkpoint_seconds,
+            resume, run, callbacks, checkpoint_seconds, unlabeled, stream_cache,
         )  # fmt: skip
     finally:
         torch.set_num_threads(threads)
 
 
 def _train(
-    train_data: Dataset,
+    train_data: Dataset | dict[str, Path],
     dev_data: Dataset | None,
     test_data: Dataset | None,
     config: TrainConfig,
@@ -534,6 +619,8 @@ def _train(
     run: dict[str, Any] | None,
     callbacks: Callbacks,
     checkpoint_seconds: float,
+    unlabeled: Sequence[str],
+    stream_cache: str | Path | None,
 ) -> TrainResult:
     from textproj.progress import TrainingProgress
 
@@ -546,7 +633,18 @@ def _train(
         saved = checkpoint.read(out)
     metric = "dev micro-F1" if config.multi_label else "dev acc"
     with TrainingProgress(progress, callbacks, metric) as hooks:
-        prep = prepare(train_data, dev_data, test_data, config, features, hooks.on_prepare)
+        if isinstance(train_data, dict):
+            from textproj import streaming
+
+            projector = Projector(*config.projection_shape, features=features, seed=config.seed)
+            prep = streaming.prepare(
+                train_data, projector, config, features, Path(stream_cache), hooks.on_prepare
+            )
+            hooks.on_step = streaming.releasing(hooks.on_step, prep.release, config.batch_size)
+        else:
+            prep = prepare(
+                train_data, dev_data, test_data, config, features, hooks.on_prepare, unlabeled
+            )
         prepared_at = time.perf_counter()
         identity = {
             "config": config.to_dict(),
@@ -559,7 +657,8 @@ def _train(
             step.load_state_dict(saved)
             state = FitState(**{f.name: saved[f.name] for f in dataclasses.fields(FitState)})
             resumed_seconds = saved["wall_seconds"]
-        if out is not None:
+        parallel = distributed.attach(step)
+        if out is not None and distributed.is_main():
             hooks.on_checkpoint = checkpoint.writer(
                 out,
                 {**identity, "run": run or {}},
@@ -567,8 +666,15 @@ def _train(
                 lambda: time.perf_counter() - started + resumed_seconds,
             )
         fit_seconds_before = state.seconds
-        state = fit(step, prep.inputs["train"], prep.inputs["dev"], state, hooks)
+        state = fit(
+            step, prep.inputs["train"], prep.inputs["dev"], state, hooks,
+            prep.inputs.get("transfer"),
+        )  # fmt: skip
     fitted_at = time.perf_counter()
+    if parallel is not None and not parallel.is_main:  # rank 0 evaluates and writes
+        return TrainResult(
+            step.projection, step.trainer, prep.projector, prep.labels, {}, {}, {}, None
+        )
     scores, tensors, header, trainer_thresholds = evaluate(step, prep, config)
     metrics: dict[str, Any] = {
         "corpus": corpus or prep.splits["train"].source,
@@ -578,6 +684,7 @@ def _train(
         **scores,
         "best_epoch": {name: state.best[name]["epoch"] for name in state.best},
         "history": state.history,
+        "transfer_texts": len(prep.inputs["transfer"]) if "transfer" in prep.inputs else 0,
         "train_seconds": round(time.perf_counter() - started + resumed_seconds, 2),
         "seconds": {  # of this process (a resumed run: since the resume)
             "prepare": round(prepared_at - started, 2),
@@ -585,6 +692,8 @@ def _train(
             "evaluate": round(time.perf_counter() - fitted_at, 2),
         },
     }
+    if parallel is not None:
+        metrics["distributed"] = parallel.report()
     if out is not None:
         save_run(out, header, tensors, step, prep, features, trainer_thresholds, metrics)
     return TrainResult(

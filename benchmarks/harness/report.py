@@ -50,7 +50,8 @@ def _caveat_lines(run: dict[str, Any], corpora: list[dict[str, Any]]) -> list[st
     if run.get("textproj_epochs") is not None:
         lines.append(
             f"textproj was trained for at most {run['textproj_epochs']} epochs (TrainConfig "
-            f"default: {default.epochs}), so its accuracy here is below what its defaults give."
+            f"default: {default.schedule(10**6)[1]}), so its accuracy here is below what its "
+            "defaults give."
         )
     if run.get("textproj_threads") is not None:
         lines.append(

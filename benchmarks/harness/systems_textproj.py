@@ -12,8 +12,9 @@ from pathlib import Path
 
 from harness.common import Splits, Trained
 from textproj.config import TrainConfig
+from textproj.layout import MODEL_NAME, TRAINER_HEADER, TRAINER_WEIGHTS
 
-TRAINER_FILES = ("trainer.npz", "trainer.json")
+TRAINER_FILES = (TRAINER_WEIGHTS, TRAINER_HEADER)
 
 
 def train_textproj(splits: Splits, workdir: Path, config: TrainConfig) -> list[Trained]:
@@ -41,7 +42,7 @@ def train_textproj(splits: Splits, workdir: Path, config: TrainConfig) -> list[T
             "textproj on-device (int8)",
             "textproj",
             "textproj",
-            workdir / "model.tpn",
+            workdir / MODEL_NAME,
             seconds,
             {**params, "best_epoch": best_epoch.get("projection")},
             notes=[shared],

@@ -8,7 +8,7 @@ including a text with no features, gives 0).
 """
 
 import numpy as np
-from numba import njit, uint64
+from numba import int64, njit, uint64
 
 from textproj._kernels.features import (
     P_MAX_TOKENS,
@@ -20,7 +20,7 @@ from textproj._kernels.features import (
     token_features,
     tokenize,
 )
-from textproj._kernels.hashing import fmix64
+from textproj._kernels.hashing import fmix64, xxh64
 
 N_WEIGHT_BITS = 16
 MAX_WEIGHT = 2**N_WEIGHT_BITS - 1  # per feature; sublinear weights stay far below it
@@ -134,21 +134,63 @@ def project_texts(buf, offsets, lo, hi, table, params, keys, last_mask, out_word
         project_features(hashes, weights, m, keys, scratch, out_words[i], last_mask)
 
 
+@njit(inline="always")
+def _same_bytes(buf, a0, a1, b0, b1):
+    """Whether ``buf[a0:a1]`` and ``buf[b0:b1]`` hold the same bytes."""
+    if a1 - a0 != b1 - b0:
+        return False
+    for k in range(a1 - a0):  # noqa: SIM110 (an explicit early-exit loop for numba)
+        if buf[a0 + k] != buf[b0 + k]:
+            return False
+    return True
+
+
 @njit(cache=True, nogil=True)
 def project_tokens(buf, offsets, lo, hi, table, params, keys, last_mask, row_offsets, out_words):
-    """Per-token bits of texts ``lo..hi-1``: token t of text i goes to ``row_offsets[i] + t``."""
+    """Per-token bits of texts ``lo..hi-1``: token t of text i goes to ``row_offsets[i] + t``.
+
+    A token's bits depend on its bytes alone, and tokens repeat (a batch of short texts has a
+    few distinct tokens per hundred), so each distinct token of the range is projected once and
+    every later occurrence copies its row. The earlier occurrence is found through an
+    open-addressing table keyed by a hash of the token's bytes; the bytes themselves are compared,
+    so a hash collision costs a projection, never a wrong row.
+    """
     max_bytes = longest_text(offsets, lo, hi)
     cps, cp_bytes, tok_start, tok_end, _ = text_buffers(max_bytes)
     bound = feature_bound(max_bytes, params)
     hashes = np.empty(bound, dtype=np.uint64)
     weights = np.empty(bound, dtype=np.int64)
     scratch = np.empty(N_WEIGHT_BITS * bound + N_PLANES, dtype=np.uint64)
+    first_row = row_offsets[lo]
+    n_rows = row_offsets[hi] - first_row
+    size = 1
+    while size <= 2 * n_rows:
+        size *= 2
+    slot_hash = np.zeros(size, dtype=np.uint64)
+    slot_row = np.full(size, -1, dtype=np.int64)
+    span_start = np.empty(n_rows, dtype=np.int64)
+    span_end = np.empty(n_rows, dtype=np.int64)
     for i in range(lo, hi):
         n = decode_utf8(buf, offsets[i], offsets[i + 1], cps, cp_bytes)
         ntok = tokenize(cps, n, table, params[P_MAX_TOKENS], tok_start, tok_end)
         for t in range(ntok):
-            m = token_features(buf, cp_bytes, tok_start[t], tok_end[t], params, hashes, weights)
             row = row_offsets[i] + t
+            b0, b1 = cp_bytes[tok_start[t]], cp_bytes[tok_end[t]]
+            span_start[row - first_row], span_end[row - first_row] = b0, b1
+            h = xxh64(buf, b0, b1, uint64(0))
+            slot = int64(h & uint64(size - 1))
+            earlier = -1
+            while slot_row[slot] >= 0:
+                j = slot_row[slot] - first_row
+                if slot_hash[slot] == h and _same_bytes(buf, span_start[j], span_end[j], b0, b1):
+                    earlier = slot_row[slot]
+                    break
+                slot = (slot + 1) & (size - 1)
+            if earlier >= 0:
+                out_words[row, :] = out_words[earlier, :]
+                continue
+            slot_hash[slot], slot_row[slot] = h, row
+            m = token_features(buf, cp_bytes, tok_start[t], tok_end[t], params, hashes, weights)
             project_features(hashes, weights, m, keys, scratch, out_words[row], last_mask)
 
 

@@ -1,0 +1,136 @@
+"""Streaming input (``textproj.streaming``): a streamed run gives the in-memory run's model
+bytes (block shuffle, chunked cache writes and page release exercised with small blocks); a
+stale or damaged cache is rebuilt; a killed streaming run resumes; ``iter_dataset`` reads the
+rows and errors ``read_dataset`` does, a block at a time."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import TINY_CONFIG, tiny_banking
+
+from textproj import data as data_module
+from textproj import inputs, streaming
+from textproj.config import TrainConfig
+from textproj.corpora import load_corpus
+from textproj.data import DataError, Dataset, iter_dataset, read_dataset, write_dataset
+from textproj.layout import CHECKPOINT_NAME, MODEL_NAME
+from textproj.training import train
+
+CONFIG = TrainConfig(**{**TINY_CONFIG, "epochs": 2})
+
+
+@pytest.fixture
+def small_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Shuffle blocks, featurisation chunks and read blocks far smaller than the data."""
+    monkeypatch.setattr(inputs, "SHUFFLE_BLOCK", 64)
+    monkeypatch.setattr(streaming, "SHUFFLE_BLOCK", 64)
+    monkeypatch.setattr(streaming, "PREPARE_CHUNK", 50)
+    monkeypatch.setattr(data_module, "STREAM_BLOCK_BYTES", 1000)
+
+
+def _model(out: Path) -> bytes:
+    return (out / MODEL_NAME).read_bytes()
+
+
+@pytest.mark.parametrize("design", ["token", "text"])
+def test_streamed_run_gives_the_in_memory_model(
+    design: str, small_blocks: None, tmp_path: Path
+) -> None:
+    data, test = tiny_banking(400), tiny_banking(460)
+    test = Dataset(test.texts[400:], test.labels[400:], "test")
+    write_dataset(data, tmp_path / "train.tsv.gz")
+    write_dataset(test, tmp_path / "test.jsonl")
+    config = TrainConfig(**{**TINY_CONFIG, "design": design, "epochs": 2})
+    memory = train(data, None, test, config=config, output_dir=tmp_path / "mem", progress=False)
+    streamed = train(
+        tmp_path / "train.tsv.gz", None, tmp_path / "test.jsonl", config=config,
+        output_dir=tmp_path / "stream", progress=False, stream_cache=tmp_path / "cache",
+    )  # fmt: skip
+    assert _model(tmp_path / "stream") == _model(tmp_path / "mem")
+    assert streamed.metrics["projection"] == memory.metrics["projection"]
+    assert streamed.labels == memory.labels
+
+
+def _cache_dir(root: Path) -> Path:
+    (directory,) = [p for p in root.iterdir() if not p.name.startswith(".")]
+    return directory
+
+
+def test_stale_and_damaged_caches_are_rebuilt(small_blocks: None, tmp_path: Path) -> None:
+    path, root = tmp_path / "train.tsv", tmp_path / "cache"
+    write_dataset(tiny_banking(200), path)
+
+    def run(name: str) -> bytes:
+        train(path, config=CONFIG, output_dir=tmp_path / name, progress=False, stream_cache=root)
+        return _model(tmp_path / name)
+
+    first = run("first")
+    directory = _cache_dir(root)
+    with pytest.warns(UserWarning, match="damaged"):
+        (directory / "train" / "buckets").write_bytes(b"\0" * 64)  # truncated
+        assert run("truncated") == first
+    flipped = bytearray((directory / "dev" / "words").read_bytes())
+    flipped[0] ^= 1
+    (directory / "dev" / "words").write_bytes(bytes(flipped))
+    with pytest.warns(UserWarning, match="damaged"):
+        assert run("flipped") == first
+    (directory / streaming.MANIFEST).unlink()
+    with pytest.warns(UserWarning, match="damaged"):
+        assert run("no-manifest") == first
+    changed = tiny_banking(220)
+    write_dataset(changed, path)
+    with pytest.warns(UserWarning, match="stale"):
+        stale = run("changed")
+    train(changed, config=CONFIG, output_dir=tmp_path / "changed-mem", progress=False)
+    assert stale == _model(tmp_path / "changed-mem") and _cache_dir(root) == directory
+
+
+def test_iter_dataset_reads_what_read_dataset_reads_a_block_at_a_time(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(data_module, "STREAM_BLOCK_BYTES", 257)
+    spam = load_corpus("spamassassin", "train")  # e-mails: quoted fields over many lines
+    data = Dataset(spam.texts[:40], spam.labels[:40], "spam")
+    for name in ("a.tsv", "a.csv", "a.jsonl", "a.tsv.gz"):
+        write_dataset(data, tmp_path / name)
+        expected = read_dataset(tmp_path / name)
+        rows = list(iter_dataset(tmp_path / name))
+        assert [t for t, _ in rows] == expected.texts and [x for _, x in rows] == expected.labels
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("text\tlabel\n" + "a\tb\n" * 500 + "no label here\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"bad\.tsv:502: row has 1 field"):
+        list(iter_dataset(bad))
+
+
+CLI = [sys.executable, "-c", "from textproj.cli import app; app(prog_name='textproj')"]
+OPTIONS = ["-T", "8", "-d", "16", "--bottleneck", "16", "--filters", "16", "--batch-size", "16",
+           "--trainer-buckets", "4096", "--quiet", "--epochs", "10",
+           "--checkpoint-every", "0"]  # fmt: skip
+
+
+@pytest.mark.slow
+def test_killed_streaming_run_resumes_to_the_uninterrupted_model(tmp_path: Path) -> None:
+    path = tmp_path / "train.tsv.gz"
+    write_dataset(tiny_banking(600), path)
+    args = [*CLI, "train", "--train", str(path), "--stream", "--cache-dir", str(tmp_path / "c"),
+            *OPTIONS]  # fmt: skip
+    whole, cut = tmp_path / "whole", tmp_path / "cut"
+    done = subprocess.run([*args, "--output", str(whole)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    process = subprocess.Popen([*args, "--output", str(cut)], stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 600
+    while not (cut / CHECKPOINT_NAME).exists() and process.poll() is None:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    process.kill()
+    process.wait()
+    assert (cut / CHECKPOINT_NAME).exists() and not (cut / MODEL_NAME).exists()
+    resumed = subprocess.run([*CLI, "train", "--resume", str(cut), "--quiet"],
+                             capture_output=True, text=True)  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr
+    assert _model(cut) == _model(whole)

@@ -1,0 +1,119 @@
+"""Transfer texts: reading unlabelled files, augmented copies, and training with them."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import pytest
+from conftest import TINY_CONFIG, tiny_banking
+from typer.testing import CliRunner
+
+from textproj import TrainConfig
+from textproj.cli import app
+from textproj.errors import DataError
+from textproj.training import train
+from textproj.transfer import MASK_TOKEN, augment, read_unlabeled
+
+runner = CliRunner()
+
+
+def test_unlabeled_lines_gz_and_data_files_give_their_texts(tmp_path: Path) -> None:
+    plain = tmp_path / "texts.txt"
+    plain.write_text("first text\r\n\n   \n__label__x second text\nthird\n", encoding="utf-8")
+    assert read_unlabeled(plain) == ["first text", "second text", "third"]
+    packed = tmp_path / "texts.lines.gz"
+    packed.write_bytes(gzip.compress(b"a\nb\n"))
+    assert read_unlabeled(packed) == ["a", "b"]
+    table = tmp_path / "data.tsv"
+    table.write_text('label\ttext\nx\t"with\ttab"\ny\tplain\n', encoding="utf-8")
+    assert read_unlabeled(table) == ["with\ttab", "plain"]
+    lines = tmp_path / "data.jsonl"
+    lines.write_text(json.dumps({"text": "json text"}) + "\n" + json.dumps("bare") + "\n")
+    assert read_unlabeled(lines) == ["json text", "bare"]
+
+
+def test_unlabeled_reader_reports_progress(tmp_path: Path) -> None:
+    path = tmp_path / "many.txt"
+    path.write_text("".join(f"text {i}\n" for i in range(25_000)), encoding="utf-8")
+    seen: list[int] = []
+    assert len(read_unlabeled(path, seen.append)) == 25_000
+    assert seen == [10_000, 20_000]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", "no texts"),
+        (b"\n  \n", "no texts"),
+        (b"good\n\xff bad\n", r"invalid UTF-8"),
+    ],
+)
+def test_empty_or_unreadable_unlabeled_files_are_refused(tmp_path, content, message) -> None:
+    path = tmp_path / "u.txt"
+    path.write_bytes(content)
+    with pytest.raises(DataError, match=message) as caught:
+        read_unlabeled(path)
+    assert str(path) in str(caught.value)
+
+
+def test_missing_file_and_directory_are_named(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="no such file"):
+        read_unlabeled(tmp_path / "absent.txt")
+    with pytest.raises(DataError, match="is a directory"):
+        read_unlabeled(tmp_path)
+
+
+def test_augmentation_is_deterministic_for_a_seed() -> None:
+    texts = [f"please tell me how to change the pin of card number {i} today" for i in range(50)]
+    copies = augment(texts, 2, seed=3)
+    assert len(copies) == 100
+    assert copies == augment(texts, 2, seed=3)
+    assert copies != augment(texts, 2, seed=4)
+    assert copies[:50] != texts  # something changed
+    assert any(MASK_TOKEN in copy for copy in copies)
+    assert any(len(copy.split()) <= 5 for copy in copies)  # an n-gram sample
+    assert augment(texts, 0, seed=3) == []
+
+
+def test_unlabeled_texts_reach_the_projection_network() -> None:
+    data = tiny_banking(150)
+    extra = tiny_banking(400).texts[150:]
+    config = TrainConfig(**TINY_CONFIG)
+    plain = train(data, config=config, progress=False)
+    semi = train(data, config=config, progress=False, unlabeled=extra)
+    assert semi.metrics["transfer_texts"] == len(extra)
+    assert plain.metrics["transfer_texts"] == 0
+    assert semi.tensors["output.weight"].tobytes() != plain.tensors["output.weight"].tobytes()
+    augmented = train(
+        data, config=TrainConfig(**{**TINY_CONFIG, "augment_copies": 2}), progress=False
+    )
+    assert augmented.metrics["transfer_texts"] == 2 * (len(data) - 15)  # 15 texts went to dev
+
+
+@pytest.mark.slow
+def test_cli_unlabeled_option(tmp_path: Path) -> None:
+    from textproj.data import write_dataset
+
+    data = tmp_path / "train.tsv"
+    write_dataset(tiny_banking(120), data)
+    texts = tmp_path / "more.txt.gz"
+    texts.write_bytes(gzip.compress("\n".join(tiny_banking(300).texts[120:]).encode()))
+    options = ["--epochs", "1", "-T", "8", "-d", "16", "--bottleneck", "16", "--filters", "16"]
+    out = tmp_path / "out"
+    result = runner.invoke(
+        app, ["train", "--train", str(data), "--unlabeled", str(texts), "--output", str(out),
+              "--quiet", *options],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "metrics.json").read_text())["transfer_texts"] == 180
+    empty = tmp_path / "empty.txt"
+    empty.write_text("")
+    refused = runner.invoke(
+        app, ["train", "--train", str(data), "--unlabeled", str(empty), "--output",
+              str(tmp_path / "x"), "--quiet", *options],
+    )  # fmt: skip
+    assert refused.exit_code == 1
+    assert f"{empty}: no texts" in refused.output and "Traceback" not in refused.output
+    assert not (tmp_path / "x").exists()

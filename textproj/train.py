@@ -1,0 +1,41 @@
+"""``torchrun --nproc-per-node N -m textproj.train [options]``: one worker of a data-parallel
+``textproj train`` (the same options; docs/scale.md). ``textproj train --processes N`` starts
+the same workers through ``torch.distributed.run``.
+
+The package's ``textproj.train`` is the training function; importing this module would replace
+that attribute with the module, so the module is callable and its call is that function.
+"""
+
+from __future__ import annotations
+
+import sys
+import types
+from collections.abc import Sequence
+from typing import Any
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Join torchrun's process group, run ``textproj train`` with ``argv``, leave the group."""
+    from textproj import distributed
+    from textproj.cli import app
+
+    distributed.initialise()
+    try:
+        app(["train", *(sys.argv[1:] if argv is None else argv)], prog_name="textproj.train")
+    finally:
+        distributed.shutdown()
+
+
+class _CallableModule(types.ModuleType):
+    """This module, callable as ``textproj.training.train``."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        from textproj.training import train
+
+        return train(*args, **kwargs)
+
+
+if __name__ == "__main__":
+    main()
+else:
+    sys.modules[__name__].__class__ = _CallableModule
