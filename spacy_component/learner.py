@@ -17,7 +17,7 @@ from textproj import model_file, nets
 from textproj.config import FeatureConfig, TrainConfig
 from textproj.inputs import encode_targets, prepare_inputs
 from textproj.projector import Projector
-from textproj.training import JointStep, model_header
+from textproj.training import JointStep, model_header, reproducible_torch
 
 
 class Learner:
@@ -47,14 +47,16 @@ class Learner:
         when multi-label); return the loss."""
         targets = encode_targets(gold, self.label_index, self.config.multi_label)
         batch = prepare_inputs(texts, targets, self.projector, self.config)
-        return self.joint(batch, np.arange(len(texts)), apply=False)
+        with reproducible_torch(self.config.threads):
+            return self.joint(batch, np.arange(len(texts)), apply=False)
 
     def step(self, learn_rate: float | None = None) -> None:
         """Apply the accumulated gradients, then clear them. spaCy's ``learn_rate`` (its
         schedule) sets the projection network's rate; every parameter group keeps its ratio to
         it, so the trainer's own rate (``trainer_learning_rate``) is kept."""
         scale = 1.0 if learn_rate is None else learn_rate / self.config.learning_rate
-        self.joint.apply(scale)
+        with reproducible_torch(self.config.threads):
+            self.joint.apply(scale)
 
     def export(self) -> bytes:
         """The projection network as ``model.tpn`` bytes: int8 weights plus the hash parameters."""

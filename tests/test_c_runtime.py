@@ -150,21 +150,21 @@ def _records(out: bytes, item: int, per: int | None = None) -> list[bytes]:
 
 
 def exact_proba(clf, model: Path, words: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-    """The network in float64 on ``words`` (Python's bits), after a first layer computed as the
-    runtimes compute it; each layer is bias + scale * (int8 weight . input)."""
+    """The network the file defines (its weights dequantized to float32) evaluated in float64 on
+    ``words`` (Python's bits), after a first layer computed as both runtimes compute it."""
     tensors = textproj.model_file.read_model(model)[1]
 
-    def layer(prefix: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        weight, scale, bias = (tensors[n] for n in netspec.layer_names(prefix))
-        return weight.astype(np.float64), scale.astype(np.float64), bias.astype(np.float64)
+    def layer(prefix: str) -> tuple[np.ndarray, np.ndarray]:
+        weight, bias = netspec.dequantize(tensors, prefix)
+        return weight.astype(np.float64), bias.astype(np.float64)
 
     shapes = list(netspec.expected_tensors(clf.header["network"]))
     first = clf._first_layer(words, 0, len(words), relu=clf.design == "token" or len(shapes) > 1)
     h = first.astype(np.float64)
     if clf.design == "text":
         for i, prefix in enumerate(shapes[1:], start=2):
-            weight, scale, bias = layer(prefix)
-            h = bias + scale * (h @ weight.T)
+            weight, bias = layer(prefix)
+            h = bias + h @ weight.T
             h = np.maximum(h, 0) if i < len(shapes) else h
         logits = h
     else:
@@ -173,19 +173,19 @@ def exact_proba(clf, model: Path, words: np.ndarray, offsets: np.ndarray) -> np.
         for lo, hi in itertools.pairwise(offsets):
             rows, parts = h[lo:hi], []
             for j, k in enumerate(windows):
-                (vw, vs, vb), (aw, as_, ab) = layer(f"value.{j}"), layer(f"attention.{j}")
+                (vw, vb), (aw, ab) = layer(f"value.{j}"), layer(f"attention.{j}")
                 if len(rows) == 0:
                     parts.append(vb)
                     continue
                 padded = np.vstack([rows, np.zeros((k - 1, rows.shape[1]))])
                 n = len(rows)
-                value = vb + vs * sum(padded[i : i + n] @ vw[:, :, i].T for i in range(k))
-                score = ab + as_ * sum(padded[i : i + n] @ aw[:, :, i].T for i in range(k))
+                value = vb + sum(padded[i : i + n] @ vw[:, :, i].T for i in range(k))
+                score = ab + sum(padded[i : i + n] @ aw[:, :, i].T for i in range(k))
                 weight = np.exp(score - score.max(axis=0))
                 parts.append((weight * value).sum(axis=0) / weight.sum(axis=0))
             pooled.append(np.concatenate(parts))
-        weight, scale, bias = layer("output")
-        logits = bias + scale * (np.array(pooled) @ weight.T)
+        weight, bias = layer("output")
+        logits = bias + np.array(pooled) @ weight.T
     if clf.multi_label:
         return 1 / (1 + np.exp(-logits))
     e = np.exp(logits - logits.max(axis=1, keepdims=True))

@@ -938,9 +938,10 @@ static int load_model(loader *L, arena *a, tp_model *m, size_t header) {
     for (size_t i = 1; i < m->n_layers; i++) {
         tp_layer *l = &m->layers[i];
         if (token && i != 1 + 2 * m->n_windows) continue; /* convolutions: taps below */
-        l->weight_t = take(a, l->rows * l->cols);
+        l->weight_t = take(a, l->rows * l->cols * sizeof(float));
         for (size_t o = 0; o < l->rows; o++)
-            for (size_t c = 0; c < l->cols; c++) l->weight_t[c * l->rows + o] = l->weight[o * l->cols + c];
+            for (size_t c = 0; c < l->cols; c++)
+                l->weight_t[c * l->rows + o] = (float)l->weight[o * l->cols + c] * l->scale[o];
     }
     if (token) {
         size_t F = m->filters, E = m->bottleneck, start = 0;
@@ -1084,21 +1085,20 @@ static void first_layer(const tp_model *m, const uint64_t *words, int relu, floa
         for (size_t o = 0; o < rows; o++) out[o] = out[o] > 0 ? out[o] : 0;
 }
 
-/* out = bias + scale * (int8 row . x), in double, summed in input order (column by column of
- * the transposed weight, so that the compiler vectorises over the outputs). */
+/* out = bias + weight . x, in double with the float32 dequantized weights (the network the
+ * file defines), summed in input order (column by column of the transposed weight, so that
+ * the compiler vectorises over the outputs). */
 static void dense(const tp_layer *l, const double *x, int relu, double *restrict out) {
     size_t rows = l->rows;
-    for (size_t o = 0; o < rows; o++) out[o] = 0;
+    for (size_t o = 0; o < rows; o++) out[o] = l->bias[o];
     for (size_t c = 0; c < l->cols; c++) {
         double xc = x[c];
         if (xc == 0) continue;
-        const int8_t *restrict w = l->weight_t + c * rows;
+        const float *restrict w = l->weight_t + c * rows;
         for (size_t o = 0; o < rows; o++) out[o] += w[o] * xc;
     }
-    for (size_t o = 0; o < rows; o++) {
-        double y = (double)l->bias[o] + (double)l->scale[o] * out[o];
-        out[o] = relu && y < 0 ? 0 : y;
-    }
+    if (relu)
+        for (size_t o = 0; o < rows; o++) out[o] = out[o] < 0 ? 0 : out[o];
 }
 
 static size_t text_bits(const tp_model *m, const uint8_t *text, size_t length, void *workspace,
