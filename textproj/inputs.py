@@ -173,11 +173,13 @@ def predict_logits(net: torch.nn.Module, inputs: SplitInputs, forward: Callable)
     mode is restored afterwards."""
     was_training = net.training
     net.eval()
+    out = np.zeros((0, 0), dtype=np.float32)
     try:
-        out = [
-            forward(net, inputs, np.arange(lo, min(lo + EVAL_BATCH, len(inputs)))).numpy()
-            for lo in range(0, len(inputs), EVAL_BATCH)
-        ]
+        for lo in range(0, len(inputs), EVAL_BATCH):
+            logits = forward(net, inputs, np.arange(lo, min(lo + EVAL_BATCH, len(inputs))))
+            if lo == 0:  # filled in place: a large split's logits are held once, not twice
+                out = np.empty((len(inputs), logits.shape[1]), dtype=np.float32)
+            out[lo : lo + len(logits)] = logits.numpy()
     finally:
         net.train(was_training)
-    return np.concatenate(out) if out else np.zeros((0, 0), dtype=np.float32)
+    return out
