@@ -20,7 +20,7 @@ from textproj.features import featurize
 from textproj.projector import Projector
 
 EVAL_BATCH = 1024  # texts per forward pass when scoring a split
-PREPARE_CHUNK = 8192  # texts featurised at a time: bounds the memory of the raw features
+PREPARE_CHUNK = 1024  # texts featurised at a time: bounds the memory of the raw features
 
 SHUFFLE_BLOCK = 1 << 16  # texts per shuffle block: an epoch visits blocks, then texts in each
 
