@@ -14,12 +14,6 @@ def sigmoid(logits: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-logits))
 
 
-def softmax(logits: np.ndarray) -> np.ndarray:
-    """Row-wise softmax of a single-label network's logits."""
-    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
-    return shifted / shifted.sum(axis=1, keepdims=True)
-
-
 def decide(logits: np.ndarray, thresholds: np.ndarray | None) -> np.ndarray:
     """Label indices (n,) by arg-max, or with ``thresholds`` a multi-hot (n, n_labels) bool."""
     if thresholds is None:

@@ -2,9 +2,9 @@
 
     L = λ1·CE(trainer(x), y) + λ2·T²·CE(proj(x)/T, softmax(trainer(x)/T)) + λ3·CE(proj(x), y)
 
-By default the distillation term does not reach the trainer (stop-gradient). A transfer text
-without a label (target -1, or an all-minus-one row for multi-label) contributes to the
-distillation term only.
+By default the distillation term does not reach the trainer (stop-gradient). Transfer texts
+(unlabelled or augmented) add only :func:`distillation_loss`, weighted by
+``TrainConfig.lambda_transfer`` (``training.JointStep``).
 """
 
 from __future__ import annotations
