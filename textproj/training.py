@@ -49,16 +49,26 @@ def reproducible_torch(threads: int) -> Iterator[None]:
     """torch on ``threads`` threads with deterministic algorithms, restored afterwards.
 
     With two threads and torch's defaults, two banking77 runs of one seed gave different model
-    bytes; with deterministic algorithms they are byte-identical, at the same speed.
+    bytes; with deterministic algorithms they are byte-identical, at the same speed. This
+    avoids two costs of ``torch.use_deterministic_algorithms``: it imports torch's compiler
+    stack to set a flag there (0.9 s of start-up; nothing here is compiled), and it makes torch
+    fill every new tensor with NaN (a third of a banking77 step), while every tensor here is
+    written before it is read.
     """
-    previous = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    previous = (
+        torch.get_num_threads(),
+        torch.are_deterministic_algorithms_enabled(),
+        torch._C._get_deterministic_fill_uninitialized_memory(),
+    )
     torch.set_num_threads(threads)
-    torch.use_deterministic_algorithms(True)
+    torch._C._set_deterministic_algorithms(True)
+    torch._C._set_deterministic_fill_uninitialized_memory(False)
     try:
         yield
     finally:
         torch.set_num_threads(previous[0])
-        torch.use_deterministic_algorithms(previous[1])
+        torch._C._set_deterministic_algorithms(previous[1])
+        torch._C._set_deterministic_fill_uninitialized_memory(previous[2])
 
 
 @dataclass
