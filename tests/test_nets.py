@@ -47,3 +47,21 @@ def test_an_empty_text_gets_the_output_of_no_tokens() -> None:
         among = net(distinct, lengths, rows)
     torch.testing.assert_close(among[1:2], alone)
     assert not torch.equal(among[0], among[1])
+
+
+def test_token_dropout_drops_whole_occurrences() -> None:
+    torch.manual_seed(2)
+    net = TokenProjectionNet(24, 8, 5, (1,), n_labels=3, token_dropout=0.5)
+    distinct, _, _ = _batch(seed=4)
+    with torch.no_grad():
+        empty = net.eval()(distinct[:0], torch.tensor([0]))
+        net.train()
+        # 40 copies of a one-token text: each copy's token is dropped (its window reads zeros,
+        # so it gets the empty text's output) or kept, independently of the other copies
+        outs = net(
+            distinct[:1], torch.ones(40, dtype=torch.long), torch.zeros(40, dtype=torch.long)
+        )
+    dropped = torch.isclose(outs, empty).all(dim=1)
+    assert 5 < int(dropped.sum()) < 35
+    kept = outs[~dropped]
+    torch.testing.assert_close(kept, kept[:1].expand_as(kept))

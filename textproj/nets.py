@@ -76,7 +76,7 @@ class TokenProjectionNet(nn.Module):
     ) -> None:
         super().__init__()
         self.dropout = nn.Dropout(dropout)
-        self.token_dropout = nn.Dropout(token_dropout)
+        self.token_dropout = token_dropout  # share of token occurrences dropped in training
         self.windows = tuple(windows)
         self.bottleneck = nn.Linear(n_bits, bottleneck)
         self.value = nn.ModuleList(nn.Conv1d(bottleneck, filters, k) for k in self.windows)
@@ -98,9 +98,10 @@ class TokenProjectionNet(nn.Module):
         3,051 tokens but 545 distinct ones); a window's output is then the sum of its taps'
         products, gathered per token (zeros past the text's end), with no padding to the
         longest text. Attention pooling is a softmax within each text's windows. Token dropout
-        drops a distinct token's activations in every place it occurs in the batch.
+        drops whole token occurrences: a window's tap on a dropped token reads zeros, the kept
+        ones are scaled by 1 / (1 - p).
         """
-        x = self.token_dropout(F.relu(self.bottleneck(centered(token_bits))))
+        x = F.relu(self.bottleneck(centered(token_bits)))
         if token_rows is None:
             token_rows = torch.arange(len(x))
         order = sorted(range(len(self.windows)), key=self.windows.__getitem__)
@@ -109,19 +110,29 @@ class TokenProjectionNet(nn.Module):
         ]  # (2F, E, k), by window size
         bias = torch.cat([torch.cat([self.value[i].bias, self.attention[i].bias]) for i in order])
         width = self.windows[order[-1]]
-        taps, segment = window_taps(token_rows, lengths, width, len(x))
+        occurrences, segment = window_taps(lengths, width)
+        taps = F.pad(token_rows, (0, 1), value=len(x))[occurrences]  # rows; past the end: len(x)
+        keep = None
+        if self.training and self.token_dropout > 0:
+            kept = torch.full((len(token_rows),), 1 - self.token_dropout)
+            keep = F.pad(torch.bernoulli(kept) / (1 - self.token_dropout), (0, 1))
         # tap j feeds the windows longer than j: a suffix of the (window, value|attention) columns
         columns = [
             torch.cat([kernel[:, :, j] for kernel in kernels if kernel.shape[2] > j]).T
             for j in range(width)
         ]
         products = F.pad(x @ torch.cat(columns, dim=1), (0, 0, 0, 1))  # zero row: past the end
-        out = torch.index_select(products[:, : columns[0].shape[1]], 0, taps[:, 0]) + bias
+
+        def tap(j: int, start: int, stop: int) -> torch.Tensor:
+            """Every window's tap j times its columns start:stop of the kernels."""
+            part = torch.index_select(products[:, start:stop], 0, taps[:, j])
+            return part if keep is None else part * keep[occurrences[:, j], None]
+
+        out = tap(0, 0, columns[0].shape[1]) + bias
         start = columns[0].shape[1]
         for j, block in enumerate(columns[1:], start=1):
-            stop = start + block.shape[1]
-            out[:, -block.shape[1] :] += torch.index_select(products[:, start:stop], 0, taps[:, j])
-            start = stop
+            out[:, -block.shape[1] :] += tap(j, start, start + block.shape[1])
+            start += block.shape[1]
         channels = out.view(len(out), len(order), 2, -1)
         pooled = segment_attention(
             channels[:, :, 0].reshape(len(out), -1),
@@ -134,14 +145,10 @@ class TokenProjectionNet(nn.Module):
         return self.output(self.dropout(pooled.reshape(len(lengths), -1)))
 
 
-def window_taps(
-    token_rows: torch.Tensor, lengths: torch.Tensor, width: int, empty_row: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """For each window start (one per token; one for a text with no tokens), the rows of its
-    ``width`` taps (V, width) (``empty_row`` past the text's end), and its text's index (V,).
-
-    Window t of a text covers its tokens t..t+width-1; ``token_rows`` are the rows of the texts'
-    tokens in order (sum(lengths),).
+def window_taps(lengths: torch.Tensor, width: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """For each window start (one per token; one for a text with no tokens), the positions of
+    its ``width`` taps among the texts' tokens in order (V, width), sum(lengths) past the text's
+    end, and its text's index (V,). Window t of a text covers its tokens t..t+width-1.
     """
     starts = torch.cumsum(lengths, 0) - lengths
     windows_per_text = lengths.clamp(min=1)
@@ -151,8 +158,7 @@ def window_taps(
     )
     tap = position[:, None] + torch.arange(width)[None, :]  # (V, width) token index in its text
     inside = tap < lengths[segment][:, None]
-    padded = torch.cat([token_rows, torch.tensor([empty_row])])
-    return padded[torch.where(inside, starts[segment][:, None] + tap, len(token_rows))], segment
+    return torch.where(inside, starts[segment][:, None] + tap, int(lengths.sum())), segment
 
 
 def segment_attention(
