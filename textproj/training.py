@@ -38,6 +38,7 @@ from textproj.inputs import SplitInputs, forward_projection, forward_trainer, pr
 from textproj.layout import METRICS_NAME, MODEL_NAME
 from textproj.metrics import classification_scores, multilabel_scores
 from textproj.objective import distillation_loss, joint_loss
+from textproj.optimiser import AdamW
 from textproj.projector import Projector
 from textproj.transfer import augment
 
@@ -256,7 +257,7 @@ def build_networks(
 
 def make_optimiser(
     projection: torch.nn.Module, trainer: torch.nn.Module, config: TrainConfig
-) -> torch.optim.Optimizer:
+) -> AdamW:
     """One AdamW over both networks: the trainer at its own rate, its hashed embedding table
     without weight decay (its gradient is dense, so memory does not grow with the texts)."""
     table = trainer.embedding.weight
@@ -268,7 +269,7 @@ def make_optimiser(
     ]
     for group in groups:
         group["base_lr"] = group["lr"]
-    return torch.optim.AdamW(groups, weight_decay=config.weight_decay, fused=True)
+    return AdamW(groups, weight_decay=config.weight_decay)
 
 
 class JointStep:
@@ -338,7 +339,7 @@ class JointStep:
         for group in self.optimiser.param_groups:
             group["lr"] = group["base_lr"] * lr_scale
         self.optimiser.step()
-        self.optimiser.zero_grad(set_to_none=True)
+        self.optimiser.zero_grad()
 
     def networks(self) -> dict[str, torch.nn.Module]:
         return {"projection": self.projection, "trainer": self.trainer}
