@@ -6,10 +6,14 @@
 #include "tp_spec.h"
 
 /* Token models keep the tap products of this many recent distinct tokens in each workspace
- * (direct-mapped by the token's bits, checked in full): a token's products depend on its bits
- * alone, so a hit gives exactly what computing would. 0 turns the cache off. */
+ * (direct-mapped by the token's word hash, keyed by its bytes, checked in full): a token's
+ * products depend on its bytes alone, so a hit gives exactly what computing would. Tokens of
+ * more than TP_TOKEN_KEY_BYTES bytes are computed each time. 0 turns the cache off. */
 #ifndef TP_TOKEN_CACHE_ENTRIES
 #define TP_TOKEN_CACHE_ENTRIES 512
+#endif
+#ifndef TP_TOKEN_KEY_BYTES
+#define TP_TOKEN_KEY_BYTES 24
 #endif
 
 typedef struct {
@@ -100,6 +104,10 @@ uint8_t *tp_prepare_text(const tp_features *f, size_t max_features, const uint8_
                          size_t length, void *workspace, tp_text *t, tp_feature **features);
 size_t tp_text_features(const tp_features *f, const tp_text *t, tp_feature *out);
 size_t tp_token_features(const tp_features *f, const tp_text *t, size_t token, tp_feature *out);
+/* Token i's UTF-8 bytes in the normalised text, and the xxHash64 of a word's bytes. */
+const uint8_t *tp_token_bytes(const tp_text *t, size_t token, size_t *length);
+uint64_t tp_word_hash(const uint8_t *bytes, size_t length);
+size_t tp_token_cache_bytes(size_t cols);
 void tp_project(tp_feature *feats, size_t n, const uint64_t *keys, size_t n_words,
                 uint64_t last_mask, uint64_t *out);
 uint64_t tp_combine(uint64_t h, uint64_t x);

@@ -973,15 +973,14 @@ static int load_model(loader *L, arena *a, tp_model *m, size_t header) {
     size_t net_bytes = align8(m->n_words * 8) + align8(m->max_width * 2 * sizeof(double)) +
                        align8(m->max_width * sizeof(float)) +
                        (token ? align8(m->max_window * m->tap_cols * sizeof(double)) +
+                                align8(m->max_window * sizeof(double *)) +
                                 align8(m->filters * m->n_windows * (4 + 2 * POOL_BLOCK) *
                                        sizeof(double))
                               : 0);
     m->workspace_bytes = tp_text_workspace(f, m->max_features) + net_bytes;
     if (token) {
         m->cache_offset = m->workspace_bytes;
-        m->workspace_bytes += 8 + align8(TP_TOKEN_CACHE_ENTRIES) +
-                              align8(TP_TOKEN_CACHE_ENTRIES * m->n_words * 8) +
-                              align8(TP_TOKEN_CACHE_ENTRIES * m->tap_cols * sizeof(double));
+        m->workspace_bytes += tp_token_cache_bytes(m->tap_cols);
     }
     m->tag = 0x7470746f6b656e73ull;
     for (int k = 0; k < 8; k++) m->tag ^= (uint64_t)L->digest[k] << (8 * k);
@@ -1134,11 +1133,11 @@ size_t tp_normalize(const tp_model *m, const uint8_t *text, size_t length, void 
     return t.n_bytes;
 }
 
-/* e^x for x <= 0 (to about 1e-15 relative; x below -708 counts as -708, a weight of 1e-308
+/* e^x for x <= 708 (to about 1e-15 relative; x below -708 counts as -708, a weight of 1e-308
  * beside one of 1), in plain arithmetic that the compiler vectorises: x = k ln 2 + r with k
  * rounded by the 1.5 * 2^52 trick, a degree-12 Taylor polynomial for e^r (|r| <= 0.35), and
  * 2^k written into the exponent bits. */
-static inline double exp_neg(double x) {
+static inline double exp_small(double x) {
     const double round = 6755399441055744.0; /* 1.5 * 2^52 */
     x = 0.5 * (x - 708.0 + fabs(x + 708.0)); /* max(x, -708), without a branch */
     double t = x * 1.4426950408889634 + round;
@@ -1159,7 +1158,7 @@ static inline double exp_neg(double x) {
     p = p * r + 1.0;
     uint64_t bits;
     memcpy(&bits, &t, 8);
-    bits = (bits - UINT64_C(0x4338000000000000) + 1023) << 52; /* k + 1023 in [1, 1023]: 2^k */
+    bits = (bits - UINT64_C(0x4338000000000000) + 1023) << 52; /* k + 1023 in [1, 2045]: 2^k */
     double scale;
     memcpy(&scale, &bits, 8);
     return p * scale;
@@ -1186,7 +1185,7 @@ static void softmax_block(size_t nb, size_t width, const double *restrict a,
     } else {
         for (size_t c = 0; c < width; c++) {
             double up = 0.5 * (top[c] + peak[c] + fabs(top[c] - peak[c]));
-            double r = exp_neg(peak[c] - up);
+            double r = exp_small(peak[c] - up);
             total[c] *= r;
             acc[c] *= r;
             peak[c] = up;
@@ -1194,72 +1193,64 @@ static void softmax_block(size_t nb, size_t width, const double *restrict a,
     }
     for (size_t q = 0; q < nb; q++)
         for (size_t c = 0; c < width; c++) {
-            double e = exp_neg(a[q * width + c] - peak[c]);
+            double e = exp_small(a[q * width + c] - peak[c]);
             total[c] += e;
             acc[c] += e * v[q * width + c];
         }
 }
 
-/* One token's products with every convolution tap: row = x @ taps, summed in double. */
+/* One token's products with every convolution tap: row = x @ taps, summed in double (the
+ * products of two floats are exact in double), four bottleneck entries at a time. */
 static void tap_row(const tp_model *m, const float *x, double *restrict row) {
-    size_t cols = m->tap_cols;
+    size_t cols = m->tap_cols, k = 0;
+    const float *restrict w[4];
+    double s[4];
     for (size_t c = 0; c < cols; c++) row[c] = 0;
-    for (size_t e = 0; e < m->bottleneck; e++) {
-        float xe = x[e];
-        if (xe == 0) continue;
-        const float *restrict w = m->taps + e * cols;
-        for (size_t c = 0; c < cols; c++) row[c] += xe * w[c];
+    for (size_t e = 0; e <= m->bottleneck; e++) {
+        if (e < m->bottleneck) {
+            if (x[e] == 0) continue;
+            w[k] = m->taps + e * cols;
+            s[k++] = x[e];
+            if (k < 4) continue;
+        } else if (k == 0) {
+            break;
+        }
+        for (; k < 4; k++) { /* the last group: pad with zero weights of a used row */
+            w[k] = w[0];
+            s[k] = 0;
+        }
+        for (size_t c = 0; c < cols; c++)
+            row[c] += (s[0] * w[0][c] + s[1] * w[1][c]) + (s[2] * w[2][c] + s[3] * w[3][c]);
+        k = 0;
     }
 }
 
-/* Attention pooling of every window over a text's tokens (nets.TokenProjectionNet): window
- * position p sums tap i of token p + i (zero padding past the end), then a softmax over the
- * positions per filter weights the values; done online, in double, one token at a time with
- * the last max_window tap rows kept. */
-/* The tap products of token i into row: from the workspace's token cache, or computed. */
-static void token_taps(const tp_model *m, const tp_text *t, size_t i, tp_feature *feats,
-                       uint64_t *bits, float *x, uint8_t *cache, double *row) {
-    size_t k = tp_token_features(&m->features, t, i, feats), nw = m->n_words, cols = m->tap_cols;
-    tp_project(feats, k, m->keys, nw, m->last_mask, bits);
-    size_t n = TP_TOKEN_CACHE_ENTRIES, slot = 0;
-    uint8_t *valid = cache + 8;
-    uint64_t *keys = (uint64_t *)(valid + align8(n));
-    double *rows = (double *)(keys + n * nw);
-    if (n) {
-        uint64_t h = 0;
-        for (size_t w = 0; w < nw; w++) h = tp_combine(h, bits[w]);
-        slot = (size_t)(h % n);
-        if (valid[slot] && memcmp(keys + slot * nw, bits, nw * 8) == 0) {
-            memcpy(row, rows + slot * cols, cols * sizeof(double));
-            return;
-        }
-    }
+/* Token i's bottleneck and tap products, computed: row = relu(first layer) @ taps. */
+static void compute_taps(const tp_model *m, const tp_text *t, size_t i, tp_feature *feats,
+                         uint64_t *bits, float *x, double *row) {
+    size_t k = tp_token_features(&m->features, t, i, feats);
+    tp_project(feats, k, m->keys, m->n_words, m->last_mask, bits);
     first_layer(m, bits, 1, x);
     tap_row(m, x, row);
-    if (n) {
-        valid[slot] = 1;
-        memcpy(keys + slot * nw, bits, nw * 8);
-        memcpy(rows + slot * cols, row, cols * sizeof(double));
-    }
 }
 
-static void token_pool(const tp_model *m, const tp_text *t, tp_feature *feats, uint64_t *bits,
-                       float *x, double *ring, uint8_t *cache, double *pooled, double *state) {
+/* The exact attention pooling (nets.TokenProjectionNet), for models whose attention logits
+ * are too large for the fast path: window position p sums tap i of token p + i (zero padding
+ * past the end), then a softmax over the positions per filter weights the values; online, in
+ * double, the last max_window tap rows kept in the ring. */
+static void token_pool_exact(const tp_model *m, const tp_text *t, tp_feature *feats,
+                             uint64_t *bits, float *x, double *ring, double *pooled,
+                             double *state) {
     size_t F = m->filters, W = m->n_windows, n = t->n_tokens, kmax = m->max_window;
     size_t width = F * W, cols = m->tap_cols, done = 0;
     double *peak = state, *total = peak + width, *acc = total + width, *top = acc + width;
     double *va = top + width, *vv = va + POOL_BLOCK * width; /* a block's logits and values */
-    if (n == 0) {
-        for (size_t j = 0; j < W; j++)
-            for (size_t f = 0; f < F; f++) pooled[j * F + f] = m->layers[1 + 2 * j].bias[f];
-        return;
-    }
     for (size_t b0 = 0; b0 < n; b0 += POOL_BLOCK) {
         size_t nb = n - b0 < POOL_BLOCK ? n - b0 : POOL_BLOCK;
         for (size_t q = 0; q < nb; q++) {
             size_t p = b0 + q;
             for (; done < n && done < p + kmax; done++)
-                token_taps(m, t, done, feats, bits, x, cache, ring + (done % kmax) * cols);
+                compute_taps(m, t, done, feats, bits, x, ring + (done % kmax) * cols);
             for (size_t j = 0; j < W; j++) {
                 const tp_layer *value = &m->layers[1 + 2 * j], *attention = &m->layers[2 + 2 * j];
                 size_t k = m->windows[j], taps = k < n - p ? k : n - p, start = m->tap_starts[j];
@@ -1278,6 +1269,159 @@ static void token_pool(const tp_model *m, const tp_text *t, tp_feature *feats, u
         softmax_block(nb, width, va, vv, b0 == 0, top, peak, total, acc);
     }
     for (size_t c = 0; c < width; c++) pooled[c] = acc[c] / total[c];
+}
+
+/* The token cache (TP_TOKEN_CACHE_ENTRIES entries, direct-mapped by the token's word hash) keeps
+ * each recent distinct token's tap products, keyed by the token's bytes (checked in full): a
+ * token's bits, and so its products, depend on its bytes alone, so a hit gives exactly what
+ * computing gives and skips its features, projection, bottleneck and taps. The attention taps
+ * are kept as their exponentials (see token_pool). */
+typedef struct {
+    uint64_t hash;
+    uint32_t length;
+    uint32_t state; /* CACHE_EMPTY, CACHE_EXP (attention taps exponentiated), CACHE_WILD */
+} cache_entry;
+
+enum { CACHE_EMPTY = 0, CACHE_EXP = 1, CACHE_WILD = 2 };
+
+typedef struct {
+    cache_entry *entries;
+    uint8_t *keys;  /* TP_TOKEN_KEY_BYTES per entry */
+    double *rows;   /* tap_cols per entry */
+} token_cache;
+
+size_t tp_token_cache_bytes(size_t cols) {
+    size_t n = TP_TOKEN_CACHE_ENTRIES;
+    return 8 + align8(n * sizeof(cache_entry)) + align8(n * TP_TOKEN_KEY_BYTES) +
+           align8(n * cols * sizeof(double));
+}
+
+static token_cache open_cache(const tp_model *m, uint8_t *region) {
+    token_cache c;
+    size_t n = TP_TOKEN_CACHE_ENTRIES;
+    c.entries = (cache_entry *)(region + 8);
+    c.keys = (uint8_t *)c.entries + align8(n * sizeof(cache_entry));
+    c.rows = (double *)(c.keys + align8(n * TP_TOKEN_KEY_BYTES));
+    uint64_t tag;
+    memcpy(&tag, region, 8);
+    if (tag != m->tag) { /* a fresh workspace, or one another model used */
+        memcpy(region, &m->tag, 8);
+        memset(c.entries, 0, n * sizeof(cache_entry));
+    }
+    return c;
+}
+
+/* The largest attention tap whose exponential the fast path takes: a position's weight is a
+ * product of at most max_window of them, so it stays within e^-TP_EXP_RANGE..e^TP_EXP_RANGE
+ * (normal doubles, sums of a million of them finite). */
+#define TP_EXP_RANGE 600.0
+
+/* Replace each window's attention taps of a computed row by their exponentials; 0 if one is
+ * out of the fast path's range (or not a number). */
+static int exponentiate(const tp_model *m, double *row) {
+    double bound = TP_EXP_RANGE / (double)m->max_window;
+    int ok = 1;
+    for (size_t j = 0; j < m->n_windows; j++) {
+        size_t k = m->windows[j], F = m->filters;
+        double *a = row + m->tap_starts[j] + k * F;
+        for (size_t c = 0; c < k * F; c++) ok &= fabs(a[c]) <= bound;
+    }
+    if (!ok) return 0;
+    for (size_t j = 0; j < m->n_windows; j++) {
+        size_t k = m->windows[j], F = m->filters;
+        double *a = row + m->tap_starts[j] + k * F;
+        for (size_t c = 0; c < k * F; c++) a[c] = exp_small(a[c]);
+    }
+    return 1;
+}
+
+/* Token `done`'s row (value taps, exponentiated attention taps) for ring position q: a cache
+ * entry, or computed into the cache (or into the ring's own buffer q). A cache entry still in
+ * use by an earlier ring position is copied to that position's buffer before it is replaced.
+ * Returns NULL if the row is out of the fast path's range. */
+static const double *token_row(const tp_model *m, const tp_text *t, size_t done, tp_feature *feats,
+                               uint64_t *bits, float *x, double *ring, const double **live,
+                               token_cache *cache) {
+    size_t cols = m->tap_cols, kmax = m->max_window, q = done % kmax, n = TP_TOKEN_CACHE_ENTRIES;
+    size_t length;
+    const uint8_t *bytes = tp_token_bytes(t, done, &length);
+    double *row = ring + q * cols;
+    cache_entry *e = NULL;
+    if (n && length <= TP_TOKEN_KEY_BYTES) {
+        uint64_t h = tp_word_hash(bytes, length);
+        size_t slot = (size_t)(h % n);
+        e = &cache->entries[slot];
+        uint8_t *key = cache->keys + slot * TP_TOKEN_KEY_BYTES;
+        double *cached = cache->rows + slot * cols;
+        if (e->state != CACHE_EMPTY && e->hash == h && e->length == length &&
+            memcmp(key, bytes, length) == 0)
+            return e->state == CACHE_EXP ? cached : NULL;
+        for (size_t r = 0; r < kmax; r++) /* keep earlier positions' rows */
+            if (r != q && live[r] == cached) {
+                memcpy(ring + r * cols, cached, cols * sizeof(double));
+                live[r] = ring + r * cols;
+            }
+        e->hash = h;
+        e->length = (uint32_t)length;
+        e->state = CACHE_EMPTY;
+        memcpy(key, bytes, length);
+        row = cached;
+    }
+    compute_taps(m, t, done, feats, bits, x, row);
+    int ok = exponentiate(m, row);
+    if (e) e->state = ok ? CACHE_EXP : CACHE_WILD;
+    return ok ? row : NULL;
+}
+
+/* Attention pooling (nets.TokenProjectionNet) from cached rows: for window j and filter f,
+ * position p's value is b + sum_i V_i(token p + i) and its softmax weight exp(a + sum_i
+ * A_i(token p + i)) over the positions, where the attention bias a cancels, so the weight is the
+ * product of the tokens' exp(A_i) (padding past the end contributes 0, a factor 1): no exp per
+ * position. pooled = b + sum_p w_p v_p / sum_p w_p, in double. Returns 0 (pooled unset) if a
+ * token's row is out of range or the result not finite: token_pool_exact then decides. */
+static int token_pool(const tp_model *m, const tp_text *t, tp_feature *feats, uint64_t *bits,
+                      float *x, double *ring, const double **live, token_cache *cache,
+                      double *pooled, double *state) {
+    size_t F = m->filters, W = m->n_windows, n = t->n_tokens, kmax = m->max_window;
+    size_t width = F * W, done = 0;
+    double *total = state, *acc = total + width, *sv = acc + width, *se = sv + F;
+    for (size_t c = 0; c < width; c++) total[c] = acc[c] = 0;
+    for (size_t r = 0; r < kmax; r++) live[r] = NULL;
+    for (size_t p = 0; p < n; p++) {
+        for (; done < n && done < p + kmax; done++) {
+            live[done % kmax] = token_row(m, t, done, feats, bits, x, ring, live, cache);
+            if (!live[done % kmax]) return 0;
+        }
+        for (size_t j = 0; j < W; j++) {
+            size_t k = m->windows[j], taps = k < n - p ? k : n - p, start = m->tap_starts[j];
+            double *restrict tj = total + j * F, *restrict aj = acc + j * F;
+            double *restrict v = sv, *restrict w = se;
+            const double *restrict r0 = live[p % kmax] + start;
+            for (size_t f = 0; f < F; f++) {
+                v[f] = r0[f];
+                w[f] = r0[k * F + f];
+            }
+            for (size_t i = 1; i < taps; i++) {
+                const double *restrict ri = live[(p + i) % kmax] + start;
+                for (size_t f = 0; f < F; f++) {
+                    v[f] += ri[i * F + f];
+                    w[f] *= ri[(k + i) * F + f];
+                }
+            }
+            for (size_t f = 0; f < F; f++) {
+                tj[f] += w[f];
+                aj[f] += w[f] * v[f];
+            }
+        }
+    }
+    int ok = 1;
+    for (size_t j = 0; j < W; j++)
+        for (size_t f = 0; f < F; f++) {
+            double y = m->layers[1 + 2 * j].bias[f] + acc[j * F + f] / total[j * F + f];
+            ok &= isfinite(y) != 0;
+            pooled[j * F + f] = y;
+        }
+    return ok;
 }
 
 long tp_predict(const tp_model *m, const uint8_t *text, size_t length, void *workspace,
@@ -1309,15 +1453,17 @@ long tp_predict(const tp_model *m, const uint8_t *text, size_t length, void *wor
     } else {
         double *ring = (double *)rest;
         rest += align8(m->max_window * m->tap_cols * sizeof(double));
+        const double **live = (const double **)rest;
+        rest += align8(m->max_window * sizeof(double *));
         double *state = (double *)rest;
-        uint8_t *cache = (uint8_t *)workspace + m->cache_offset;
-        uint64_t tag;
-        memcpy(&tag, cache, 8);
-        if (tag != m->tag) { /* a fresh workspace, or one another model used */
-            memcpy(cache, &m->tag, 8);
-            memset(cache + 8, 0, TP_TOKEN_CACHE_ENTRIES);
+        token_cache cache = open_cache(m, (uint8_t *)workspace + m->cache_offset);
+        if (t.n_tokens == 0) {
+            for (size_t j = 0; j < m->n_windows; j++)
+                for (size_t f = 0; f < m->filters; f++)
+                    u[j * m->filters + f] = m->layers[1 + 2 * j].bias[f];
+        } else if (!token_pool(m, &t, feats, bits, first, ring, live, &cache, u, state)) {
+            token_pool_exact(m, &t, feats, bits, first, ring, u, state);
         }
-        token_pool(m, &t, feats, bits, first, ring, cache, u, state);
         dense(&m->layers[1 + 2 * m->n_windows], u, 0, v);
         logits = v;
     }
