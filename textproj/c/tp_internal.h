@@ -6,12 +6,19 @@
 #include "tp_spec.h"
 
 /* Token models keep the tap products of this many recent distinct tokens in each workspace
- * (direct-mapped by the token's word hash, keyed by its bytes, checked in full): a token's
+ * (4-way sets chosen by the token's word hash, keyed by its bytes, checked in full): a token's
  * products depend on its bytes alone, so a hit gives exactly what computing would. Tokens of
- * more than TP_TOKEN_KEY_BYTES bytes are computed each time. 0 turns the cache off. */
+ * more than TP_TOKEN_KEY_BYTES bytes are computed each time. A multiple of 4; 0 turns the
+ * cache off. */
 #ifndef TP_TOKEN_CACHE_ENTRIES
-#define TP_TOKEN_CACHE_ENTRIES 512
+#define TP_TOKEN_CACHE_ENTRIES 1024
 #endif
+/* tp_predict_batch's cache grows with the batch up to this many rows. */
+#ifndef TP_BATCH_CACHE_ENTRIES
+#define TP_BATCH_CACHE_ENTRIES 4096
+#endif
+/* Texts whose output layer tp_predict_batch computes together. */
+#define TP_GROUP 4
 #ifndef TP_TOKEN_KEY_BYTES
 #define TP_TOKEN_KEY_BYTES 24
 #endif
@@ -71,6 +78,7 @@ struct tp_model {
     size_t tap_cols, max_window;
     size_t *tap_starts;
     uint64_t tag;           /* from the file's SHA-256: marks a workspace's token cache as ours */
+    size_t group_offset;    /* where tp_predict_batch's group of pooled features and logits go */
     size_t cache_offset;    /* token design: where the token cache starts in a workspace */
     float *thresholds;
     const char **labels;
@@ -107,7 +115,7 @@ size_t tp_token_features(const tp_features *f, const tp_text *t, size_t token, t
 /* Token i's UTF-8 bytes in the normalised text, and the xxHash64 of a word's bytes. */
 const uint8_t *tp_token_bytes(const tp_text *t, size_t token, size_t *length);
 uint64_t tp_word_hash(const uint8_t *bytes, size_t length);
-size_t tp_token_cache_bytes(size_t cols);
+size_t tp_token_cache_bytes(size_t cols, size_t entries);
 void tp_project(tp_feature *feats, size_t n, const uint64_t *keys, size_t n_words,
                 uint64_t last_mask, uint64_t *out);
 uint64_t tp_combine(uint64_t h, uint64_t x);

@@ -978,9 +978,11 @@ static int load_model(loader *L, arena *a, tp_model *m, size_t header) {
                                        sizeof(double))
                               : 0);
     m->workspace_bytes = tp_text_workspace(f, m->max_features) + net_bytes;
+    m->group_offset = m->workspace_bytes;
+    m->workspace_bytes += align8(TP_GROUP * (m->max_width + m->n_labels) * sizeof(double));
     if (token) {
         m->cache_offset = m->workspace_bytes;
-        m->workspace_bytes += tp_token_cache_bytes(m->tap_cols);
+        m->workspace_bytes += tp_token_cache_bytes(m->tap_cols, TP_TOKEN_CACHE_ENTRIES);
     }
     m->tag = 0x7470746f6b656e73ull;
     for (int k = 0; k < 8; k++) m->tag ^= (uint64_t)L->digest[k] << (8 * k);
@@ -1271,11 +1273,14 @@ static void token_pool_exact(const tp_model *m, const tp_text *t, tp_feature *fe
     for (size_t c = 0; c < width; c++) pooled[c] = acc[c] / total[c];
 }
 
-/* The token cache (TP_TOKEN_CACHE_ENTRIES entries, direct-mapped by the token's word hash) keeps
- * each recent distinct token's tap products, keyed by the token's bytes (checked in full): a
- * token's bits, and so its products, depend on its bytes alone, so a hit gives exactly what
- * computing gives and skips its features, projection, bottleneck and taps. The attention taps
- * are kept as their exponentials (see token_pool). */
+/* The token cache keeps each recent distinct token's tap products, keyed by the token's bytes
+ * (checked in full): a token's bits, and so its products, depend on its bytes alone, so a hit
+ * gives exactly what computing gives and skips its features, projection, bottleneck and taps.
+ * It has `entries` rows (a multiple of CACHE_WAYS, or 0), in sets of CACHE_WAYS chosen by the
+ * token's word hash, each set replacing its oldest entry first. The attention taps are kept as
+ * their exponentials (see token_pool). */
+#define CACHE_WAYS 4
+
 typedef struct {
     uint64_t hash;
     uint32_t length;
@@ -1285,28 +1290,33 @@ typedef struct {
 enum { CACHE_EMPTY = 0, CACHE_EXP = 1, CACHE_WILD = 2 };
 
 typedef struct {
+    size_t n;
     cache_entry *entries;
+    uint8_t *next;  /* per set: the way to replace next */
     uint8_t *keys;  /* TP_TOKEN_KEY_BYTES per entry */
     double *rows;   /* tap_cols per entry */
 } token_cache;
 
-size_t tp_token_cache_bytes(size_t cols) {
-    size_t n = TP_TOKEN_CACHE_ENTRIES;
-    return 8 + align8(n * sizeof(cache_entry)) + align8(n * TP_TOKEN_KEY_BYTES) +
-           align8(n * cols * sizeof(double));
+size_t tp_token_cache_bytes(size_t cols, size_t entries) {
+    size_t n = entries;
+    return 8 + align8(n * sizeof(cache_entry)) + align8(n / CACHE_WAYS) +
+           align8(n * TP_TOKEN_KEY_BYTES) + align8(n * cols * sizeof(double));
 }
 
-static token_cache open_cache(const tp_model *m, uint8_t *region) {
+static token_cache open_cache(const tp_model *m, uint8_t *region, size_t entries) {
     token_cache c;
-    size_t n = TP_TOKEN_CACHE_ENTRIES;
+    size_t n = entries;
+    c.n = n;
     c.entries = (cache_entry *)(region + 8);
-    c.keys = (uint8_t *)c.entries + align8(n * sizeof(cache_entry));
+    c.next = (uint8_t *)c.entries + align8(n * sizeof(cache_entry));
+    c.keys = c.next + align8(n / CACHE_WAYS);
     c.rows = (double *)(c.keys + align8(n * TP_TOKEN_KEY_BYTES));
-    uint64_t tag;
+    uint64_t tag, ours = m->tag ^ ((uint64_t)n << 40);
     memcpy(&tag, region, 8);
-    if (tag != m->tag) { /* a fresh workspace, or one another model used */
-        memcpy(region, &m->tag, 8);
+    if (tag != ours) { /* a fresh workspace, or one another model or cache size used */
+        memcpy(region, &ours, 8);
         memset(c.entries, 0, n * sizeof(cache_entry));
+        memset(c.next, 0, n / CACHE_WAYS);
     }
     return c;
 }
@@ -1342,20 +1352,25 @@ static int exponentiate(const tp_model *m, double *row) {
 static const double *token_row(const tp_model *m, const tp_text *t, size_t done, tp_feature *feats,
                                uint64_t *bits, float *x, double *ring, const double **live,
                                token_cache *cache) {
-    size_t cols = m->tap_cols, kmax = m->max_window, q = done % kmax, n = TP_TOKEN_CACHE_ENTRIES;
+    size_t cols = m->tap_cols, kmax = m->max_window, q = done % kmax, n = cache->n;
     size_t length;
     const uint8_t *bytes = tp_token_bytes(t, done, &length);
     double *row = ring + q * cols;
     cache_entry *e = NULL;
     if (n && length <= TP_TOKEN_KEY_BYTES) {
         uint64_t h = tp_word_hash(bytes, length);
-        size_t slot = (size_t)(h % n);
+        size_t set = (size_t)(h % (n / CACHE_WAYS)), slot = set * CACHE_WAYS;
+        for (size_t way = 0; way < CACHE_WAYS; way++, slot++) {
+            e = &cache->entries[slot];
+            if (e->state != CACHE_EMPTY && e->hash == h && e->length == length &&
+                memcmp(cache->keys + slot * TP_TOKEN_KEY_BYTES, bytes, length) == 0)
+                return e->state == CACHE_EXP ? cache->rows + slot * cols : NULL;
+        }
+        slot = set * CACHE_WAYS + cache->next[set];
+        cache->next[set] = (uint8_t)((cache->next[set] + 1) % CACHE_WAYS);
         e = &cache->entries[slot];
         uint8_t *key = cache->keys + slot * TP_TOKEN_KEY_BYTES;
         double *cached = cache->rows + slot * cols;
-        if (e->state != CACHE_EMPTY && e->hash == h && e->length == length &&
-            memcmp(key, bytes, length) == 0)
-            return e->state == CACHE_EXP ? cached : NULL;
         for (size_t r = 0; r < kmax; r++) /* keep earlier positions' rows */
             if (r != q && live[r] == cached) {
                 memcpy(ring + r * cols, cached, cols * sizeof(double));
@@ -1424,9 +1439,10 @@ static int token_pool(const tp_model *m, const tp_text *t, tp_feature *feats, ui
     return ok;
 }
 
-long tp_predict(const tp_model *m, const uint8_t *text, size_t length, void *workspace,
-                float *probs) {
-    if (!m || !workspace || !probs || (!text && length)) return -1;
+/* A text's logits (token design: its pooled features, the input of the output layer) into out:
+ * the text path and the network up to there, in the single-text part of the workspace. */
+static void text_forward(const tp_model *m, const uint8_t *text, size_t length, void *workspace,
+                         token_cache *cache, double *out) {
     tp_text t;
     uint8_t *rest;
     tp_feature *feats;
@@ -1437,7 +1453,6 @@ long tp_predict(const tp_model *m, const uint8_t *text, size_t length, void *wor
     rest += align8(m->max_width * 2 * sizeof(double));
     float *first = (float *)rest;
     rest += align8(m->max_width * sizeof(float));
-    double *logits;
     if (!m->token_design) {
         size_t n = tp_text_features(&m->features, &t, feats);
         tp_project(feats, n, m->keys, m->n_words, m->last_mask, bits);
@@ -1449,24 +1464,43 @@ long tp_predict(const tp_model *m, const uint8_t *text, size_t length, void *wor
             u = v;
             v = swap;
         }
-        logits = u;
-    } else {
-        double *ring = (double *)rest;
-        rest += align8(m->max_window * m->tap_cols * sizeof(double));
-        const double **live = (const double **)rest;
-        rest += align8(m->max_window * sizeof(double *));
-        double *state = (double *)rest;
-        token_cache cache = open_cache(m, (uint8_t *)workspace + m->cache_offset);
-        if (t.n_tokens == 0) {
-            for (size_t j = 0; j < m->n_windows; j++)
-                for (size_t f = 0; f < m->filters; f++)
-                    u[j * m->filters + f] = m->layers[1 + 2 * j].bias[f];
-        } else if (!token_pool(m, &t, feats, bits, first, ring, live, &cache, u, state)) {
-            token_pool_exact(m, &t, feats, bits, first, ring, u, state);
-        }
-        dense(&m->layers[1 + 2 * m->n_windows], u, 0, v);
-        logits = v;
+        memcpy(out, u, m->n_labels * sizeof(double));
+        return;
     }
+    double *ring = (double *)rest;
+    rest += align8(m->max_window * m->tap_cols * sizeof(double));
+    const double **live = (const double **)rest;
+    rest += align8(m->max_window * sizeof(double *));
+    double *state = (double *)rest;
+    if (t.n_tokens == 0) {
+        for (size_t j = 0; j < m->n_windows; j++)
+            for (size_t f = 0; f < m->filters; f++)
+                out[j * m->filters + f] = m->layers[1 + 2 * j].bias[f];
+    } else if (!token_pool(m, &t, feats, bits, first, ring, live, cache, out, state)) {
+        token_pool_exact(m, &t, feats, bits, first, ring, out, state);
+    }
+}
+
+/* The output layer of a token model for g texts at once (their pooled features x, g rows of
+ * width cols): each weight column is read once for all of them. The same sums, in the same
+ * order, as dense gives each text. */
+static void dense_group(const tp_layer *l, const double *x, size_t g, double *restrict out) {
+    size_t rows = l->rows, cols = l->cols;
+    for (size_t k = 0; k < g; k++)
+        for (size_t o = 0; o < rows; o++) out[k * rows + o] = l->bias[o];
+    for (size_t c = 0; c < cols; c++) {
+        const float *restrict w = l->weight_t + c * rows;
+        for (size_t k = 0; k < g; k++) {
+            double xc = x[k * cols + c];
+            if (xc == 0) continue;
+            double *restrict y = out + k * rows;
+            for (size_t o = 0; o < rows; o++) y[o] += w[o] * xc;
+        }
+    }
+}
+
+/* Probabilities from logits (softmax, or sigmoids for a multi-label model); the best index. */
+static long finish(const tp_model *m, const double *logits, float *probs) {
     size_t best = 0;
     if (m->multi_label) {
         for (size_t i = 0; i < m->n_labels; i++)
@@ -1481,4 +1515,58 @@ long tp_predict(const tp_model *m, const uint8_t *text, size_t length, void *wor
     for (size_t i = 1; i < m->n_labels; i++)
         if (probs[i] > probs[best]) best = i;
     return (long)best;
+}
+
+/* Token cache rows for a batch of n texts: TP_TOKEN_CACHE_ENTRIES, doubled while below 4 per
+ * text and within TP_BATCH_CACHE_ENTRIES. */
+static size_t batch_cache_entries(size_t n) {
+    size_t e = TP_TOKEN_CACHE_ENTRIES;
+    while (e && 2 * e <= TP_BATCH_CACHE_ENTRIES && e / 4 < n) e *= 2;
+    return e;
+}
+
+size_t tp_batch_workspace_bytes(const tp_model *m, size_t n) {
+    if (!m) return 0;
+    if (!m->token_design) return m->workspace_bytes;
+    return m->cache_offset + tp_token_cache_bytes(m->tap_cols, batch_cache_entries(n));
+}
+
+int tp_predict_batch(const tp_model *m, const uint8_t *const *texts, const size_t *lengths,
+                     size_t n, void *workspace, float *probs, long *labels) {
+    if (!m || !workspace || !probs || (n && (!texts || !lengths))) return -1;
+    for (size_t i = 0; i < n; i++)
+        if (!texts[i] && lengths[i]) return -1;
+    uint8_t *group_region = (uint8_t *)workspace + m->group_offset;
+    double *x = (double *)group_region, *logits = x + TP_GROUP * m->max_width;
+    size_t L = m->n_labels;
+    if (!m->token_design) {
+        for (size_t i = 0; i < n; i++) {
+            text_forward(m, texts[i], lengths[i], workspace, NULL, logits);
+            long best = finish(m, logits, probs + i * L);
+            if (labels) labels[i] = best;
+        }
+        return 0;
+    }
+    token_cache cache = open_cache(m, (uint8_t *)workspace + m->cache_offset,
+                                   batch_cache_entries(n));
+    const tp_layer *output = &m->layers[1 + 2 * m->n_windows];
+    for (size_t lo = 0; lo < n; lo += TP_GROUP) {
+        size_t g = n - lo < TP_GROUP ? n - lo : TP_GROUP;
+        for (size_t k = 0; k < g; k++)
+            text_forward(m, texts[lo + k], lengths[lo + k], workspace, &cache,
+                         x + k * output->cols);
+        dense_group(output, x, g, logits);
+        for (size_t k = 0; k < g; k++) {
+            long best = finish(m, logits + k * L, probs + (lo + k) * L);
+            if (labels) labels[lo + k] = best;
+        }
+    }
+    return 0;
+}
+
+long tp_predict(const tp_model *m, const uint8_t *text, size_t length, void *workspace,
+                float *probs) {
+    long best;
+    if (tp_predict_batch(m, &text, &length, 1, workspace, probs, &best) != 0) return -1;
+    return best;
 }
