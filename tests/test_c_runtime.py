@@ -320,6 +320,46 @@ def test_sanitizers_find_nothing(sanitized_driver: Path, models: dict) -> None:
         check_parity(sanitized_driver, models[name], data)
 
 
+BATCH_SIZES = (1, 7, 4096)  # one text, odd, larger than every corpus's test split
+
+
+def check_batches(driver: Path, model: Path, data: list[bytes]) -> None:
+    """tp_predict_batch gives byte for byte what tp_predict gives, at every batch size (so the
+    parity of tp_predict with Python holds for it), and its labels are Python's."""
+    expected = _run(driver, model, "predict", data)
+    for size in BATCH_SIZES:
+        assert _run(driver, model, f"batch{size}", data) == expected, size
+
+
+@pytest.mark.parametrize("corpus", CORPORA)
+def test_batches_on_every_corpus(driver: Path, models: dict, corpus: str) -> None:
+    data = [t.encode("utf-8", "surrogatepass") for t in load_corpus(corpus, "test").texts]
+    for name in ("bundled", "token-odd", "text-odd"):
+        check_batches(driver, models[name], data)
+    clf = textproj.load(models["bundled"], n_jobs=1)
+    out = _records(_run(driver, models["bundled"], "batch64", data), 4, per=len(clf.labels))
+    best = [clf.labels[struct.unpack_from("<i", r)[0]] for r in out]
+    assert best == clf.predict([decode_like_c(d) for d in data])
+
+
+@settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=_hostile)
+def test_batches_on_hostile_input(driver: Path, models: dict, data: list[bytes]) -> None:
+    data = [b"", *data, b"", b""]  # empty texts at the ends of a batch and between
+    data[len(data) // 2 : len(data) // 2] = [b""]
+    for name in ("bundled", "token-caps", "multi-token", "text-caps"):
+        check_batches(driver, models[name], data)
+
+
+def test_batches_under_the_sanitizers(sanitized_driver: Path, models: dict) -> None:
+    data = [*_hard_data(), b"", _megabyte(), b""]
+    data += [t.encode() for t in load_corpus("sentiment_sentences", "test").texts[:50]]
+    for name in ("bundled", "token-odd", "multi-token", "text-odd"):
+        check_batches(sanitized_driver, models[name], data)
+
+
 def _refusal(driver: Path, path: Path) -> str:
     done = subprocess.run([str(driver), str(path), "predict"], input=b"", capture_output=True)
     assert done.returncode == 2, done.stderr
