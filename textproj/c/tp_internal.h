@@ -72,9 +72,10 @@ struct tp_model {
     /* dequantized float32 weights (int8 * scale, as Python dequantizes), laid out for speed:
        the first layer transposed (n_bits, rows); token design: every convolution tap of every
        window as one (bottleneck, tap_cols) matrix, window j's columns from tap_starts[j]
-       (value taps 0..k-1 of F columns each, then attention taps), as runtime._taps */
+       (value taps 0..k-1 of F columns each, then attention taps), as runtime._taps, held as
+       doubles (the same values: no conversion in the inner loop) */
     float *first_t;
-    float *taps;
+    double *taps;
     size_t tap_cols, max_window;
     size_t *tap_starts;
     uint64_t tag;           /* from the file's SHA-256: marks a workspace's token cache as ours */

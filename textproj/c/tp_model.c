@@ -676,7 +676,7 @@ size_t tp_load_memory(const uint8_t *data, size_t size, tp_error *err) {
     return align8(sizeof(tp_model)) + align8((2 * TP_MAX_LAYERS + 2) * sizeof(tp_layer)) +
            align8(TP_MAX_LAYERS * sizeof(size_t)) + align8(blob / 8 + 16) +
            align8((hlen / 2 + 1) * (sizeof(char *) + sizeof(size_t) + sizeof(float))) +
-           align8(hlen + 1) + align8(blob + 8) + align8(4 * blob + 8 * (2 * TP_MAX_LAYERS + 8)) +
+           align8(hlen + 1) + align8(blob + 8) + align8(8 * blob + 8 * (2 * TP_MAX_LAYERS + 8)) +
            align8(TP_MAX_LAYERS * sizeof(size_t)) + align8(p.n_nodes * sizeof(jnode)) +
            align8(p.n_nodes * 16) + align8(2 * hlen + 8) + 8 * 16;
 }
@@ -952,7 +952,7 @@ static int load_model(loader *L, arena *a, tp_model *m, size_t header) {
             if (m->windows[j] > m->max_window) m->max_window = m->windows[j];
         }
         m->tap_cols = start;
-        m->taps = take(a, E * start * sizeof(float));
+        m->taps = take(a, E * start * sizeof(double));
         for (size_t j = 0; j < m->n_windows; j++) {
             size_t k = m->windows[j];
             for (int kind = 0; kind < 2; kind++) {
@@ -961,7 +961,7 @@ static int load_model(loader *L, arena *a, tp_model *m, size_t header) {
                     for (size_t e = 0; e < E; e++)
                         for (size_t f2 = 0; f2 < F; f2++)
                             m->taps[e * start + m->tap_starts[j] + (kind * k + i) * F + f2] =
-                                (float)l->weight[f2 * E * k + e * k + i] * l->scale[f2];
+                                (double)((float)l->weight[f2 * E * k + e * k + i] * l->scale[f2]);
             }
         }
     }
@@ -1202,10 +1202,11 @@ static void softmax_block(size_t nb, size_t width, const double *restrict a,
 }
 
 /* One token's products with every convolution tap: row = x @ taps, summed in double (the
- * products of two floats are exact in double), four bottleneck entries at a time. */
+ * products of the float32 weights, held as doubles, with float32 x are exact), four bottleneck
+ * entries at a time. */
 static void tap_row(const tp_model *m, const float *x, double *restrict row) {
     size_t cols = m->tap_cols, k = 0;
-    const float *restrict w[4];
+    const double *restrict w[4];
     double s[4];
     for (size_t c = 0; c < cols; c++) row[c] = 0;
     for (size_t e = 0; e <= m->bottleneck; e++) {
