@@ -80,7 +80,8 @@ struct tp_model {
     size_t *tap_starts;
     uint64_t tag;           /* from the file's SHA-256: marks a workspace's token cache as ours */
     size_t group_offset;    /* where tp_predict_batch's group of pooled features and logits go */
-    size_t cache_offset;    /* token design: where the token cache starts in a workspace */
+    size_t tables_offset;   /* token design: the first layer's nibble tables in a workspace */
+    size_t cache_offset;    /* token design: where the token cache starts (the tag guards both) */
     float *thresholds;
     const char **labels;
     size_t *label_lengths;

@@ -981,6 +981,8 @@ static int load_model(loader *L, arena *a, tp_model *m, size_t header) {
     m->group_offset = m->workspace_bytes;
     m->workspace_bytes += align8(TP_GROUP * (m->max_width + m->n_labels) * sizeof(double));
     if (token) {
+        m->tables_offset = m->workspace_bytes;
+        m->workspace_bytes += align8(m->n_words * 256 * m->layers[0].rows * sizeof(float));
         m->cache_offset = m->workspace_bytes;
         m->workspace_bytes += tp_token_cache_bytes(m->tap_cols, TP_TOKEN_CACHE_ENTRIES);
     }
@@ -1084,6 +1086,43 @@ static void first_layer(const tp_model *m, const uint64_t *words, int relu, floa
     }
     if (relu)
         for (size_t o = 0; o < rows; o++) out[o] = out[o] > 0 ? out[o] : 0;
+}
+
+/* The nibble tables of a token model's first layer (the partial sums first_layer adds, one per
+ * value of each nibble of the input words: entry (16 * position + v) holds rows floats), built
+ * in each workspace (n_words * 16 * 16 * rows floats) when its token cache is reset. */
+static void build_nibble_tables(const tp_model *m, float *restrict tables) {
+    const tp_layer *l = &m->layers[0];
+    size_t rows = l->rows;
+    for (size_t pos = 0; pos < m->n_words * 16; pos++)
+        for (unsigned v = 0; v < 16; v++) {
+            float *restrict out = tables + (16 * pos + v) * rows;
+            size_t col = 4 * pos, n = 0;
+            const float *r[4];
+            for (unsigned b = 0; b < 4; b++)
+                if ((v >> b) & 1 && col + b < l->cols) r[n++] = m->first_t + (col + b) * rows;
+            for (size_t o = 0; o < rows; o++) {
+                double sum = 0;
+                for (size_t i = 0; i < n; i++) sum += r[i][o];
+                out[o] = n == 1 ? r[0][o] : (float)sum; /* as first_layer adds it */
+            }
+        }
+}
+
+/* first_layer through the nibble tables: the same float32 additions in the same order. */
+static void first_layer_tables(const tp_model *m, const uint64_t *words, const float *tables,
+                               float *restrict out) {
+    const tp_layer *l = &m->layers[0];
+    size_t rows = l->rows;
+    for (size_t o = 0; o < rows; o++) out[o] = l->bias[o];
+    for (size_t w = 0; w < m->n_words; w++)
+        for (size_t q = 0; q < 16; q++) {
+            unsigned v = (unsigned)(words[w] >> (4 * q)) & 15u;
+            if (!v) continue;
+            const float *restrict r = tables + (16 * (16 * w + q) + v) * rows;
+            for (size_t o = 0; o < rows; o++) out[o] += r[o];
+        }
+    for (size_t o = 0; o < rows; o++) out[o] = out[o] > 0 ? out[o] : 0;
 }
 
 /* out = bias + weight . x, in double with the float32 dequantized weights (the network the
@@ -1230,10 +1269,10 @@ static void tap_row(const tp_model *m, const float *x, double *restrict row) {
 
 /* Token i's bottleneck and tap products, computed: row = relu(first layer) @ taps. */
 static void compute_taps(const tp_model *m, const tp_text *t, size_t i, tp_feature *feats,
-                         uint64_t *bits, float *x, double *row) {
+                         uint64_t *bits, const float *tables, float *x, double *row) {
     size_t k = tp_token_features(&m->features, t, i, feats);
     tp_project(feats, k, m->keys, m->n_words, m->last_mask, bits);
-    first_layer(m, bits, 1, x);
+    first_layer_tables(m, bits, tables, x);
     tap_row(m, x, row);
 }
 
@@ -1242,8 +1281,8 @@ static void compute_taps(const tp_model *m, const tp_text *t, size_t i, tp_featu
  * past the end), then a softmax over the positions per filter weights the values; online, in
  * double, the last max_window tap rows kept in the ring. */
 static void token_pool_exact(const tp_model *m, const tp_text *t, tp_feature *feats,
-                             uint64_t *bits, float *x, double *ring, double *pooled,
-                             double *state) {
+                             uint64_t *bits, const float *tables, float *x, double *ring,
+                             double *pooled, double *state) {
     size_t F = m->filters, W = m->n_windows, n = t->n_tokens, kmax = m->max_window;
     size_t width = F * W, cols = m->tap_cols, done = 0;
     double *peak = state, *total = peak + width, *acc = total + width, *top = acc + width;
@@ -1253,7 +1292,7 @@ static void token_pool_exact(const tp_model *m, const tp_text *t, tp_feature *fe
         for (size_t q = 0; q < nb; q++) {
             size_t p = b0 + q;
             for (; done < n && done < p + kmax; done++)
-                compute_taps(m, t, done, feats, bits, x, ring + (done % kmax) * cols);
+                compute_taps(m, t, done, feats, bits, tables, x, ring + (done % kmax) * cols);
             for (size_t j = 0; j < W; j++) {
                 const tp_layer *value = &m->layers[1 + 2 * j], *attention = &m->layers[2 + 2 * j];
                 size_t k = m->windows[j], taps = k < n - p ? k : n - p, start = m->tap_starts[j];
@@ -1296,6 +1335,7 @@ typedef struct {
     uint8_t *next;  /* per set: the way to replace next */
     uint8_t *keys;  /* TP_TOKEN_KEY_BYTES per entry */
     double *rows;   /* tap_cols per entry */
+    const float *tables; /* the first layer's nibble tables, in the same workspace */
 } token_cache;
 
 size_t tp_token_cache_bytes(size_t cols, size_t entries) {
@@ -1304,8 +1344,11 @@ size_t tp_token_cache_bytes(size_t cols, size_t entries) {
            align8(n * TP_TOKEN_KEY_BYTES) + align8(n * cols * sizeof(double));
 }
 
-static token_cache open_cache(const tp_model *m, uint8_t *region, size_t entries) {
+static token_cache open_cache(const tp_model *m, void *workspace, size_t entries) {
+    uint8_t *region = (uint8_t *)workspace + m->cache_offset;
+    float *tables = (float *)((uint8_t *)workspace + m->tables_offset);
     token_cache c;
+    c.tables = tables;
     size_t n = entries;
     c.n = n;
     c.entries = (cache_entry *)(region + 8);
@@ -1318,6 +1361,7 @@ static token_cache open_cache(const tp_model *m, uint8_t *region, size_t entries
         memcpy(region, &ours, 8);
         memset(c.entries, 0, n * sizeof(cache_entry));
         memset(c.next, 0, n / CACHE_WAYS);
+        build_nibble_tables(m, tables);
     }
     return c;
 }
@@ -1383,7 +1427,7 @@ static const double *token_row(const tp_model *m, const tp_text *t, size_t done,
         memcpy(key, bytes, length);
         row = cached;
     }
-    compute_taps(m, t, done, feats, bits, x, row);
+    compute_taps(m, t, done, feats, bits, cache->tables, x, row);
     int ok = exponentiate(m, row);
     if (e) e->state = ok ? CACHE_EXP : CACHE_WILD;
     return ok ? row : NULL;
@@ -1478,7 +1522,7 @@ static void text_forward(const tp_model *m, const uint8_t *text, size_t length, 
             for (size_t f = 0; f < m->filters; f++)
                 out[j * m->filters + f] = m->layers[1 + 2 * j].bias[f];
     } else if (!token_pool(m, &t, feats, bits, first, ring, live, cache, out, state)) {
-        token_pool_exact(m, &t, feats, bits, first, ring, out, state);
+        token_pool_exact(m, &t, feats, bits, cache->tables, first, ring, out, state);
     }
 }
 
@@ -1548,8 +1592,7 @@ int tp_predict_batch(const tp_model *m, const uint8_t *const *texts, const size_
         }
         return 0;
     }
-    token_cache cache = open_cache(m, (uint8_t *)workspace + m->cache_offset,
-                                   batch_cache_entries(n));
+    token_cache cache = open_cache(m, workspace, batch_cache_entries(n));
     const tp_layer *output = &m->layers[1 + 2 * m->n_windows];
     for (size_t lo = 0; lo < n; lo += TP_GROUP) {
         size_t g = n - lo < TP_GROUP ? n - lo : TP_GROUP;
