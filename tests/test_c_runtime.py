@@ -57,9 +57,15 @@ LABELS = ["alpha", "beta", "gamma", "delta", "epsilon"]
 
 
 def _random_model(
-    path: Path, design: str, features: FeatureConfig, seed: int, **header: object
+    path: Path,
+    design: str,
+    features: FeatureConfig,
+    seed: int,
+    attention: float = 1.0,
+    **header: object,
 ) -> Path:
-    """A model file with random int8 weights (no training), peaked enough to have clear labels."""
+    """A model file with random int8 weights (no training), peaked enough to have clear labels;
+    a token model's attention weights are multiplied by ``attention``."""
     rng = np.random.default_rng(seed)
     projector = Projector(4, 16, features=features, seed=seed) if design == "token" else None
     projector = projector or Projector(10, 13, features=features, seed=seed)
@@ -75,6 +81,8 @@ def _random_model(
     for prefix, shape in netspec.expected_tensors(network).items():
         params[f"{prefix}.weight"] = rng.standard_normal(shape) * 0.6
         params[f"{prefix}.bias"] = rng.standard_normal(shape[0]) * 0.3
+        if prefix.startswith("attention."):
+            params[f"{prefix}.weight"] *= attention
     full = {"labels": LABELS, "projector": projector.get_config(), "network": network, **header}
     path.write_bytes(encode_model(full, netspec.quantize_params(params)))
     return path
@@ -358,6 +366,41 @@ def test_batches_under_the_sanitizers(sanitized_driver: Path, models: dict) -> N
     data += [t.encode() for t in load_corpus("sentiment_sentences", "test").texts[:50]]
     for name in ("bundled", "token-odd", "multi-token", "text-odd"):
         check_batches(sanitized_driver, models[name], data)
+
+
+@pytest.fixture(scope="module")
+def small_cache_drivers(tmp_path_factory: pytest.TempPathFactory, export_dir: Path) -> list[Path]:
+    """Drivers with the token cache off, and with one set of 4 rows (so that new tokens keep
+    replacing rows that the window still reads)."""
+    drivers = []
+    for entries in (0, 4):
+        directory = tmp_path_factory.mktemp(f"cache{entries}")
+        for path in export_dir.iterdir():
+            shutil.copyfile(path, directory / path.name)
+        sizes = f"-DTP_TOKEN_CACHE_ENTRIES={entries} -DTP_BATCH_CACHE_ENTRIES={entries}"
+        drivers.append(_build(directory, f"{STRICT} -O2 {sizes}"))
+    return drivers
+
+
+def test_cache_sizes_give_the_same_bytes(
+    driver: Path, small_cache_drivers: list[Path], models: dict
+) -> None:
+    data = [t.encode() for t in load_corpus("sentiment_sentences", "test").texts] + _hard_data()
+    for name in ("bundled", "token-odd", "multi-token"):
+        expected = _run(driver, models[name], "predict", data)
+        for small in small_cache_drivers:
+            assert _run(small, models[name], "predict", data) == expected
+            assert _run(small, models[name], "batch7", data) == expected
+
+
+@pytest.mark.parametrize("attention", [12.0, 30.0])
+def test_large_attention_logits(driver: Path, attention: float, tmp_path: Path) -> None:
+    """Texts with attention logits beyond the fast path's range take the exact path (x12: 88 of
+    these 400 texts have such a token, x30: all): the same parity, in batches too."""
+    model = _random_model(tmp_path / "m.tpn", "token", FeatureConfig(), 3, attention)
+    data = [t.encode() for t in load_corpus("banking77", "test").texts[:400]] + _hard_data()
+    check_parity(driver, model, data)
+    check_batches(driver, model, data)
 
 
 def _refusal(driver: Path, path: Path) -> str:

@@ -13,6 +13,9 @@
 #ifndef TP_TOKEN_CACHE_ENTRIES
 #define TP_TOKEN_CACHE_ENTRIES 1024
 #endif
+#if TP_TOKEN_CACHE_ENTRIES % 4
+#error "TP_TOKEN_CACHE_ENTRIES must be a multiple of 4"
+#endif
 /* tp_predict_batch's cache grows with the batch up to this many rows. */
 #ifndef TP_BATCH_CACHE_ENTRIES
 #define TP_BATCH_CACHE_ENTRIES 4096
