@@ -1455,8 +1455,37 @@ static int token_pool(const tp_model *m, const tp_text *t, tp_feature *feats, ui
         for (size_t j = 0; j < W; j++) {
             size_t k = m->windows[j], taps = k < n - p ? k : n - p, start = m->tap_starts[j];
             double *restrict tj = total + j * F, *restrict aj = acc + j * F;
-            double *restrict v = sv, *restrict w = se;
             const double *restrict r0 = live[p % kmax] + start;
+            if (taps == 1) { /* one loop per filter for windows of up to 3 tokens */
+                const double *restrict e0 = r0 + k * F;
+                for (size_t f = 0; f < F; f++) {
+                    tj[f] += e0[f];
+                    aj[f] += e0[f] * r0[f];
+                }
+                continue;
+            }
+            const double *restrict r1 = live[(p + 1) % kmax] + start + F;
+            if (taps == 2) {
+                const double *restrict e0 = r0 + k * F, *restrict e1 = r1 + k * F;
+                for (size_t f = 0; f < F; f++) {
+                    double w = e0[f] * e1[f];
+                    tj[f] += w;
+                    aj[f] += w * (r0[f] + r1[f]);
+                }
+                continue;
+            }
+            const double *restrict r2 = live[(p + 2) % kmax] + start + 2 * F;
+            if (taps == 3) {
+                const double *restrict e0 = r0 + k * F, *restrict e1 = r1 + k * F;
+                const double *restrict e2 = r2 + k * F;
+                for (size_t f = 0; f < F; f++) {
+                    double w = e0[f] * e1[f] * e2[f];
+                    tj[f] += w;
+                    aj[f] += w * (r0[f] + r1[f] + r2[f]);
+                }
+                continue;
+            }
+            double *restrict v = sv, *restrict w = se;
             for (size_t f = 0; f < F; f++) {
                 v[f] = r0[f];
                 w[f] = r0[k * F + f];
