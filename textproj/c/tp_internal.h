@@ -53,7 +53,7 @@ typedef struct {
 
 typedef struct {
     const int8_t *weight; /* (rows, cols) int8, row-major, in the model bytes */
-    float *weight_t;      /* dense layers after the first: the dequantized weight transposed */
+    double *weight_t;     /* dense layers after the first: the dequantized weight transposed */
     const float *scale;   /* (rows,) */
     const float *bias;    /* (rows,) */
     size_t rows, cols;    /* cols: every entry after the first axis (E * k for convolutions) */

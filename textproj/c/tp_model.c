@@ -938,10 +938,10 @@ static int load_model(loader *L, arena *a, tp_model *m, size_t header) {
     for (size_t i = 1; i < m->n_layers; i++) {
         tp_layer *l = &m->layers[i];
         if (token && i != 1 + 2 * m->n_windows) continue; /* convolutions: taps below */
-        l->weight_t = take(a, l->rows * l->cols * sizeof(float));
+        l->weight_t = take(a, l->rows * l->cols * sizeof(double));
         for (size_t o = 0; o < l->rows; o++)
             for (size_t c = 0; c < l->cols; c++)
-                l->weight_t[c * l->rows + o] = (float)l->weight[o * l->cols + c] * l->scale[o];
+                l->weight_t[c * l->rows + o] = (double)((float)l->weight[o * l->cols + c] * l->scale[o]);
     }
     if (token) {
         size_t F = m->filters, E = m->bottleneck, start = 0;
@@ -1134,7 +1134,7 @@ static void dense(const tp_layer *l, const double *x, int relu, double *restrict
     for (size_t c = 0; c < l->cols; c++) {
         double xc = x[c];
         if (xc == 0) continue;
-        const float *restrict w = l->weight_t + c * rows;
+        const double *restrict w = l->weight_t + c * rows;
         for (size_t o = 0; o < rows; o++) out[o] += w[o] * xc;
     }
     if (relu)
@@ -1556,17 +1556,29 @@ static void text_forward(const tp_model *m, const uint8_t *text, size_t length, 
 }
 
 /* The output layer of a token model for g texts at once (their pooled features x, g rows of
- * width cols): each weight column is read once for all of them. The same sums, in the same
- * order, as dense gives each text. */
+ * width cols): each weight is read once for all of them. Each text's sums are bias + the
+ * columns in order, whatever g. */
 static void dense_group(const tp_layer *l, const double *x, size_t g, double *restrict out) {
     size_t rows = l->rows, cols = l->cols;
     for (size_t k = 0; k < g; k++)
         for (size_t o = 0; o < rows; o++) out[k * rows + o] = l->bias[o];
+    double *restrict y0 = out, *restrict y1 = out + rows, *restrict y2 = out + 2 * rows;
+    double *restrict y3 = out + 3 * rows;
     for (size_t c = 0; c < cols; c++) {
-        const float *restrict w = l->weight_t + c * rows;
+        const double *restrict w = l->weight_t + c * rows;
+        if (g == 4) {
+            double x0 = x[c], x1 = x[cols + c], x2 = x[2 * cols + c], x3 = x[3 * cols + c];
+            for (size_t o = 0; o < rows; o++) {
+                double wo = w[o];
+                y0[o] += wo * x0;
+                y1[o] += wo * x1;
+                y2[o] += wo * x2;
+                y3[o] += wo * x3;
+            }
+            continue;
+        }
         for (size_t k = 0; k < g; k++) {
             double xc = x[k * cols + c];
-            if (xc == 0) continue;
             double *restrict y = out + k * rows;
             for (size_t o = 0; o < rows; o++) y[o] += w[o] * xc;
         }
