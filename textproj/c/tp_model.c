@@ -1564,19 +1564,38 @@ static void dense_group(const tp_layer *l, const double *x, size_t g, double *re
         for (size_t o = 0; o < rows; o++) out[k * rows + o] = l->bias[o];
     double *restrict y0 = out, *restrict y1 = out + rows, *restrict y2 = out + 2 * rows;
     double *restrict y3 = out + 3 * rows;
-    for (size_t c = 0; c < cols; c++) {
-        const double *restrict w = l->weight_t + c * rows;
-        if (g == 4) {
-            double x0 = x[c], x1 = x[cols + c], x2 = x[2 * cols + c], x3 = x[3 * cols + c];
+    size_t c = 0;
+    if (g == 4) /* four columns of four texts per pass over the outputs, sums kept in registers */
+        for (; c + 4 <= cols; c += 4) {
+            const double *restrict w0 = l->weight_t + c * rows, *restrict w1 = w0 + rows;
+            const double *restrict w2 = w1 + rows, *restrict w3 = w2 + rows;
+            const double *a = x + c, *b = a + cols, *d = b + cols, *e = d + cols;
             for (size_t o = 0; o < rows; o++) {
-                double wo = w[o];
-                y0[o] += wo * x0;
-                y1[o] += wo * x1;
-                y2[o] += wo * x2;
-                y3[o] += wo * x3;
+                double s0 = y0[o], s1 = y1[o], s2 = y2[o], s3 = y3[o];
+                s0 += w0[o] * a[0];
+                s1 += w0[o] * b[0];
+                s2 += w0[o] * d[0];
+                s3 += w0[o] * e[0];
+                s0 += w1[o] * a[1];
+                s1 += w1[o] * b[1];
+                s2 += w1[o] * d[1];
+                s3 += w1[o] * e[1];
+                s0 += w2[o] * a[2];
+                s1 += w2[o] * b[2];
+                s2 += w2[o] * d[2];
+                s3 += w2[o] * e[2];
+                s0 += w3[o] * a[3];
+                s1 += w3[o] * b[3];
+                s2 += w3[o] * d[3];
+                s3 += w3[o] * e[3];
+                y0[o] = s0;
+                y1[o] = s1;
+                y2[o] = s2;
+                y3[o] = s3;
             }
-            continue;
         }
+    for (; c < cols; c++) {
+        const double *restrict w = l->weight_t + c * rows;
         for (size_t k = 0; k < g; k++) {
             double xc = x[k * cols + c];
             double *restrict y = out + k * rows;
@@ -1585,8 +1604,9 @@ static void dense_group(const tp_layer *l, const double *x, size_t g, double *re
     }
 }
 
-/* Probabilities from logits (softmax, or sigmoids for a multi-label model); the best index. */
-static long finish(const tp_model *m, const double *logits, float *probs) {
+/* Probabilities from logits (softmax, or sigmoids for a multi-label model); the best index.
+ * The softmax overwrites the logits with their shifted exponentials. */
+static long finish(const tp_model *m, double *logits, float *probs) {
     size_t best = 0;
     if (m->multi_label) {
         for (size_t i = 0; i < m->n_labels; i++)
@@ -1595,8 +1615,8 @@ static long finish(const tp_model *m, const double *logits, float *probs) {
         double top = logits[0], total = 0;
         for (size_t i = 1; i < m->n_labels; i++)
             if (logits[i] > top) top = logits[i];
-        for (size_t i = 0; i < m->n_labels; i++) total += exp(logits[i] - top);
-        for (size_t i = 0; i < m->n_labels; i++) probs[i] = (float)(exp(logits[i] - top) / total);
+        for (size_t i = 0; i < m->n_labels; i++) total += logits[i] = exp_small(logits[i] - top);
+        for (size_t i = 0; i < m->n_labels; i++) probs[i] = (float)(logits[i] / total);
     }
     for (size_t i = 1; i < m->n_labels; i++)
         if (probs[i] > probs[best]) best = i;
