@@ -1180,7 +1180,8 @@ size_t tp_normalize(const tp_model *m, const uint8_t *text, size_t length, void 
  * 2^k written into the exponent bits. */
 static inline double exp_small(double x) {
     const double round = 6755399441055744.0; /* 1.5 * 2^52 */
-    x = 0.5 * (x - 708.0 + fabs(x + 708.0)); /* max(x, -708), without a branch */
+    double below = -708.0 - x;
+    x += 0.5 * (below + fabs(below)); /* max(x, -708), branch-free and exact for x >= -708 */
     double t = x * 1.4426950408889634 + round;
     double k = t - round;
     double r = (x - k * 6.93147180369123816490e-01) - k * 1.90821492927058770002e-10;
