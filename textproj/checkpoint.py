@@ -18,7 +18,7 @@ from textproj.data import Dataset
 from textproj.errors import CheckpointError
 from textproj.layout import CHECKPOINT_NAME
 
-FORMAT = "textproj-checkpoint-2"
+FORMAT = "textproj-checkpoint-3"
 
 
 def data_fingerprint(splits: dict[str, Dataset], transfer: list[str] | None = None) -> str:

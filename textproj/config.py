@@ -111,7 +111,7 @@ class TrainConfig:
     multi_label: bool = False  # one sigmoid per label (BCE), per-label thresholds tuned on dev
     distill_to_trainer: bool = False  # let the distillation term's gradient reach the trainer
     dropout: float = 0.4  # dropout in both networks (pooled/hidden activations)
-    token_dropout: float = 0.1  # token design: dropout of each token's bottleneck activations
+    token_dropout: float = 0.1  # token design: share of token occurrences dropped (whole tokens)
     label_smoothing: float = 0.1  # projection network's label term (single-label)
     weight_decay: float = 0.05  # decoupled weight decay (AdamW) of the dense parameters
     epochs: int | None = None  # None: EPOCHS, stretched so a small set takes MIN_STEPS steps

@@ -76,49 +76,80 @@ class TokenProjectionNet(nn.Module):
     ) -> None:
         super().__init__()
         self.dropout = nn.Dropout(dropout)
-        self.token_dropout = nn.Dropout(token_dropout)
+        self.token_dropout = token_dropout  # share of token occurrences dropped in training
         self.windows = tuple(windows)
         self.bottleneck = nn.Linear(n_bits, bottleneck)
         self.value = nn.ModuleList(nn.Conv1d(bottleneck, filters, k) for k in self.windows)
         self.attention = nn.ModuleList(nn.Conv1d(bottleneck, filters, k) for k in self.windows)
         self.output = nn.Linear(filters * len(self.windows), n_labels)
 
-    def forward(self, token_bits: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """``token_bits`` (sum(lengths), n_bits) as 0/1 floats; ``lengths`` (n,) tokens per text.
+    def forward(
+        self,
+        token_bits: torch.Tensor,
+        lengths: torch.Tensor,
+        token_rows: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """``token_bits`` (U, n_bits) as 0/1 floats, the bits of each distinct token of the batch;
+        ``token_rows`` (sum(lengths),) the row of each token of the texts in order (None: one row
+        per token); ``lengths`` (n,) tokens per text.
 
-        No padding to the longest text: every window of every text is gathered as a row of its
-        taps (zeros past the text's end); each window size's value and attention convolutions
-        run as one matmul on the first k taps, and attention pooling is a softmax within each
-        text's segment.
+        Each distinct token goes through the bottleneck once and is multiplied by every tap of
+        every window's value and attention kernels once (a batch of 256 banking77 texts has
+        3,051 tokens but 545 distinct ones); a window's output is then the sum of its taps'
+        products, gathered per token (zeros past the text's end), with no padding to the
+        longest text. Attention pooling is a softmax within each text's windows. Token dropout
+        drops whole token occurrences: a window's tap on a dropped token reads zeros, the kept
+        ones are scaled by 1 / (1 - p).
         """
-        x = self.token_dropout(F.relu(self.bottleneck(centered(token_bits))))
-        taps, segment = window_rows(x, lengths, max(self.windows))
-        width = x.shape[1]
-        pooled = []
-        for k, value_conv, attention_conv in zip(
-            self.windows, self.value, self.attention, strict=True
-        ):
-            kernel = torch.cat([value_conv.weight, attention_conv.weight])  # (2F, E, k)
-            out = torch.addmm(
-                torch.cat([value_conv.bias, attention_conv.bias]),
-                taps[:, : k * width],
-                kernel.permute(2, 1, 0).reshape(k * width, -1),
-            )
-            values, scores = out.chunk(2, dim=1)
-            pooled.append(segment_attention(values, scores, segment, len(lengths)))
-        return self.output(self.dropout(torch.cat(pooled, dim=1)))
+        x = F.relu(self.bottleneck(centered(token_bits)))
+        if token_rows is None:
+            token_rows = torch.arange(len(x))
+        order = sorted(range(len(self.windows)), key=self.windows.__getitem__)
+        kernels = [
+            torch.cat([self.value[i].weight, self.attention[i].weight]) for i in order
+        ]  # (2F, E, k), by window size
+        bias = torch.cat([torch.cat([self.value[i].bias, self.attention[i].bias]) for i in order])
+        width = self.windows[order[-1]]
+        occurrences, segment = window_taps(lengths, width)
+        taps = F.pad(token_rows, (0, 1), value=len(x))[occurrences]  # rows; past the end: len(x)
+        keep = None
+        if self.training and self.token_dropout > 0:
+            kept = torch.full((len(token_rows),), 1 - self.token_dropout)
+            keep = F.pad(torch.bernoulli(kept) / (1 - self.token_dropout), (0, 1))
+        # tap j feeds the windows longer than j: a suffix of the (window, value|attention) columns
+        columns = [
+            torch.cat([kernel[:, :, j] for kernel in kernels if kernel.shape[2] > j]).T
+            for j in range(width)
+        ]
+        products = F.pad(x @ torch.cat(columns, dim=1), (0, 0, 0, 1))  # zero row: past the end
+
+        def tap(j: int, start: int, stop: int) -> torch.Tensor:
+            """Every window's tap j times its columns start:stop of the kernels."""
+            part = torch.index_select(products[:, start:stop], 0, taps[:, j])
+            return part if keep is None else part * keep[occurrences[:, j], None]
+
+        out = tap(0, 0, columns[0].shape[1]) + bias
+        start = columns[0].shape[1]
+        for j, block in enumerate(columns[1:], start=1):
+            out[:, -block.shape[1] :] += tap(j, start, start + block.shape[1])
+            start += block.shape[1]
+        channels = out.view(len(out), len(order), 2, -1)
+        pooled = segment_attention(
+            channels[:, :, 0].reshape(len(out), -1),
+            channels[:, :, 1].reshape(len(out), -1),
+            segment,
+            len(lengths),
+        ).view(len(lengths), len(order), -1)
+        if order != sorted(order):
+            pooled = pooled[:, [order.index(i) for i in range(len(order))]]
+        return self.output(self.dropout(pooled.reshape(len(lengths), -1)))
 
 
-def window_rows(
-    rows: torch.Tensor, lengths: torch.Tensor, width: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Flat per-token rows (sum(lengths), E) -> one row of ``width`` concatenated taps per window
-    start (V, width·E), and the text index of each window (V,).
-
-    Window t of a text covers its tokens t..t+width-1, zeros past its end. A text with no tokens
-    gets one all-zero window, so every text has a defined output.
+def window_taps(lengths: torch.Tensor, width: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """For each window start (one per token; one for a text with no tokens), the positions of
+    its ``width`` taps among the texts' tokens in order (V, width), sum(lengths) past the text's
+    end, and its text's index (V,). Window t of a text covers its tokens t..t+width-1.
     """
-    n_rows = rows.shape[0]
     starts = torch.cumsum(lengths, 0) - lengths
     windows_per_text = lengths.clamp(min=1)
     segment = torch.repeat_interleave(torch.arange(len(lengths)), windows_per_text)
@@ -127,9 +158,7 @@ def window_rows(
     )
     tap = position[:, None] + torch.arange(width)[None, :]  # (V, width) token index in its text
     inside = tap < lengths[segment][:, None]
-    index = torch.where(inside, starts[segment][:, None] + tap, n_rows)  # n_rows: the zero row
-    padded = torch.cat([rows, rows.new_zeros((1, rows.shape[1]))])
-    return padded[index.reshape(-1)].reshape(len(segment), -1), segment
+    return torch.where(inside, starts[segment][:, None] + tap, int(lengths.sum())), segment
 
 
 def segment_attention(

@@ -1,0 +1,67 @@
+"""The token network computes on a batch's distinct tokens what it computes token by token."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from textproj.nets import TokenProjectionNet
+
+LENGTHS = [5, 0, 1, 9, 2, 3]  # an empty text and texts shorter than the widest window
+
+
+def _batch(seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    rng = np.random.default_rng(seed)
+    distinct = torch.from_numpy(rng.integers(0, 2, size=(7, 24)).astype(np.float32))
+    rows = torch.from_numpy(rng.integers(0, len(distinct), size=sum(LENGTHS)))
+    return distinct, rows, torch.tensor(LENGTHS)
+
+
+@pytest.mark.parametrize("windows", [(1, 2, 3), (4, 1), (2,)])
+def test_distinct_tokens_give_the_token_by_token_outputs_and_gradients(windows) -> None:
+    torch.manual_seed(0)
+    net = TokenProjectionNet(24, 8, 5, windows, n_labels=4)
+    distinct, rows, lengths = _batch(seed=len(windows))
+
+    grads = []
+    for args in [(distinct[rows], lengths), (distinct, lengths, rows)]:
+        net.zero_grad()
+        logits = net(*args)
+        (logits * torch.arange(1.0, 5.0)).sum().backward()
+        grads.append((logits.detach(), [p.grad.clone() for p in net.parameters()]))
+
+    (by_token, token_grads), (by_distinct, distinct_grads) = grads
+    assert by_token.shape == (len(LENGTHS), 4)
+    torch.testing.assert_close(by_distinct, by_token, atol=1e-5, rtol=1e-5)
+    for got, expected in zip(distinct_grads, token_grads, strict=True):
+        torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+
+
+def test_an_empty_text_gets_the_output_of_no_tokens() -> None:
+    torch.manual_seed(1)
+    net = TokenProjectionNet(24, 8, 5, (1, 2), n_labels=3).eval()
+    distinct, rows, lengths = _batch(seed=3)
+    with torch.no_grad():
+        alone = net(distinct[:0], torch.tensor([0]))
+        among = net(distinct, lengths, rows)
+    torch.testing.assert_close(among[1:2], alone)
+    assert not torch.equal(among[0], among[1])
+
+
+def test_token_dropout_drops_whole_occurrences() -> None:
+    torch.manual_seed(2)
+    net = TokenProjectionNet(24, 8, 5, (1,), n_labels=3, token_dropout=0.5)
+    distinct, _, _ = _batch(seed=4)
+    with torch.no_grad():
+        empty = net.eval()(distinct[:0], torch.tensor([0]))
+        net.train()
+        # 40 copies of a one-token text: each copy's token is dropped (its window reads zeros,
+        # so it gets the empty text's output) or kept, independently of the other copies
+        outs = net(
+            distinct[:1], torch.ones(40, dtype=torch.long), torch.zeros(40, dtype=torch.long)
+        )
+    dropped = torch.isclose(outs, empty).all(dim=1)
+    assert 5 < int(dropped.sum()) < 35
+    kept = outs[~dropped]
+    torch.testing.assert_close(kept, kept[:1].expand_as(kept))
