@@ -393,6 +393,19 @@ def test_cache_sizes_give_the_same_bytes(
             assert _run(small, models[name], "batch7", data) == expected
 
 
+def test_compiler_flags_change_no_bit(driver: Path, export_dir: Path, tmp_path: Path, models):
+    """-O3 -march=native (the machine's widest vectors) gives the bytes -O2 gives: ISO C mode
+    contracts no multiply-adds and the code sums in a fixed order."""
+    for path in export_dir.iterdir():
+        shutil.copyfile(path, tmp_path / path.name)
+    native = _build(tmp_path, f"{STRICT} -O3 -march=native")
+    data = [t.encode() for t in load_corpus("udhr_langid", "test").texts] + _hard_data()
+    for name in ("bundled", "token-odd", "text-odd", "multi-text"):
+        assert _run(native, models[name], "batch64", data) == _run(
+            driver, models[name], "predict", data
+        )
+
+
 @pytest.mark.parametrize("attention", [12.0, 30.0])
 def test_large_attention_logits(driver: Path, attention: float, tmp_path: Path) -> None:
     """Texts with attention logits beyond the fast path's range take the exact path (x12: 88 of
