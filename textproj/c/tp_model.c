@@ -1434,6 +1434,35 @@ static const double *token_row(const tp_model *m, const tp_text *t, size_t done,
     return ok ? row : NULL;
 }
 
+/* One position of a window of 1, 2 or 3 tokens into the running sums t (weights) and a
+ * (weighted values): row ri holds the value taps of the position's token i and, e further on,
+ * its exponentiated attention taps. Parameters, so that restrict lets the loops vectorise. */
+static void pool1(size_t F, size_t e, const double *restrict r0, double *restrict t,
+                  double *restrict a) {
+    for (size_t f = 0; f < F; f++) {
+        t[f] += r0[e + f];
+        a[f] += r0[e + f] * r0[f];
+    }
+}
+
+static void pool2(size_t F, size_t e, const double *restrict r0, const double *restrict r1,
+                  double *restrict t, double *restrict a) {
+    for (size_t f = 0; f < F; f++) {
+        double w = r0[e + f] * r1[e + f];
+        t[f] += w;
+        a[f] += w * (r0[f] + r1[f]);
+    }
+}
+
+static void pool3(size_t F, size_t e, const double *restrict r0, const double *restrict r1,
+                  const double *restrict r2, double *restrict t, double *restrict a) {
+    for (size_t f = 0; f < F; f++) {
+        double w = r0[e + f] * r1[e + f] * r2[e + f];
+        t[f] += w;
+        a[f] += w * (r0[f] + r1[f] + r2[f]);
+    }
+}
+
 /* Attention pooling (nets.TokenProjectionNet) from cached rows: for window j and filter f,
  * position p's value is b + sum_i V_i(token p + i) and its softmax weight exp(a + sum_i
  * A_i(token p + i)) over the positions, where the attention bias a cancels, so the weight is the
@@ -1458,32 +1487,17 @@ static int token_pool(const tp_model *m, const tp_text *t, tp_feature *feats, ui
             double *restrict tj = total + j * F, *restrict aj = acc + j * F;
             const double *restrict r0 = live[p % kmax] + start;
             if (taps == 1) { /* one loop per filter for windows of up to 3 tokens */
-                const double *restrict e0 = r0 + k * F;
-                for (size_t f = 0; f < F; f++) {
-                    tj[f] += e0[f];
-                    aj[f] += e0[f] * r0[f];
-                }
+                pool1(F, k * F, r0, tj, aj);
                 continue;
             }
             const double *restrict r1 = live[(p + 1) % kmax] + start + F;
             if (taps == 2) {
-                const double *restrict e0 = r0 + k * F, *restrict e1 = r1 + k * F;
-                for (size_t f = 0; f < F; f++) {
-                    double w = e0[f] * e1[f];
-                    tj[f] += w;
-                    aj[f] += w * (r0[f] + r1[f]);
-                }
+                pool2(F, k * F, r0, r1, tj, aj);
                 continue;
             }
             const double *restrict r2 = live[(p + 2) % kmax] + start + 2 * F;
             if (taps == 3) {
-                const double *restrict e0 = r0 + k * F, *restrict e1 = r1 + k * F;
-                const double *restrict e2 = r2 + k * F;
-                for (size_t f = 0; f < F; f++) {
-                    double w = e0[f] * e1[f] * e2[f];
-                    tj[f] += w;
-                    aj[f] += w * (r0[f] + r1[f] + r2[f]);
-                }
+                pool3(F, k * F, r0, r1, r2, tj, aj);
                 continue;
             }
             double *restrict v = sv, *restrict w = se;
