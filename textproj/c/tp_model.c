@@ -1630,7 +1630,8 @@ static long finish(const tp_model *m, double *logits, float *probs) {
         double top = logits[0], total = 0;
         for (size_t i = 1; i < m->n_labels; i++)
             if (logits[i] > top) top = logits[i];
-        for (size_t i = 0; i < m->n_labels; i++) total += logits[i] = exp_small(logits[i] - top);
+        for (size_t i = 0; i < m->n_labels; i++) logits[i] = exp_small(logits[i] - top);
+        for (size_t i = 0; i < m->n_labels; i++) total += logits[i];
         for (size_t i = 0; i < m->n_labels; i++) probs[i] = (float)(logits[i] / total);
     }
     for (size_t i = 1; i < m->n_labels; i++)
