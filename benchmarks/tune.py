@@ -7,6 +7,7 @@ scores are logged for the ablation and the final report; docs/training.md):
     python benchmarks/tune.py --name lr5e-3 learning_rate=0.005 epochs=12
     python benchmarks/tune.py --corpus banking77 clinc150 --seeds 0 1 2 --name b256 batch_size=256
     python benchmarks/tune.py --report            # docs/sweeps.jsonl -> docs/sweeps.md table
+    python benchmarks/tune.py --seeds-report b256 # mean and range over the seeds of run b256
 
 Each ``key=value`` overrides a TrainConfig field (``feature.key=value`` a FeatureConfig field);
 values are parsed as JSON, so ``hidden=[256]`` and ``design="text"`` work.
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import time
 from pathlib import Path
 
@@ -69,18 +71,46 @@ def render_report(log: Path) -> str:
     return "\n".join(lines)
 
 
+def render_seeds(log: Path, name: str) -> str:
+    """A markdown table of run ``name``'s mean (and range) over its seeds, per corpus."""
+    rows = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines() if line]
+    rows = [row for row in rows if row["name"] == name]
+    lines = [
+        "| corpus | seeds | on-device dev | on-device test (range) | trainer dev | trainer test "
+        "| weight bytes |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for corpus in dict.fromkeys(row["corpus"] for row in rows):
+        runs = [row for row in rows if row["corpus"] == corpus]
+        metric = "micro_f1" if "micro_f1" in runs[0]["test"]["projection"] else "accuracy"
+        test = [row["test"]["projection"][metric] for row in runs]
+        lines.append(
+            f"| {corpus} | {', '.join(str(row['seed']) for row in runs)} "
+            f"| {statistics.mean(row['dev_projection'] for row in runs):.4f} "
+            f"| **{statistics.mean(test):.4f}** ({min(test):.4f}–{max(test):.4f}) "
+            f"| {statistics.mean(row['dev_trainer'] for row in runs):.4f} "
+            f"| {statistics.mean(row['test']['trainer'][metric] for row in runs):.4f} "
+            f"| {runs[0]['model_bytes']:,} |"
+        )
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpus", nargs="+", default=["banking77"], help="one or more")
     parser.add_argument("--seeds", nargs="+", type=int, default=None, help="runs per seed")
     parser.add_argument("--name")
     parser.add_argument("--report", action="store_true", help="print the table of logged runs")
+    parser.add_argument("--seeds-report", metavar="NAME", help="print run NAME's mean over seeds")
     parser.add_argument("--log", type=Path, default=Path("docs/sweeps.jsonl"))
     parser.add_argument("--output", type=Path, default=None, help="also write the model here")
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args()
     if args.report:
         print(render_report(args.log))
+        return
+    if args.seeds_report:
+        print(render_seeds(args.log, args.seeds_report))
         return
     if not args.name:
         parser.error("--name is required to run")

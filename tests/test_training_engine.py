@@ -158,3 +158,34 @@ def test_history_follows_the_stretched_schedule() -> None:
     config = TrainConfig(**{**TINY_CONFIG, "epochs": None, "batch_size": 27, "patience": 99})
     result = train(data, config=config, progress=False)
     assert len(result.metrics["history"]) == config.schedule(54)[1] == 200
+
+
+def test_long_texts_step_in_token_runs_with_the_whole_batchs_gradient(monkeypatch) -> None:
+    from textproj import inputs
+    from textproj.config import FeatureConfig
+    from textproj.training import JointStep, prepare
+
+    data = tiny_banking(60)
+    long_texts = [" ".join([text] * 6) for text in data.texts]  # about 60 tokens each
+    data = Dataset(long_texts, data.labels, "long")
+    config = TrainConfig(**{**TINY_CONFIG, "dropout": 0.0, "token_dropout": 0.0})
+    prep = prepare(data, None, None, config, FeatureConfig())
+    split, index = prep.inputs["train"], np.arange(40)
+
+    monkeypatch.setattr(inputs, "STEP_TOKENS", 200)
+    runs = inputs.token_chunks(split, index)
+    lengths = np.diff(split.word_offsets)
+    assert len(runs) > 5 and np.array_equal(np.concatenate(runs), index)
+    assert all(lengths[run].sum() <= 200 or len(run) == 1 for run in runs)
+
+    grads, losses = [], []
+    for budget in (200, 10**6):
+        monkeypatch.setattr(inputs, "STEP_TOKENS", budget)
+        step = JointStep(config, prep.projector.n_bits, len(prep.labels))
+        losses.append(step(split, index, apply=False))
+        grads.append(
+            [p.grad.clone() for net in (step.projection, step.trainer) for p in net.parameters()]
+        )
+    assert losses[0] == pytest.approx(losses[1], rel=1e-5)
+    for in_runs, at_once in zip(*grads, strict=True):
+        torch.testing.assert_close(in_runs, at_once, atol=1e-6, rtol=1e-4)

@@ -110,23 +110,23 @@ class TokenProjectionNet(nn.Module):
         ]  # (2F, E, k), by window size
         bias = torch.cat([torch.cat([self.value[i].bias, self.attention[i].bias]) for i in order])
         width = self.windows[order[-1]]
-        occurrences, segment = window_taps(lengths, width)
-        taps = F.pad(token_rows, (0, 1), value=len(x))[occurrences]  # rows; past the end: len(x)
-        keep = None
-        if self.training and self.token_dropout > 0:
-            kept = torch.full((len(token_rows),), 1 - self.token_dropout)
-            keep = F.pad(torch.bernoulli(kept) / (1 - self.token_dropout), (0, 1))
         # tap j feeds the windows longer than j: a suffix of the (window, value|attention) columns
         columns = [
             torch.cat([kernel[:, :, j] for kernel in kernels if kernel.shape[2] > j]).T
             for j in range(width)
         ]
-        products = F.pad(x @ torch.cat(columns, dim=1), (0, 0, 0, 1))  # zero row: past the end
+        products = x @ torch.cat(columns, dim=1)
+        if self.training and self.token_dropout > 0:  # a dropped occurrence reads the zero row
+            kept = torch.bernoulli(torch.full((len(token_rows),), 1 - self.token_dropout))
+            token_rows = torch.where(kept.bool(), token_rows, len(x))
+            products = products / (1 - self.token_dropout)
+        products = F.pad(products, (0, 0, 0, 1))  # the zero row: past a text's end, or dropped
+        occurrences, segment = window_taps(lengths, width)
+        taps = F.pad(token_rows, (0, 1), value=len(x))[occurrences]  # (V, width) rows
 
         def tap(j: int, start: int, stop: int) -> torch.Tensor:
             """Every window's tap j times its columns start:stop of the kernels."""
-            part = torch.index_select(products[:, start:stop], 0, taps[:, j])
-            return part if keep is None else part * keep[occurrences[:, j], None]
+            return torch.index_select(products[:, start:stop], 0, taps[:, j])
 
         out = tap(0, 0, columns[0].shape[1]) + bias
         start = columns[0].shape[1]

@@ -34,7 +34,13 @@ from textproj.config import FeatureConfig, TrainConfig
 from textproj.data import Dataset
 from textproj.decisions import DEFAULT_THRESHOLD, decide, dev_score, tune_thresholds
 from textproj.errors import ConfigError
-from textproj.inputs import SplitInputs, forward_projection, forward_trainer, predict_logits
+from textproj.inputs import (
+    SplitInputs,
+    forward_projection,
+    forward_trainer,
+    predict_logits,
+    token_chunks,
+)
 from textproj.layout import METRICS_NAME, MODEL_NAME
 from textproj.metrics import classification_scores, multilabel_scores
 from textproj.objective import distillation_loss, joint_loss
@@ -300,34 +306,40 @@ class JointStep:
         distillation term on transfer items, if given); with ``apply``, step every parameter
         group at ``lr_scale`` times its base rate and clear the gradients. In a data-parallel
         run ``index`` (and the transfer items) are the global batch's; this rank steps on its
-        slice."""
-        share, loss = 1.0, None
+        slice. Long texts are taken in runs of at most ``inputs.STEP_TOKENS`` tokens, each run's
+        loss weighted by its share of the batch, so the gradients are the whole batch's."""
+        share, loss = 1.0, 0.0
         if self.parallel is not None:
             index, share = self.parallel.shard(index)
             if transfer is not None:
                 transfer = (transfer[0], self.parallel.shard(transfer[1])[0])
-        if len(index):
-            with torch.random.fork_rng(devices=[]):
-                torch.set_rng_state(self.rng_state)
-                loss = joint_loss(
-                    forward_trainer(self.trainer, batch, index),
-                    forward_projection(self.projection, batch, index),
-                    torch.from_numpy(batch.targets[index]),
-                    self.config,
-                )
-                if transfer is not None and self.config.lambda_transfer > 0 and len(transfer[1]):
-                    split, rows = transfer
+        parts = [(batch, rows, False) for rows in token_chunks(batch, index)]
+        if parts and transfer is not None and self.config.lambda_transfer > 0:
+            parts += [(transfer[0], rows, True) for rows in token_chunks(*transfer)]
+        with torch.random.fork_rng(devices=[]):
+            torch.set_rng_state(self.rng_state)
+            for split, rows, is_transfer in parts:
+                weight = len(rows) / len(transfer[1] if is_transfer else index)
+                if is_transfer:
                     with torch.no_grad():
                         teacher = forward_trainer(self.trainer, split, rows)
                     student = forward_projection(self.projection, split, rows)
-                    loss = loss + self.config.lambda_transfer * distillation_loss(
+                    part_loss = self.config.lambda_transfer * distillation_loss(
                         teacher, student, self.config
                     )
-                loss.backward(torch.tensor(share, dtype=loss.dtype))
-                self.rng_state = torch.get_rng_state()
+                else:
+                    part_loss = joint_loss(
+                        forward_trainer(self.trainer, split, rows),
+                        forward_projection(self.projection, split, rows),
+                        torch.from_numpy(split.targets[rows]),
+                        self.config,
+                    )
+                part_loss.backward(torch.tensor(share * weight, dtype=part_loss.dtype))
+                loss += weight * float(part_loss.item())
+            self.rng_state = torch.get_rng_state()
         if apply:
             self.apply(lr_scale)
-        return 0.0 if loss is None else float(loss.item())
+        return loss
 
     def apply(self, lr_scale: float = 1.0) -> None:
         """Step on the accumulated gradients at ``lr_scale`` times each base rate, then clear."""
