@@ -32,6 +32,8 @@
  * each); tp_predict_batch's cache grows with the batch, to 4096 tokens at 1024 texts or more
  * (tp_batch_workspace_bytes). The bundled banking77 model (M = 20,000, T = 1,000) needs
  * 14.3 MB for tp_predict (6.3 MB of it the cache) and 33.3 MB for batches of 1024 texts.
+ * A workspace needs no initialisation: the first call on it (or on it with another model or
+ * cache size) resets its cache and builds the nibble tables there.
  *
  * Memory at load (tp_load_memory): about 10 times the file, for copies of the weights laid out
  * for speed (float32, the convolution taps as doubles), the labels and the loader's scratch
