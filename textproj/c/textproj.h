@@ -36,7 +36,8 @@
  * cache size) resets its cache and builds the nibble tables there.
  *
  * Memory at load (tp_load_memory): about 10 times the file, for copies of the weights laid out
- * for speed (float32, the convolution taps as doubles), the labels and the loader's scratch
+ * for speed (the first layer as float32, the convolution taps and dense layers as doubles), the
+ * labels and the loader's scratch
  * (872 KB for the 89 KB model).
  */
 #ifndef TEXTPROJ_H
