@@ -1,6 +1,7 @@
 /* The C runtime's side of benchmarks/device_speed.py: load MODEL, predict every text of TEXTS
- * ((uint32 little-endian length, UTF-8 bytes) records) once to warm up and record the labels,
- * then REPEATS timed passes, each from a cleared workspace (so its token cache starts empty).
+ * ((uint32 little-endian length, UTF-8 bytes) records) with tp_predict_batch, BATCH texts per
+ * call (1: tp_predict per text), once to warm up and record the labels, then REPEATS timed
+ * passes, each from a cleared workspace (so its token cache starts empty).
  * Writes JSON to OUT: predicted label indices, wall and CPU seconds per pass, peak RSS. */
 #define _POSIX_C_SOURCE 199309L
 #include <stdio.h>
@@ -38,9 +39,21 @@ static double now(clockid_t clock) {
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
+static void run(const tp_model *model, const unsigned char *const *starts, const size_t *lengths,
+                size_t n, size_t batch, void *work, float *probs, long *best) {
+    if (batch == 1) {
+        for (size_t i = 0; i < n; i++) best[i] = tp_predict(model, starts[i], lengths[i], work, probs);
+        return;
+    }
+    for (size_t lo = 0; lo < n; lo += batch) {
+        size_t k = n - lo < batch ? n - lo : batch;
+        tp_predict_batch(model, starts + lo, lengths + lo, k, work, probs, best + lo);
+    }
+}
+
 int main(int argc, char **argv) {
-    if (argc != 5) {
-        fprintf(stderr, "usage: device_speed MODEL TEXTS OUT REPEATS\n");
+    if (argc != 6) {
+        fprintf(stderr, "usage: device_speed MODEL TEXTS OUT REPEATS BATCH\n");
         return 1;
     }
     size_t model_size, texts_size;
@@ -52,7 +65,9 @@ int main(int argc, char **argv) {
         fprintf(stderr, "error: %s\n", err.message);
         return 2;
     }
-    size_t n = 0, pos = 0, work_bytes = tp_workspace_bytes(model);
+    size_t batch = (size_t)atol(argv[5]), n = 0, pos = 0;
+    if (batch < 1) batch = 1;
+    size_t work_bytes = batch > 1 ? tp_batch_workspace_bytes(model, batch) : tp_workspace_bytes(model);
     while (pos + 4 <= texts_size) {
         size_t len = texts[pos] | (size_t)texts[pos + 1] << 8 | (size_t)texts[pos + 2] << 16 |
                      (size_t)texts[pos + 3] << 24;
@@ -70,8 +85,8 @@ int main(int argc, char **argv) {
         pos += 4 + lengths[i];
     }
     void *work = calloc(1, work_bytes);
-    float *probs = malloc(tp_n_labels(model) * sizeof(float));
-    for (size_t i = 0; i < n; i++) best[i] = tp_predict(model, starts[i], lengths[i], work, probs);
+    float *probs = malloc(batch * tp_n_labels(model) * sizeof(float));
+    run(model, (const unsigned char *const *)starts, lengths, n, batch, work, probs, best);
     FILE *out = fopen(argv[3], "w");
     fprintf(out, "{\"predictions\": [");
     for (size_t i = 0; i < n; i++) fprintf(out, "%s%ld", i ? "," : "", best[i]);
@@ -81,7 +96,7 @@ int main(int argc, char **argv) {
     for (int r = 0; r < repeats; r++) {
         memset(work, 0, work_bytes);
         double wall = now(CLOCK_MONOTONIC), c0 = now(CLOCK_PROCESS_CPUTIME_ID);
-        for (size_t i = 0; i < n; i++) tp_predict(model, starts[i], lengths[i], work, probs);
+        run(model, (const unsigned char *const *)starts, lengths, n, batch, work, probs, best);
         cpu[r] = now(CLOCK_PROCESS_CPUTIME_ID) - c0;
         fprintf(out, "%s%.6f", r ? "," : "", now(CLOCK_MONOTONIC) - wall);
     }

@@ -4,7 +4,8 @@
     python benchmarks/device_speed.py --corpora all --rounds 3 --repeats 5
 
 For each corpus, on its test texts: the C runtime (``textproj export --c``, built with the
-export's flags, ``benchmarks/device_speed.c``), the Python runtime and fastText's quantized
+export's flags, ``benchmarks/device_speed.c``; its fastest API, ``tp_predict_batch`` on
+``C_BATCH`` texts per call), the Python runtime and fastText's quantized
 default and tuned models (fasttext-wheel; tuned hyper-parameters as chosen on dev by
 ``benchmarks/compare.py``, read from docs/benchmarks-results) are each measured in a fresh
 process pinned to one thread: texts/s over the median CPU time of ``--repeats`` passes, peak
@@ -49,6 +50,7 @@ BUNDLED = ROOT / "app" / "models" / "banking77" / "model.tpn"
 RESULTS = ROOT / "docs" / "benchmarks-results"
 CORPORA = ("banking77", "clinc150", "sentiment_sentences", "spamassassin", "udhr_langid")
 BENCH_SOURCE = Path(__file__).with_name("device_speed.c")
+C_BATCH = 1024  # texts per tp_predict_batch call (its token cache then has 4096 rows)
 
 
 def random_model(path: Path, labels: list[str], seed: int = 0) -> Path:
@@ -95,6 +97,7 @@ def measure_c(program: Path, model: Path, texts: list[str], repeats: int) -> dic
         (Path(tmp) / "texts.bin").write_bytes(data)
         out = Path(tmp) / "out.json"
         command = [str(program), str(model), f"{tmp}/texts.bin", str(out), str(repeats)]
+        command.append(str(C_BATCH))
         subprocess.run(command, env=worker_env(), check=True)
         result = json.loads(out.read_text())
     return {

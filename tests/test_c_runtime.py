@@ -57,9 +57,15 @@ LABELS = ["alpha", "beta", "gamma", "delta", "epsilon"]
 
 
 def _random_model(
-    path: Path, design: str, features: FeatureConfig, seed: int, **header: object
+    path: Path,
+    design: str,
+    features: FeatureConfig,
+    seed: int,
+    attention: float = 1.0,
+    **header: object,
 ) -> Path:
-    """A model file with random int8 weights (no training), peaked enough to have clear labels."""
+    """A model file with random int8 weights (no training), peaked enough to have clear labels;
+    a token model's attention weights are multiplied by ``attention``."""
     rng = np.random.default_rng(seed)
     projector = Projector(4, 16, features=features, seed=seed) if design == "token" else None
     projector = projector or Projector(10, 13, features=features, seed=seed)
@@ -75,6 +81,8 @@ def _random_model(
     for prefix, shape in netspec.expected_tensors(network).items():
         params[f"{prefix}.weight"] = rng.standard_normal(shape) * 0.6
         params[f"{prefix}.bias"] = rng.standard_normal(shape[0]) * 0.3
+        if prefix.startswith("attention."):
+            params[f"{prefix}.weight"] *= attention
     full = {"labels": LABELS, "projector": projector.get_config(), "network": network, **header}
     path.write_bytes(encode_model(full, netspec.quantize_params(params)))
     return path
@@ -318,6 +326,94 @@ def test_sanitizers_find_nothing(sanitized_driver: Path, models: dict) -> None:
     data += [t.encode() for t in load_corpus("sentiment_sentences", "test").texts[:100]]
     for name in ("bundled", "text-odd", "multi-token", "text-caps"):
         check_parity(sanitized_driver, models[name], data)
+
+
+BATCH_SIZES = (1, 7, 4096)  # one text, odd, larger than every corpus's test split
+
+
+def check_batches(driver: Path, model: Path, data: list[bytes]) -> None:
+    """tp_predict_batch gives byte for byte what tp_predict gives, at every batch size (so the
+    parity of tp_predict with Python holds for it), and its labels are Python's."""
+    expected = _run(driver, model, "predict", data)
+    for size in BATCH_SIZES:
+        assert _run(driver, model, f"batch{size}", data) == expected, size
+
+
+@pytest.mark.parametrize("corpus", CORPORA)
+def test_batches_on_every_corpus(driver: Path, models: dict, corpus: str) -> None:
+    data = [t.encode("utf-8", "surrogatepass") for t in load_corpus(corpus, "test").texts]
+    for name in ("bundled", "token-odd", "text-odd"):
+        check_batches(driver, models[name], data)
+    clf = textproj.load(models["bundled"], n_jobs=1)
+    out = _records(_run(driver, models["bundled"], "batch64", data), 4, per=len(clf.labels))
+    best = [clf.labels[struct.unpack_from("<i", r)[0]] for r in out]
+    assert best == clf.predict([decode_like_c(d) for d in data])
+
+
+@settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=_hostile)
+def test_batches_on_hostile_input(driver: Path, models: dict, data: list[bytes]) -> None:
+    data = [b"", *data, b"", b""]  # empty texts at the ends of a batch and between
+    data[len(data) // 2 : len(data) // 2] = [b""]
+    for name in ("bundled", "token-caps", "multi-token", "text-caps"):
+        check_batches(driver, models[name], data)
+
+
+def test_batches_under_the_sanitizers(sanitized_driver: Path, models: dict) -> None:
+    data = [*_hard_data(), b"", _megabyte(), b""]
+    data += [t.encode() for t in load_corpus("sentiment_sentences", "test").texts[:50]]
+    for name in ("bundled", "token-odd", "multi-token", "text-odd"):
+        check_batches(sanitized_driver, models[name], data)
+
+
+@pytest.fixture(scope="module")
+def small_cache_drivers(tmp_path_factory: pytest.TempPathFactory, export_dir: Path) -> list[Path]:
+    """Drivers with the token cache off, and with one set of 4 rows (so that new tokens keep
+    replacing rows that the window still reads)."""
+    drivers = []
+    for entries in (0, 4):
+        directory = tmp_path_factory.mktemp(f"cache{entries}")
+        for path in export_dir.iterdir():
+            shutil.copyfile(path, directory / path.name)
+        sizes = f"-DTP_TOKEN_CACHE_ENTRIES={entries} -DTP_BATCH_CACHE_ENTRIES={entries}"
+        drivers.append(_build(directory, f"{STRICT} -O2 {sizes}"))
+    return drivers
+
+
+def test_cache_sizes_give_the_same_bytes(
+    driver: Path, small_cache_drivers: list[Path], models: dict
+) -> None:
+    data = [t.encode() for t in load_corpus("sentiment_sentences", "test").texts] + _hard_data()
+    for name in ("bundled", "token-odd", "multi-token"):
+        expected = _run(driver, models[name], "predict", data)
+        for small in small_cache_drivers:
+            assert _run(small, models[name], "predict", data) == expected
+            assert _run(small, models[name], "batch7", data) == expected
+
+
+def test_compiler_flags_change_no_bit(driver: Path, export_dir: Path, tmp_path: Path, models):
+    """-O3 -march=native (the machine's widest vectors) gives the bytes -O2 gives: ISO C mode
+    contracts no multiply-adds and the code sums in a fixed order."""
+    for path in export_dir.iterdir():
+        shutil.copyfile(path, tmp_path / path.name)
+    native = _build(tmp_path, f"{STRICT} -O3 -march=native")
+    data = [t.encode() for t in load_corpus("udhr_langid", "test").texts] + _hard_data()
+    for name in ("bundled", "token-odd", "text-odd", "multi-text"):
+        assert _run(native, models[name], "batch64", data) == _run(
+            driver, models[name], "predict", data
+        )
+
+
+@pytest.mark.parametrize("attention", [12.0, 30.0])
+def test_large_attention_logits(driver: Path, attention: float, tmp_path: Path) -> None:
+    """Texts with attention logits beyond the fast path's range take the exact path (x12: 88 of
+    these 400 texts have such a token, x30: all): the same parity, in batches too."""
+    model = _random_model(tmp_path / "m.tpn", "token", FeatureConfig(), 3, attention)
+    data = [t.encode() for t in load_corpus("banking77", "test").texts[:400]] + _hard_data()
+    check_parity(driver, model, data)
+    check_batches(driver, model, data)
 
 
 def _refusal(driver: Path, path: Path) -> str:

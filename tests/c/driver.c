@@ -1,7 +1,8 @@
 /* Test driver of the C runtime: model file and mode on the command line, texts on stdin as
  * (uint32 little-endian length, bytes) records, binary answers on stdout (see
  * tests/test_c_runtime.py). Modes: norm (normalised UTF-8), bits (rows of words), predict
- * (best label index, then the probabilities as float32). A refused model prints
+ * (best label index, then the probabilities as float32), batchN (what predict prints, from
+ * tp_predict_batch on N texts at a time, an empty text passed as NULL). A refused model prints
  * "error CODE: MESSAGE" on stderr and exits 2. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +14,44 @@ static void put32(unsigned long v) {
     unsigned char b[4] = {(unsigned char)v, (unsigned char)(v >> 8), (unsigned char)(v >> 16),
                           (unsigned char)(v >> 24)};
     fwrite(b, 1, 4, stdout);
+}
+
+/* Mode batchN: every text of stdin through tp_predict_batch, n texts per call. */
+static int batch(const tp_model *model, size_t n) {
+    size_t cap = 16, count = 0, n_labels = tp_n_labels(model);
+    unsigned char **texts = malloc(cap * sizeof *texts);
+    size_t *lengths = malloc(cap * sizeof *lengths);
+    unsigned char head[4];
+    while (fread(head, 1, 4, stdin) == 4) {
+        size_t len = head[0] | (size_t)head[1] << 8 | (size_t)head[2] << 16 | (size_t)head[3] << 24;
+        if (count == cap) {
+            texts = realloc(texts, (cap *= 2) * sizeof *texts);
+            lengths = realloc(lengths, cap * sizeof *lengths);
+        }
+        texts[count] = len ? malloc(len) : NULL;
+        if (len && fread(texts[count], 1, len, stdin) != len) return 1;
+        lengths[count++] = len;
+    }
+    void *work = malloc(tp_batch_workspace_bytes(model, n));
+    float *probs = malloc(n * n_labels * sizeof(float));
+    long *labels = malloc(n * sizeof(long));
+    for (size_t lo = 0; lo < count; lo += n) {
+        size_t k = count - lo < n ? count - lo : n;
+        if (tp_predict_batch(model, (const unsigned char *const *)texts + lo, lengths + lo, k, work,
+                             probs, labels) != 0)
+            return 1;
+        for (size_t i = 0; i < k; i++) {
+            put32((unsigned long)labels[i]);
+            fwrite(probs + i * n_labels, sizeof(float), n_labels, stdout);
+        }
+    }
+    for (size_t i = 0; i < count; i++) free(texts[i]);
+    free(texts);
+    free(lengths);
+    free(work);
+    free(probs);
+    free(labels);
+    return 0;
 }
 
 int main(int argc, char **argv) {
@@ -32,6 +71,12 @@ int main(int argc, char **argv) {
         fprintf(stderr, "error %d: %s\n", (int)err.code, err.message);
         free(data);
         return 2;
+    }
+    if (!strncmp(argv[2], "batch", 5)) {
+        int status = batch(model, (size_t)atol(argv[2] + 5));
+        tp_free(model);
+        free(data);
+        return status;
     }
     void *work = malloc(tp_workspace_bytes(model));
     size_t n_labels = tp_n_labels(model), words = tp_bit_words(model);

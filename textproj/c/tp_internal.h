@@ -6,10 +6,24 @@
 #include "tp_spec.h"
 
 /* Token models keep the tap products of this many recent distinct tokens in each workspace
- * (direct-mapped by the token's bits, checked in full): a token's products depend on its bits
- * alone, so a hit gives exactly what computing would. 0 turns the cache off. */
+ * (4-way sets chosen by the token's word hash, keyed by its bytes, checked in full): a token's
+ * products depend on its bytes alone, so a hit gives exactly what computing would. Tokens of
+ * more than TP_TOKEN_KEY_BYTES bytes are computed each time. A multiple of 4; 0 turns the
+ * cache off. */
 #ifndef TP_TOKEN_CACHE_ENTRIES
-#define TP_TOKEN_CACHE_ENTRIES 512
+#define TP_TOKEN_CACHE_ENTRIES 1024
+#endif
+#if TP_TOKEN_CACHE_ENTRIES % 4
+#error "TP_TOKEN_CACHE_ENTRIES must be a multiple of 4"
+#endif
+/* tp_predict_batch's cache grows with the batch up to this many rows. */
+#ifndef TP_BATCH_CACHE_ENTRIES
+#define TP_BATCH_CACHE_ENTRIES 4096
+#endif
+/* Texts whose output layer tp_predict_batch computes together. */
+#define TP_GROUP 4
+#ifndef TP_TOKEN_KEY_BYTES
+#define TP_TOKEN_KEY_BYTES 24
 #endif
 
 typedef struct {
@@ -39,7 +53,7 @@ typedef struct {
 
 typedef struct {
     const int8_t *weight; /* (rows, cols) int8, row-major, in the model bytes */
-    float *weight_t;      /* dense layers after the first: the dequantized weight transposed */
+    double *weight_t;     /* dense layers after the first: the dequantized weight transposed */
     const float *scale;   /* (rows,) */
     const float *bias;    /* (rows,) */
     size_t rows, cols;    /* cols: every entry after the first axis (E * k for convolutions) */
@@ -61,13 +75,16 @@ struct tp_model {
     /* dequantized float32 weights (int8 * scale, as Python dequantizes), laid out for speed:
        the first layer transposed (n_bits, rows); token design: every convolution tap of every
        window as one (bottleneck, tap_cols) matrix, window j's columns from tap_starts[j]
-       (value taps 0..k-1 of F columns each, then attention taps), as runtime._taps */
+       (value taps 0..k-1 of F columns each, then attention taps), as runtime._taps, held as
+       doubles (the same values: no conversion in the inner loop) */
     float *first_t;
-    float *taps;
+    double *taps;
     size_t tap_cols, max_window;
     size_t *tap_starts;
     uint64_t tag;           /* from the file's SHA-256: marks a workspace's token cache as ours */
-    size_t cache_offset;    /* token design: where the token cache starts in a workspace */
+    size_t group_offset;    /* where tp_predict_batch's group of pooled features and logits go */
+    size_t tables_offset;   /* token design: the first layer's nibble tables in a workspace */
+    size_t cache_offset;    /* token design: where the token cache starts (the tag guards both) */
     float *thresholds;
     const char **labels;
     size_t *label_lengths;
@@ -100,6 +117,10 @@ uint8_t *tp_prepare_text(const tp_features *f, size_t max_features, const uint8_
                          size_t length, void *workspace, tp_text *t, tp_feature **features);
 size_t tp_text_features(const tp_features *f, const tp_text *t, tp_feature *out);
 size_t tp_token_features(const tp_features *f, const tp_text *t, size_t token, tp_feature *out);
+/* Token i's UTF-8 bytes in the normalised text, and the xxHash64 of a word's bytes. */
+const uint8_t *tp_token_bytes(const tp_text *t, size_t token, size_t *length);
+uint64_t tp_word_hash(const uint8_t *bytes, size_t length);
+size_t tp_token_cache_bytes(size_t cols, size_t entries);
 void tp_project(tp_feature *feats, size_t n, const uint64_t *keys, size_t n_words,
                 uint64_t last_mask, uint64_t *out);
 uint64_t tp_combine(uint64_t h, uint64_t x);

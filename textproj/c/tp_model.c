@@ -676,7 +676,7 @@ size_t tp_load_memory(const uint8_t *data, size_t size, tp_error *err) {
     return align8(sizeof(tp_model)) + align8((2 * TP_MAX_LAYERS + 2) * sizeof(tp_layer)) +
            align8(TP_MAX_LAYERS * sizeof(size_t)) + align8(blob / 8 + 16) +
            align8((hlen / 2 + 1) * (sizeof(char *) + sizeof(size_t) + sizeof(float))) +
-           align8(hlen + 1) + align8(blob + 8) + align8(4 * blob + 8 * (2 * TP_MAX_LAYERS + 8)) +
+           align8(hlen + 1) + align8(blob + 8) + align8(8 * blob + 8 * (2 * TP_MAX_LAYERS + 8)) +
            align8(TP_MAX_LAYERS * sizeof(size_t)) + align8(p.n_nodes * sizeof(jnode)) +
            align8(p.n_nodes * 16) + align8(2 * hlen + 8) + 8 * 16;
 }
@@ -938,10 +938,10 @@ static int load_model(loader *L, arena *a, tp_model *m, size_t header) {
     for (size_t i = 1; i < m->n_layers; i++) {
         tp_layer *l = &m->layers[i];
         if (token && i != 1 + 2 * m->n_windows) continue; /* convolutions: taps below */
-        l->weight_t = take(a, l->rows * l->cols * sizeof(float));
+        l->weight_t = take(a, l->rows * l->cols * sizeof(double));
         for (size_t o = 0; o < l->rows; o++)
             for (size_t c = 0; c < l->cols; c++)
-                l->weight_t[c * l->rows + o] = (float)l->weight[o * l->cols + c] * l->scale[o];
+                l->weight_t[c * l->rows + o] = (double)((float)l->weight[o * l->cols + c] * l->scale[o]);
     }
     if (token) {
         size_t F = m->filters, E = m->bottleneck, start = 0;
@@ -952,7 +952,7 @@ static int load_model(loader *L, arena *a, tp_model *m, size_t header) {
             if (m->windows[j] > m->max_window) m->max_window = m->windows[j];
         }
         m->tap_cols = start;
-        m->taps = take(a, E * start * sizeof(float));
+        m->taps = take(a, E * start * sizeof(double));
         for (size_t j = 0; j < m->n_windows; j++) {
             size_t k = m->windows[j];
             for (int kind = 0; kind < 2; kind++) {
@@ -961,7 +961,7 @@ static int load_model(loader *L, arena *a, tp_model *m, size_t header) {
                     for (size_t e = 0; e < E; e++)
                         for (size_t f2 = 0; f2 < F; f2++)
                             m->taps[e * start + m->tap_starts[j] + (kind * k + i) * F + f2] =
-                                (float)l->weight[f2 * E * k + e * k + i] * l->scale[f2];
+                                (double)((float)l->weight[f2 * E * k + e * k + i] * l->scale[f2]);
             }
         }
     }
@@ -973,15 +973,18 @@ static int load_model(loader *L, arena *a, tp_model *m, size_t header) {
     size_t net_bytes = align8(m->n_words * 8) + align8(m->max_width * 2 * sizeof(double)) +
                        align8(m->max_width * sizeof(float)) +
                        (token ? align8(m->max_window * m->tap_cols * sizeof(double)) +
+                                align8(m->max_window * sizeof(double *)) +
                                 align8(m->filters * m->n_windows * (4 + 2 * POOL_BLOCK) *
                                        sizeof(double))
                               : 0);
     m->workspace_bytes = tp_text_workspace(f, m->max_features) + net_bytes;
+    m->group_offset = m->workspace_bytes;
+    m->workspace_bytes += align8(TP_GROUP * (m->max_width + m->n_labels) * sizeof(double));
     if (token) {
+        m->tables_offset = m->workspace_bytes;
+        m->workspace_bytes += align8(m->n_words * 256 * m->layers[0].rows * sizeof(float));
         m->cache_offset = m->workspace_bytes;
-        m->workspace_bytes += 8 + align8(TP_TOKEN_CACHE_ENTRIES) +
-                              align8(TP_TOKEN_CACHE_ENTRIES * m->n_words * 8) +
-                              align8(TP_TOKEN_CACHE_ENTRIES * m->tap_cols * sizeof(double));
+        m->workspace_bytes += tp_token_cache_bytes(m->tap_cols, TP_TOKEN_CACHE_ENTRIES);
     }
     m->tag = 0x7470746f6b656e73ull;
     for (int k = 0; k < 8; k++) m->tag ^= (uint64_t)L->digest[k] << (8 * k);
@@ -1085,6 +1088,43 @@ static void first_layer(const tp_model *m, const uint64_t *words, int relu, floa
         for (size_t o = 0; o < rows; o++) out[o] = out[o] > 0 ? out[o] : 0;
 }
 
+/* The nibble tables of a token model's first layer (the partial sums first_layer adds, one per
+ * value of each nibble of the input words: entry (16 * position + v) holds rows floats), built
+ * in each workspace (n_words * 16 * 16 * rows floats) when its token cache is reset. */
+static void build_nibble_tables(const tp_model *m, float *restrict tables) {
+    const tp_layer *l = &m->layers[0];
+    size_t rows = l->rows;
+    for (size_t pos = 0; pos < m->n_words * 16; pos++)
+        for (unsigned v = 0; v < 16; v++) {
+            float *restrict out = tables + (16 * pos + v) * rows;
+            size_t col = 4 * pos, n = 0;
+            const float *r[4];
+            for (unsigned b = 0; b < 4; b++)
+                if ((v >> b) & 1 && col + b < l->cols) r[n++] = m->first_t + (col + b) * rows;
+            for (size_t o = 0; o < rows; o++) {
+                double sum = 0;
+                for (size_t i = 0; i < n; i++) sum += r[i][o];
+                out[o] = n == 1 ? r[0][o] : (float)sum; /* as first_layer adds it */
+            }
+        }
+}
+
+/* first_layer through the nibble tables: the same float32 additions in the same order. */
+static void first_layer_tables(const tp_model *m, const uint64_t *words, const float *tables,
+                               float *restrict out) {
+    const tp_layer *l = &m->layers[0];
+    size_t rows = l->rows;
+    for (size_t o = 0; o < rows; o++) out[o] = l->bias[o];
+    for (size_t w = 0; w < m->n_words; w++)
+        for (size_t q = 0; q < 16; q++) {
+            unsigned v = (unsigned)(words[w] >> (4 * q)) & 15u;
+            if (!v) continue;
+            const float *restrict r = tables + (16 * (16 * w + q) + v) * rows;
+            for (size_t o = 0; o < rows; o++) out[o] += r[o];
+        }
+    for (size_t o = 0; o < rows; o++) out[o] = out[o] > 0 ? out[o] : 0;
+}
+
 /* out = bias + weight . x, in double with the float32 dequantized weights (the network the
  * file defines), summed in input order (column by column of the transposed weight, so that
  * the compiler vectorises over the outputs). */
@@ -1094,7 +1134,7 @@ static void dense(const tp_layer *l, const double *x, int relu, double *restrict
     for (size_t c = 0; c < l->cols; c++) {
         double xc = x[c];
         if (xc == 0) continue;
-        const float *restrict w = l->weight_t + c * rows;
+        const double *restrict w = l->weight_t + c * rows;
         for (size_t o = 0; o < rows; o++) out[o] += w[o] * xc;
     }
     if (relu)
@@ -1134,13 +1174,14 @@ size_t tp_normalize(const tp_model *m, const uint8_t *text, size_t length, void 
     return t.n_bytes;
 }
 
-/* e^x for x <= 0 (to about 1e-15 relative; x below -708 counts as -708, a weight of 1e-308
+/* e^x for x <= 708 (to about 1e-15 relative; x below -708 counts as -708, a weight of 1e-308
  * beside one of 1), in plain arithmetic that the compiler vectorises: x = k ln 2 + r with k
  * rounded by the 1.5 * 2^52 trick, a degree-12 Taylor polynomial for e^r (|r| <= 0.35), and
  * 2^k written into the exponent bits. */
-static inline double exp_neg(double x) {
+static inline double exp_small(double x) {
     const double round = 6755399441055744.0; /* 1.5 * 2^52 */
-    x = 0.5 * (x - 708.0 + fabs(x + 708.0)); /* max(x, -708), without a branch */
+    double below = -708.0 - x;
+    x += 0.5 * (below + fabs(below)); /* max(x, -708), branch-free and exact for x >= -708 */
     double t = x * 1.4426950408889634 + round;
     double k = t - round;
     double r = (x - k * 6.93147180369123816490e-01) - k * 1.90821492927058770002e-10;
@@ -1159,7 +1200,7 @@ static inline double exp_neg(double x) {
     p = p * r + 1.0;
     uint64_t bits;
     memcpy(&bits, &t, 8);
-    bits = (bits - UINT64_C(0x4338000000000000) + 1023) << 52; /* k + 1023 in [1, 1023]: 2^k */
+    bits = (bits - UINT64_C(0x4338000000000000) + 1023) << 52; /* k + 1023 in [1, 2045]: 2^k */
     double scale;
     memcpy(&scale, &bits, 8);
     return p * scale;
@@ -1186,7 +1227,7 @@ static void softmax_block(size_t nb, size_t width, const double *restrict a,
     } else {
         for (size_t c = 0; c < width; c++) {
             double up = 0.5 * (top[c] + peak[c] + fabs(top[c] - peak[c]));
-            double r = exp_neg(peak[c] - up);
+            double r = exp_small(peak[c] - up);
             total[c] *= r;
             acc[c] *= r;
             peak[c] = up;
@@ -1194,72 +1235,65 @@ static void softmax_block(size_t nb, size_t width, const double *restrict a,
     }
     for (size_t q = 0; q < nb; q++)
         for (size_t c = 0; c < width; c++) {
-            double e = exp_neg(a[q * width + c] - peak[c]);
+            double e = exp_small(a[q * width + c] - peak[c]);
             total[c] += e;
             acc[c] += e * v[q * width + c];
         }
 }
 
-/* One token's products with every convolution tap: row = x @ taps, summed in double. */
+/* One token's products with every convolution tap: row = x @ taps, summed in double (the
+ * products of the float32 weights, held as doubles, with float32 x are exact), four bottleneck
+ * entries at a time. */
 static void tap_row(const tp_model *m, const float *x, double *restrict row) {
-    size_t cols = m->tap_cols;
+    size_t cols = m->tap_cols, k = 0;
+    const double *restrict w[4];
+    double s[4];
     for (size_t c = 0; c < cols; c++) row[c] = 0;
-    for (size_t e = 0; e < m->bottleneck; e++) {
-        float xe = x[e];
-        if (xe == 0) continue;
-        const float *restrict w = m->taps + e * cols;
-        for (size_t c = 0; c < cols; c++) row[c] += xe * w[c];
-    }
-}
-
-/* Attention pooling of every window over a text's tokens (nets.TokenProjectionNet): window
- * position p sums tap i of token p + i (zero padding past the end), then a softmax over the
- * positions per filter weights the values; done online, in double, one token at a time with
- * the last max_window tap rows kept. */
-/* The tap products of token i into row: from the workspace's token cache, or computed. */
-static void token_taps(const tp_model *m, const tp_text *t, size_t i, tp_feature *feats,
-                       uint64_t *bits, float *x, uint8_t *cache, double *row) {
-    size_t k = tp_token_features(&m->features, t, i, feats), nw = m->n_words, cols = m->tap_cols;
-    tp_project(feats, k, m->keys, nw, m->last_mask, bits);
-    size_t n = TP_TOKEN_CACHE_ENTRIES, slot = 0;
-    uint8_t *valid = cache + 8;
-    uint64_t *keys = (uint64_t *)(valid + align8(n));
-    double *rows = (double *)(keys + n * nw);
-    if (n) {
-        uint64_t h = 0;
-        for (size_t w = 0; w < nw; w++) h = tp_combine(h, bits[w]);
-        slot = (size_t)(h % n);
-        if (valid[slot] && memcmp(keys + slot * nw, bits, nw * 8) == 0) {
-            memcpy(row, rows + slot * cols, cols * sizeof(double));
-            return;
+    for (size_t e = 0; e <= m->bottleneck; e++) {
+        if (e < m->bottleneck) {
+            if (x[e] == 0) continue;
+            w[k] = m->taps + e * cols;
+            s[k++] = x[e];
+            if (k < 4) continue;
+        } else if (k == 0) {
+            break;
         }
-    }
-    first_layer(m, bits, 1, x);
-    tap_row(m, x, row);
-    if (n) {
-        valid[slot] = 1;
-        memcpy(keys + slot * nw, bits, nw * 8);
-        memcpy(rows + slot * cols, row, cols * sizeof(double));
+        for (; k < 4; k++) { /* the last group: pad with zero weights of a used row */
+            w[k] = w[0];
+            s[k] = 0;
+        }
+        for (size_t c = 0; c < cols; c++)
+            row[c] += (s[0] * w[0][c] + s[1] * w[1][c]) + (s[2] * w[2][c] + s[3] * w[3][c]);
+        k = 0;
     }
 }
 
-static void token_pool(const tp_model *m, const tp_text *t, tp_feature *feats, uint64_t *bits,
-                       float *x, double *ring, uint8_t *cache, double *pooled, double *state) {
+/* Token i's bottleneck and tap products, computed: row = relu(first layer) @ taps. */
+static void compute_taps(const tp_model *m, const tp_text *t, size_t i, tp_feature *feats,
+                         uint64_t *bits, const float *tables, float *x, double *row) {
+    size_t k = tp_token_features(&m->features, t, i, feats);
+    tp_project(feats, k, m->keys, m->n_words, m->last_mask, bits);
+    first_layer_tables(m, bits, tables, x);
+    tap_row(m, x, row);
+}
+
+/* The exact attention pooling (nets.TokenProjectionNet), for models whose attention logits
+ * are too large for the fast path: window position p sums tap i of token p + i (zero padding
+ * past the end), then a softmax over the positions per filter weights the values; online, in
+ * double, the last max_window tap rows kept in the ring. */
+static void token_pool_exact(const tp_model *m, const tp_text *t, tp_feature *feats,
+                             uint64_t *bits, const float *tables, float *x, double *ring,
+                             double *pooled, double *state) {
     size_t F = m->filters, W = m->n_windows, n = t->n_tokens, kmax = m->max_window;
     size_t width = F * W, cols = m->tap_cols, done = 0;
     double *peak = state, *total = peak + width, *acc = total + width, *top = acc + width;
     double *va = top + width, *vv = va + POOL_BLOCK * width; /* a block's logits and values */
-    if (n == 0) {
-        for (size_t j = 0; j < W; j++)
-            for (size_t f = 0; f < F; f++) pooled[j * F + f] = m->layers[1 + 2 * j].bias[f];
-        return;
-    }
     for (size_t b0 = 0; b0 < n; b0 += POOL_BLOCK) {
         size_t nb = n - b0 < POOL_BLOCK ? n - b0 : POOL_BLOCK;
         for (size_t q = 0; q < nb; q++) {
             size_t p = b0 + q;
             for (; done < n && done < p + kmax; done++)
-                token_taps(m, t, done, feats, bits, x, cache, ring + (done % kmax) * cols);
+                compute_taps(m, t, done, feats, bits, tables, x, ring + (done % kmax) * cols);
             for (size_t j = 0; j < W; j++) {
                 const tp_layer *value = &m->layers[1 + 2 * j], *attention = &m->layers[2 + 2 * j];
                 size_t k = m->windows[j], taps = k < n - p ? k : n - p, start = m->tap_starts[j];
@@ -1280,9 +1314,224 @@ static void token_pool(const tp_model *m, const tp_text *t, tp_feature *feats, u
     for (size_t c = 0; c < width; c++) pooled[c] = acc[c] / total[c];
 }
 
-long tp_predict(const tp_model *m, const uint8_t *text, size_t length, void *workspace,
-                float *probs) {
-    if (!m || !workspace || !probs || (!text && length)) return -1;
+/* The token cache keeps each recent distinct token's tap products, keyed by the token's bytes
+ * (checked in full): a token's bits, and so its products, depend on its bytes alone, so a hit
+ * gives exactly what computing gives and skips its features, projection, bottleneck and taps.
+ * It has `entries` rows (a multiple of CACHE_WAYS, or 0), in sets of CACHE_WAYS chosen by the
+ * token's word hash, each set replacing its oldest entry first. The attention taps are kept as
+ * their exponentials (see token_pool). */
+#define CACHE_WAYS 4
+
+typedef struct {
+    uint64_t hash;
+    uint32_t length;
+    uint32_t state; /* CACHE_EMPTY, CACHE_EXP (attention taps exponentiated), CACHE_WILD */
+} cache_entry;
+
+enum { CACHE_EMPTY = 0, CACHE_EXP = 1, CACHE_WILD = 2 };
+
+typedef struct {
+    size_t n;
+    cache_entry *entries;
+    uint8_t *next;  /* per set: the way to replace next */
+    uint8_t *keys;  /* TP_TOKEN_KEY_BYTES per entry */
+    double *rows;   /* tap_cols per entry */
+    const float *tables; /* the first layer's nibble tables, in the same workspace */
+} token_cache;
+
+size_t tp_token_cache_bytes(size_t cols, size_t entries) {
+    size_t n = entries;
+    return 8 + align8(n * sizeof(cache_entry)) + align8(n / CACHE_WAYS) +
+           align8(n * TP_TOKEN_KEY_BYTES) + align8(n * cols * sizeof(double));
+}
+
+static token_cache open_cache(const tp_model *m, void *workspace, size_t entries) {
+    uint8_t *region = (uint8_t *)workspace + m->cache_offset;
+    float *tables = (float *)((uint8_t *)workspace + m->tables_offset);
+    token_cache c;
+    c.tables = tables;
+    size_t n = entries;
+    c.n = n;
+    c.entries = (cache_entry *)(region + 8);
+    c.next = (uint8_t *)c.entries + align8(n * sizeof(cache_entry));
+    c.keys = c.next + align8(n / CACHE_WAYS);
+    c.rows = (double *)(c.keys + align8(n * TP_TOKEN_KEY_BYTES));
+    uint64_t tag, ours = m->tag ^ ((uint64_t)n << 40);
+    memcpy(&tag, region, 8);
+    if (tag != ours) { /* a fresh workspace, or one another model or cache size used */
+        memcpy(region, &ours, 8);
+        memset(c.entries, 0, n * sizeof(cache_entry));
+        memset(c.next, 0, n / CACHE_WAYS);
+        build_nibble_tables(m, tables);
+    }
+    return c;
+}
+
+/* The largest attention tap whose exponential the fast path takes: a position's weight is a
+ * product of at most max_window of them, so it stays within e^-TP_EXP_RANGE..e^TP_EXP_RANGE
+ * (normal doubles, sums of a million of them finite). */
+#define TP_EXP_RANGE 600.0
+
+/* Replace each window's attention taps of a computed row by their exponentials; 0 if one is
+ * out of the fast path's range (or not a number). */
+static int exponentiate(const tp_model *m, double *row) {
+    double bound = TP_EXP_RANGE / (double)m->max_window;
+    int ok = 1;
+    for (size_t j = 0; j < m->n_windows; j++) {
+        size_t k = m->windows[j], F = m->filters;
+        double *a = row + m->tap_starts[j] + k * F;
+        for (size_t c = 0; c < k * F; c++) ok &= fabs(a[c]) <= bound;
+    }
+    if (!ok) return 0;
+    for (size_t j = 0; j < m->n_windows; j++) {
+        size_t k = m->windows[j], F = m->filters;
+        double *a = row + m->tap_starts[j] + k * F;
+        for (size_t c = 0; c < k * F; c++) a[c] = exp_small(a[c]);
+    }
+    return 1;
+}
+
+/* Token `done`'s row (value taps, exponentiated attention taps) for ring position q: a cache
+ * entry, or computed into the cache (or into the ring's own buffer q). A cache entry still in
+ * use by an earlier ring position is copied to that position's buffer before it is replaced.
+ * Returns NULL if the row is out of the fast path's range. */
+static const double *token_row(const tp_model *m, const tp_text *t, size_t done, tp_feature *feats,
+                               uint64_t *bits, float *x, double *ring, const double **live,
+                               token_cache *cache) {
+    size_t cols = m->tap_cols, kmax = m->max_window, q = done % kmax, n = cache->n;
+    size_t length;
+    const uint8_t *bytes = tp_token_bytes(t, done, &length);
+    double *row = ring + q * cols;
+    cache_entry *e = NULL;
+    if (n && length <= TP_TOKEN_KEY_BYTES) {
+        uint64_t h = tp_word_hash(bytes, length);
+        size_t set = (size_t)(h % (n / CACHE_WAYS)), slot = set * CACHE_WAYS;
+        for (size_t way = 0; way < CACHE_WAYS; way++, slot++) {
+            e = &cache->entries[slot];
+            if (e->state != CACHE_EMPTY && e->hash == h && e->length == length &&
+                memcmp(cache->keys + slot * TP_TOKEN_KEY_BYTES, bytes, length) == 0)
+                return e->state == CACHE_EXP ? cache->rows + slot * cols : NULL;
+        }
+        slot = set * CACHE_WAYS + cache->next[set];
+        cache->next[set] = (uint8_t)((cache->next[set] + 1) % CACHE_WAYS);
+        e = &cache->entries[slot];
+        uint8_t *key = cache->keys + slot * TP_TOKEN_KEY_BYTES;
+        double *cached = cache->rows + slot * cols;
+        for (size_t r = 0; r < kmax; r++) /* keep earlier positions' rows */
+            if (r != q && live[r] == cached) {
+                memcpy(ring + r * cols, cached, cols * sizeof(double));
+                live[r] = ring + r * cols;
+            }
+        e->hash = h;
+        e->length = (uint32_t)length;
+        e->state = CACHE_EMPTY;
+        memcpy(key, bytes, length);
+        row = cached;
+    }
+    compute_taps(m, t, done, feats, bits, cache->tables, x, row);
+    int ok = exponentiate(m, row);
+    if (e) e->state = ok ? CACHE_EXP : CACHE_WILD;
+    return ok ? row : NULL;
+}
+
+/* One position of a window of 1, 2 or 3 tokens into the running sums t (weights) and a
+ * (weighted values): row ri holds the value taps of the position's token i and, e further on,
+ * its exponentiated attention taps. Parameters, so that restrict lets the loops vectorise. */
+static void pool1(size_t F, size_t e, const double *restrict r0, double *restrict t,
+                  double *restrict a) {
+    for (size_t f = 0; f < F; f++) {
+        t[f] += r0[e + f];
+        a[f] += r0[e + f] * r0[f];
+    }
+}
+
+static void pool2(size_t F, size_t e, const double *restrict r0, const double *restrict r1,
+                  double *restrict t, double *restrict a) {
+    for (size_t f = 0; f < F; f++) {
+        double w = r0[e + f] * r1[e + f];
+        t[f] += w;
+        a[f] += w * (r0[f] + r1[f]);
+    }
+}
+
+static void pool3(size_t F, size_t e, const double *restrict r0, const double *restrict r1,
+                  const double *restrict r2, double *restrict t, double *restrict a) {
+    for (size_t f = 0; f < F; f++) {
+        double w = r0[e + f] * r1[e + f] * r2[e + f];
+        t[f] += w;
+        a[f] += w * (r0[f] + r1[f] + r2[f]);
+    }
+}
+
+/* Attention pooling (nets.TokenProjectionNet) from cached rows: for window j and filter f,
+ * position p's value is b + sum_i V_i(token p + i) and its softmax weight exp(a + sum_i
+ * A_i(token p + i)) over the positions, where the attention bias a cancels, so the weight is the
+ * product of the tokens' exp(A_i) (padding past the end contributes 0, a factor 1): no exp per
+ * position. pooled = b + sum_p w_p v_p / sum_p w_p, in double. Returns 0 (pooled unset) if a
+ * token's row is out of range or the result not finite: token_pool_exact then decides. */
+static int token_pool(const tp_model *m, const tp_text *t, tp_feature *feats, uint64_t *bits,
+                      float *x, double *ring, const double **live, token_cache *cache,
+                      double *pooled, double *state) {
+    size_t F = m->filters, W = m->n_windows, n = t->n_tokens, kmax = m->max_window;
+    size_t width = F * W, done = 0;
+    double *total = state, *acc = total + width, *sv = acc + width, *se = sv + F;
+    for (size_t c = 0; c < width; c++) total[c] = acc[c] = 0;
+    for (size_t r = 0; r < kmax; r++) live[r] = NULL;
+    for (size_t p = 0; p < n; p++) {
+        for (; done < n && done < p + kmax; done++) {
+            live[done % kmax] = token_row(m, t, done, feats, bits, x, ring, live, cache);
+            if (!live[done % kmax]) return 0;
+        }
+        for (size_t j = 0; j < W; j++) {
+            size_t k = m->windows[j], taps = k < n - p ? k : n - p, start = m->tap_starts[j];
+            double *restrict tj = total + j * F, *restrict aj = acc + j * F;
+            const double *restrict r0 = live[p % kmax] + start;
+            if (taps == 1) { /* one loop per filter for windows of up to 3 tokens */
+                pool1(F, k * F, r0, tj, aj);
+                continue;
+            }
+            const double *restrict r1 = live[(p + 1) % kmax] + start + F;
+            if (taps == 2) {
+                pool2(F, k * F, r0, r1, tj, aj);
+                continue;
+            }
+            const double *restrict r2 = live[(p + 2) % kmax] + start + 2 * F;
+            if (taps == 3) {
+                pool3(F, k * F, r0, r1, r2, tj, aj);
+                continue;
+            }
+            double *restrict v = sv, *restrict w = se;
+            for (size_t f = 0; f < F; f++) {
+                v[f] = r0[f];
+                w[f] = r0[k * F + f];
+            }
+            for (size_t i = 1; i < taps; i++) {
+                const double *restrict ri = live[(p + i) % kmax] + start;
+                for (size_t f = 0; f < F; f++) {
+                    v[f] += ri[i * F + f];
+                    w[f] *= ri[(k + i) * F + f];
+                }
+            }
+            for (size_t f = 0; f < F; f++) {
+                tj[f] += w[f];
+                aj[f] += w[f] * v[f];
+            }
+        }
+    }
+    int ok = 1;
+    for (size_t j = 0; j < W; j++)
+        for (size_t f = 0; f < F; f++) {
+            double y = m->layers[1 + 2 * j].bias[f] + acc[j * F + f] / total[j * F + f];
+            ok &= isfinite(y) != 0;
+            pooled[j * F + f] = y;
+        }
+    return ok;
+}
+
+/* A text's logits (token design: its pooled features, the input of the output layer) into out:
+ * the text path and the network up to there, in the single-text part of the workspace. */
+static void text_forward(const tp_model *m, const uint8_t *text, size_t length, void *workspace,
+                         token_cache *cache, double *out) {
     tp_text t;
     uint8_t *rest;
     tp_feature *feats;
@@ -1293,7 +1542,6 @@ long tp_predict(const tp_model *m, const uint8_t *text, size_t length, void *wor
     rest += align8(m->max_width * 2 * sizeof(double));
     float *first = (float *)rest;
     rest += align8(m->max_width * sizeof(float));
-    double *logits;
     if (!m->token_design) {
         size_t n = tp_text_features(&m->features, &t, feats);
         tp_project(feats, n, m->keys, m->n_words, m->last_mask, bits);
@@ -1305,22 +1553,75 @@ long tp_predict(const tp_model *m, const uint8_t *text, size_t length, void *wor
             u = v;
             v = swap;
         }
-        logits = u;
-    } else {
-        double *ring = (double *)rest;
-        rest += align8(m->max_window * m->tap_cols * sizeof(double));
-        double *state = (double *)rest;
-        uint8_t *cache = (uint8_t *)workspace + m->cache_offset;
-        uint64_t tag;
-        memcpy(&tag, cache, 8);
-        if (tag != m->tag) { /* a fresh workspace, or one another model used */
-            memcpy(cache, &m->tag, 8);
-            memset(cache + 8, 0, TP_TOKEN_CACHE_ENTRIES);
-        }
-        token_pool(m, &t, feats, bits, first, ring, cache, u, state);
-        dense(&m->layers[1 + 2 * m->n_windows], u, 0, v);
-        logits = v;
+        memcpy(out, u, m->n_labels * sizeof(double));
+        return;
     }
+    double *ring = (double *)rest;
+    rest += align8(m->max_window * m->tap_cols * sizeof(double));
+    const double **live = (const double **)rest;
+    rest += align8(m->max_window * sizeof(double *));
+    double *state = (double *)rest;
+    if (t.n_tokens == 0) {
+        for (size_t j = 0; j < m->n_windows; j++)
+            for (size_t f = 0; f < m->filters; f++)
+                out[j * m->filters + f] = m->layers[1 + 2 * j].bias[f];
+    } else if (!token_pool(m, &t, feats, bits, first, ring, live, cache, out, state)) {
+        token_pool_exact(m, &t, feats, bits, cache->tables, first, ring, out, state);
+    }
+}
+
+/* The output layer of a token model for g texts at once (their pooled features x, g rows of
+ * width cols): each weight is read once for all of them. Each text's sums are bias + the
+ * columns in order, whatever g. */
+static void dense_group(const tp_layer *l, const double *x, size_t g, double *restrict out) {
+    size_t rows = l->rows, cols = l->cols;
+    for (size_t k = 0; k < g; k++)
+        for (size_t o = 0; o < rows; o++) out[k * rows + o] = l->bias[o];
+    double *restrict y0 = out, *restrict y1 = out + rows, *restrict y2 = out + 2 * rows;
+    double *restrict y3 = out + 3 * rows;
+    size_t c = 0;
+    if (g == 4) /* four columns of four texts per pass over the outputs, sums kept in registers */
+        for (; c + 4 <= cols; c += 4) {
+            const double *restrict w0 = l->weight_t + c * rows, *restrict w1 = w0 + rows;
+            const double *restrict w2 = w1 + rows, *restrict w3 = w2 + rows;
+            const double *a = x + c, *b = a + cols, *d = b + cols, *e = d + cols;
+            for (size_t o = 0; o < rows; o++) {
+                double s0 = y0[o], s1 = y1[o], s2 = y2[o], s3 = y3[o];
+                s0 += w0[o] * a[0];
+                s1 += w0[o] * b[0];
+                s2 += w0[o] * d[0];
+                s3 += w0[o] * e[0];
+                s0 += w1[o] * a[1];
+                s1 += w1[o] * b[1];
+                s2 += w1[o] * d[1];
+                s3 += w1[o] * e[1];
+                s0 += w2[o] * a[2];
+                s1 += w2[o] * b[2];
+                s2 += w2[o] * d[2];
+                s3 += w2[o] * e[2];
+                s0 += w3[o] * a[3];
+                s1 += w3[o] * b[3];
+                s2 += w3[o] * d[3];
+                s3 += w3[o] * e[3];
+                y0[o] = s0;
+                y1[o] = s1;
+                y2[o] = s2;
+                y3[o] = s3;
+            }
+        }
+    for (; c < cols; c++) {
+        const double *restrict w = l->weight_t + c * rows;
+        for (size_t k = 0; k < g; k++) {
+            double xc = x[k * cols + c];
+            double *restrict y = out + k * rows;
+            for (size_t o = 0; o < rows; o++) y[o] += w[o] * xc;
+        }
+    }
+}
+
+/* Probabilities from logits (softmax, or sigmoids for a multi-label model); the best index.
+ * The softmax overwrites the logits with their shifted exponentials. */
+static long finish(const tp_model *m, double *logits, float *probs) {
     size_t best = 0;
     if (m->multi_label) {
         for (size_t i = 0; i < m->n_labels; i++)
@@ -1329,10 +1630,64 @@ long tp_predict(const tp_model *m, const uint8_t *text, size_t length, void *wor
         double top = logits[0], total = 0;
         for (size_t i = 1; i < m->n_labels; i++)
             if (logits[i] > top) top = logits[i];
-        for (size_t i = 0; i < m->n_labels; i++) total += exp(logits[i] - top);
-        for (size_t i = 0; i < m->n_labels; i++) probs[i] = (float)(exp(logits[i] - top) / total);
+        for (size_t i = 0; i < m->n_labels; i++) logits[i] = exp_small(logits[i] - top);
+        for (size_t i = 0; i < m->n_labels; i++) total += logits[i];
+        for (size_t i = 0; i < m->n_labels; i++) probs[i] = (float)(logits[i] / total);
     }
     for (size_t i = 1; i < m->n_labels; i++)
         if (probs[i] > probs[best]) best = i;
     return (long)best;
+}
+
+/* Token cache rows for a batch of n texts: TP_TOKEN_CACHE_ENTRIES, doubled while below 4 per
+ * text and within TP_BATCH_CACHE_ENTRIES. */
+static size_t batch_cache_entries(size_t n) {
+    size_t e = TP_TOKEN_CACHE_ENTRIES;
+    while (e && 2 * e <= TP_BATCH_CACHE_ENTRIES && e / 4 < n) e *= 2;
+    return e;
+}
+
+size_t tp_batch_workspace_bytes(const tp_model *m, size_t n) {
+    if (!m) return 0;
+    if (!m->token_design) return m->workspace_bytes;
+    return m->cache_offset + tp_token_cache_bytes(m->tap_cols, batch_cache_entries(n));
+}
+
+int tp_predict_batch(const tp_model *m, const uint8_t *const *texts, const size_t *lengths,
+                     size_t n, void *workspace, float *probs, long *labels) {
+    if (!m || !workspace || !probs || (n && (!texts || !lengths))) return -1;
+    for (size_t i = 0; i < n; i++)
+        if (!texts[i] && lengths[i]) return -1;
+    uint8_t *group_region = (uint8_t *)workspace + m->group_offset;
+    double *x = (double *)group_region, *logits = x + TP_GROUP * m->max_width;
+    size_t L = m->n_labels;
+    if (!m->token_design) {
+        for (size_t i = 0; i < n; i++) {
+            text_forward(m, texts[i], lengths[i], workspace, NULL, logits);
+            long best = finish(m, logits, probs + i * L);
+            if (labels) labels[i] = best;
+        }
+        return 0;
+    }
+    token_cache cache = open_cache(m, workspace, batch_cache_entries(n));
+    const tp_layer *output = &m->layers[1 + 2 * m->n_windows];
+    for (size_t lo = 0; lo < n; lo += TP_GROUP) {
+        size_t g = n - lo < TP_GROUP ? n - lo : TP_GROUP;
+        for (size_t k = 0; k < g; k++)
+            text_forward(m, texts[lo + k], lengths[lo + k], workspace, &cache,
+                         x + k * output->cols);
+        dense_group(output, x, g, logits);
+        for (size_t k = 0; k < g; k++) {
+            long best = finish(m, logits + k * L, probs + (lo + k) * L);
+            if (labels) labels[lo + k] = best;
+        }
+    }
+    return 0;
+}
+
+long tp_predict(const tp_model *m, const uint8_t *text, size_t length, void *workspace,
+                float *probs) {
+    long best;
+    if (tp_predict_batch(m, &text, &length, 1, workspace, probs, &best) != 0) return -1;
+    return best;
 }

@@ -497,6 +497,14 @@ size_t tp_text_features(const tp_features *f, const tp_text *t, tp_feature *out)
     return f->sublinear ? sublinear(out, m) : m;
 }
 
+const uint8_t *tp_token_bytes(const tp_text *t, size_t token, size_t *length) {
+    size_t b0 = t->cp_bytes[t->tok_start[token]], b1 = t->cp_bytes[t->tok_end[token]];
+    *length = b1 - b0;
+    return t->utf8 + b0;
+}
+
+uint64_t tp_word_hash(const uint8_t *bytes, size_t length) { return xxh64(bytes, length, NS_WORD); }
+
 size_t tp_token_features(const tp_features *f, const tp_text *t, size_t token, tp_feature *out) {
     size_t s = t->tok_start[token], e = t->tok_end[token];
     size_t b0 = t->cp_bytes[s], b1 = t->cp_bytes[e];
