@@ -65,3 +65,24 @@ def test_token_dropout_drops_whole_occurrences() -> None:
     assert 5 < int(dropped.sum()) < 35
     kept = outs[~dropped]
     torch.testing.assert_close(kept, kept[:1].expand_as(kept))
+
+
+def test_window_pool_gradients_are_the_numerical_ones() -> None:
+    from textproj.nets import WindowPool, window_taps
+
+    gen = torch.Generator().manual_seed(5)
+    lengths = torch.tensor([3, 0, 1, 4])
+    blocks, n_windows = (3 * 2 * 2, 2 * 2 * 2, 1 * 2 * 2), 3  # windows 1-3, 2 channels
+    products = torch.randn(6, sum(blocks), dtype=torch.float64, generator=gen)
+    products[-1] = 0  # the zero row
+    products.requires_grad_()
+    bias = torch.randn(blocks[0], dtype=torch.float64, generator=gen, requires_grad=True)
+    occurrences, segment = window_taps(lengths, len(blocks))
+    rows = torch.randint(0, 5, (int(lengths.sum()),), generator=gen)
+    taps = torch.cat([rows, torch.tensor([5])])[occurrences]
+
+    def pool(products: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        return WindowPool.apply(products, bias, taps, segment, len(lengths), blocks, n_windows)
+
+    assert pool(products, bias).shape == (4, n_windows * 2)
+    assert torch.autograd.gradcheck(pool, (products, bias))

@@ -16,6 +16,7 @@ Trainer networks (served anywhere; never on the device):
 from __future__ import annotations
 
 import itertools
+from typing import Any
 
 import numpy as np
 import torch
@@ -123,26 +124,72 @@ class TokenProjectionNet(nn.Module):
         products = F.pad(products, (0, 0, 0, 1))  # the zero row: past a text's end, or dropped
         occurrences, segment = window_taps(lengths, width)
         taps = F.pad(token_rows, (0, 1), value=len(x))[occurrences]  # (V, width) rows
-
-        def tap(j: int, start: int, stop: int) -> torch.Tensor:
-            """Every window's tap j times its columns start:stop of the kernels."""
-            return torch.index_select(products[:, start:stop], 0, taps[:, j])
-
-        out = tap(0, 0, columns[0].shape[1]) + bias
-        start = columns[0].shape[1]
-        for j, block in enumerate(columns[1:], start=1):
-            out[:, -block.shape[1] :] += tap(j, start, start + block.shape[1])
-            start += block.shape[1]
-        channels = out.view(len(out), len(order), 2, -1)
-        pooled = segment_attention(
-            channels[:, :, 0].reshape(len(out), -1),
-            channels[:, :, 1].reshape(len(out), -1),
-            segment,
-            len(lengths),
-        ).view(len(lengths), len(order), -1)
+        blocks = tuple(block.shape[1] for block in columns)
+        pooled = WindowPool.apply(products, bias, taps, segment, len(lengths), blocks, len(order))
+        pooled = pooled.view(len(lengths), len(order), -1)
         if order != sorted(order):
             pooled = pooled[:, [order.index(i) for i in range(len(order))]]
         return self.output(self.dropout(pooled.reshape(len(lengths), -1)))
+
+
+class WindowPool(torch.autograd.Function):
+    """Windows' value and attention outputs from their taps' products, then attention pooling
+    within each text, with a hand-written backward.
+
+    ``products`` (U + 1, sum(blocks)) holds each distinct token's products with every tap's
+    kernel columns, tap j's ``blocks[j]`` columns in turn, the last row zeros; tap j feeds the
+    last ``blocks[j]`` of the (window, value | attention, channel) columns, windows by size.
+    Autograd through the same ops kept a copy of every intermediate and made a copy for every
+    in-place sum and strided view (half of a step on long texts); this keeps the windows'
+    values, their softmax weights and the pooled result, and nothing else.
+    """
+
+    @staticmethod
+    def forward(
+        ctx: Any,
+        products: torch.Tensor,
+        bias: torch.Tensor,
+        taps: torch.Tensor,
+        segment: torch.Tensor,
+        n_texts: int,
+        blocks: tuple[int, ...],
+        n_windows: int,
+    ) -> torch.Tensor:
+        out = torch.index_select(products[:, : blocks[0]], 0, taps[:, 0]).add_(bias)
+        start = blocks[0]
+        for j, block in enumerate(blocks[1:], start=1):
+            out[:, -block:] += torch.index_select(products[:, start : start + block], 0, taps[:, j])
+            start += block
+        channels = out.view(len(out), n_windows, 2, -1)
+        values = channels[:, :, 0].reshape(len(out), -1)  # (V, C): reductions want rows
+        scores = channels[:, :, 1].reshape(len(out), -1)
+        shape = (n_texts, values.shape[1])
+        spread = segment[:, None].expand_as(scores)
+        peak = scores.new_full(shape, float("-inf")).scatter_reduce_(0, spread, scores, "amax")
+        weights = torch.exp(scores - peak[segment])
+        total = weights.new_zeros(shape).index_add_(0, segment, weights)
+        pooled = weights.new_zeros(shape).index_add_(0, segment, weights * values) / total
+        ctx.save_for_backward(taps, segment, values, weights, total, pooled)
+        ctx.blocks, ctx.n_rows, ctx.n_windows = blocks, len(products), n_windows
+        return pooled
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        taps, segment, values, weights, total, pooled = ctx.saved_tensors
+        per_window = (grad / total)[segment] * weights  # d pooled / d values
+        grad_out = values.new_empty(
+            (len(values), ctx.n_windows, 2, values.shape[1] // ctx.n_windows)
+        )
+        grad_out[:, :, 0] = per_window.view(len(values), ctx.n_windows, -1)
+        grad_out[:, :, 1] = (per_window * (values - pooled[segment])).view_as(grad_out[:, :, 1])
+        grad_out = grad_out.view(len(values), -1)
+        grad_products = [  # a contiguous source: index_add_ is five times slower on a strided one
+            grad_out.new_zeros((ctx.n_rows, block)).index_add_(
+                0, taps[:, j], grad_out[:, -block:].contiguous()
+            )
+            for j, block in enumerate(ctx.blocks)
+        ]
+        return torch.cat(grad_products, dim=1), grad_out.sum(0), None, None, None, None, None
 
 
 def window_taps(lengths: torch.Tensor, width: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -159,20 +206,6 @@ def window_taps(lengths: torch.Tensor, width: int) -> tuple[torch.Tensor, torch.
     tap = position[:, None] + torch.arange(width)[None, :]  # (V, width) token index in its text
     inside = tap < lengths[segment][:, None]
     return torch.where(inside, starts[segment][:, None] + tap, int(lengths.sum())), segment
-
-
-def segment_attention(
-    values: torch.Tensor, scores: torch.Tensor, segment: torch.Tensor, n_segments: int
-) -> torch.Tensor:
-    """Per segment and channel, the softmax(scores)-weighted sum of values: (n_segments, C)."""
-    channels = values.shape[1]
-    spread = segment[:, None].expand(-1, channels)
-    peak = scores.new_full((n_segments, channels), float("-inf"))
-    peak = peak.scatter_reduce(0, spread, scores.detach(), reduce="amax")
-    weights = torch.exp(scores - peak[segment])
-    total = scores.new_zeros((n_segments, channels)).index_add(0, segment, weights)
-    pooled = values.new_zeros((n_segments, channels)).index_add(0, segment, weights * values)
-    return pooled / total
 
 
 class FeatureBagTrainer(nn.Module):
