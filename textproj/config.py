@@ -120,7 +120,7 @@ class TrainConfig:
     learning_rate: float = 4e-3  # AdamW of the projection network; decays linearly to 0
     dev_fraction: float = 0.1  # dev split carved from train when none is given
     seed: int = 0  # projection hash seed, weight init, shuffling and dev split
-    threads: int = 2  # torch threads (waiting passively); fixed so reruns are byte-identical
+    threads: int = 2  # torch threads (spinning briefly when idle); fixed so reruns are identical
 
     def __post_init__(self) -> None:
         choices = {"design": DESIGNS, "trainer": TRAINERS}
