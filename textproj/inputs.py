@@ -175,8 +175,8 @@ def forward_projection(
     words = np.ascontiguousarray(inputs.words[positions])
     keys = words.view(np.dtype((np.void, words.dtype.itemsize * words.shape[1]))).ravel()
     _, first, rows = np.unique(keys, return_index=True, return_inverse=True)
-    bits = torch.from_numpy(_kp.unpack_bits(words[first], inputs.n_bits)).float()
-    return net(bits, torch.from_numpy(lengths), torch.from_numpy(rows.reshape(-1)))
+    distinct = _bits(inputs, positions[first])  # each distinct token once
+    return net(distinct, torch.from_numpy(lengths), torch.from_numpy(rows.reshape(-1)))
 
 
 def forward_trainer(net: torch.nn.Module, inputs: SplitInputs, index: np.ndarray) -> torch.Tensor:

@@ -9,6 +9,7 @@ for bit.
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import torch
@@ -31,23 +32,19 @@ class AdamW:
             for group in groups
         ]
         params = [p for group in self.param_groups for p in group["params"]]
+        sizes = [len(group["params"]) for group in self.param_groups]
+        ends = itertools.accumulate(sizes)
+        self._slots = [range(end - size, end) for size, end in zip(sizes, ends, strict=True)]
         self.state = {
             "exp_avg": [torch.zeros_like(p) for p in params],
             "exp_avg_sq": [torch.zeros_like(p) for p in params],
             "step": [torch.zeros((), dtype=torch.float32) for _ in params],
         }
 
-    def _slots(self) -> list[tuple[dict[str, Any], list[int]]]:
-        slots, first = [], 0
-        for group in self.param_groups:
-            slots.append((group, list(range(first, first + len(group["params"])))))
-            first += len(group["params"])
-        return slots
-
     @torch.no_grad()
     def step(self) -> None:
         """One update of every parameter that has a gradient."""
-        for group, slots in self._slots():
+        for group, slots in zip(self.param_groups, self._slots, strict=True):
             live = [
                 (p, i) for p, i in zip(group["params"], slots, strict=True) if p.grad is not None
             ]

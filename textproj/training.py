@@ -313,13 +313,17 @@ class JointStep:
             index, share = self.parallel.shard(index)
             if transfer is not None:
                 transfer = (transfer[0], self.parallel.shard(transfer[1])[0])
-        parts = [(batch, rows, False) for rows in token_chunks(batch, index)]
+        parts = [
+            (batch, rows, len(rows) / len(index), False) for rows in token_chunks(batch, index)
+        ]
         if parts and transfer is not None and self.config.lambda_transfer > 0:
-            parts += [(transfer[0], rows, True) for rows in token_chunks(*transfer)]
+            split, items = transfer
+            parts += [
+                (split, rows, len(rows) / len(items), True) for rows in token_chunks(*transfer)
+            ]
         with torch.random.fork_rng(devices=[]):
             torch.set_rng_state(self.rng_state)
-            for split, rows, is_transfer in parts:
-                weight = len(rows) / len(transfer[1] if is_transfer else index)
+            for split, rows, weight, is_transfer in parts:  # weight: the run's share of its batch
                 if is_transfer:
                     with torch.no_grad():
                         teacher = forward_trainer(self.trainer, split, rows)
