@@ -269,7 +269,11 @@ def make_optimiser(
     table = trainer.embedding.weight
     trainer_lr = config.trainer_learning_rate or config.learning_rate
     groups = [
-        {"params": [table], "lr": trainer_lr, "weight_decay": 0.0},
+        {
+            "params": [table],
+            "lr": config.trainer_table_learning_rate or trainer_lr,
+            "weight_decay": 0.0,
+        },
         {"params": [p for p in trainer.parameters() if p is not table], "lr": trainer_lr},
         {"params": list(projection.parameters()), "lr": config.learning_rate},
     ]
@@ -693,6 +697,7 @@ def _train(
             "fingerprint": prep.fingerprint,
         }
         step = JointStep(config, prep.projector.n_bits, len(prep.labels))
+        trainer_model.fit_trainer_inputs(step.trainer, prep.inputs["train"])
         if saved is not None:
             checkpoint.check_resumable(saved, identity, out)
             step.load_state_dict(saved)
