@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from textproj.nets import FeatureBagTrainer, TokenProjectionNet
+from textproj.nets import TokenProjectionNet
 
 LENGTHS = [5, 0, 1, 9, 2, 3]  # an empty text and texts shorter than the widest window
 
@@ -86,26 +86,3 @@ def test_window_pool_gradients_are_the_numerical_ones() -> None:
 
     assert pool(products, bias).shape == (4, n_windows * 2)
     assert torch.autograd.gradcheck(pool, (products, bias))
-
-
-def test_trainer_views_and_tfidf_weights_are_per_text_and_view() -> None:
-    torch.manual_seed(0)
-    net = FeatureBagTrainer(16, 4, 8, 3, tfidf=True, views=2).eval()
-    net.idf.copy_(torch.rand(16) + 0.5)
-    # text 0: words 1, 5 and characters 9, 12; text 1: 3 | 10; text 2: a word, no characters
-    buckets = torch.tensor([1, 5, 9, 12, 3, 10, 2])
-    weights = torch.tensor([1.0, 2.0, 1.0, 3.0, 1.0, 4.0, 2.0])
-    texts = [[0, 1, 2, 3], [4, 5], [6]]
-    rows = []
-    for positions in texts:
-        views = []
-        for upper in (False, True):
-            keep = [p for p in positions if (buckets[p] >= 8) == upper]
-            w = torch.log1p(weights[keep]) * net.idf[buckets[keep]]
-            w = w / w.norm() if len(keep) else w
-            bag = (w[:, None] * net.embedding.weight[buckets[keep]]).sum(0)
-            views.append(torch.nn.functional.layer_norm(bag, (4,)))
-        rows.append(torch.cat(views))
-    expected = net.output(torch.relu(net.hidden(torch.stack(rows))))
-    got = net(buckets, torch.tensor([0, 4, 6]), weights)
-    torch.testing.assert_close(got, expected)

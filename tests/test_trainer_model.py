@@ -7,20 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import TINY_CONFIG, tiny_banking
+from conftest import tiny_banking
 
-from textproj.config import FeatureConfig, TrainConfig
 from textproj.corpora import load_corpus
-from textproj.features import featurize
-from textproj.inputs import (
-    forward_trainer,
-    predict_logits,
-    prepare_inputs,
-    trainer_bags,
-    trainer_features,
-)
 from textproj.model_file import ModelFormatError
-from textproj.projector import Projector
 from textproj.trainer_model import has_trainer, load_trainer
 from textproj.training import split_off_dev
 
@@ -77,57 +67,3 @@ def test_missing_and_damaged_files(tiny_models: dict[str, Path], tmp_path: Path)
     np.savez(tmp_path / "trainer.npz", **{"embedding.weight": np.zeros((3, 3), np.float32)})
     with pytest.raises(ModelFormatError, match=r"trainer\.npz: does not match"):
         load_trainer(tmp_path)
-
-
-@pytest.fixture(scope="module")
-def tfidf_run(tmp_path_factory: pytest.TempPathFactory) -> tuple:
-    """A tiny run of the tf-idf trainer with word and character views, saved."""
-    from textproj.training import train
-
-    out = tmp_path_factory.mktemp("tiny-tfidf")
-    config = TrainConfig(**{**TINY_CONFIG, "trainer_weighting": "tfidf", "trainer_views": 2})
-    return train(tiny_banking(), config=config, output_dir=out, progress=False), out
-
-
-def test_tfidf_trainer_saves_its_idf_and_loads_back_its_predictions(tfidf_run: tuple) -> None:
-    result, folder = tfidf_run
-    config = result.metrics["config"]["train"]
-    config = TrainConfig.from_dict(config)
-    train_split, dev = split_off_dev(tiny_banking(), config.dev_fraction, config.seed)
-    features = trainer_features(config, FeatureConfig())
-    buckets, _, _ = trainer_bags(train_split.texts, features, config.trainer_buckets, 2)
-    df = np.bincount(buckets, minlength=config.trainer_buckets)
-    expected_idf = np.log((1 + len(train_split)) / (1 + df)) + 1
-    with np.load(folder / "trainer.npz") as arrays:
-        np.testing.assert_allclose(arrays["idf"], expected_idf, rtol=1e-6)
-    loaded = load_trainer(folder)
-    np.testing.assert_allclose(loaded.net.idf.numpy(), expected_idf, rtol=1e-6)
-    targets = np.zeros(len(dev), dtype=np.int64)
-    projector = Projector(*config.projection_shape, features=FeatureConfig(), seed=config.seed)
-    split = prepare_inputs(dev.texts, targets, projector, config)  # as training scored dev
-    exp = np.exp(predict_logits(result.trainer_net, split, forward_trainer))
-    np.testing.assert_allclose(
-        loaded.predict_proba(dev.texts), exp / exp.sum(axis=1, keepdims=True), rtol=1e-5, atol=1e-6
-    )
-    accuracy = np.mean([p == g for p, g in zip(loaded.predict(dev.texts), dev.labels, strict=True)])
-    assert accuracy == pytest.approx(result.metrics["trainer"]["dev"]["accuracy"])
-
-
-def test_trainer_views_put_words_and_character_ngrams_in_their_own_halves() -> None:
-    config = TrainConfig(trainer_views=2, trainer_buckets=2**10)
-    texts = ["Card declined twice", "my card", ""]
-    buckets, weights, offsets = trainer_bags(
-        texts, trainer_features(config, FeatureConfig()), config.trainer_buckets, 2
-    )
-    half = config.trainer_buckets // 2
-    words = FeatureConfig(char_ngram_max=0)
-    chars = FeatureConfig(word_ngrams=1, skip_grams=0, word_weight=0)
-    for i, text in enumerate(texts):
-        mine = buckets[offsets[i] : offsets[i + 1]]
-        word_hashes, _, _ = featurize([text], words)
-        char_hashes, char_weights, _ = featurize([text], chars)
-        char_hashes = char_hashes[char_weights > 0]
-        assert set(mine[mine < half]) == set((word_hashes % np.uint64(half)).astype(int))
-        assert set(mine[mine >= half]) == set((char_hashes % np.uint64(half)).astype(int) + half)
-        counts = weights[offsets[i] : offsets[i + 1]]  # occurrences, whatever the kind
-        assert counts.sum() == len(word_hashes) + len(char_hashes)

@@ -152,10 +152,6 @@ def test_bad_config_is_refused() -> None:
         TrainConfig(dev_fraction=1.5)
     with pytest.raises(ValueError, match=r"label_smoothing must be in \[0, 1\)"):
         TrainConfig(label_smoothing=1.0)
-    with pytest.raises(ValueError, match="trainer_weighting must be one of"):
-        TrainConfig(trainer_weighting="idf")
-    with pytest.raises(ValueError, match="trainer_views must be one of"):
-        TrainConfig(trainer_views=3)
     with pytest.raises(ValueError, match=r"trainer_dropout must be in \[0, 1\)"):
         TrainConfig(trainer_dropout=1.0)
     with pytest.raises(ValueError, match="trainer_table_learning_rate must be > 0"):

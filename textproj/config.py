@@ -70,8 +70,6 @@ class FeatureConfig:
 
 DESIGNS = ("token", "text")  # projection networks: per-token PRADO-like, or SGNN's whole text
 TRAINERS = ("ffn", "lstm")  # trainer networks: hashed-feature bag, or BiLSTM over tokens
-TRAINER_WEIGHTINGS = ("sum", "tfidf")  # ffn trainer's bag weights: summed, or log-tf x idf, L2
-TRAINER_VIEWS = (1, 2)  # ffn trainer: one bag of all features, or word and character bags
 
 # The default schedule (TrainConfig.epochs = None), chosen on dev across the bundled corpora:
 # 16 epochs (banking77 test, seeds 0-2: mean 0.902, against 0.895 at 12), and at least 400
@@ -105,10 +103,7 @@ class TrainConfig:
     trainer_char_ngrams: tuple[int, int] | None = None  # ffn trainer's char n-grams; None: same
     trainer_learning_rate: float | None = 1e-2  # trainer's Adam rate; None: learning_rate
     trainer_table_learning_rate: float | None = None  # its embedding table's; None: as above
-    trainer_weighting: str = "sum"  # ffn trainer's bag weights (TRAINER_WEIGHTINGS)
-    trainer_views: int = 1  # ffn trainer: 2 embeds word and character features apart
     trainer_dropout: float | None = None  # trainer's dropout; None: dropout
-    trainer_label_smoothing: float = 0.0  # trainer's label term (single-label)
     lambda_trainer: float = 1.0  # λ1: trainer vs labels
     lambda_distill: float = 0.1  # λ2: projection vs trainer's soft outputs (0 trains alone)
     lambda_transfer: float = 1.0  # weight of the distillation term on transfer texts
@@ -130,12 +125,7 @@ class TrainConfig:
     threads: int = 2  # torch threads (spinning briefly when idle); fixed so reruns are identical
 
     def __post_init__(self) -> None:
-        choices = {
-            "design": DESIGNS,
-            "trainer": TRAINERS,
-            "trainer_weighting": TRAINER_WEIGHTINGS,
-            "trainer_views": TRAINER_VIEWS,
-        }
+        choices = {"design": DESIGNS, "trainer": TRAINERS}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ConfigError(
@@ -184,7 +174,7 @@ class TrainConfig:
         lambdas = (self.lambda_trainer, self.lambda_distill, self.lambda_labels)
         if min(*lambdas, self.lambda_transfer) < 0:
             raise ConfigError("TrainConfig lambdas must be >= 0")
-        for name in ("dropout", "token_dropout", "label_smoothing", "trainer_label_smoothing"):
+        for name in ("dropout", "token_dropout", "label_smoothing"):
             if not 0 <= getattr(self, name) < 1:
                 raise ConfigError(
                     f"TrainConfig.{name} must be in [0, 1), got {getattr(self, name)}"
@@ -193,8 +183,6 @@ class TrainConfig:
             raise ConfigError(
                 f"TrainConfig.trainer_dropout must be in [0, 1) or null, got {self.trainer_dropout}"
             )
-        if self.trainer_views == 2 and self.trainer_buckets < 2:
-            raise ConfigError("TrainConfig.trainer_views=2 needs trainer_buckets >= 2")
         if self.temperature <= 0:
             raise ConfigError(f"TrainConfig.temperature must be > 0, got {self.temperature}")
 

@@ -45,27 +45,14 @@ class SplitInputs:
         return len(self.targets)
 
 
-# With two trainer views, the trainer's features carry their kind in their weight (one per
-# occurrence, not merged): word features VIEW_WORD_WEIGHT, character n-grams VIEW_CHAR_WEIGHT.
-VIEW_WORD_WEIGHT, VIEW_CHAR_WEIGHT = 2, 1
-
-
 def trainer_features(config: TrainConfig, features: FeatureConfig) -> FeatureConfig:
     """Features the trainer embeds: the projection's for the bag trainer (with its own character
-    n-gram range if ``config.trainer_char_ngrams`` is set; with two views, weighted by kind),
-    words for the LSTM."""
+    n-gram range if ``config.trainer_char_ngrams`` is set), words for the LSTM."""
     if config.trainer == "ffn":
-        if config.trainer_char_ngrams is not None:
-            low, high = config.trainer_char_ngrams
-            features = dataclasses.replace(features, char_ngram_min=low, char_ngram_max=high)
-        if config.trainer_views == 2:
-            features = dataclasses.replace(
-                features,
-                word_weight=VIEW_WORD_WEIGHT,
-                char_weight=VIEW_CHAR_WEIGHT,
-                sublinear=False,
-            )
-        return features
+        if config.trainer_char_ngrams is None:
+            return features
+        low, high = config.trainer_char_ngrams
+        return dataclasses.replace(features, char_ngram_min=low, char_ngram_max=high)
     return FeatureConfig(
         word_ngrams=1,
         skip_grams=0,
@@ -86,19 +73,12 @@ def encode_targets(labels: Sequence, label_index: dict[str, int], multi_label: b
 
 
 def trainer_bags(
-    texts: Sequence[str], features: FeatureConfig, n_buckets: int, views: int = 1
+    texts: Sequence[str], features: FeatureConfig, n_buckets: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Each text's hashed features folded into ``n_buckets`` rows, each row once per text. With
-    two views (``features`` from :func:`trainer_features`), word features fold into the lower
-    half of the rows and character n-grams into the upper half, each occurrence counting 1."""
+    """Each text's hashed features folded into ``n_buckets`` rows, each row once per text."""
     hashes, weights, offsets = featurize(texts, features)
-    if views == 1:
-        buckets = (hashes % np.uint64(n_buckets)).astype(np.int64)
-        return _kb.merge_repeats(buckets, weights.astype(np.float32), offsets)
-    half = n_buckets // 2
-    buckets = (hashes % np.uint64(half)).astype(np.int64)
-    buckets[weights == VIEW_CHAR_WEIGHT] += half
-    return _kb.merge_repeats(buckets, np.ones(len(buckets), dtype=np.float32), offsets)
+    buckets = (hashes % np.uint64(n_buckets)).astype(np.int64)
+    return _kb.merge_repeats(buckets, weights.astype(np.float32), offsets)
 
 
 def _concat_ragged(parts: list[np.ndarray], offsets: list[np.ndarray]) -> np.ndarray:
@@ -125,7 +105,7 @@ def prepare_inputs(
             chunk_words, offsets = projector.transform_tokens_words(chunk)
             words.append(chunk_words)
             word_offsets.append(offsets)
-        b, w, o = trainer_bags(chunk, bag_features, config.trainer_buckets, config.trainer_views)
+        b, w, o = trainer_bags(chunk, bag_features, config.trainer_buckets)
         buckets.append(b)
         weights.append(w)
         bucket_offsets.append(o)

@@ -209,61 +209,23 @@ def window_taps(lengths: torch.Tensor, width: int) -> tuple[torch.Tensor, torch.
 
 
 class FeatureBagTrainer(nn.Module):
-    """Trainer: sum of learned embeddings of hashed features -> hidden ReLU layer -> logits.
-
-    With ``tfidf`` each text's bag weights become log(1 + weight) times the bucket's idf (a
-    buffer, :meth:`fit_idf`, saved with the weights), L2-normalised per text and view, as
-    TF-IDF does. With ``views`` = 2 the buckets of the lower half of the table are one view
-    (word features) and those of the upper half another (character n-grams): each view is
-    embedded, normalised and layer-normed on its own, and the hidden layer reads both.
-    """
+    """Trainer: sum of learned embeddings of hashed features -> hidden ReLU layer -> logits."""
 
     def __init__(
-        self,
-        n_buckets: int,
-        dim: int,
-        hidden: int,
-        n_labels: int,
-        dropout: float = 0.0,
-        tfidf: bool = False,
-        views: int = 1,
+        self, n_buckets: int, dim: int, hidden: int, n_labels: int, dropout: float = 0.0
     ) -> None:
         super().__init__()
-        self.tfidf = tfidf
-        self.views = views
         self.dropout = nn.Dropout(dropout)
         self.embedding = nn.EmbeddingBag(n_buckets, dim, mode="sum")
-        self.hidden = nn.Linear(dim * views, hidden)
+        self.hidden = nn.Linear(dim, hidden)
         self.output = nn.Linear(hidden, n_labels)
-        if tfidf:
-            self.register_buffer("idf", torch.ones(n_buckets))
-
-    @torch.no_grad()
-    def fit_idf(self, buckets: np.ndarray, n_texts: int) -> None:
-        """Smoothed idf, ln((1 + n) / (1 + df)) + 1, from a split's bags (each bucket once per
-        text, so a bucket's count is its document frequency)."""
-        df = np.bincount(buckets, minlength=self.embedding.num_embeddings)
-        self.idf.copy_(torch.from_numpy(np.log((1 + n_texts) / (1 + df)) + 1))
 
     def forward(
         self, buckets: torch.Tensor, offsets: torch.Tensor, weights: torch.Tensor
     ) -> torch.Tensor:
-        n = len(offsets)
-        if self.views > 1:  # each text's buckets ascend, so a view is a contiguous run
-            lengths = torch.diff(offsets, append=offsets.new_tensor([len(buckets)]))
-            text = torch.repeat_interleave(torch.arange(n), lengths)
-            upper = buckets >= self.embedding.num_embeddings // 2
-            lower = torch.zeros(n, dtype=offsets.dtype).index_add_(0, text, (~upper).long())
-            offsets = torch.stack([offsets, offsets + lower], 1).reshape(-1)
-        if self.tfidf:
-            weights = torch.log1p(weights) * self.idf[buckets]
-            lengths = torch.diff(offsets, append=offsets.new_tensor([len(buckets)]))
-            bag = torch.repeat_interleave(torch.arange(len(offsets)), lengths)
-            norm = torch.zeros(len(offsets)).index_add_(0, bag, weights * weights)
-            weights = weights * norm.clamp(min=1e-12).rsqrt()[bag]
         bag = self.embedding(buckets, offsets, per_sample_weights=weights)
-        bag = F.layer_norm(bag, bag.shape[1:]).reshape(n, -1)
-        return self.output(self.dropout(F.relu(self.hidden(self.dropout(bag)))))
+        bag = self.dropout(F.layer_norm(bag, bag.shape[1:]))
+        return self.output(self.dropout(F.relu(self.hidden(bag))))
 
 
 class TokenLSTMTrainer(nn.Module):

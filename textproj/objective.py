@@ -46,9 +46,7 @@ def joint_loss(
 ) -> torch.Tensor:
     """The three-term ProjectionNet loss (see the module docstring)."""
     multi = config.multi_label
-    loss = config.lambda_trainer * label_loss(
-        trainer_logits, targets, multi, config.trainer_label_smoothing
-    )
+    loss = config.lambda_trainer * label_loss(trainer_logits, targets, multi)
     loss = loss + config.lambda_labels * label_loss(
         projection_logits, targets, multi, config.label_smoothing
     )

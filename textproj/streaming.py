@@ -146,7 +146,6 @@ def plan(
         "design": config.design,
         "trainer_features": inputs.trainer_features(config, features).to_dict(),
         "trainer_buckets": config.trainer_buckets,
-        "trainer_views": config.trainer_views,
         "multi_label": config.multi_label,
         "labels": labels,
     }

@@ -27,20 +27,11 @@ from textproj.model_file import ModelFormatError
 
 def build_trainer(config: TrainConfig, n_labels: int) -> torch.nn.Module:
     """A fresh trainer network for ``config``."""
+    trainer_class = nets.FeatureBagTrainer if config.trainer == "ffn" else nets.TokenLSTMTrainer
     dropout = config.dropout if config.trainer_dropout is None else config.trainer_dropout
-    shape = (config.trainer_buckets, config.trainer_dim, config.trainer_hidden, n_labels, dropout)
-    if config.trainer == "lstm":
-        return nets.TokenLSTMTrainer(*shape)
-    return nets.FeatureBagTrainer(
-        *shape, tfidf=config.trainer_weighting == "tfidf", views=config.trainer_views
+    return trainer_class(
+        config.trainer_buckets, config.trainer_dim, config.trainer_hidden, n_labels, dropout
     )
-
-
-def fit_trainer_inputs(trainer: torch.nn.Module, train: SplitInputs) -> None:
-    """Fit what the trainer computes from the training split before it learns (the idf of a
-    tf-idf bag trainer); nothing for the others."""
-    if isinstance(trainer, nets.FeatureBagTrainer) and trainer.tfidf:
-        trainer.fit_idf(np.asarray(train.buckets), len(train))
 
 
 HALF_PRECISION = ("embedding.weight",)  # stored as float16: the table is nearly all the bytes
@@ -112,9 +103,7 @@ class TrainerModel:
         self.thresholds = thresholds
 
     def _inputs(self, texts: list[str]) -> SplitInputs:
-        buckets, weights, offsets = trainer_bags(
-            texts, self.features, self.config.trainer_buckets, self.config.trainer_views
-        )
+        buckets, weights, offsets = trainer_bags(texts, self.features, self.config.trainer_buckets)
         empty_words = np.zeros((len(texts), 0), dtype=np.uint64)
         targets = np.zeros(len(texts), dtype=np.int64)
         return SplitInputs(targets, empty_words, None, 0, buckets, weights, offsets)

@@ -697,7 +697,6 @@ def _train(
             "fingerprint": prep.fingerprint,
         }
         step = JointStep(config, prep.projector.n_bits, len(prep.labels))
-        trainer_model.fit_trainer_inputs(step.trainer, prep.inputs["train"])
         if saved is not None:
             checkpoint.check_resumable(saved, identity, out)
             step.load_state_dict(saved)
