@@ -290,9 +290,10 @@ def first_layer(net: nn.Module) -> str:
     return "dense.0" if isinstance(net, TextProjectionNet) else "bottleneck"
 
 
-def export_projection_net(net: nn.Module) -> dict[str, np.ndarray]:
+def export_projection_net(net: nn.Module, bits: int = 8) -> dict[str, np.ndarray]:
     """The on-device tensors of ``net`` (``textproj.netspec.quantize_params``): each ``X.weight``
-    as int8 with a per-row float32 ``X.scale``, each ``X.bias`` as float32.
+    quantized to ``bits`` (8, or 4: held as int8, stored as int4 with
+    ``netspec.int4_tensors``) with a per-row float32 ``X.scale``, each ``X.bias`` as float32.
 
     The first layer reads 0/1 bits on the device: W(2b - 1) + c is stored as (2W)b + (c - W·1).
     """
@@ -303,7 +304,7 @@ def export_projection_net(net: nn.Module) -> dict[str, np.ndarray]:
     weight = values[f"{first}.weight"]
     values[f"{first}.bias"] = values[f"{first}.bias"] - weight.sum(axis=1)
     values[f"{first}.weight"] = 2 * weight
-    return netspec.quantize_params(values)
+    return netspec.quantize_params(values, bits)
 
 
 def load_quantized(net: nn.Module, tensors: dict[str, np.ndarray]) -> nn.Module:

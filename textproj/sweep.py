@@ -14,7 +14,6 @@ import dataclasses
 import itertools
 import os
 import random
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -69,7 +68,6 @@ def run_sweep(
 
     ``on_result`` is called with each row as soon as it is measured.
     """
-    from textproj import model_file
     from textproj.training import train
 
     base = base or TrainConfig()
@@ -77,10 +75,7 @@ def run_sweep(
     for t, d, width in itertools.product(projections, bits, widths):
         config = grid_config(base, t, d, width)
         result = train(train_data, dev_data, test_data, config=config, progress=False)
-        with tempfile.TemporaryDirectory() as folder:
-            n_bytes = model_file.write_model(
-                Path(folder) / model_file.MODEL_FILENAME, result.header, result.tensors
-            )
+        n_bytes = len(result.model_bytes())
         scores = result.metrics["projection"]
         row = {
             "design": config.design,
