@@ -10,8 +10,8 @@
  *   // or, faster, many texts per call with a workspace of tp_batch_workspace_bytes(model, n):
  *   tp_predict_batch(model, texts, lengths, n, work, probs_n, labels_n);
  *
- * The model bytes must stay valid and unchanged while the model is used (the int8 weights are
- * read in place). Every check the Python reader makes is made before use: magic, version,
+ * The model bytes must stay valid and unchanged while the model is used (the int8 or int4
+ * weights are read in place). Every check the Python reader makes is made before use: magic, version,
  * header length, SHA-256, the JSON header (strict: no NaN, no duplicate keys, valid UTF-8),
  * the tensor table, labels, network, thresholds and projector config; a bad file gives NULL
  * and an error code with a one-line message.
