@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from textproj import netspec, runtime
 from textproj.model_file import (
@@ -511,3 +513,22 @@ def test_int4_runtime_model(tmp_path: Path, bits: int) -> None:
     assert np.array_equal(packed.predict_proba(texts), plain.predict_proba(texts))
     sizes = [(tmp_path / f"{n}.tpn").stat().st_size for n in ("packed", "plain")]
     assert (sizes[0] < sizes[1]) == (bits == 4)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    shape=st.lists(st.integers(0, 9), max_size=3),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_int4_round_trip_of_any_shape(shape: list[int], seed: int) -> None:
+    values = np.random.default_rng(seed).integers(-8, 8, size=shape, dtype=np.int8)
+    data = encode_model({}, {"a": values, "b": np.ones(1, np.float32)}, int4={"a"})
+    back = read_model_bytes(data)[1]["a"]
+    assert back.shape == tuple(shape) and np.array_equal(back, values)
+    assert unpack_int4(pack_int4(values), shape).tolist() == values.tolist()
+
+
+@settings(max_examples=200, deadline=None)
+@given(raw=st.binary(max_size=40))
+def test_int4_unpack_then_pack_gives_the_bytes_back(raw: bytes) -> None:
+    assert pack_int4(unpack_int4(raw, (2 * len(raw),))) == raw
