@@ -24,6 +24,12 @@ DESIGN_FIELDS = {
 WEIGHT, SCALE, BIAS = "weight", "scale", "bias"  # tensor name suffixes of one layer
 
 
+def weight_levels(bits: int) -> int:
+    """The largest stored magnitude of a ``bits``-wide symmetric weight: 127 for int8, 7 for int4
+    (-8 is never used, so the scale maps max |w| to +-levels exactly)."""
+    return 2 ** (bits - 1) - 1
+
+
 def _positive_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
