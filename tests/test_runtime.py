@@ -98,7 +98,8 @@ def _save(
     bits: int = 8,
     **extra: object,
 ) -> dict[str, np.ndarray]:
-    tensors = export_projection_net(net, bits)
+    net.weight_bits = bits  # its forward then rounds to the grid it is exported on (a no-op)
+    tensors = export_projection_net(net)
     header = {
         "labels": labels,
         "projector": projector.get_config(),

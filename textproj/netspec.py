@@ -26,6 +26,15 @@ DESIGN_FIELDS = {
 WEIGHT, SCALE, BIAS = "weight", "scale", "bias"  # tensor name suffixes of one layer
 
 
+def weight_levels(bits: int) -> int:
+    """The largest stored magnitude of a ``bits``-wide symmetric weight: 127 for int8, 7 for int4
+    (-8 is never used, so the scale maps max |w| to +-levels exactly); ``bits`` must be one of
+    ``WEIGHT_BITS``."""
+    if bits not in WEIGHT_BITS:
+        raise ValueError(f"weight bits must be one of {WEIGHT_BITS}, not {bits!r}")
+    return 2 ** (bits - 1) - 1
+
+
 def _positive_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
@@ -108,18 +117,10 @@ def dequantize(tensors: dict[str, np.ndarray], prefix: str) -> tuple[np.ndarray,
     return weight.astype(np.float32) * rows, bias.astype(np.float32)
 
 
-def levels(bits: int) -> int:
-    """The largest quantized magnitude of a ``bits``-wide weight: 127 (int8) or 7 (int4); the
-    symmetric range never uses the most negative value."""
-    if bits not in WEIGHT_BITS:
-        raise ValueError(f"weight bits must be one of {WEIGHT_BITS}, not {bits!r}")
-    return 2 ** (bits - 1) - 1
-
-
 def quantize_rows(weight: np.ndarray, bits: int = 8) -> tuple[np.ndarray, np.ndarray]:
     """Symmetric quantization with one float32 scale per output row: weight ~ q * scale[:, None,
-    ...], q an int8 array in -L..L with L = ``levels(bits)`` (127, or 7 for 4 bits)."""
-    top = levels(bits)
+    ...], q an int8 array in -L..L with L = ``weight_levels(bits)`` (127, or 7 for 4 bits)."""
+    top = weight_levels(bits)
     flat = weight.reshape(weight.shape[0], -1).astype(np.float64)
     scale = np.abs(flat).max(axis=1) / top
     scale[scale == 0] = 1.0
@@ -145,7 +146,7 @@ def quantize_params(params: dict[str, np.ndarray], bits: int = 8) -> dict[str, n
 def int4_tensors(tensors: dict[str, np.ndarray], bits: int) -> frozenset[str]:
     """The tensors of a ``bits``-wide model that its file stores as int4 (``model_file``'s
     ``int4=``): every layer weight when ``bits`` is 4, none when 8."""
-    levels(bits)
+    weight_levels(bits)
     if bits == 8:
         return frozenset()
     return frozenset(name for name in tensors if name.rpartition(".")[2] == WEIGHT)

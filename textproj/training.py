@@ -258,12 +258,12 @@ def build_networks(
     """Fresh (projection network, trainer network) for ``config``."""
     if config.design == "text":
         projection: torch.nn.Module = nets.TextProjectionNet(
-            n_bits, config.hidden, n_labels, config.dropout
+            n_bits, config.hidden, n_labels, config.dropout, config.weight_bits
         )
     else:
         projection = nets.TokenProjectionNet(
             n_bits, config.bottleneck, config.filters, config.windows, n_labels, config.dropout,
-            config.token_dropout,
+            config.token_dropout, config.weight_bits,
         )  # fmt: skip
     return projection, trainer_model.build_trainer(config, n_labels)
 
