@@ -122,7 +122,7 @@ class TrainConfig:
     dev_fraction: float = 0.1  # dev split carved from train when none is given
     seed: int = 0  # projection hash seed, weight init, shuffling and dev split
     threads: int = 2  # torch threads (spinning briefly when idle); fixed so reruns are identical
-    weight_bits: int = 8  # bits of each projection layer weight in model.tpn (WEIGHT_BITS)
+    weight_bits: int = 4  # bits of each projection layer weight in model.tpn (WEIGHT_BITS)
 
     def __post_init__(self) -> None:
         choices = {"design": DESIGNS, "trainer": TRAINERS}
