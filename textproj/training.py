@@ -6,7 +6,7 @@ The loop has nanoGPT's shape, in four parts that read top to bottom:
    split's network inputs once (``textproj.inputs``);
 2. ``fit``: shuffle, step both networks on the joint loss (``textproj.objective``), score dev,
    keep each network's best epoch, stop early; progress and checkpoints are callbacks;
-3. ``evaluate``: the projection network as it will run on a device (int8) and the trainer,
+3. ``evaluate``: the projection network as it will run on a device (int4 or int8) and the trainer,
    on dev and test, with multi-label thresholds tuned on dev;
 4. ``save``: model.tpn, the trainer and metrics.json, swapped into the output directory as one
    unit (``textproj.fsio``).
@@ -624,7 +624,7 @@ def train(
 
     ``train_data`` is a :class:`Dataset`, or texts with their labels as ``dev_data``
     (``train(texts, labels)``, scikit-learn style). With no dev split one is carved from train,
-    stratified by label (``config.dev_fraction``). The projection network is scored in its int8
+    stratified by label (``config.dev_fraction``). The projection network is scored in its quantized
     on-device form. ``on_epoch`` gets each epoch's history row; ``callbacks`` hook progress and
     checkpoints. With an ``output_dir``, a checkpoint is kept there (at the end of an epoch once
     ``checkpoint_seconds`` have passed since the last) and ``resume=True`` continues from it,
