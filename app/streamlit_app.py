@@ -63,8 +63,8 @@ if TYPE_CHECKING:
 APP_DIR = Path(__file__).resolve().parent
 SWEEP_CSV = APP_DIR / "sweep" / "sweep.csv"
 SWEEP_COMMAND = (
-    "textproj sweep --corpus banking77 -T 4,16 -d 8,16 --widths 16,64 --epochs 20 "
-    "--output app/sweep"
+    "textproj sweep --corpus banking77 -T 4,16 -d 8,16 --widths 16,64 --weight-bits 4,8 "
+    "--epochs 20 --output app/sweep"
 )
 FASTTEXT_REFERENCE = ("fastText quantized (dim 50, 767 KB)", 767_000, 0.887)
 DEFAULT_TEXT = "I still have not received my new card"
@@ -344,7 +344,8 @@ def projection_section(model: ActiveModel, text: str) -> None:
 
 def _accuracy_table(metrics: dict[str, Any]) -> pd.DataFrame:
     rows = []
-    for network, title in (("projection", "on-device (int8)"), ("trainer", "trainer")):
+    bits = metrics.get("config", {}).get("train", {}).get("weight_bits", 8)
+    for network, title in (("projection", f"on-device (int{bits})"), ("trainer", "trainer")):
         scores = metrics.get(network, {})
         dev, test = scores.get("dev", {}), scores.get("test", {})
         rows.append(
@@ -585,24 +586,27 @@ def sweep_section() -> None:
         return
     frame = pd.DataFrame(read_csv(SWEEP_CSV))
     frame["model KB"] = frame["model_bytes"] / 1000
-    frame["width"] = frame["width"].astype(str)
+    frame["series"] = (
+        "width " + frame["width"].astype(str) + ", int" + frame["weight_bits"].astype(str)
+    )
     design = frame["design"].iloc[0]
     st.markdown(
-        f"Dev accuracy of the int8 on-device model ({design} design) for a grid of T, d and "
-        "width (token design: bottleneck width; text design: hidden width)."
+        f"Dev accuracy of the on-device model ({design} design) for a grid of T, d, width "
+        "(token design: bottleneck width; text design: hidden width) and weight bits (int8 or "
+        "int4)."
     )
     base = alt.Chart(frame).mark_line(point=True)
-    tooltip = ["T", "d", "width", "dev_accuracy", "model_bytes"]
+    tooltip = ["T", "d", "width", "weight_bits", "dev_accuracy", "model_bytes"]
     by_bits = base.encode(
         x=alt.X("n_bits:Q", scale=alt.Scale(type="log", base=2), title="bits (T·d)"),
         y=alt.Y("dev_accuracy:Q", scale=alt.Scale(zero=False), title="dev accuracy"),
-        color="width:N",
+        color="series:N",
         tooltip=tooltip,
     )
     by_bytes = base.encode(
         x=alt.X("model KB:Q", scale=alt.Scale(type="log"), title="model.tpn (KB)"),
         y=alt.Y("dev_accuracy:Q", scale=alt.Scale(zero=False), title="dev accuracy"),
-        color="width:N",
+        color="series:N",
         tooltip=tooltip,
     )
     left, right = st.columns(2)

@@ -146,7 +146,10 @@ def run(args: argparse.Namespace, corpus: str, train_fields: dict, feature_field
         "best_epoch": metrics["best_epoch"],
         # recorded for the ablation and the final report; never used to choose a setting
         "test": {name: metrics[name]["test"] for name in ("projection", "trainer")},
-        "model_bytes": sum(t.nbytes for t in result.tensors.values()),
+        "model_bytes": sum(  # the tensors' bytes in model.tpn (int4 ones at two per byte)
+            (t.size + 1) // 2 if name in result.int4 else t.nbytes
+            for name, t in result.tensors.items()
+        ),
         "epochs": len(metrics["history"]),
         "seconds": round(time.perf_counter() - started, 1),
     }

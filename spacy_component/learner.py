@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from textproj import model_file, nets
+from textproj import model_file, nets, netspec
 from textproj.config import FeatureConfig, TrainConfig
 from textproj.inputs import encode_targets, prepare_inputs
 from textproj.projector import Projector
@@ -59,6 +59,9 @@ class Learner:
             self.joint.apply(scale)
 
     def export(self) -> bytes:
-        """The projection network as ``model.tpn`` bytes: int8 weights plus the hash parameters."""
+        """The projection network as ``model.tpn`` bytes: weights quantized to the config's
+        ``weight_bits`` plus the hash parameters."""
         header = model_header(self.labels, self.projector, self.projection, self.config)
-        return model_file.encode_model(header, nets.export_projection_net(self.projection))
+        bits = self.config.weight_bits
+        tensors = nets.export_projection_net(self.projection, bits)
+        return model_file.encode_model(header, tensors, int4=netspec.int4_tensors(tensors, bits))

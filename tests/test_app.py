@@ -54,7 +54,7 @@ def test_every_section_renders(monkeypatch, tiny_models) -> None:
     assert "Per-token model" in text
     assert "**Corpus:** banking77-train[:300]" in text
     table = app.dataframe[0].value
-    assert list(table["network"]) == ["on-device (int8)", "trainer"]
+    assert list(table["network"]) == ["on-device (int4)", "trainer"]
     assert app.button(key="train").disabled is False
     sweep_csv = APP_DIR / "sweep" / "sweep.csv"
     assert any("textproj sweep" in c.value for c in [*app.caption, *app.info])

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import functools
+import hashlib
 import http.server
 import importlib.util
 import itertools
@@ -33,7 +34,7 @@ from test_browser import browser  # noqa: F401 (the fixture: Debian's Chromium v
 from test_damaged_files import DAMAGE
 
 import textproj
-from textproj import netspec
+from textproj import nets, netspec
 from textproj.config import FeatureConfig
 from textproj.corpora import load_corpus
 from textproj.export import compile_command, decode_like_c, export_c, export_wasm
@@ -62,14 +63,17 @@ def _random_model(
     features: FeatureConfig,
     seed: int,
     attention: float = 1.0,
+    bits: int = 8,
+    network: dict | None = None,
     **header: object,
 ) -> Path:
-    """A model file with random int8 weights (no training), peaked enough to have clear labels;
-    a token model's attention weights are multiplied by ``attention``."""
+    """A model file with random weights (no training) quantized to ``bits`` (4: stored as int4),
+    peaked enough to have clear labels; a token model's attention weights are multiplied by
+    ``attention``. ``network`` replaces the design's default shape (same n_bits)."""
     rng = np.random.default_rng(seed)
     projector = Projector(4, 16, features=features, seed=seed) if design == "token" else None
     projector = projector or Projector(10, 13, features=features, seed=seed)
-    network = (
+    network = network or (
         {"design": "text", "n_bits": 130, "hidden": [24] if seed % 2 else [], "n_labels": 5}
         if design == "text"
         else {
@@ -84,7 +88,17 @@ def _random_model(
         if prefix.startswith("attention."):
             params[f"{prefix}.weight"] *= attention
     full = {"labels": LABELS, "projector": projector.get_config(), "network": network, **header}
-    path.write_bytes(encode_model(full, netspec.quantize_params(params)))
+    tensors = netspec.quantize_params(params, bits)
+    path.write_bytes(encode_model(full, tensors, int4=netspec.int4_tensors(tensors, bits)))
+    return path
+
+
+def _requantized(model: Path, path: Path, bits: int) -> Path:
+    """``model``'s network (its dequantized weights) quantized again to ``bits``."""
+    header, tensors = textproj.model_file.read_model(model)
+    net = nets.load_quantized(nets.build_projection_net(header["network"]), tensors)
+    tensors = nets.export_projection_net(net, bits)
+    path.write_bytes(encode_model(header, tensors, int4=netspec.int4_tensors(tensors, bits)))
     return path
 
 
@@ -648,3 +662,150 @@ def test_hostile_headers_under_the_sanitizers(sanitized_driver: Path, change: st
     path = tmp_path / "model.tpn"
     path.write_bytes(encode_model(*_hostile_header(change)))
     assert _refusal(sanitized_driver, path).startswith("error ")
+
+
+# --- int4 weights -------------------------------------------------------------------------
+
+# Shapes whose weights have odd entry counts (23 * 5, 13 * 5 * 3): the padding nibble is used.
+ODD_NETWORKS = {
+    "text": {"design": "text", "n_bits": 130, "hidden": [23], "n_labels": 5},
+    "token": {
+        "design": "token", "n_bits": 64, "bottleneck": 13, "filters": 5, "windows": [3, 2],
+        "n_labels": 5,
+    },
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def bit_models(tmp_path_factory: pytest.TempPathFactory, tiny_models: dict[str, Path]) -> dict:
+    """(name, bits) -> a model file whose layer weights have ``bits`` bits (4: stored as int4):
+    the bundled and tiny trained models quantized again, and random ones of odd shapes."""
+    root = tmp_path_factory.mktemp("bit-models")
+    trained = {
+        "bundled": BUNDLED,
+        "tiny-text": tiny_models["text"] / "model.tpn",
+        "tiny-token": tiny_models["token"] / "model.tpn",
+    }
+    out = {}
+    for bits in (8, 4):
+        for name, model in trained.items():
+            out[name, bits] = _requantized(model, root / f"{name}-{bits}.tpn", bits)
+        for seed, design in enumerate(ODD_NETWORKS):
+            out[f"odd-{design}", bits] = _random_model(
+                root / f"odd-{design}-{bits}.tpn", design, FeatureConfig(), 20 + seed,
+                bits=bits, network=ODD_NETWORKS[design],
+            )  # fmt: skip
+    return out
+
+
+def _weight_dtypes(model: Path) -> set[str]:
+    table = textproj.model_file.describe_model(model)["tensors"]
+    return {t["dtype"] for t in table if t["name"].endswith(".weight")}
+
+
+@pytest.mark.parametrize("bits", [8, 4])
+def test_parity_at_both_weight_widths(driver: Path, bit_models: dict, bits: int) -> None:
+    data = [t.encode() for t in load_corpus("banking77", "test").texts[:300]] + _hard_data()
+    names = sorted({name for name, b in bit_models if b == bits})
+    for name in names:
+        model = bit_models[name, bits]
+        assert _weight_dtypes(model) == {"int4" if bits == 4 else "int8"}
+        check_parity(driver, model, data)
+        check_batches(driver, model, data)
+
+
+def test_int4_halves_the_bundled_weights(bit_models: dict) -> None:
+    def weight_bytes(model: Path) -> int:
+        table = textproj.model_file.describe_model(model)["tensors"]
+        return sum(t["bytes"] for t in table if t["name"].endswith(".weight"))
+
+    eight, four = (weight_bytes(bit_models["bundled", bits]) for bits in (8, 4))
+    assert weight_bytes(BUNDLED) == four  # the bundled model has the default int4 weights
+    assert four == eight // 2  # every bundled weight has an even entry count
+    assert bit_models["bundled", 8].stat().st_size - BUNDLED.stat().st_size > 0.45 * eight
+
+
+def _edit(raw: bytes, header_change=None, blob_change=None) -> bytes:
+    """``raw`` with its header JSON and/or blob changed, re-padded and resealed."""
+    header_len = struct.unpack("<I", raw[12:16])[0]
+    header = json.loads(raw[16 : 16 + header_len])
+    blob = bytearray(raw[16 + header_len : -32])
+    if header_change:
+        header_change(header)
+    if blob_change:
+        blob_change(header, blob)
+    text = json.dumps(header, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    text += b" " * (-(16 + len(text)) % 8)
+    body = raw[:12] + struct.pack("<I", len(text)) + text + bytes(blob)
+    return body + hashlib.sha256(body).digest()
+
+
+def _entry(header: dict, name: str) -> dict:
+    return next(e for e in header["tensors"] if e["name"] == name)
+
+
+def _set_padding(header: dict, blob: bytearray) -> None:
+    entry = _entry(header, "dense.1.weight")  # 5 x 23 = 115 entries
+    blob[entry["offset"] + entry["nbytes"] - 1] |= 0x10
+
+
+INT4_DAMAGE = {
+    "padding nibble": (None, _set_padding, "padding nibble"),
+    "int8 nbytes": (lambda h: _entry(h, "dense.1.weight").update(nbytes=115), None, "nbytes"),
+    "one byte short": (lambda h: _entry(h, "dense.0.weight").update(nbytes=1494), None, "nbytes"),
+    "unknown dtype": (lambda h: _entry(h, "dense.0.weight").update(dtype="int2"), None, "dtype"),
+}
+
+
+@pytest.mark.parametrize("kind", list(INT4_DAMAGE))
+def test_damaged_int4_is_refused_by_both(
+    sanitized_driver: Path, bit_models: dict, kind: str, tmp_path: Path
+) -> None:
+    header_change, blob_change, expected = INT4_DAMAGE[kind]
+    path = tmp_path / "model.tpn"
+    path.write_bytes(_edit(bit_models["odd-text", 4].read_bytes(), header_change, blob_change))
+    with pytest.raises(textproj.ModelFormatError, match=expected):
+        textproj.load(path)
+    message = _refusal(sanitized_driver, path)
+    assert message.startswith("error 8: ") and expected in message
+
+
+def test_int4_spelled_with_escapes_loads_in_both(
+    sanitized_driver: Path, bit_models: dict, tmp_path: Path
+) -> None:
+    """A header may spell "int4" with JSON escapes: the C loader's memory bound allows for it."""
+    raw = _edit(bit_models["bundled", 4].read_bytes())
+    header_len = struct.unpack("<I", raw[12:16])[0]
+    text = raw[16 : 16 + header_len].replace(b'"int4"', b'"\\u0069nt4"')
+    assert b"int4" not in text
+    text += b" " * (-(16 + len(text)) % 8)
+    body = raw[:12] + struct.pack("<I", len(text)) + text + raw[16 + header_len : -32]
+    path = tmp_path / "model.tpn"
+    path.write_bytes(body + hashlib.sha256(body).digest())
+    data = [t.encode() for t in load_corpus("banking77", "test").texts[:50]] + _hard_data()
+    check_parity(sanitized_driver, path, data)
+    expected = _run(sanitized_driver, bit_models["bundled", 4], "predict", data)
+    assert _run(sanitized_driver, path, "predict", data) == expected
+
+
+def test_int4_under_the_sanitizers(sanitized_driver: Path, bit_models: dict) -> None:
+    data = [*_hard_data(), _megabyte()]
+    for name in ("bundled", "tiny-text", "odd-text", "odd-token"):
+        check_parity(sanitized_driver, bit_models[name, 4], data)
+        check_batches(sanitized_driver, bit_models[name, 4], data)
+
+
+def test_int4_wasm_in_node_matches_python(bit_models: dict, tmp_path: Path) -> None:
+    _need(importlib.util.find_spec("ziglang") is not None, "ziglang is not installed")
+    _need(shutil.which("node") is not None, "node is not installed")
+    model = bit_models["bundled", 4]
+    web = export_wasm(model, tmp_path / "web")
+    data = [t.encode() for t in load_corpus("banking77", "test").texts[:200]] + _hard_data()
+    stdin = json.dumps([base64.b64encode(d).decode() for d in data])
+    done = subprocess.run(["node", str(NODE_SCRIPT), str(web)], input=stdin.encode(),
+                          capture_output=True, check=True)  # fmt: skip
+    probs = np.asarray(json.loads(done.stdout)["probabilities"], dtype=np.float32)
+    clf = textproj.load(model)
+    texts = [decode_like_c(d) for d in data]
+    assert np.abs(probs - clf.predict_proba(texts)).max() <= PYTHON_TOLERANCE
+    assert [clf.labels[j] for j in probs.argmax(1)] == clf.predict(texts)

@@ -42,7 +42,7 @@ def trained(data_files: dict[str, Path], tmp_path_factory: pytest.TempPathFactor
     args += ["--test", str(data_files["test"]), "--output", str(out), *TINY]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
-    assert "on-device (int8)" in result.output
+    assert "on-device (int4)" in result.output
     return out
 
 

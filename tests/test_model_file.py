@@ -13,8 +13,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from textproj import runtime
+from textproj import netspec, runtime
 from textproj.model_file import (
     FORMAT_VERSION,
     MAGIC,
@@ -22,9 +24,11 @@ from textproj.model_file import (
     ModelFormatError,
     describe_model,
     encode_model,
+    pack_int4,
     read_model,
     read_model_bytes,
     unicode_mismatch,
+    unpack_int4,
     write_model,
 )
 from textproj.projector import Projector
@@ -261,6 +265,9 @@ def _entry(**changes: object) -> dict:
         ([_entry(), _entry(name="v", shape=[1], nbytes=4)], "overlap"),
         ([{**_entry(), "extra": 1}], "exactly the keys"),
         ([_entry(name="")], "no valid name"),
+        ([_entry(dtype="int4", shape=[3], nbytes=1)], "needs 2"),
+        ([_entry(dtype="int4", shape=[4], nbytes=4)], "needs 2"),
+        ([_entry(dtype="int4", shape=[2, 3], nbytes=6)], "needs 3"),
     ],
 )
 def test_bad_tensor_table(tmp_path: Path, table: list, expected: str) -> None:
@@ -402,3 +409,126 @@ def test_unicode_version_is_stored_and_a_mismatch_warns(tmp_path: Path) -> None:
     with pytest.warns(UserWarning, match=r"Unicode '1\.1\.0'.*this reader has Unicode"):
         runtime.load(tmp_path / "old.tpn")
     assert unicode_mismatch({"labels": []}, "15.0.0") is None  # an old header, without the key
+
+
+# --- int4 tensors ---------------------------------------------------------------------------
+
+
+def test_int4_bytes_are_as_documented() -> None:
+    """Element 2i in the low nibble of byte i, 2i + 1 in the high one, two's complement; an odd
+    count ends in a zero nibble."""
+    values = np.array([-8, 7, -1, 0, 1, -2, 5], dtype=np.int8)
+    assert pack_int4(values) == bytes([0x78, 0x0F, 0xE1, 0x05])
+    assert pack_int4(values.reshape(1, 7)) == pack_int4(values)
+    assert pack_int4(np.zeros(0, dtype=np.int8)) == b""
+    assert unpack_int4(bytes([0x78, 0x0F, 0xE1, 0x05]), (7,)).tolist() == values.tolist()
+
+
+@pytest.mark.parametrize("shape", [(1,), (2,), (3,), (7, 5), (4, 6), (3, 5, 3), (0, 4), ()])
+def test_int4_round_trip(tmp_path: Path, shape: tuple) -> None:
+    rng = np.random.default_rng(len(shape))
+    values = rng.integers(-8, 8, size=shape, dtype=np.int8)
+    if values.size >= 2:
+        values.flat[:2] = (-8, 7)  # both extremes
+    tensors = {"q.weight": values, "q.scale": np.ones(3, np.float32), "other": values.copy()}
+    path = tmp_path / "model.tpn"
+    write_model(path, HEADER, tensors, int4={"q.weight"})
+    back = read_model(path)[1]
+    assert back["q.weight"].dtype == np.int8 and back["q.weight"].shape == shape
+    assert np.array_equal(back["q.weight"], values)
+    assert not back["q.weight"].flags.writeable
+    assert np.array_equal(back["other"], values)  # not named: stays int8
+    table = {t["name"]: t for t in describe_model(path)["tensors"]}
+    assert table["q.weight"]["dtype"] == "int4" and table["other"]["dtype"] == "int8"
+    assert table["q.weight"]["bytes"] == -(-values.size // 2)
+    assert table["other"]["bytes"] == values.size
+
+
+def test_int4_halves_the_weight_bytes(tmp_path: Path) -> None:
+    weights = np.random.default_rng(3).integers(-7, 8, size=(64, 257), dtype=np.int8)
+    eight = write_model(tmp_path / "a.tpn", {}, {"w": weights})
+    four = write_model(tmp_path / "b.tpn", {}, {"w": weights}, int4={"w"})
+    stored = [describe_model(tmp_path / n)["tensors"][0]["bytes"] for n in ("a.tpn", "b.tpn")]
+    assert stored == [64 * 257, (64 * 257 + 1) // 2]
+    assert eight - four == stored[0] - stored[1]  # the two headers are as long
+    assert np.array_equal(read_model(tmp_path / "b.tpn")[1]["w"], weights)
+
+
+@pytest.mark.parametrize(
+    ("array", "expected"),
+    [
+        (np.array([0, 8], dtype=np.int8), "values in 0..8, outside int4's -8..7"),
+        (np.array([-9, 1], dtype=np.int8), "values in -9..1, outside int4's -8..7"),
+        (np.array([1.0, 2.0], dtype=np.float32), "only int8 tensors can be int4"),
+        (np.array([1, 2], dtype=np.int32), "only int8 tensors can be int4"),
+    ],
+)
+def test_int4_writer_refuses_what_does_not_fit(array: np.ndarray, expected: str) -> None:
+    with pytest.raises(ValueError, match=expected):
+        encode_model({}, {"w": array}, int4={"w"})
+
+
+def test_int4_writer_refuses_unknown_names() -> None:
+    with pytest.raises(ValueError, match="not given: nope"):
+        encode_model({}, {"w": np.zeros(2, np.int8)}, int4={"nope"})
+
+
+def test_int4_padding_nibble_must_be_zero(tmp_path: Path) -> None:
+    path = tmp_path / "model.tpn"
+    entry = _entry(dtype="int4", shape=[3], nbytes=2)
+    path.write_bytes(_assemble({"tensors": [entry]}, bytes([0x21, 0x03]) + bytes(6)))
+    assert read_model(path)[1]["w"].tolist() == [1, 2, 3]
+    path.write_bytes(_assemble({"tensors": [entry]}, bytes([0x21, 0x13]) + bytes(6)))
+    message = _error(path)
+    assert "'w' (int4, 3 elements) has a nonzero padding nibble" in message
+    with pytest.raises(ModelFormatError, match="padding nibble"):
+        describe_model(path)
+    even = _entry(dtype="int4", shape=[4], nbytes=2)  # no padding: every nibble is a value
+    path.write_bytes(_assemble({"tensors": [even]}, bytes([0x21, 0xF3]) + bytes(6)))
+    assert read_model(path)[1]["w"].tolist() == [1, 2, 3, -1]
+
+
+@pytest.mark.parametrize("bits", [8, 4])
+def test_int4_runtime_model(tmp_path: Path, bits: int) -> None:
+    """A 4-bit model (netspec's quantizer, its weights stored as int4) loads and predicts as its
+    int8-stored copy: the storage changes bytes, never values."""
+    header, tensors = _runtime_model()
+    params = {}
+    for name, value in tensors.items():
+        if name.endswith(".weight"):
+            params[name] = netspec.dequantize(tensors, name.rpartition(".")[0])[0]
+        elif name.endswith(".bias"):
+            params[name] = value
+    quantized = netspec.quantize_params(params, bits)
+    int4 = netspec.int4_tensors(quantized, bits)
+    assert int4 == ({"dense.0.weight", "dense.1.weight"} if bits == 4 else set())
+    assert max(np.abs(quantized[n]).max() for n in ("dense.0.weight", "dense.1.weight")) == (
+        7 if bits == 4 else 127
+    )
+    write_model(tmp_path / "packed.tpn", header, quantized, int4=int4)
+    write_model(tmp_path / "plain.tpn", header, quantized)
+    texts = ["good", "bad", "", "a longer text here"]
+    packed = runtime.load(tmp_path / "packed.tpn", n_jobs=1)
+    plain = runtime.load(tmp_path / "plain.tpn", n_jobs=1)
+    assert np.array_equal(packed.predict_proba(texts), plain.predict_proba(texts))
+    sizes = [(tmp_path / f"{n}.tpn").stat().st_size for n in ("packed", "plain")]
+    assert (sizes[0] < sizes[1]) == (bits == 4)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    shape=st.lists(st.integers(0, 9), max_size=3),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_int4_round_trip_of_any_shape(shape: list[int], seed: int) -> None:
+    values = np.random.default_rng(seed).integers(-8, 8, size=shape, dtype=np.int8)
+    data = encode_model({}, {"a": values, "b": np.ones(1, np.float32)}, int4={"a"})
+    back = read_model_bytes(data)[1]["a"]
+    assert back.shape == tuple(shape) and np.array_equal(back, values)
+    assert unpack_int4(pack_int4(values), shape).tolist() == values.tolist()
+
+
+@settings(max_examples=200, deadline=None)
+@given(raw=st.binary(max_size=40))
+def test_int4_unpack_then_pack_gives_the_bytes_back(raw: bytes) -> None:
+    assert pack_int4(unpack_int4(raw, (2 * len(raw),))) == raw

@@ -11,11 +11,11 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from textproj import runtime  # noqa: E402
+from textproj import netspec, runtime  # noqa: E402
 from textproj.config import FeatureConfig  # noqa: E402
 from textproj.errors import TextprojError  # noqa: E402
 from textproj.features import tokens  # noqa: E402
-from textproj.model_file import ModelFormatError, write_model  # noqa: E402
+from textproj.model_file import ModelFormatError, describe_model, write_model  # noqa: E402
 from textproj.nets import (  # noqa: E402
     TextProjectionNet,
     TokenProjectionNet,
@@ -95,8 +95,10 @@ def _save(
     net: torch.nn.Module,
     projector: Projector,
     labels: list[str],
+    bits: int = 8,
     **extra: object,
 ) -> dict[str, np.ndarray]:
+    net.weight_bits = bits  # its forward then rounds to the grid it is exported on (a no-op)
     tensors = export_projection_net(net)
     header = {
         "labels": labels,
@@ -104,7 +106,7 @@ def _save(
         "network": network_config(net),
         **extra,
     }
-    write_model(path, header, tensors)
+    write_model(path, header, tensors, int4=netspec.int4_tensors(tensors, bits))
     load_quantized(net, tensors)
     return tensors
 
@@ -146,11 +148,14 @@ CASES = [
 ]
 
 
+@pytest.mark.parametrize("bits", [8, 4])
 @pytest.mark.parametrize(("design", "shape"), CASES)
-def test_probabilities_match_torch(tmp_path: Path, design: str, shape: dict) -> None:
+def test_probabilities_match_torch(tmp_path: Path, design: str, shape: dict, bits: int) -> None:
     net, projector = _make(design, seed=len(str(shape)), **shape)
-    _save(tmp_path / "model.tpn", net, projector, LABELS)
+    _save(tmp_path / "model.tpn", net, projector, LABELS, bits)
     clf = runtime.load(tmp_path / "model.tpn", n_jobs=1)
+    dtypes = {t["dtype"] for t in describe_model(tmp_path / "model.tpn")["tensors"]}
+    assert dtypes == ({"int4", "float32"} if bits == 4 else {"int8", "float32"})
 
     expected = torch.softmax(torch.from_numpy(_torch_logits(net, projector, TEXTS)), 1).numpy()
     got = clf.predict_proba(TEXTS)

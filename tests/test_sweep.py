@@ -17,13 +17,16 @@ from textproj.training import train
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-def _row(t: int, d: int, width: int, accuracy: float, test: float | str = "") -> dict:
+def _row(
+    t: int, d: int, width: int, accuracy: float, test: float | str = "", weight_bits: int = 4
+) -> dict:
     return {
         "design": "token",
         "T": t,
         "d": d,
         "n_bits": t * d,
         "width": width,
+        "weight_bits": weight_bits,
         "model_bytes": 1000 * t * width,
         "dev_accuracy": accuracy,
         "test_accuracy": test,
@@ -50,29 +53,49 @@ def test_grid_config_sets_shape_and_width_per_design() -> None:
 
 
 def test_csv_round_trip_and_plot(tmp_path: Path) -> None:
-    rows = [_row(2, 8, 16, 0.7), _row(8, 8, 16, 0.75, 0.74), _row(2, 8, 64, 0.72)]
+    rows = [_row(2, 8, 16, 0.7), _row(8, 8, 16, 0.75, 0.74), _row(2, 8, 64, 0.72, "", 8)]
     write_csv(rows, tmp_path / "s.csv")
     header = (tmp_path / "s.csv").read_text().splitlines()[0]
     assert header == ",".join(COLUMNS)
     back = read_csv(tmp_path / "s.csv")
     assert [r["dev_accuracy"] for r in back] == [0.7, 0.75, 0.72]
+    assert [r["weight_bits"] for r in back] == [4, 4, 8]
     assert [r["test_accuracy"] for r in back] == [None, 0.74, None]
     assert back[1]["n_bits"] == 64 and back[1]["model_bytes"] == 128_000
     plot(back, tmp_path / "s.png", "title")
     assert (tmp_path / "s.png").read_bytes().startswith(PNG_MAGIC)
 
 
+def test_csv_without_weight_bits_reads_as_int8(tmp_path: Path) -> None:
+    older = [c for c in COLUMNS if c != "weight_bits"]
+    row = _row(2, 8, 16, 0.7)
+    (tmp_path / "old.csv").write_text(
+        ",".join(older) + "\n" + ",".join(str(row[c]) for c in older) + "\n"
+    )
+    assert read_csv(tmp_path / "old.csv")[0]["weight_bits"] == 8
+
+
+def test_sweep_refuses_unknown_weight_bits() -> None:
+    result = CliRunner().invoke(app, ["sweep", "--weight-bits", "4,6"])
+    assert result.exit_code == 2
+    assert "--weight-bits takes values of (8, 4), not 6" in result.output
+
+
 @pytest.mark.slow
 def test_sweep_command(tmp_path: Path) -> None:
     out = tmp_path / "sweep"
     args = ["sweep", "--corpus", "sentiment_sentences", "-T", "2,4", "-d", "8", "--widths", "8"]
+    args += ["--weight-bits", "4,8"]
     result = CliRunner().invoke(app, [*args, "--epochs", "1", "--limit", "150", "--output", out])
     assert result.exit_code == 0, result.output
     rows = read_csv(out / "sweep.csv")
-    assert [(r["T"], r["d"], r["width"], r["n_bits"]) for r in rows] == [
-        (2, 8, 8, 16),
-        (4, 8, 8, 32),
+    assert [(r["T"], r["d"], r["width"], r["n_bits"], r["weight_bits"]) for r in rows] == [
+        (2, 8, 8, 16, 4),
+        (2, 8, 8, 16, 8),
+        (4, 8, 8, 32, 4),
+        (4, 8, 8, 32, 8),
     ]
+    assert rows[0]["model_bytes"] < rows[1]["model_bytes"]
     for row in rows:
         assert row["test_accuracy"] is not None and row["epochs"] == 1
     # Each row is what training that grid point gives (training is deterministic).
@@ -81,9 +104,9 @@ def test_sweep_command(tmp_path: Path) -> None:
     again = train(sample(splits[0], 150), *splits[1:], config=config, progress=False).metrics
     assert rows[0]["dev_accuracy"] == round(again["projection"]["dev"]["accuracy"], 4)
     assert rows[0]["test_accuracy"] == round(again["projection"]["test"]["accuracy"], 4)
-    assert rows[0]["model_bytes"] < rows[1]["model_bytes"]  # more bits, a wider bottleneck input
+    assert rows[0]["model_bytes"] < rows[2]["model_bytes"]  # more bits, a wider bottleneck input
     assert (out / "sweep.png").read_bytes().startswith(PNG_MAGIC)
-    assert "T=2 d=8 width=8: dev acc" in result.output
+    assert "T=2 d=8 width=8 int4: dev acc" in result.output
 
 
 @pytest.mark.slow

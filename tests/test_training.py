@@ -13,6 +13,7 @@ from textproj.corpora import load_corpus
 from textproj.data import Dataset
 from textproj.inputs import ragged_positions
 from textproj.layout import CHECKPOINT_NAME, MODEL_NAME
+from textproj.model_file import describe_model
 from textproj.objective import joint_loss
 from textproj.training import split_off_dev, train
 
@@ -157,6 +158,37 @@ def test_bad_config_is_refused() -> None:
     with pytest.raises(ValueError, match="trainer_table_learning_rate must be > 0"):
         TrainConfig(trainer_table_learning_rate=0.0)
     assert TrainConfig.from_dict(TrainConfig(hidden=(8, 4)).to_dict()) == TrainConfig(hidden=(8, 4))
+    for bits in (5, 4.0, "4"):
+        with pytest.raises(ValueError, match=r"weight_bits must be one of \(8, 4\)"):
+            TrainConfig(weight_bits=bits)
+
+
+def test_four_bit_weights_are_stored_as_int4(small_data, tmp_path) -> None:
+    """weight_bits=4: the written model.tpn holds every layer weight as int4 (levels -7..7, half
+    the bytes of the 8-bit run's) and predicts as the run's in-memory classifier."""
+    train_data, dev_data, _ = small_data
+    sizes, weight_bytes = {}, {}
+    for bits in (8, 4):
+        out = tmp_path / f"bits{bits}"
+        config = TrainConfig(**{**SMALL, "epochs": 2, "weight_bits": bits})
+        result = train(train_data, dev_data, config=config, output_dir=out, progress=False)
+        raw = (out / MODEL_NAME).read_bytes()
+        assert result.model_bytes() == raw and result.metrics["model_bytes"] == len(raw)
+        table = describe_model(out / MODEL_NAME)["tensors"]
+        weights = [t for t in table if t["name"].endswith(".weight")]
+        assert {t["dtype"] for t in weights} == {"int4" if bits == 4 else "int8"}
+        assert result.int4 == ({t["name"] for t in weights} if bits == 4 else set())
+        assert (
+            max(int(np.abs(result.tensors[t["name"]]).max()) for t in weights)
+            == 2 ** (bits - 1) - 1
+        )
+        texts = dev_data.texts[:20]
+        assert load(out).predict(texts) == result.classifier.predict(texts)
+        sizes[bits] = len(raw)
+        weight_bytes[bits] = sum(t["bytes"] for t in weights)
+    halves = sum(-(-t.size // 2) for n, t in result.tensors.items() if n.endswith(".weight"))
+    assert weight_bytes[4] == halves and weight_bytes[8] // 2 <= halves <= weight_bytes[8] // 2 + 8
+    assert sizes[8] - sizes[4] >= weight_bytes[8] - halves - 64  # (header lengths may differ)
 
 
 def test_on_epoch_receives_each_history_row(small_data) -> None:

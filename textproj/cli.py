@@ -34,6 +34,7 @@ from textproj.config import (
     MIN_STEPS,
     PROJECTION_DEFAULTS,
     TRAINERS,
+    WEIGHT_BITS,
     FeatureConfig,
     TrainConfig,
 )
@@ -179,6 +180,7 @@ OPTIONS = {
     "hidden": "--hidden",
     "bottleneck": "--bottleneck",
     "filters": "--filters",
+    "weight_bits": "--weight-bits",
     "epochs": "--epochs",
     "patience": "--patience",
     "batch_size": "--batch-size",
@@ -253,6 +255,13 @@ def train(
     filters: Annotated[
         int, typer.Option(help="Token design: channels per window.")
     ] = DEFAULTS.filters,
+    weight_bits: Annotated[
+        int,
+        typer.Option(
+            help=f"Bits per layer weight in model.tpn: {' or '.join(map(str, WEIGHT_BITS))} "
+            "(training sees the rounding)."
+        ),
+    ] = DEFAULTS.weight_bits,
     epochs: Annotated[
         int | None,
         typer.Option(
@@ -346,6 +355,7 @@ def train(
         "hidden": _parse_ints(hidden, "--hidden"),
         "bottleneck": bottleneck,
         "filters": filters,
+        "weight_bits": weight_bits,
         "epochs": epochs,
         "patience": patience,
         "batch_size": batch_size,
@@ -435,8 +445,8 @@ def _launch_workers(ctx: typer.Context, processes: int) -> NoReturn:
 
 # train's parameter names that set TrainConfig fields (for --resume's check).
 _PARAM_FIELDS = {
-    "design", "trainer", "projections", "bits", "hidden", "bottleneck", "filters", "epochs",
-    "patience", "batch_size", "lr", "dev_fraction", "trainer_buckets", "threads",
+    "design", "trainer", "projections", "bits", "hidden", "bottleneck", "filters", "weight_bits",
+    "epochs", "patience", "batch_size", "lr", "dev_fraction", "trainer_buckets", "threads",
     "lambda_distill", "lambda_transfer", "augment", "temperature", "seed", "multi_label",
 }  # fmt: skip
 
@@ -576,7 +586,8 @@ def _print_summary(metrics: dict, output: Path) -> None:
         table.add_column(title, justify="right")
     table.add_column("bytes", justify="right", no_wrap=True)
     sizes = {"projection": metrics.get("model_bytes"), "trainer": metrics.get("trainer_bytes")}
-    for network, title in (("projection", "on-device (int8)"), ("trainer", "trainer")):
+    bits = metrics.get("config", {}).get("train", {}).get("weight_bits", 8)
+    for network, title in (("projection", f"on-device (int{bits})"), ("trainer", "trainer")):
         scores = metrics[network]
         table.add_row(
             title,
@@ -803,6 +814,9 @@ def sweep(
     widths: Annotated[
         str, typer.Option(help="Hidden widths (text design) or bottlenecks (token design).")
     ] = "32,64",
+    weight_bits: Annotated[
+        str, typer.Option(help=f"Bits per layer weight in model.tpn, of {WEIGHT_BITS}.")
+    ] = str(DEFAULTS.weight_bits),
     design: Annotated[Design, typer.Option(help="Projection network.")] = DEFAULT_DESIGN,
     epochs: Annotated[int, typer.Option(help="Maximum epochs per grid point.")] = 5,
     limit: Annotated[
@@ -813,7 +827,8 @@ def sweep(
         "sweep"
     ),
 ) -> None:
-    """Accuracy against bits and model bytes over a grid of T, d and width: writes CSV and PNG."""
+    """Accuracy against bits and model bytes over a grid of T, d, width and weight bits: writes
+    CSV and PNG."""
     from textproj.sweep import sample, sweep_to_folder
 
     if corpus and train_file:
@@ -824,7 +839,10 @@ def sweep(
         "projections": _parse_ints(projections, "--projections"),
         "bits": _parse_ints(bits, "--bits"),
         "widths": _parse_ints(widths, "--widths"),
+        "weight_bits": _parse_ints(weight_bits, "--weight-bits"),
     }
+    if bad := [b for b in grid["weight_bits"] if b not in WEIGHT_BITS]:
+        _usage(f"--weight-bits takes values of {WEIGHT_BITS}, not {bad[0]}")
     base = _config({"epochs": epochs, "threads": threads, "design": design.value})
     if train_file is not None:
         train_data, dev_data, test_data = _run_data(
@@ -842,7 +860,8 @@ def sweep(
         sample(train_data, limit, base.seed), dev_data, test_data, output, base=base,
         title=f"{name}, {base.design} design, at most {epochs} epochs", **grid,
         on_result=lambda row: console.print(
-            f"T={row['T']} d={row['d']} width={row['width']}: dev acc {row['dev_accuracy']:.4f}, "
+            f"T={row['T']} d={row['d']} width={row['width']} int{row['weight_bits']}: "
+            f"dev acc {row['dev_accuracy']:.4f}, "
             f"{row['model_bytes']:,} bytes", highlight=False,
         ),
     )  # fmt: skip

@@ -70,6 +70,7 @@ class FeatureConfig:
 
 DESIGNS = ("token", "text")  # projection networks: per-token PRADO-like, or SGNN's whole text
 TRAINERS = ("ffn", "lstm")  # trainer networks: hashed-feature bag, or BiLSTM over tokens
+WEIGHT_BITS = (8, 4)  # projection layer weights in model.tpn: int8, or int4 (two per byte)
 
 # The default schedule (TrainConfig.epochs = None), chosen on dev across the bundled corpora:
 # 16 epochs (banking77 test, seeds 0-2: mean 0.902, against 0.895 at 12), and at least 400
@@ -123,6 +124,7 @@ class TrainConfig:
     dev_fraction: float = 0.1  # dev split carved from train when none is given
     seed: int = 0  # projection hash seed, weight init, shuffling and dev split
     threads: int = 2  # torch threads (spinning briefly when idle); fixed so reruns are identical
+    weight_bits: int = 4  # bits of each projection layer weight in model.tpn (WEIGHT_BITS)
 
     def __post_init__(self) -> None:
         choices = {"design": DESIGNS, "trainer": TRAINERS}
@@ -131,6 +133,10 @@ class TrainConfig:
                 raise ConfigError(
                     f"TrainConfig.{name} must be one of {allowed}, not {getattr(self, name)!r}"
                 )
+        if not _is_int(self.weight_bits) or self.weight_bits not in WEIGHT_BITS:
+            raise ConfigError(
+                f"TrainConfig.weight_bits must be one of {WEIGHT_BITS}, not {self.weight_bits!r}"
+            )
         if self.epochs is not None and (not _is_int(self.epochs) or self.epochs < 1):
             raise ConfigError(f"TrainConfig.epochs must be an int >= 1, got {self.epochs!r}")
         if not _is_int(self.augment_copies) or self.augment_copies < 0:

@@ -16,6 +16,7 @@ import math
 import os
 import struct
 import unicodedata
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +36,11 @@ MAX_HEADER_BYTES = 16 * 1024 * 1024
 MAX_TENSOR_ELEMENTS = 64 * 1024 * 1024
 MAX_TENSOR_DIMS = 8
 MAX_LABELS = 1_000_000
-DTYPES = ("int8", "float32", "int32", "uint8")
+DTYPES = ("int8", "float32", "int32", "uint8", "int4")
+# int4: signed 4-bit values, two per byte (element 2i in the low nibble of byte i, 2i+1 in the
+# high one); an odd count leaves the last high nibble, which must be 0. Read back as int8.
+INT4 = "int4"
+INT4_MIN, INT4_MAX = -8, 7
 
 _PREFIX = struct.Struct("<8sII")  # magic, format version, header length
 _MIN_HEADER = b"{}"
@@ -54,8 +59,35 @@ def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _check_table(name: str, header: dict[str, Any], blob_bytes: int) -> None:
-    """Check the header's ``tensors`` table and ``labels`` against the limits and the blob size."""
+def tensor_nbytes(dtype: str, elements: int) -> int:
+    """Bytes that ``elements`` values of ``dtype`` take in the blob (int4: two per byte)."""
+    if dtype == INT4:
+        return (elements + 1) // 2
+    return elements * np.dtype(dtype).itemsize
+
+
+def pack_int4(values: np.ndarray) -> bytes:
+    """The int4 bytes of int8 ``values`` in -8..7 (C order; an odd count ends in a 0 nibble)."""
+    nibbles = np.ascontiguousarray(values, dtype=np.int8).reshape(-1).view(np.uint8) & 0x0F
+    if nibbles.size % 2:
+        nibbles = np.append(nibbles, np.uint8(0))
+    return (nibbles[0::2] | (nibbles[1::2] << 4)).astype(np.uint8).tobytes()
+
+
+def unpack_int4(data: bytes | memoryview, shape: tuple[int, ...] | list[int]) -> np.ndarray:
+    """The int8 array of ``shape`` that int4 ``data`` (:func:`pack_int4`'s bytes) holds."""
+    raw = np.frombuffer(data, dtype=np.uint8)
+    nibbles = np.empty(2 * raw.size, dtype=np.uint8)
+    nibbles[0::2] = raw & 0x0F
+    nibbles[1::2] = raw >> 4
+    signed = (nibbles ^ 8).view(np.int8) - np.int8(8)
+    return signed[: math.prod(shape)].reshape(shape)
+
+
+def _check_table(name: str, header: dict[str, Any], blob: bytes | memoryview) -> None:
+    """Check the header's ``tensors`` table and ``labels`` against the limits and the blob (its
+    size, and the padding nibble of each int4 tensor with an odd element count)."""
+    blob_bytes = len(blob)
     table = header.get("tensors")
     if not isinstance(table, list):
         raise ModelFormatError(f"{name}: header has no 'tensors' list")
@@ -95,15 +127,21 @@ def _check_table(name: str, header: dict[str, Any], blob_bytes: int) -> None:
         offset, nbytes = entry["offset"], entry["nbytes"]
         if not (_is_int(offset) and _is_int(nbytes)):
             raise ModelFormatError(f"{name}: tensor {tname!r} offset and nbytes must be ints")
-        if nbytes != elements * np.dtype(entry["dtype"]).itemsize:
+        needed = tensor_nbytes(entry["dtype"], elements)
+        if nbytes != needed:
             raise ModelFormatError(
                 f"{name}: tensor {tname!r} has nbytes {nbytes}, but shape {shape} of "
-                f"{entry['dtype']} needs {elements * np.dtype(entry['dtype']).itemsize}"
+                f"{entry['dtype']} needs {needed}"
             )
         if offset < 0 or offset % ALIGNMENT or offset + nbytes > blob_bytes:
             raise ModelFormatError(
                 f"{name}: tensor {tname!r} at offset {offset} ({nbytes} bytes) is misaligned "
                 f"or outside the {blob_bytes}-byte tensor data"
+            )
+        if entry["dtype"] == INT4 and elements % 2 and blob[offset + nbytes - 1] >> 4:
+            raise ModelFormatError(
+                f"{name}: tensor {tname!r} (int4, {elements} elements) has a nonzero padding "
+                "nibble: the high nibble of its last byte must be 0"
             )
         spans.append((offset, offset + nbytes, tname))
     spans.sort()
@@ -119,13 +157,21 @@ def _check_table(name: str, header: dict[str, Any], blob_bytes: int) -> None:
 
 
 def encode_model(
-    header: dict, tensors: dict[str, np.ndarray], *, name: str = MODEL_FILENAME
+    header: dict,
+    tensors: dict[str, np.ndarray],
+    *,
+    int4: Collection[str] = (),
+    name: str = MODEL_FILENAME,
 ) -> bytes:
     """The bytes of a model file holding ``header`` and ``tensors`` (what :func:`write_model`
     writes); the same input always gives the same bytes (sorted, compact JSON; zero padding).
-    ``name`` is the file named in error messages."""
+    The int8 tensors named in ``int4`` are stored as int4 (their values must lie in -8..7;
+    :func:`read_model` gives them back as int8). ``name`` is the file named in error messages."""
     if "tensors" in header:
         raise ValueError("header must not hold a 'tensors' key: write_model adds the tensor table")
+    unknown = sorted(set(int4) - set(tensors))
+    if unknown:
+        raise ValueError(f"int4 names tensors that are not given: {', '.join(unknown)}")
     table = []
     chunks = []
     blob_bytes = 0
@@ -135,30 +181,47 @@ def encode_model(
             raise ValueError(
                 f"tensor {tname!r} has dtype {array.dtype}; allowed: {', '.join(DTYPES)}"
             )
-        data = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).tobytes()
+        dtype = array.dtype.name
+        if tname in int4:
+            data, dtype = _int4_bytes(tname, array), INT4
+        else:
+            data = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).tobytes()
         offset = _aligned(blob_bytes)
         chunks.append(b"\0" * (offset - blob_bytes))
         chunks.append(data)
         table.append(
             {
                 "name": tname,
-                "dtype": array.dtype.name,
+                "dtype": dtype,
                 "shape": list(array.shape),
                 "offset": offset,
                 "nbytes": len(data),
             }
         )
         blob_bytes = offset + len(data)
+    blob = b"".join(chunks)
     full_header = {UNICODE_VERSION_KEY: unicodedata.unidata_version, **header, "tensors": table}
-    _check_table(name, full_header, blob_bytes)
+    _check_table(name, full_header, blob)
     text = json.dumps(
         full_header, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
     ).encode("utf-8")
     text += b" " * (_aligned(_PREFIX.size + len(text)) - _PREFIX.size - len(text))
     if len(text) > MAX_HEADER_BYTES:
         raise ValueError(f"header is {len(text)} bytes (limit {MAX_HEADER_BYTES})")
-    body = b"".join([_PREFIX.pack(MAGIC, FORMAT_VERSION, len(text)), text, *chunks])
+    body = b"".join([_PREFIX.pack(MAGIC, FORMAT_VERSION, len(text)), text, blob])
     return body + hashlib.sha256(body).digest()
+
+
+def _int4_bytes(tname: str, array: np.ndarray) -> bytes:
+    """``array`` packed as int4, refused unless it is int8 within -8..7."""
+    if array.dtype != np.int8:
+        raise ValueError(f"tensor {tname!r} is {array.dtype}: only int8 tensors can be int4")
+    if array.size and (array.min() < INT4_MIN or array.max() > INT4_MAX):
+        raise ValueError(
+            f"tensor {tname!r} holds values in {array.min()}..{array.max()}, "
+            f"outside int4's {INT4_MIN}..{INT4_MAX}"
+        )
+    return pack_int4(array)
 
 
 def unicode_mismatch(header: dict[str, Any], version: str) -> str | None:
@@ -173,15 +236,22 @@ def unicode_mismatch(header: dict[str, Any], version: str) -> str | None:
     )
 
 
-def write_model(path: str | os.PathLike[str], header: dict, tensors: dict[str, np.ndarray]) -> int:
+def write_model(
+    path: str | os.PathLike[str],
+    header: dict,
+    tensors: dict[str, np.ndarray],
+    *,
+    int4: Collection[str] = (),
+) -> int:
     """Write ``header`` and ``tensors`` to ``path`` atomically; return the bytes written.
 
-    The same input always gives a byte-identical file (see :func:`encode_model`).
+    The same input always gives a byte-identical file (see :func:`encode_model`, also for
+    ``int4``, the int8 tensors stored as 4-bit).
     The file appears complete or not at all: it is written to a temporary file in the same
     directory, synced, then renamed over ``path``.
     """
     path = Path(path)
-    return fsio.write_bytes(path, encode_model(header, tensors, name=str(path)))
+    return fsio.write_bytes(path, encode_model(header, tensors, int4=int4, name=str(path)))
 
 
 def model_path(path: str | os.PathLike[str]) -> Path:
@@ -286,7 +356,12 @@ def _verify(name: str, data: bytes) -> tuple[dict[str, Any], memoryview, int]:
 
 def _tensor(blob: memoryview, entry: dict[str, Any]) -> np.ndarray:
     """One table entry's tensor, native byte order, read-only (a view into ``blob`` on
-    little-endian machines)."""
+    little-endian machines; an int4 tensor unpacked to int8)."""
+    if entry["dtype"] == INT4:
+        start = entry["offset"]
+        array = unpack_int4(blob[start : start + entry["nbytes"]], entry["shape"])
+        array.flags.writeable = False
+        return array
     stored = np.frombuffer(
         blob,
         dtype=np.dtype(entry["dtype"]).newbyteorder("<"),
@@ -301,7 +376,7 @@ def _tensor(blob: memoryview, entry: dict[str, Any]) -> np.ndarray:
 def read_model(path: str | os.PathLike[str]) -> tuple[dict, dict[str, np.ndarray]]:
     """Verify and read a model file: (header without the tensor table, read-only tensors)."""
     header, blob, _, _ = _read_verified(path)
-    _check_table(str(path), header, len(blob))
+    _check_table(str(path), header, blob)
     return header, {entry["name"]: _tensor(blob, entry) for entry in header.pop("tensors")}
 
 
@@ -309,7 +384,7 @@ def read_model_bytes(data: bytes, name: str = MODEL_FILENAME) -> tuple[dict, dic
     """:func:`read_model` on a whole model file's bytes (e.g. a model carried inside another
     file); ``name`` is what error messages call it."""
     header, blob, _ = _verify(name, bytes(data))
-    _check_table(name, header, len(blob))
+    _check_table(name, header, blob)
     return header, {entry["name"]: _tensor(blob, entry) for entry in header.pop("tensors")}
 
 
@@ -320,7 +395,7 @@ def describe_model(path: str | os.PathLike[str]) -> dict[str, Any]:
     """
     path = model_path(path)
     header, blob, version, size = _read_verified(path)
-    _check_table(str(path), header, len(blob))
+    _check_table(str(path), header, blob)
     table = header.pop("tensors")
     return {
         **header,

@@ -1,9 +1,10 @@
-"""The projection network's on-device contract, torch-free: tensor names, shapes, int8 form.
+"""The projection network's on-device contract, torch-free: tensor names, shapes, int8/int4 form.
 
 One home for what the three runtimes share: ``textproj.nets`` (PyTorch, training and export),
 ``textproj.runtime`` (numpy) and the C runtime (``textproj/c``, fed by ``textproj.export``).
 From the header's ``network`` entry it gives every layer's tensor names and shapes, checks a
-model's tensors against them, and quantizes or dequantizes a layer (see docs/model-format.md).
+model's tensors against them, quantizes or dequantizes a layer, and says which tensors a model
+of a given weight bit width stores as int4 (see docs/model-format.md).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from textproj.config import WEIGHT_BITS
 from textproj.model_file import ModelFormatError
 
 # A header may list at most this many hidden layers or windows: refused before any shape is built.
@@ -24,12 +26,22 @@ DESIGN_FIELDS = {
 WEIGHT, SCALE, BIAS = "weight", "scale", "bias"  # tensor name suffixes of one layer
 
 
+def weight_levels(bits: int) -> int:
+    """The largest stored magnitude of a ``bits``-wide symmetric weight: 127 for int8, 7 for int4
+    (-8 is never used, so the scale maps max |w| to +-levels exactly); ``bits`` must be one of
+    ``WEIGHT_BITS``."""
+    if bits not in WEIGHT_BITS:
+        raise ValueError(f"weight bits must be one of {WEIGHT_BITS}, not {bits!r}")
+    return 2 ** (bits - 1) - 1
+
+
 def _positive_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
 
 def layer_names(prefix: str) -> tuple[str, str, str]:
-    """The tensor names of one layer: its int8 weight, float32 per-row scale, float32 bias."""
+    """The tensor names of one layer: its int8 (or int4) weight, float32 per-row scale, float32
+    bias."""
     return f"{prefix}.{WEIGHT}", f"{prefix}.{SCALE}", f"{prefix}.{BIAS}"
 
 
@@ -105,27 +117,39 @@ def dequantize(tensors: dict[str, np.ndarray], prefix: str) -> tuple[np.ndarray,
     return weight.astype(np.float32) * rows, bias.astype(np.float32)
 
 
-def quantize_rows(weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Symmetric int8 with one float32 scale per output row: weight ~ q * scale[:, None, ...]."""
+def quantize_rows(weight: np.ndarray, bits: int = 8) -> tuple[np.ndarray, np.ndarray]:
+    """Symmetric quantization with one float32 scale per output row: weight ~ q * scale[:, None,
+    ...], q an int8 array in -L..L with L = ``weight_levels(bits)`` (127, or 7 for 4 bits)."""
+    top = weight_levels(bits)
     flat = weight.reshape(weight.shape[0], -1).astype(np.float64)
-    scale = np.abs(flat).max(axis=1) / 127.0
+    scale = np.abs(flat).max(axis=1) / top
     scale[scale == 0] = 1.0
-    q = np.clip(np.rint(flat / scale[:, None]), -127, 127).astype(np.int8)
+    q = np.clip(np.rint(flat / scale[:, None]), -top, top).astype(np.int8)
     return q.reshape(weight.shape), scale.astype(np.float32)
 
 
-def quantize_params(params: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """The on-device tensors of named float parameters (``X.weight``, ``X.bias``): each weight as
-    int8 with its float32 ``X.scale`` next to it, each bias as float32."""
+def quantize_params(params: dict[str, np.ndarray], bits: int = 8) -> dict[str, np.ndarray]:
+    """The on-device tensors of named float parameters (``X.weight``, ``X.bias``): each weight
+    quantized to ``bits`` (held as int8) with its float32 ``X.scale`` next to it, each bias as
+    float32. Write them with ``int4=int4_tensors(tensors, bits)``."""
     tensors: dict[str, np.ndarray] = {}
     for name, value in params.items():
         prefix, _, kind = name.rpartition(".")
         if kind == WEIGHT:
             weight, scale, _ = layer_names(prefix)
-            tensors[weight], tensors[scale] = quantize_rows(value)
+            tensors[weight], tensors[scale] = quantize_rows(value, bits)
         else:
             tensors[name] = np.asarray(value, dtype=np.float32)
     return tensors
+
+
+def int4_tensors(tensors: dict[str, np.ndarray], bits: int) -> frozenset[str]:
+    """The tensors of a ``bits``-wide model that its file stores as int4 (``model_file``'s
+    ``int4=``): every layer weight when ``bits`` is 4, none when 8."""
+    weight_levels(bits)
+    if bits == 8:
+        return frozenset()
+    return frozenset(name for name in tensors if name.rpartition(".")[2] == WEIGHT)
 
 
 def dequantize_param(tensors: dict[str, np.ndarray], name: str) -> np.ndarray:

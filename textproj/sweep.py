@@ -1,7 +1,8 @@
 """Bits against accuracy: train a grid of projection shapes and widths, write a CSV and a plot.
 
-Each grid point (T, d, width) trains both networks jointly as ``textproj train`` does, with every
-other setting at its ``TrainConfig`` default, and records the int8 on-device model's dev (and,
+Each grid point (T, d, width, weight bits) trains both networks jointly as ``textproj train``
+does, with every other setting at its ``TrainConfig`` default, and records the on-device model's
+dev (and,
 if given, test) accuracy beside its input bits (T·d, per token for the token design) and its
 model-file bytes. ``width`` is the hidden width of the text design's single dense layer, or the
 token design's bottleneck width. Needs torch; the plot needs matplotlib.
@@ -14,7 +15,6 @@ import dataclasses
 import itertools
 import os
 import random
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,7 @@ COLUMNS = (
     "d",
     "n_bits",
     "width",
+    "weight_bits",
     "model_bytes",
     "dev_accuracy",
     "test_accuracy",
@@ -46,9 +47,16 @@ def sample(data: Dataset, n: int | None, seed: int = 0) -> Dataset:
     )
 
 
-def grid_config(base: TrainConfig, t: int, d: int, width: int) -> TrainConfig:
-    """``base`` with projection shape (t, d) and width set for its design."""
-    shape = {"num_projections": t, "bits_per_projection": d}
+def grid_config(
+    base: TrainConfig, t: int, d: int, width: int, weight_bits: int | None = None
+) -> TrainConfig:
+    """``base`` with projection shape (t, d), width set for its design and ``weight_bits`` (None
+    keeps the base's)."""
+    shape = {
+        "num_projections": t,
+        "bits_per_projection": d,
+        "weight_bits": base.weight_bits if weight_bits is None else weight_bits,
+    }
     if base.design == "text":
         return dataclasses.replace(base, hidden=(width,), **shape)
     return dataclasses.replace(base, bottleneck=width, **shape)
@@ -62,25 +70,24 @@ def run_sweep(
     projections: Sequence[int],
     bits: Sequence[int],
     widths: Sequence[int],
+    weight_bits: Sequence[int] | None = None,
     base: TrainConfig | None = None,
     on_result: Callable[[dict[str, Any]], None] | None = None,
 ) -> list[dict[str, Any]]:
-    """Train every (T, d, width) of the grid; one result row (see ``COLUMNS``) per point.
+    """Train every (T, d, width, weight bits) of the grid (``weight_bits`` None: the base's);
+    one result row (see ``COLUMNS``) per point.
 
     ``on_result`` is called with each row as soon as it is measured.
     """
-    from textproj import model_file
     from textproj.training import train
 
     base = base or TrainConfig()
     rows = []
-    for t, d, width in itertools.product(projections, bits, widths):
-        config = grid_config(base, t, d, width)
+    grid = itertools.product(projections, bits, widths, weight_bits or (base.weight_bits,))
+    for t, d, width, stored_bits in grid:
+        config = grid_config(base, t, d, width, stored_bits)
         result = train(train_data, dev_data, test_data, config=config, progress=False)
-        with tempfile.TemporaryDirectory() as folder:
-            n_bytes = model_file.write_model(
-                Path(folder) / model_file.MODEL_FILENAME, result.header, result.tensors
-            )
+        n_bytes = len(result.model_bytes())
         scores = result.metrics["projection"]
         row = {
             "design": config.design,
@@ -88,6 +95,7 @@ def run_sweep(
             "d": d,
             "n_bits": t * d,
             "width": width,
+            "weight_bits": config.weight_bits,
             "model_bytes": n_bytes,
             "dev_accuracy": round(scores["dev"]["accuracy"], 4),
             "test_accuracy": round(scores["test"]["accuracy"], 4) if "test" in scores else "",
@@ -110,12 +118,12 @@ def write_csv(rows: Sequence[dict[str, Any]], path: str | os.PathLike[str]) -> N
 
 def read_csv(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     """Rows written by :func:`write_csv`, numbers parsed back (a missing test accuracy is None)."""
-    ints = {"T", "d", "n_bits", "width", "model_bytes", "epochs"}
+    ints = {"T", "d", "n_bits", "width", "weight_bits", "model_bytes", "epochs"}
     floats = {"dev_accuracy", "test_accuracy", "train_seconds"}
     rows = []
     with open(path, newline="", encoding="utf-8") as handle:
         for record in csv.DictReader(handle):
-            row: dict[str, Any] = dict(record)
+            row: dict[str, Any] = {"weight_bits": "8", **record}  # older files: int8 only
             for key in ints:
                 row[key] = int(row[key])
             for key in floats:
@@ -125,30 +133,36 @@ def read_csv(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
 
 
 def plot(rows: Sequence[dict[str, Any]], path: str | os.PathLike[str], title: str = "") -> None:
-    """Two panels: dev accuracy against input bits, and against model bytes; one line per width."""
+    """Two panels: dev accuracy against input bits, and against model bytes; one line per width
+    and weight width."""
     import matplotlib
 
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
 
     figure, (by_bits, by_bytes) = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
-    for width in sorted({row["width"] for row in rows}):
-        series = sorted((r for r in rows if r["width"] == width), key=lambda r: r["n_bits"])
+    for width, stored_bits in sorted({(row["width"], row["weight_bits"]) for row in rows}):
+        series = sorted(
+            (r for r in rows if (r["width"], r["weight_bits"]) == (width, stored_bits)),
+            key=lambda r: r["n_bits"],
+        )
+        label = f"width {width}, int{stored_bits}"
         accuracy = [r["dev_accuracy"] for r in series]
-        by_bits.plot([r["n_bits"] for r in series], accuracy, "o-", label=f"width {width}")
+        by_bits.plot([r["n_bits"] for r in series], accuracy, "o-" if stored_bits == 8 else "s--",
+                     label=label)  # fmt: skip
         by_size = sorted(series, key=lambda r: r["model_bytes"])
         by_bytes.plot(
             [r["model_bytes"] / 1000 for r in by_size],
             [r["dev_accuracy"] for r in by_size],
-            "o-",
-            label=f"width {width}",
+            "o-" if stored_bits == 8 else "s--",
+            label=label,
         )
     design = rows[0]["design"] if rows else "token"
     by_bits.set_xlabel("input bits (T·d" + (" per token)" if design == "token" else ")"))
     by_bytes.set_xlabel("model.tpn size (KB)")
     by_bits.set_xscale("log", base=2)
     for axes in (by_bits, by_bytes):
-        axes.set_ylabel("dev accuracy (int8 model)")
+        axes.set_ylabel("dev accuracy (on-device model)")
         axes.grid(True, alpha=0.3)
         axes.legend()
     if title:

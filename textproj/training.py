@@ -6,7 +6,7 @@ The loop has nanoGPT's shape, in four parts that read top to bottom:
    split's network inputs once (``textproj.inputs``);
 2. ``fit``: shuffle, step both networks on the joint loss (``textproj.objective``), score dev,
    keep each network's best epoch, stop early; progress and checkpoints are callbacks;
-3. ``evaluate``: the projection network as it will run on a device (int8) and the trainer,
+3. ``evaluate``: the projection network as it will run on a device (int4 or int8) and the trainer,
    on dev and test, with multi-label thresholds tuned on dev;
 4. ``save``: model.tpn, the trainer and metrics.json, swapped into the output directory as one
    unit (``textproj.fsio``).
@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from textproj import checkpoint, distributed, fsio, inputs, nets, trainer_model
+from textproj import checkpoint, distributed, fsio, inputs, nets, netspec, trainer_model
 from textproj.config import FeatureConfig, TrainConfig
 from textproj.data import Dataset
 from textproj.decisions import DEFAULT_THRESHOLD, decide, dev_score, tune_thresholds
@@ -81,7 +81,8 @@ def reproducible_torch(threads: int) -> Iterator[None]:
 @dataclass
 class TrainResult:
     """What :func:`train` produced: the networks (in eval mode), their projector and labels, the
-    scores, the on-device header and tensors, and where they were written."""
+    scores, the on-device header and tensors (with the names of those stored as int4), and where
+    they were written."""
 
     projection_net: torch.nn.Module
     trainer_net: torch.nn.Module
@@ -91,14 +92,20 @@ class TrainResult:
     header: dict[str, Any]
     tensors: dict[str, np.ndarray]
     output_dir: Path | None
+    int4: frozenset[str] = frozenset()  # tensors model.tpn stores as int4 (held here as int8)
+
+    def model_bytes(self) -> bytes:
+        """This run's ``model.tpn`` bytes (what ``output_dir`` holds)."""
+        from textproj import model_file
+
+        return model_file.encode_model(self.header, self.tensors, int4=self.int4)
 
     @property
     def classifier(self) -> Any:
         """The on-device classifier of this run (``textproj.runtime.Classifier``), in memory."""
-        from textproj import model_file
         from textproj.runtime import load_bytes
 
-        return load_bytes(model_file.encode_model(self.header, self.tensors))
+        return load_bytes(self.model_bytes())
 
 
 @dataclass
@@ -251,12 +258,12 @@ def build_networks(
     """Fresh (projection network, trainer network) for ``config``."""
     if config.design == "text":
         projection: torch.nn.Module = nets.TextProjectionNet(
-            n_bits, config.hidden, n_labels, config.dropout
+            n_bits, config.hidden, n_labels, config.dropout, config.weight_bits
         )
     else:
         projection = nets.TokenProjectionNet(
             n_bits, config.bottleneck, config.filters, config.windows, n_labels, config.dropout,
-            config.token_dropout,
+            config.token_dropout, config.weight_bits,
         )  # fmt: skip
     return projection, trainer_model.build_trainer(config, n_labels)
 
@@ -521,12 +528,12 @@ def _scores(labels: list[str], decided: np.ndarray, gold: list, multi: bool) -> 
 def evaluate(
     step: JointStep, prep: Prepared, config: TrainConfig
 ) -> tuple[dict[str, Any], dict[str, np.ndarray], dict[str, Any], np.ndarray | None]:
-    """Scores of the int8 on-device network, its float form and the trainer on dev and test.
+    """Scores of the quantized on-device network, its float form and the trainer on dev and test.
 
     Returns (scores by network and split, on-device tensors, model header, trainer thresholds).
     """
     trainer_model.round_for_storage(step.trainer)
-    tensors = nets.export_projection_net(step.projection)
+    tensors = nets.export_projection_net(step.projection, config.weight_bits)
     quantized = nets.load_quantized(copy.deepcopy(step.projection), tensors)
     header = model_header(prep.labels, prep.projector, step.projection, config)
     networks = {
@@ -571,14 +578,18 @@ def save_run(
     features: FeatureConfig,
     trainer_thresholds: np.ndarray | None,
     metrics: dict[str, Any],
+    int4: frozenset[str] = frozenset(),
 ) -> None:
-    """Write model.tpn, the trainer and metrics.json into a staging directory, then swap it in
-    for ``out`` as one unit (the old directory, checkpoint included, goes with the swap)."""
+    """Write model.tpn (the ``int4`` tensors as 4-bit), the trainer and metrics.json into a
+    staging directory, then swap it in for ``out`` as one unit (the old directory, checkpoint
+    included, goes with the swap)."""
     from textproj import model_file
 
     staging = fsio.staging_directory(out)
     try:
-        metrics["model_bytes"] = model_file.write_model(staging / MODEL_NAME, header, tensors)
+        metrics["model_bytes"] = model_file.write_model(
+            staging / MODEL_NAME, header, tensors, int4=int4
+        )
         metrics["trainer_bytes"] = trainer_model.save_trainer(
             step.trainer, staging, prep.labels, step.config, features, trainer_thresholds
         )
@@ -617,7 +628,7 @@ def train(
 
     ``train_data`` is a :class:`Dataset`, or texts with their labels as ``dev_data``
     (``train(texts, labels)``, scikit-learn style). With no dev split one is carved from train,
-    stratified by label (``config.dev_fraction``). The projection network is scored in its int8
+    stratified by label (``config.dev_fraction``). The projection network is scored in its quantized
     on-device form. ``on_epoch`` gets each epoch's history row; ``callbacks`` hook progress and
     checkpoints. With an ``output_dir``, a checkpoint is kept there (at the end of an epoch once
     ``checkpoint_seconds`` have passed since the last) and ``resume=True`` continues from it,
@@ -721,6 +732,7 @@ def _train(
             step.projection, step.trainer, prep.projector, prep.labels, {}, {}, {}, None
         )
     scores, tensors, header, trainer_thresholds = evaluate(step, prep, config)
+    int4 = netspec.int4_tensors(tensors, config.weight_bits)
     metrics: dict[str, Any] = {
         "corpus": corpus or prep.splits["train"].source,
         "labels": prep.labels,
@@ -740,7 +752,15 @@ def _train(
     if parallel is not None:
         metrics["distributed"] = parallel.report()
     if out is not None:
-        save_run(out, header, tensors, step, prep, features, trainer_thresholds, metrics)
+        save_run(out, header, tensors, step, prep, features, trainer_thresholds, metrics, int4)
     return TrainResult(
-        step.projection, step.trainer, prep.projector, prep.labels, metrics, header, tensors, out
+        step.projection,
+        step.trainer,
+        prep.projector,
+        prep.labels,
+        metrics,
+        header,
+        tensors,
+        out,
+        int4,
     )

@@ -52,11 +52,12 @@ typedef struct {
 } tp_features;
 
 typedef struct {
-    const int8_t *weight; /* (rows, cols) int8, row-major, in the model bytes */
-    double *weight_t;     /* dense layers after the first: the dequantized weight transposed */
-    const float *scale;   /* (rows,) */
-    const float *bias;    /* (rows,) */
-    size_t rows, cols;    /* cols: every entry after the first axis (E * k for convolutions) */
+    const uint8_t *weight; /* (rows, cols) row-major, in the model bytes: int8, or int4 */
+    int int4;              /* weight holds two signed nibbles per byte (element 2i low) */
+    double *weight_t;      /* dense layers after the first: the dequantized weight transposed */
+    const float *scale;    /* (rows,) */
+    const float *bias;     /* (rows,) */
+    size_t rows, cols;     /* cols: every entry after the first axis (E * k for convolutions) */
 } tp_layer;
 
 struct tp_model {

@@ -1,5 +1,6 @@
 /* Loading a model.tpn (prefix, SHA-256, strict JSON header, every check of
- * textproj.model_file and textproj.runtime) and the int8 forward pass of both designs. */
+ * textproj.model_file and textproj.runtime; int8 or int4 weights) and the forward pass of both
+ * designs. */
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -503,8 +504,15 @@ static int positive_int(loader *L, size_t node) {
 
 /* ---- the tensor table (model_file._check_table) --------------------------------------- */
 
-static const char *const DTYPE_NAMES[4] = {"int8", "float32", "int32", "uint8"};
-static const size_t DTYPE_SIZES[4] = {1, 4, 4, 1};
+/* int4: signed nibbles, two per byte (element 2i low, 2i + 1 high); an odd count's last high
+   nibble is padding and must be 0 */
+enum { DTYPE_INT4 = 4, N_DTYPES = 5 };
+static const char *const DTYPE_NAMES[N_DTYPES] = {"int8", "float32", "int32", "uint8", "int4"};
+static const size_t DTYPE_SIZES[N_DTYPES] = {1, 4, 4, 1, 0};
+
+static uint64_t dtype_bytes(int d, uint64_t elements) {
+    return d == DTYPE_INT4 ? (elements + 1) / 2 : elements * DTYPE_SIZES[d];
+}
 
 static int check_table(loader *L, size_t header) {
     size_t table = get(L, header, "tensors");
@@ -525,7 +533,7 @@ static int check_table(loader *L, size_t header) {
             return fail(L->err, TP_ERR_TABLE, "tensor table entry %zu has no valid name", i);
         size_t dtype = get(L, e, "dtype");
         int d = -1;
-        for (int k = 0; k < 4; k++)
+        for (int k = 0; k < N_DTYPES; k++)
             if (str_eq(L, dtype, DTYPE_NAMES[k])) d = k;
         if (d < 0) return fail(L->err, TP_ERR_TABLE, "tensor entry %zu has a dtype not allowed", i);
         size_t shape = get(L, e, "shape");
@@ -552,12 +560,16 @@ static int check_table(loader *L, size_t header) {
         size_t offset = get(L, e, "offset"), nbytes = get(L, e, "nbytes");
         if (!is_int(L, offset) || !is_int(L, nbytes))
             return fail(L->err, TP_ERR_TABLE, "tensor entry %zu offset and nbytes must be ints", i);
-        if (L->nodes[nbytes].type != J_INT || (uint64_t)L->nodes[nbytes].integer != elements * DTYPE_SIZES[d])
+        uint64_t size = dtype_bytes(d, elements);
+        if (L->nodes[nbytes].type != J_INT || (uint64_t)L->nodes[nbytes].integer != size)
             return fail(L->err, TP_ERR_TABLE, "tensor entry %zu nbytes does not match its shape", i);
         int64_t off = L->nodes[offset].type == J_INT ? L->nodes[offset].integer : -1;
-        if (off < 0 || off % TP_ALIGNMENT || (uint64_t)off + elements * DTYPE_SIZES[d] > L->blob_len)
+        if (off < 0 || off % TP_ALIGNMENT || (uint64_t)off + size > L->blob_len)
             return fail(L->err, TP_ERR_TABLE, "tensor entry %zu is misaligned or outside the "
                         "%zu-byte tensor data", i, L->blob_len);
+        if (d == DTYPE_INT4 && elements % 2 && L->blob[(uint64_t)off + size - 1] >> 4)
+            return fail(L->err, TP_ERR_TABLE, "tensor entry %zu (int4) has a nonzero padding "
+                        "nibble: the high nibble of its last byte must be 0", i);
         L->pairs[2 * n++ + 1] = name;
     }
     if (has_repeat(L, n)) return fail(L->err, TP_ERR_TABLE, "a tensor name appears twice");
@@ -664,19 +676,30 @@ static int check_file(const uint8_t *data, size_t size, size_t *header_len, tp_e
     return 1;
 }
 
+/* Whether a header may give a tensor the dtype int4: it holds the bytes int4, or an escape
+   (which could spell them). Errs only towards yes. */
+static int may_hold_int4(const uint8_t *header, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (header[i] == '\\' || (i + 4 <= n && memcmp(header + i, "int4", 4) == 0)) return 1;
+    return 0;
+}
+
 size_t tp_load_memory(const uint8_t *data, size_t size, tp_error *err) {
     size_t hlen;
     if (!check_file(data, size, &hlen, err)) return 0;
     jparser p = {data + PREFIX_BYTES, hlen, 0, NULL, 0, err};
     if (!parse_json(&p)) return 0;
     size_t blob = size - PREFIX_BYTES - hlen - DIGEST_BYTES;
-    /* model, layers, windows; keys (n_words <= blob / 8 + 1); labels (<= hlen / 2 of them)
-       and their bytes; scales and biases (copies of blob floats); thresholds; then the
-       loader's scratch: nodes, (hash, index) pairs, decoding buffer */
+    /* the weights have at most w entries: one per blob byte, two if int4 */
+    size_t w = may_hold_int4(data + PREFIX_BYTES, hlen) ? 2 * blob : blob;
+    /* model, layers, windows; keys (n_words <= w / 64 + 1); labels (<= hlen / 2 of them)
+       and their bytes; scales and biases (copies of blob floats); thresholds; the weights
+       dequantized (at most 8 bytes an entry); then the loader's scratch: nodes, (hash, index)
+       pairs, decoding buffer */
     return align8(sizeof(tp_model)) + align8((2 * TP_MAX_LAYERS + 2) * sizeof(tp_layer)) +
-           align8(TP_MAX_LAYERS * sizeof(size_t)) + align8(blob / 8 + 16) +
+           align8(TP_MAX_LAYERS * sizeof(size_t)) + align8(w / 8 + 16) +
            align8((hlen / 2 + 1) * (sizeof(char *) + sizeof(size_t) + sizeof(float))) +
-           align8(hlen + 1) + align8(blob + 8) + align8(8 * blob + 8 * (2 * TP_MAX_LAYERS + 8)) +
+           align8(hlen + 1) + align8(blob + 8) + align8(8 * w + 8 * (2 * TP_MAX_LAYERS + 8)) +
            align8(TP_MAX_LAYERS * sizeof(size_t)) + align8(p.n_nodes * sizeof(jnode)) +
            align8(p.n_nodes * 16) + align8(2 * hlen + 8) + 8 * 16;
 }
@@ -690,12 +713,21 @@ static const float *copy_floats(arena *a, const uint8_t *src, size_t n) {
     return out;
 }
 
+/* Quantized entry i (row-major) of a layer's weight, int8 or int4. */
+static int weight_at(const tp_layer *l, size_t i) {
+    if (!l->int4) return l->weight[i] < 128 ? l->weight[i] : l->weight[i] - 256;
+    return (int)(((unsigned)l->weight[i / 2] >> (4 * (i % 2)) & 15u) ^ 8u) - 8;
+}
+
 static int load_layer(loader *L, arena *a, size_t header, const char *prefix, const size_t *shape,
                       size_t dims, tp_layer *layer) {
     char name[MAX_NAME + 16];
     size_t off_w, off_s, off_b;
     snprintf(name, sizeof name, "%s.weight", prefix);
-    if (!check_tensor(L, header, name, "int8", shape, dims, &off_w)) return 0;
+    size_t entry = find_tensor(L, header, name);
+    layer->int4 = entry && str_eq(L, get(L, entry, "dtype"), "int4");
+    if (!check_tensor(L, header, name, layer->int4 ? "int4" : "int8", shape, dims, &off_w))
+        return 0;
     snprintf(name, sizeof name, "%s.scale", prefix);
     if (!check_tensor(L, header, name, "float32", shape, 1, &off_s)) return 0;
     snprintf(name, sizeof name, "%s.bias", prefix);
@@ -703,7 +735,7 @@ static int load_layer(loader *L, arena *a, size_t header, const char *prefix, co
     layer->rows = shape[0];
     layer->cols = 1;
     for (size_t d = 1; d < dims; d++) layer->cols *= shape[d];
-    layer->weight = (const int8_t *)(L->blob + off_w);
+    layer->weight = L->blob + off_w;
     layer->scale = copy_floats(a, L->blob + off_s, shape[0]);
     layer->bias = copy_floats(a, L->blob + off_b, shape[0]);
     return 1;
@@ -934,14 +966,14 @@ static int load_model(loader *L, arena *a, tp_model *m, size_t header) {
     m->first_t = take(a, l0->rows * l0->cols * sizeof(float));
     for (size_t o = 0; o < l0->rows; o++)
         for (size_t c = 0; c < l0->cols; c++)
-            m->first_t[c * l0->rows + o] = (float)l0->weight[o * l0->cols + c] * l0->scale[o];
+            m->first_t[c * l0->rows + o] = (float)weight_at(l0, o * l0->cols + c) * l0->scale[o];
     for (size_t i = 1; i < m->n_layers; i++) {
         tp_layer *l = &m->layers[i];
         if (token && i != 1 + 2 * m->n_windows) continue; /* convolutions: taps below */
         l->weight_t = take(a, l->rows * l->cols * sizeof(double));
         for (size_t o = 0; o < l->rows; o++)
             for (size_t c = 0; c < l->cols; c++)
-                l->weight_t[c * l->rows + o] = (double)((float)l->weight[o * l->cols + c] * l->scale[o]);
+                l->weight_t[c * l->rows + o] = (double)((float)weight_at(l, o * l->cols + c) * l->scale[o]);
     }
     if (token) {
         size_t F = m->filters, E = m->bottleneck, start = 0;
@@ -961,7 +993,7 @@ static int load_model(loader *L, arena *a, tp_model *m, size_t header) {
                     for (size_t e = 0; e < E; e++)
                         for (size_t f2 = 0; f2 < F; f2++)
                             m->taps[e * start + m->tap_starts[j] + (kind * k + i) * F + f2] =
-                                (double)((float)l->weight[f2 * E * k + e * k + i] * l->scale[f2]);
+                                (double)((float)weight_at(l, f2 * E * k + e * k + i) * l->scale[f2]);
             }
         }
     }
