@@ -7,10 +7,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import tiny_banking
+from conftest import TINY_CONFIG, tiny_banking
 
+from textproj.config import FeatureConfig, TrainConfig
 from textproj.corpora import load_corpus
+from textproj.inputs import forward_trainer, predict_logits, prepare_inputs
 from textproj.model_file import ModelFormatError
+from textproj.projector import Projector
 from textproj.trainer_model import has_trainer, load_trainer
 from textproj.training import split_off_dev
 
@@ -67,3 +70,45 @@ def test_missing_and_damaged_files(tiny_models: dict[str, Path], tmp_path: Path)
     np.savez(tmp_path / "trainer.npz", **{"embedding.weight": np.zeros((3, 3), np.float32)})
     with pytest.raises(ModelFormatError, match=r"trainer\.npz: does not match"):
         load_trainer(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def own_rate_run(tmp_path_factory: pytest.TempPathFactory) -> tuple:
+    """A tiny run whose trainer has its own table rate and dropout, saved."""
+    from textproj.training import train
+
+    out = tmp_path_factory.mktemp("tiny-trainer-own")
+    config = TrainConfig(**TINY_CONFIG, trainer_table_learning_rate=0.05, trainer_dropout=0.5)
+    return train(tiny_banking(), config=config, output_dir=out, progress=False), out
+
+
+def test_loaded_trainer_gives_the_probabilities_training_scored(own_rate_run: tuple) -> None:
+    result, folder = own_rate_run
+    loaded = load_trainer(folder)
+    config = loaded.config
+    assert (config.trainer_table_learning_rate, config.trainer_dropout) == (0.05, 0.5)
+    _, dev = split_off_dev(tiny_banking(), config.dev_fraction, config.seed)
+    projector = Projector(*config.projection_shape, features=FeatureConfig(), seed=config.seed)
+    targets = np.zeros(len(dev), dtype=np.int64)
+    split = prepare_inputs(dev.texts, targets, projector, config)  # as training scored dev
+    exp = np.exp(predict_logits(result.trainer_net, split, forward_trainer))
+    np.testing.assert_allclose(
+        loaded.predict_proba(dev.texts), exp / exp.sum(axis=1, keepdims=True), rtol=1e-5, atol=1e-6
+    )
+    hits = sum(p == g for p, g in zip(loaded.predict(dev.texts), dev.labels, strict=True))
+    assert hits / len(dev) == pytest.approx(result.metrics["trainer"]["dev"]["accuracy"])
+
+
+def test_trainer_saved_before_its_own_rate_and_dropout_still_loads(
+    own_rate_run: tuple, tmp_path: Path
+) -> None:
+    _, folder = own_rate_run
+    header = json.loads((folder / "trainer.json").read_text())
+    for key in ("trainer_table_learning_rate", "trainer_dropout"):
+        del header["train_config"][key]
+    (tmp_path / "trainer.json").write_text(json.dumps(header))
+    (tmp_path / "trainer.npz").write_bytes((folder / "trainer.npz").read_bytes())
+    old, new = load_trainer(tmp_path), load_trainer(folder)
+    assert old.config.trainer_dropout is None and old.config.trainer_table_learning_rate is None
+    texts = load_corpus("banking77", "dev").texts[:20]
+    np.testing.assert_array_equal(old.predict_proba(texts), new.predict_proba(texts))

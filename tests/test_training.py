@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -305,3 +307,22 @@ def test_trainer_can_have_its_own_char_ngrams_and_learning_rate() -> None:
     assert table_group["params"] == [trainer.embedding.weight]
     assert projection_group["lr"] == 1e-3
     assert {id(p) for p in projection_group["params"]} == {id(p) for p in projection.parameters()}
+
+
+def test_trainer_table_rate_and_dropout_are_its_own() -> None:
+    from textproj.training import build_networks, make_optimiser
+
+    config = TrainConfig(
+        **{**SMALL, "dropout": 0.3, "trainer_learning_rate": 4e-3},
+        trainer_table_learning_rate=0.05,
+        trainer_dropout=0.5,
+    )
+    projection, trainer = build_networks(config, 64, 3)
+    table_group, trainer_group, _ = make_optimiser(projection, trainer, config).param_groups
+    assert (table_group["lr"], trainer_group["lr"]) == (0.05, 4e-3)
+    assert trainer.dropout.p == 0.5 and projection.dropout.p == 0.3
+    same = dataclasses.replace(config, trainer_table_learning_rate=None, trainer_dropout=None)
+    projection, trainer = build_networks(same, 64, 3)
+    table_group, trainer_group, _ = make_optimiser(projection, trainer, same).param_groups
+    assert table_group["lr"] == trainer_group["lr"] == 4e-3
+    assert trainer.dropout.p == projection.dropout.p == 0.3
