@@ -297,7 +297,10 @@ def test_trainer_can_have_its_own_char_ngrams_and_learning_rate() -> None:
     own = trainer_features(TrainConfig(trainer_char_ngrams=(2, 5)), features)
     assert (own.char_ngram_min, own.char_ngram_max) == (2, 5)
     assert own.word_ngrams == features.word_ngrams
-    config = TrainConfig(**{**SMALL, "learning_rate": 1e-3, "trainer_learning_rate": 4e-3})
+    config = TrainConfig(
+        **{**SMALL, "learning_rate": 1e-3, "trainer_learning_rate": 4e-3},
+        trainer_table_learning_rate=None,
+    )
     projection, trainer = build_networks(config, 64, 3)
     table_group, trainer_group, projection_group = make_optimiser(
         projection, trainer, config
