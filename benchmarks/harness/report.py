@@ -10,7 +10,7 @@ REPORT_NAME = "benchmarks.md"
 ACCURACY_PLOT = "benchmarks-accuracy-vs-bytes.png"
 SPEED_PLOT = "benchmarks-throughput.png"
 SMALL_PEER_BYTES = 1_000_000  # the goal compares with the best peer of at most 1 MB
-ON_DEVICE = "textproj on-device (int8)"
+ON_DEVICE = "textproj on-device"  # the default int4 model.tpn
 FASTTEXT_QUANTIZED = ("fastText defaults, quantized", "fastText tuned on dev, quantized")
 
 

@@ -11,6 +11,7 @@ import shutil
 from pathlib import Path
 
 from harness.common import Splits, Trained
+from harness.report import ON_DEVICE
 from textproj.config import TrainConfig
 from textproj.layout import MODEL_NAME, TRAINER_HEADER, TRAINER_WEIGHTS
 
@@ -39,7 +40,7 @@ def train_textproj(splits: Splits, workdir: Path, config: TrainConfig) -> list[T
     shared = "one joint training run gives both networks; its seconds are shown for each"
     return [
         Trained(
-            "textproj on-device (int8)",
+            ON_DEVICE,
             "textproj",
             "textproj",
             workdir / MODEL_NAME,
