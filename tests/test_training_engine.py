@@ -107,7 +107,8 @@ def test_spacy_learner_keeps_the_trainers_own_rate_and_the_global_stream() -> No
     learner.step(learn_rate=2e-3)  # spaCy's schedule at half the projection network's rate
     assert torch.equal(torch.rand(2), expected)
     rates = [group["lr"] for group in learner.joint.optimiser.param_groups]
-    assert rates == pytest.approx([5e-3, 5e-3, 2e-3])
+    table_rate = config.trainer_table_learning_rate  # the trainer's table has a rate of its own
+    assert rates == pytest.approx([table_rate / 2, 5e-3, 2e-3])
 
 
 def test_multi_label_trainer_predicts_with_its_saved_thresholds(tmp_path) -> None:
@@ -168,7 +169,9 @@ def test_long_texts_step_in_token_runs_with_the_whole_batchs_gradient(monkeypatc
     data = tiny_banking(60)
     long_texts = [" ".join([text] * 6) for text in data.texts]  # about 60 tokens each
     data = Dataset(long_texts, data.labels, "long")
-    config = TrainConfig(**{**TINY_CONFIG, "dropout": 0.0, "token_dropout": 0.0})
+    config = TrainConfig(
+        **{**TINY_CONFIG, "dropout": 0.0, "token_dropout": 0.0, "trainer_dropout": 0.0}
+    )
     prep = prepare(data, None, None, config, FeatureConfig())
     split, index = prep.inputs["train"], np.arange(40)
 
