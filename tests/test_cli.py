@@ -211,6 +211,9 @@ def test_evaluate_reports_unseen_labels(trained: Path, tmp_path: Path) -> None:
         (["train", "--lr", "0"], "--lr must be > 0", 2),
         (["train", "--patience", "0"], "--patience must be an int >= 1", 2),
         (["train", "--trainer-buckets", "0"], "--trainer-buckets must be an int >= 1", 2),
+        (["train", "--trainer-dropout", "1"], "--trainer-dropout must be in [0, 1)", 2),
+        (["train", "--trainer-table-lr", "0"], "--trainer-table-lr must be > 0", 2),
+        (["train", "--weight-bits", "6"], "--weight-bits must be one of (8, 4), not 6", 2),
         (["evaluate", "m"], "exactly one of --corpus or --test", 2),
         (["predict", "m", "-k", "0"], "-k", 2),
         (["export", "m"], "give --c DIR, --wasm DIR or both", 2),
@@ -328,6 +331,7 @@ def test_train_options_reach_the_config(monkeypatch, data_files, tmp_path) -> No
     options = ["--threads", "2", "--batch-size", "8", "--lr", "0.004", "--patience", "3"]
     options += ["--dev-fraction", "0.2", "--trainer-buckets", "1024", "--design", "text"]
     options += ["--trainer", "lstm", "-T", "4", "-d", "8", "--hidden", "16,8", "--seed", "7"]
+    options += ["--trainer-table-lr", "0.2", "--trainer-dropout", "0.3", "--weight-bits", "8"]
     runner.invoke(
         app,
         ["train", "--train", str(data_files["train"]), "--output", str(tmp_path / "o"), *options],
@@ -335,7 +339,8 @@ def test_train_options_reach_the_config(monkeypatch, data_files, tmp_path) -> No
     assert calls[0]["config"] == TrainConfig(
         threads=2, batch_size=8, learning_rate=0.004, patience=3, dev_fraction=0.2,
         trainer_buckets=1024, design="text", trainer="lstm", num_projections=4,
-        bits_per_projection=8, hidden=(16, 8), seed=7,
+        bits_per_projection=8, hidden=(16, 8), seed=7, trainer_table_learning_rate=0.2,
+        trainer_dropout=0.3, weight_bits=8,
     )  # fmt: skip
 
 

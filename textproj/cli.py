@@ -187,6 +187,8 @@ OPTIONS = {
     "learning_rate": "--lr",
     "dev_fraction": "--dev-fraction",
     "trainer_buckets": "--trainer-buckets",
+    "trainer_table_learning_rate": "--trainer-table-lr",
+    "trainer_dropout": "--trainer-dropout",
     "threads": "--threads",
     "lambda_distill": "--lambda-distill",
     "lambda_transfer": "--lambda-transfer",
@@ -281,6 +283,12 @@ def train(
     trainer_buckets: Annotated[
         int, typer.Option(help="Rows of the trainer's hashed embedding table.")
     ] = DEFAULTS.trainer_buckets,
+    trainer_table_lr: Annotated[
+        float, typer.Option(help="Learning rate of the trainer's embedding table (Adam).")
+    ] = DEFAULTS.trainer_table_learning_rate,
+    trainer_dropout: Annotated[
+        float, typer.Option(help="Dropout in the trainer network.")
+    ] = DEFAULTS.trainer_dropout,
     threads: Annotated[
         int, typer.Option(help="Torch threads (results are reproducible for a fixed count).")
     ] = DEFAULTS.threads,
@@ -362,6 +370,8 @@ def train(
         "learning_rate": lr,
         "dev_fraction": dev_fraction,
         "trainer_buckets": trainer_buckets,
+        "trainer_table_learning_rate": trainer_table_lr,
+        "trainer_dropout": trainer_dropout,
         "threads": threads,
         "lambda_distill": lambda_distill,
         "lambda_transfer": lambda_transfer,
@@ -446,7 +456,8 @@ def _launch_workers(ctx: typer.Context, processes: int) -> NoReturn:
 # train's parameter names that set TrainConfig fields (for --resume's check).
 _PARAM_FIELDS = {
     "design", "trainer", "projections", "bits", "hidden", "bottleneck", "filters", "weight_bits",
-    "epochs", "patience", "batch_size", "lr", "dev_fraction", "trainer_buckets", "threads",
+    "epochs", "patience", "batch_size", "lr", "dev_fraction", "trainer_buckets",
+    "trainer_table_lr", "trainer_dropout", "threads",
     "lambda_distill", "lambda_transfer", "augment", "temperature", "seed", "multi_label",
 }  # fmt: skip
 
