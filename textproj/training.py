@@ -92,7 +92,14 @@ class TrainResult:
     header: dict[str, Any]
     tensors: dict[str, np.ndarray]
     output_dir: Path | None
-    int4: frozenset[str] = frozenset()  # tensors model.tpn stores as int4 (held here as int8)
+
+    @property
+    def int4(self) -> frozenset[str]:
+        """The tensors model.tpn stores as int4 (held in ``tensors`` as int8); none on the ranks
+        of a data-parallel run that do not write the model."""
+        if not self.tensors:
+            return frozenset()
+        return netspec.int4_tensors(self.tensors, self.header["train_config"]["weight_bits"])
 
     def model_bytes(self) -> bytes:
         """This run's ``model.tpn`` bytes (what ``output_dir`` holds)."""
@@ -762,5 +769,4 @@ def _train(
         header,
         tensors,
         out,
-        int4,
     )
