@@ -96,7 +96,8 @@ def _random_model(
 def _requantized(model: Path, path: Path, bits: int) -> Path:
     """``model``'s network (its dequantized weights) quantized again to ``bits``."""
     header, tensors = textproj.model_file.read_model(model)
-    net = nets.load_quantized(nets.build_projection_net(header["network"]), tensors)
+    net = nets.build_projection_net(header["network"], header["train_config"]["weight_bits"])
+    net = nets.load_quantized(net, tensors)
     tensors = nets.export_projection_net(net, bits)
     path.write_bytes(encode_model(header, tensors, int4=netspec.int4_tensors(tensors, bits)))
     return path

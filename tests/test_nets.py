@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from textproj import nets
 from textproj.nets import TokenProjectionNet
 
 LENGTHS = [5, 0, 1, 9, 2, 3]  # an empty text and texts shorter than the widest window
@@ -86,3 +87,17 @@ def test_window_pool_gradients_are_the_numerical_ones() -> None:
 
     assert pool(products, bias).shape == (4, n_windows * 2)
     assert torch.autograd.gradcheck(pool, (products, bias))
+
+
+@pytest.mark.parametrize("bits", [4, 8])
+def test_a_net_rebuilt_from_its_exported_tensors_scores_what_the_trained_one_does(bits) -> None:
+    torch.manual_seed(3)
+    net = TokenProjectionNet(24, 6, 5, (1, 2, 3), 4, weight_bits=bits).eval()
+    tensors = nets.export_projection_net(net)
+    rebuilt = nets.build_projection_net(nets.network_config(net), bits)
+    nets.load_quantized(rebuilt, tensors)
+    distinct, rows, lengths = _batch(2)
+    with torch.no_grad():
+        expected, got = net(distinct, lengths, rows), rebuilt.eval()(distinct, lengths, rows)
+    torch.testing.assert_close(got, expected, rtol=0, atol=1e-5)
+    assert rebuilt.weight_bits == bits

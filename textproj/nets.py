@@ -304,16 +304,23 @@ def network_config(net: TextProjectionNet | TokenProjectionNet) -> dict[str, obj
     }
 
 
-def build_projection_net(config: dict) -> TextProjectionNet | TokenProjectionNet:
-    """Inverse of :func:`network_config` (fresh weights)."""
+def build_projection_net(
+    config: dict, weight_bits: int = 8
+) -> TextProjectionNet | TokenProjectionNet:
+    """Inverse of :func:`network_config` (fresh weights), its layers stored at ``weight_bits``
+    (a model file's ``train_config.weight_bits``): a net built at 8 bits would round int4
+    weights loaded into it onto the int8 grid in its forward pass."""
     if config["design"] == "text":
-        return TextProjectionNet(config["n_bits"], tuple(config["hidden"]), config["n_labels"])
+        return TextProjectionNet(
+            config["n_bits"], tuple(config["hidden"]), config["n_labels"], weight_bits=weight_bits
+        )
     return TokenProjectionNet(
         config["n_bits"],
         config["bottleneck"],
         config["filters"],
         tuple(config["windows"]),
         config["n_labels"],
+        weight_bits=weight_bits,
     )
 
 
