@@ -22,6 +22,7 @@ TINY_CONFIG = dict(
     hidden=(32,),
     num_projections=8,
     bits_per_projection=16,
+    augment_copies=0,  # tests of other things train on the given texts alone (small sets augment)
 )
 
 

@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from textproj import TrainConfig
 from textproj.cli import app
+from textproj.config import SMALL_DATA_AUGMENT, SMALL_DATA_TEXTS
 from textproj.errors import DataError
 from textproj.training import train
 from textproj.transfer import MASK_TOKEN, augment, read_unlabeled
@@ -92,6 +93,17 @@ def test_unlabeled_texts_reach_the_projection_network() -> None:
     assert augmented.metrics["transfer_texts"] == 2 * (len(data) - 15)  # 15 texts went to dev
 
 
+def test_small_training_sets_get_augmented_copies_by_default() -> None:
+    config = TrainConfig(**{**TINY_CONFIG, "augment_copies": None})
+    assert config.copies_for(SMALL_DATA_TEXTS - 1) == SMALL_DATA_AUGMENT
+    assert config.copies_for(SMALL_DATA_TEXTS) == 0
+    assert TrainConfig(augment_copies=0).copies_for(10) == 0
+    assert TrainConfig(augment_copies=1).copies_for(10**6) == 1
+    assert TrainConfig(lambda_distill=0.0).copies_for(10) == 0  # trained alone: no teacher
+    result = train(tiny_banking(150), config=config, progress=False)
+    assert result.metrics["transfer_texts"] == SMALL_DATA_AUGMENT * (150 - 15)  # 15 went to dev
+
+
 @pytest.mark.slow
 def test_cli_unlabeled_option(tmp_path: Path) -> None:
     from textproj.data import write_dataset
@@ -107,7 +119,9 @@ def test_cli_unlabeled_option(tmp_path: Path) -> None:
               "--quiet", *options],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
-    assert json.loads((out / "metrics.json").read_text())["transfer_texts"] == 180
+    # the unlabelled texts, and by default augmented copies of the 108 training texts (12 to dev)
+    transfer = 180 + SMALL_DATA_AUGMENT * 108
+    assert json.loads((out / "metrics.json").read_text())["transfer_texts"] == transfer
     empty = tmp_path / "empty.txt"
     empty.write_text("")
     refused = runner.invoke(

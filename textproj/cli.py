@@ -33,6 +33,8 @@ from textproj.config import (
     EPOCHS,
     MIN_STEPS,
     PROJECTION_DEFAULTS,
+    SMALL_DATA_AUGMENT,
+    SMALL_DATA_TEXTS,
     TRAINERS,
     WEIGHT_BITS,
     FeatureConfig,
@@ -306,8 +308,11 @@ def train(
         ),
     ] = None,
     augment: Annotated[
-        int,
-        typer.Option(help="Augmented copies of each training text for the distillation term."),
+        int | None,
+        typer.Option(
+            help="Augmented copies of each training text for the distillation term [default: "
+            f"{SMALL_DATA_AUGMENT} below {SMALL_DATA_TEXTS} training texts, else 0]."
+        ),
     ] = DEFAULTS.augment_copies,
     lambda_transfer: Annotated[
         float, typer.Option(help="Weight of the distillation term on unlabeled/augmented texts.")

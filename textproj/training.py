@@ -223,7 +223,7 @@ def prepare(
     unlabeled: Sequence[str] = (),
 ) -> Prepared:
     """Check the data and compute the networks' inputs of each split once; the transfer texts
-    (``unlabeled`` plus ``config.augment_copies`` augmented copies of each training text) get
+    (``unlabeled`` plus ``config.copies_for`` augmented copies of each training text) get
     inputs of their own, without targets."""
     if len(train_data) < 2:
         raise ConfigError(
@@ -246,7 +246,8 @@ def prepare(
         progress = on_progress if name == "train" else None
         prepared[name] = inputs.prepare_inputs(data.texts, targets, projector, config, progress)
     transfer_texts = list(unlabeled)
-    transfer_texts += augment(train_data.texts, config.augment_copies, config.seed)
+    copies = config.copies_for(len(train_data))
+    transfer_texts += augment(train_data.texts, copies, config.seed)
     fingerprint = checkpoint.data_fingerprint(splits, transfer_texts)
     if transfer_texts:
         no_targets = np.full(len(transfer_texts), -1, dtype=np.int64)
