@@ -8,6 +8,7 @@ scores are logged for the ablation and the final report; docs/training.md):
     python benchmarks/tune.py --corpus banking77 clinc150 --seeds 0 1 2 --name b256 batch_size=256
     python benchmarks/tune.py --report            # docs/sweeps.jsonl -> docs/sweeps.md table
     python benchmarks/tune.py --seeds-report b256 # mean and range over the seeds of run b256
+    python benchmarks/tune.py --corpus clinc150 --train-texts 1500 --name small  # a cut train split
 
 Each ``key=value`` overrides a TrainConfig field (``feature.key=value`` a FeatureConfig field);
 values are parsed as JSON, so ``hidden=[256]`` and ``design="text"`` work.
@@ -17,11 +18,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 import statistics
 import time
 from pathlib import Path
 
 from textproj import FeatureConfig, TrainConfig, load_corpus
+from textproj.data import Dataset
 from textproj.training import train
 
 
@@ -95,6 +98,22 @@ def render_seeds(log: Path, name: str) -> str:
     return "\n".join(lines)
 
 
+def cut_train(data: Dataset, n_texts: int, seed: int = 0) -> Dataset:
+    """A small training set made from ``data``: ``n_texts // labels`` texts of each label (all of
+    a rarer label's), drawn with ``seed``, in their original order."""
+    by_label: dict[str, list[int]] = {}
+    for i, label in enumerate(data.labels):
+        by_label.setdefault(label, []).append(i)
+    per_label = max(1, n_texts // len(by_label))
+    rng = random.Random(seed)
+    keep = sorted(
+        i
+        for label in sorted(by_label)
+        for i in rng.sample(by_label[label], min(per_label, len(by_label[label])))
+    )
+    return Dataset([data.texts[i] for i in keep], [data.labels[i] for i in keep], data.source)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpus", nargs="+", default=["banking77"], help="one or more")
@@ -104,6 +123,9 @@ def main() -> None:
     parser.add_argument("--seeds-report", metavar="NAME", help="print run NAME's mean over seeds")
     parser.add_argument("--log", type=Path, default=Path("docs/sweeps.jsonl"))
     parser.add_argument("--output", type=Path, default=None, help="also write the model here")
+    parser.add_argument(
+        "--train-texts", type=int, default=None, help="cut the train split to about N texts"
+    )
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args()
     if args.report:
@@ -125,8 +147,11 @@ def run(args: argparse.Namespace, corpus: str, train_fields: dict, feature_field
     config = TrainConfig(**train_fields)
     features = FeatureConfig(**feature_fields)
     started = time.perf_counter()
+    train_data = load_corpus(corpus, "train")
+    if args.train_texts is not None:
+        train_data = cut_train(train_data, args.train_texts)
     result = train(
-        load_corpus(corpus, "train"),
+        train_data,
         load_corpus(corpus, "dev"),
         load_corpus(corpus, "test"),
         config=config,
@@ -140,6 +165,7 @@ def run(args: argparse.Namespace, corpus: str, train_fields: dict, feature_field
         "name": args.name,
         "seed": config.seed,
         "overrides": args.overrides,
+        "train_texts": len(train_data),
         "dev_projection": metrics["projection"]["dev"]["accuracy"],
         "dev_projection_float": metrics["projection_float"]["dev"]["accuracy"],
         "dev_trainer": metrics["trainer"]["dev"]["accuracy"],

@@ -19,9 +19,11 @@ BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 sys.path.insert(0, str(BENCHMARKS))
 
 import compare  # noqa: E402
+import tune  # noqa: E402
 from harness import report  # noqa: E402
 
 from textproj.config import TrainConfig  # noqa: E402
+from textproj.data import Dataset  # noqa: E402
 from textproj.metrics import classification_scores  # noqa: E402
 from textproj.training import train  # noqa: E402
 
@@ -98,3 +100,14 @@ def test_goal_lines_check_size_accuracy_and_speed() -> None:
     assert "6.2× larger (met" in lines
     assert "fastText defaults, quantized at 0.905" in lines and "0.5 points behind; met" in lines
     assert "= 0.50× (NOT met" in lines
+
+
+def test_a_cut_train_split_keeps_as_many_texts_of_each_label_in_order() -> None:
+    labels = ["a"] * 10 + ["b"] * 3 + ["c"] * 7
+    data = Dataset([f"text {i}" for i in range(len(labels))], labels, "corpus")
+    cut = tune.cut_train(data, 12)
+    assert sorted(cut.labels) == ["a"] * 4 + ["b"] * 3 + ["c"] * 4  # b has only 3
+    assert cut.texts == sorted(cut.texts, key=lambda t: int(t.split()[1]))  # original order
+    assert [data.labels[int(t.split()[1])] for t in cut.texts] == cut.labels
+    assert tune.cut_train(data, 12).texts == cut.texts
+    assert tune.cut_train(data, 12, seed=1).texts != cut.texts
