@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 import textproj
 from textproj.cli import app
-from textproj.config import TrainConfig
+from textproj.config import FeatureConfig, TrainConfig
 from textproj.corpora import load_corpus
 from textproj.data import Dataset, read_dataset, write_dataset
 from textproj.errors import ConfigError
@@ -214,6 +214,7 @@ def test_evaluate_reports_unseen_labels(trained: Path, tmp_path: Path) -> None:
         (["train", "--trainer-dropout", "1"], "--trainer-dropout must be in [0, 1)", 2),
         (["train", "--trainer-table-lr", "0"], "--trainer-table-lr must be > 0", 2),
         (["train", "--weight-bits", "6"], "--weight-bits must be one of (8, 4), not 6", 2),
+        (["train", "--max-tokens", "0"], "--max-tokens", 2),
         (["evaluate", "m"], "exactly one of --corpus or --test", 2),
         (["predict", "m", "-k", "0"], "-k", 2),
         (["export", "m"], "give --c DIR, --wasm DIR or both", 2),
@@ -332,6 +333,7 @@ def test_train_options_reach_the_config(monkeypatch, data_files, tmp_path) -> No
     options += ["--dev-fraction", "0.2", "--trainer-buckets", "1024", "--design", "text"]
     options += ["--trainer", "lstm", "-T", "4", "-d", "8", "--hidden", "16,8", "--seed", "7"]
     options += ["--trainer-table-lr", "0.2", "--trainer-dropout", "0.3", "--weight-bits", "8"]
+    options += ["--max-tokens", "512", "--augment", "1"]
     runner.invoke(
         app,
         ["train", "--train", str(data_files["train"]), "--output", str(tmp_path / "o"), *options],
@@ -340,8 +342,9 @@ def test_train_options_reach_the_config(monkeypatch, data_files, tmp_path) -> No
         threads=2, batch_size=8, learning_rate=0.004, patience=3, dev_fraction=0.2,
         trainer_buckets=1024, design="text", trainer="lstm", num_projections=4,
         bits_per_projection=8, hidden=(16, 8), seed=7, trainer_table_learning_rate=0.2,
-        trainer_dropout=0.3, weight_bits=8,
+        trainer_dropout=0.3, weight_bits=8, augment_copies=1,
     )  # fmt: skip
+    assert calls[0]["features"] == FeatureConfig(max_tokens=512)
 
 
 def test_version_and_help_text() -> None:

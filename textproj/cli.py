@@ -266,6 +266,14 @@ def train(
             "(training sees the rounding)."
         ),
     ] = DEFAULTS.weight_bits,
+    max_tokens: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Tokens read per text; later ones are ignored (long documents may want more, "
+            "at a cost in time that grows with it).",
+        ),
+    ] = FeatureConfig().max_tokens,
     epochs: Annotated[
         int | None,
         typer.Option(
@@ -389,7 +397,7 @@ def train(
         given = [
             name
             for name in ctx.params
-            if name in (*DATA_OPTIONS, *_PARAM_FIELDS, "output", "force")
+            if name in (*DATA_OPTIONS, *_PARAM_FIELDS, "output", "force", "max_tokens")
             and getattr(ctx.get_parameter_source(name), "name", None) == "COMMANDLINE"
         ]
         if given:
@@ -401,7 +409,7 @@ def train(
         output = resume
     else:
         config = _config(values)
-        features = FeatureConfig()
+        features = FeatureConfig(max_tokens=max_tokens)
         sources = (("train", train_file), ("dev", dev_file), ("test", test_file))
         run = {
             "corpus": None if train_file else corpus or DEFAULT_CORPUS,
