@@ -215,6 +215,7 @@ def test_evaluate_reports_unseen_labels(trained: Path, tmp_path: Path) -> None:
         (["train", "--trainer-table-lr", "0"], "--trainer-table-lr must be > 0", 2),
         (["train", "--weight-bits", "6"], "--weight-bits must be one of (8, 4), not 6", 2),
         (["train", "--max-tokens", "0"], "--max-tokens", 2),
+        (["train", "--train", "x.tsv", "--stream", "--augment", "1"], "makes no augmented", 2),
         (["evaluate", "m"], "exactly one of --corpus or --test", 2),
         (["predict", "m", "-k", "0"], "-k", 2),
         (["export", "m"], "give --c DIR, --wasm DIR or both", 2),

@@ -15,10 +15,12 @@ from conftest import TINY_CONFIG, tiny_banking
 
 from textproj import data as data_module
 from textproj import inputs, streaming
-from textproj.config import TrainConfig
+from textproj.config import FeatureConfig, TrainConfig
 from textproj.corpora import load_corpus
 from textproj.data import DataError, Dataset, iter_dataset, read_dataset, write_dataset
+from textproj.errors import ConfigError
 from textproj.layout import CHECKPOINT_NAME, MODEL_NAME
+from textproj.projector import Projector
 from textproj.training import train
 
 CONFIG = TrainConfig(**{**TINY_CONFIG, "epochs": 2})
@@ -54,6 +56,23 @@ def test_streamed_run_gives_the_in_memory_model(
     assert _model(tmp_path / "stream") == _model(tmp_path / "mem")
     assert streamed.metrics["projection"] == memory.metrics["projection"]
     assert streamed.labels == memory.labels
+
+
+def test_a_streamed_small_set_warns_that_it_gets_no_augmented_copies(tmp_path: Path) -> None:
+    write_dataset(tiny_banking(200), tmp_path / "train.tsv")
+    files = {"train": tmp_path / "train.tsv"}
+    default = TrainConfig(**{**TINY_CONFIG, "augment_copies": None})
+    with pytest.warns(
+        UserWarning, match=r"train.tsv: streamed, so its 180 training texts get none"
+    ):
+        streaming.prepare(files, _projector(default), default, FeatureConfig(), tmp_path / "c")
+    asked = TrainConfig(**{**TINY_CONFIG, "augment_copies": 1})
+    with pytest.raises(ConfigError, match="augment_copies=1: a streamed run makes no augmented"):
+        streaming.prepare(files, _projector(asked), asked, FeatureConfig(), tmp_path / "c")
+
+
+def _projector(config: TrainConfig) -> Projector:
+    return Projector(*config.projection_shape, features=FeatureConfig(), seed=config.seed)
 
 
 def _cache_dir(root: Path) -> Path:

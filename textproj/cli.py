@@ -433,6 +433,8 @@ def train(
     if run.get("stream_cache"):
         if run.get("unlabeled"):
             _usage("--stream does not take --unlabeled texts yet")
+        if config.augment_copies:
+            _usage("--stream makes no augmented copies: drop --augment")
         splits: Any = (Path(run["train"]), *(run[s] and Path(run[s]) for s in ("dev", "test")))
     else:
         splits = _run_data(run, config.multi_label)

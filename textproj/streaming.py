@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from textproj import distributed, fsio, inputs
-from textproj.config import FeatureConfig, TrainConfig
+from textproj.config import SMALL_DATA_TEXTS, FeatureConfig, TrainConfig
 from textproj.data import Dataset, Label, iter_dataset
 from textproj.errors import ConfigError
 from textproj.inputs import PREPARE_CHUNK, SHUFFLE_BLOCK, SplitInputs
@@ -325,6 +325,7 @@ def prepare(
     from textproj.training import Prepared, warn_unseen_labels
 
     the_plan = plan(files, projector, config, features)
+    check_no_copies(files["train"], the_plan.sizes()["train"], config)
     directory = cache_directory(cache_root, files)
     builder = int(os.environ.get("LOCAL_RANK", distributed.world()[0])) == 0
     if builder:
@@ -350,6 +351,20 @@ def prepare(
             warn_unseen_labels(splits[split], the_plan.labels, config.multi_label)
     fingerprint = hashlib.sha256(json.dumps(the_plan.key).encode("utf-8")).hexdigest()
     return Prepared(splits, the_plan.labels, projector, mapped.splits, fingerprint, mapped.release)
+
+
+def check_no_copies(train_file: Path, n_train: int, config: TrainConfig) -> None:
+    """A streamed run has no transfer texts: asked-for augmented copies are an error, and the
+    copies an in-memory run of so small a set makes by default are left out with a warning."""
+    copies = config.copies_for(n_train)
+    if copies and config.augment_copies is not None:
+        raise ConfigError(f"augment_copies={copies}: a streamed run makes no augmented copies")
+    if copies:
+        warnings.warn(
+            f"{train_file}: streamed, so its {n_train} training texts get none of the "
+            f"{copies} augmented copies an in-memory run makes below {SMALL_DATA_TEXTS} texts",
+            stacklevel=3,
+        )
 
 
 def release_pages(hooks: Any, release: Callable[[], None], batch_size: int) -> None:
