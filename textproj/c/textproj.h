@@ -30,15 +30,17 @@
  * (1024 * bottleneck bytes per 64 input bits) and a cache of the convolution products of
  * TP_TOKEN_CACHE_ENTRIES (1024) distinct tokens (40 + 8 * 2 * filters * sum(windows) bytes
  * each); tp_predict_batch's cache grows with the batch, to 4096 tokens at 1024 texts or more
- * (tp_batch_workspace_bytes). The bundled banking77 model (M = 20,000, T = 1,000) needs
- * 14.3 MB for tp_predict (6.3 MB of it the cache) and 33.3 MB for batches of 1024 texts.
+ * (tp_batch_workspace_bytes). The bundled banking77 model (M = 20,000, T = 256, 768 bits, 40
+ * filters) needs 12.4 MB for tp_predict (4.0 MB of it the cache, 0.8 MB the nibble tables) and
+ * 24.3 MB for batches of 1024 texts.
  * A workspace needs no initialisation: the first call on it (or on it with another model or
  * cache size) resets its cache and builds the nibble tables there.
  *
  * Memory at load (tp_load_memory): about 10 times the file, for copies of the weights laid out
  * for speed (the first layer as float32, the convolution taps and dense layers as doubles), the
  * labels and the loader's scratch (872 KB for an 89 KB int8 banking77 model); about 18 times for
- * a model with int4 weights, two per byte (867 KB for the same network in 49 KB).
+ * a model with int4 weights, two per byte (869 KB for the same network in 49 KB; 925 KB for the
+ * bundled 53 KB model).
  */
 #ifndef TEXTPROJ_H
 #define TEXTPROJ_H
