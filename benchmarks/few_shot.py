@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 import statistics
 import sys
 import time
 from pathlib import Path
-
-import numpy as np
 
 from textproj import TrainConfig, load_corpus
 from textproj.data import Dataset
@@ -29,20 +28,20 @@ SETTINGS = {
 
 
 def few_labels(data: Dataset, per_label: int, seed: int) -> tuple[Dataset, list[str]]:
-    """``per_label`` texts of each label (a seeded choice) and the other texts, unlabelled."""
-    order = np.random.default_rng(seed).permutation(len(data))
-    counts: dict[str, int] = {}
-    keep, rest = [], []
-    for i in order:
-        label = data.labels[i]
-        if counts.get(label, 0) < per_label:
-            counts[label] = counts.get(label, 0) + 1
-            keep.append(i)
-        else:
-            rest.append(i)
-    keep.sort()
-    labelled = Dataset([data.texts[i] for i in keep], [data.labels[i] for i in keep], "few")
-    return labelled, [data.texts[i] for i in sorted(rest)]
+    """``per_label`` texts of each label (all of a rarer label's; a seeded draw per label, in
+    label order), in their original order, and the other texts, unlabelled."""
+    by_label: dict[str, list[int]] = {}
+    for i, label in enumerate(data.labels):
+        by_label.setdefault(label, []).append(i)
+    rng = random.Random(seed)
+    chosen = {
+        i
+        for label in sorted(by_label)
+        for i in rng.sample(by_label[label], min(per_label, len(by_label[label])))
+    }
+    keep = sorted(chosen)
+    labelled = Dataset([data.texts[i] for i in keep], [data.labels[i] for i in keep], data.source)
+    return labelled, [text for i, text in enumerate(data.texts) if i not in chosen]
 
 
 def main() -> None:

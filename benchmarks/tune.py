@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 import statistics
 import time
 from pathlib import Path
+
+from few_shot import few_labels
 
 from textproj import FeatureConfig, TrainConfig, load_corpus
 from textproj.data import Dataset
@@ -99,19 +100,9 @@ def render_seeds(log: Path, name: str) -> str:
 
 
 def cut_train(data: Dataset, n_texts: int, seed: int = 0) -> Dataset:
-    """A small training set made from ``data``: ``n_texts // labels`` texts of each label (all of
-    a rarer label's), drawn with ``seed``, in their original order."""
-    by_label: dict[str, list[int]] = {}
-    for i, label in enumerate(data.labels):
-        by_label.setdefault(label, []).append(i)
-    per_label = max(1, n_texts // len(by_label))
-    rng = random.Random(seed)
-    keep = sorted(
-        i
-        for label in sorted(by_label)
-        for i in rng.sample(by_label[label], min(per_label, len(by_label[label])))
-    )
-    return Dataset([data.texts[i] for i in keep], [data.labels[i] for i in keep], data.source)
+    """A small training set made from ``data``: ``n_texts // labels`` texts of each label
+    (``few_shot.few_labels``, drawn with ``seed``)."""
+    return few_labels(data, max(1, n_texts // len(set(data.labels))), seed)[0]
 
 
 def main() -> None:
