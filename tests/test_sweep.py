@@ -11,7 +11,7 @@ from textproj.cli import app
 from textproj.config import TrainConfig
 from textproj.corpora import load_corpus
 from textproj.data import Dataset, write_dataset
-from textproj.sweep import COLUMNS, grid_config, plot, read_csv, sample, write_csv
+from textproj.sweep import COLUMNS, default_grid, grid_config, plot, read_csv, sample, write_csv
 from textproj.training import train
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -75,6 +75,18 @@ def test_csv_without_weight_bits_reads_as_int8(tmp_path: Path) -> None:
     assert read_csv(tmp_path / "old.csv")[0]["weight_bits"] == 8
 
 
+def test_default_grid_holds_each_designs_default_point() -> None:
+    assert default_grid(TrainConfig()) == {
+        "projections": (16, 48),
+        "bits": (8, 16),
+        "widths": (32, 64),
+    }
+    text = TrainConfig(design="text")
+    grid = default_grid(text)
+    assert text.projection_shape == (grid["projections"][-1], grid["bits"][-1])
+    assert grid["widths"] == (text.hidden[0] // 2, text.hidden[0])
+
+
 def test_sweep_refuses_unknown_weight_bits() -> None:
     result = CliRunner().invoke(app, ["sweep", "--weight-bits", "4,6"])
     assert result.exit_code == 2
@@ -113,13 +125,14 @@ def test_sweep_command(tmp_path: Path) -> None:
 def test_sweep_on_your_own_file(tmp_path: Path) -> None:
     data = load_corpus("sentiment_sentences", "train")
     write_dataset(Dataset(data.texts[:160], data.labels[:160], "mine"), tmp_path / "mine.jsonl")
-    args = ["sweep", "--train", str(tmp_path / "mine.jsonl"), "-T", "2", "-d", "8,16"]
-    result = CliRunner().invoke(
-        app, [*args, "--widths", "8", "--epochs", "1", "--output", tmp_path]
-    )
+    args = ["sweep", "--train", str(tmp_path / "mine.jsonl"), "-T", "2", "-d", "8"]
+    result = CliRunner().invoke(app, [*args, "--epochs", "1", "--output", tmp_path])
     assert result.exit_code == 0, result.output
     rows = read_csv(tmp_path / "sweep.csv")
-    assert [(r["T"], r["d"]) for r in rows] == [(2, 8), (2, 16)]
+    assert [(r["T"], r["d"], r["width"]) for r in rows] == [
+        (2, 8, 32),
+        (2, 8, 64),
+    ]  # widths: default
     assert all(r["test_accuracy"] is None for r in rows)  # no --test given
 
 

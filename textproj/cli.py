@@ -820,6 +820,15 @@ def info(
     typer.echo(json.dumps(description, indent=2, ensure_ascii=False))
 
 
+def _grid_help(key: str) -> str:
+    """The default grid values of one sweep axis, per design, for its option's help."""
+    from textproj.sweep import default_grid
+
+    return "; ".join(
+        f"{','.join(map(str, default_grid(TrainConfig(design=d))[key]))} ({d})" for d in DESIGNS
+    )
+
+
 @app.command(cls=_Command)
 def sweep(
     corpus: Annotated[
@@ -835,16 +844,30 @@ def sweep(
     test_file: Annotated[
         Path | None, typer.Option("--test", help="With --train: test file to score.")
     ] = None,
-    projections: Annotated[str, typer.Option("--projections", "-T", help="T values.")] = "8,16",
-    bits: Annotated[str, typer.Option("--bits", "-d", help="d values.")] = "8,16",
+    projections: Annotated[
+        str | None,
+        typer.Option(
+            "--projections", "-T", help=f"T values [default: {_grid_help('projections')}]."
+        ),
+    ] = None,
+    bits: Annotated[
+        str | None, typer.Option("--bits", "-d", help=f"d values [default: {_grid_help('bits')}].")
+    ] = None,
     widths: Annotated[
-        str, typer.Option(help="Hidden widths (text design) or bottlenecks (token design).")
-    ] = "32,64",
+        str | None,
+        typer.Option(
+            help="Hidden widths (text design) or bottlenecks (token design) "
+            f"[default: {_grid_help('widths')}]."
+        ),
+    ] = None,
     weight_bits: Annotated[
         str, typer.Option(help=f"Bits per layer weight in model.tpn, of {WEIGHT_BITS}.")
     ] = str(DEFAULTS.weight_bits),
     design: Annotated[Design, typer.Option(help="Projection network.")] = DEFAULT_DESIGN,
-    epochs: Annotated[int, typer.Option(help="Maximum epochs per grid point.")] = 5,
+    epochs: Annotated[
+        int | None,
+        typer.Option(help=f"Maximum epochs per grid point [default: as train, {EPOCHS} or more]."),
+    ] = None,
     limit: Annotated[
         int | None, typer.Option(min=1, help="Train on a random sample of this many texts.")
     ] = None,
@@ -855,21 +878,23 @@ def sweep(
 ) -> None:
     """Accuracy against bits and model bytes over a grid of T, d, width and weight bits: writes
     CSV and PNG."""
-    from textproj.sweep import sample, sweep_to_folder
+    from textproj.sweep import default_grid, sample, sweep_to_folder
 
     if corpus and train_file:
         _usage("give either --corpus or --train, not both")
     if (dev_file or test_file) and not train_file:
         _usage("--dev and --test go with --train (a bundled corpus has its own splits)")
+    base = _config({"epochs": epochs, "threads": threads, "design": design.value})
+    given = {"projections": projections, "bits": bits, "widths": widths}
     grid = {
-        "projections": _parse_ints(projections, "--projections"),
-        "bits": _parse_ints(bits, "--bits"),
-        "widths": _parse_ints(widths, "--widths"),
+        **default_grid(base),
+        **{
+            key: _parse_ints(value, f"--{key}") for key, value in given.items() if value is not None
+        },
         "weight_bits": _parse_ints(weight_bits, "--weight-bits"),
     }
     if bad := [b for b in grid["weight_bits"] if b not in WEIGHT_BITS]:
         _usage(f"--weight-bits takes values of {WEIGHT_BITS}, not {bad[0]}")
-    base = _config({"epochs": epochs, "threads": threads, "design": design.value})
     if train_file is not None:
         train_data, dev_data, test_data = _run_data(
             {"corpus": None, "train": train_file, "dev": dev_file, "test": test_file}, False
@@ -882,9 +907,10 @@ def sweep(
         )
     _warn_blank_texts(train_data, dev_data, test_data)
     console = Console(emoji=False, highlight=False)
+    cap = f", at most {epochs} epochs" if epochs else ""
     paths = sweep_to_folder(
         sample(train_data, limit, base.seed), dev_data, test_data, output, base=base,
-        title=f"{name}, {base.design} design, at most {epochs} epochs", **grid,
+        title=f"{name}, {base.design} design{cap}", **grid,
         on_result=lambda row: console.print(
             f"T={row['T']} d={row['d']} width={row['width']} int{row['weight_bits']}: "
             f"dev acc {row['dev_accuracy']:.4f}, "

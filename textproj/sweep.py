@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from textproj.config import TrainConfig
+from textproj.config import PROJECTION_DEFAULTS, TrainConfig
 from textproj.data import Dataset
 
 COLUMNS = (
@@ -45,6 +45,18 @@ def sample(data: Dataset, n: int | None, seed: int = 0) -> Dataset:
     return Dataset(
         [data.texts[i] for i in index], [data.labels[i] for i in index], f"{data.source}[:{n}]"
     )
+
+
+def default_grid(base: TrainConfig) -> dict[str, tuple[int, ...]]:
+    """The grid when the user names none: the design's default shape and width, and a third of
+    its projections, half its bits and half its width, so the default point is on the curve."""
+    t, d = PROJECTION_DEFAULTS[base.design]
+    width = base.hidden[0] if base.design == "text" and base.hidden else base.bottleneck
+    return {
+        "projections": (max(1, t // 3), t),
+        "bits": (max(1, d // 2), d),
+        "widths": (max(1, width // 2), width),
+    }
 
 
 def grid_config(
