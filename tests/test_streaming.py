@@ -71,6 +71,15 @@ def test_a_streamed_small_set_warns_that_it_gets_no_augmented_copies(tmp_path: P
         streaming.prepare(files, _projector(asked), asked, FeatureConfig(), tmp_path / "c")
 
 
+def test_a_streamed_set_too_small_for_a_dev_split_is_refused(tmp_path: Path) -> None:
+    write_dataset(Dataset(["hello there", "bye now"], ["greet", "leave"], "a"), tmp_path / "a.tsv")
+    config = TrainConfig(**TINY_CONFIG)
+    with pytest.raises(ConfigError, match=r"a.tsv: 2 training examples leave none for a dev"):
+        streaming.prepare(
+            {"train": tmp_path / "a.tsv"}, _projector(config), config, FeatureConfig(), tmp_path
+        )
+
+
 def _projector(config: TrainConfig) -> Projector:
     return Projector(*config.projection_shape, features=FeatureConfig(), seed=config.seed)
 

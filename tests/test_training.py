@@ -13,6 +13,7 @@ from textproj import load
 from textproj.config import TrainConfig
 from textproj.corpora import load_corpus
 from textproj.data import Dataset
+from textproj.errors import ConfigError
 from textproj.inputs import ragged_positions
 from textproj.layout import CHECKPOINT_NAME, MODEL_NAME
 from textproj.model_file import describe_model
@@ -130,6 +131,14 @@ def test_dev_split_is_deterministic_and_disjoint() -> None:
     assert len(dev_a) == 10 and len(train_a) == 90
     assert not set(dev_a.texts) & set(train_a.texts)
     assert split_off_dev(data, 0.1, seed=4)[1].texts != dev_a.texts
+
+
+def test_too_few_examples_for_a_dev_split_are_refused_before_training() -> None:
+    one_each = Dataset(["hello there", "bye now"], ["greet", "leave"], "a.csv")
+    with pytest.raises(ConfigError, match=r"^a.csv: 2 training examples leave none for a dev"):
+        train(one_each, None, config=TrainConfig(**SMALL), progress=False)
+    train_part, dev_part = split_off_dev(Dataset(["a", "b", "c"], ["x", "y", "x"], "b"), 0.1, 0)
+    assert (len(train_part), dev_part.labels) == (2, ["x"])  # one spare text makes a dev split
 
 
 def test_ragged_positions_gathers_rows_of_chosen_items() -> None:

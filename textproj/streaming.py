@@ -120,7 +120,7 @@ def plan(
     files: dict[str, Path], projector: Projector, config: TrainConfig, features: FeatureConfig
 ) -> Plan:
     """Scan the files; carve dev from train as the in-memory run does when no dev file."""
-    from textproj.training import dev_positions, label_key, label_set
+    from textproj.training import dev_positions, label_key, label_set, refuse_empty_dev
 
     scans = {split: scan(path, config.multi_label) for split, path in files.items()}
     train = scans["train"]
@@ -131,6 +131,7 @@ def plan(
         keys: dict[str, int] = {}
         key_of = np.array([keys.setdefault(label_key(x), len(keys)) for x in train.labels])
         dev_rows = dev_positions(key_of[train.codes], list(keys), config.dev_fraction, config.seed)
+        refuse_empty_dev(str(train.path), len(train.codes), len(dev_rows))
     in_train = np.ones(len(train.labels), dtype=bool)
     if dev_rows is not None:
         train_codes = np.delete(train.codes, dev_rows)

@@ -177,6 +177,15 @@ def split_off_dev(data: Dataset, fraction: float, seed: int) -> tuple[Dataset, D
     return take(np.flatnonzero(~is_dev), "train"), take(dev, "dev")
 
 
+def refuse_empty_dev(source: str, n_train: int, n_dev: int) -> None:
+    """A carved dev split must hold a text: with none, early stopping would watch nothing."""
+    if n_dev == 0:
+        raise ConfigError(
+            f"{source}: {n_train} training examples leave none for a dev split (every label "
+            "keeps one for training); give a dev set (--dev) or more examples"
+        )
+
+
 def label_set(data: Dataset, multi_label: bool) -> list[str]:
     """The sorted labels of a training set, refused when it cannot train a classifier."""
     sets = data.labels if multi_label else [[label] for label in data.labels]
@@ -230,7 +239,9 @@ def prepare(
             f"{train_data.source}: {len(train_data)} training example(s); at least 2 are needed"
         )
     if dev_data is None:
+        source = train_data.source
         train_data, dev_data = split_off_dev(train_data, config.dev_fraction, config.seed)
+        refuse_empty_dev(source, len(train_data), len(dev_data))
     labels = label_set(train_data, config.multi_label)
     splits = {"train": train_data, "dev": dev_data}
     if test_data is not None:
