@@ -65,11 +65,34 @@ def test_train_writes_model_trainer_and_metrics(trained: Path) -> None:
 
 
 def test_info_describes_the_model(trained: Path) -> None:
-    result = runner.invoke(app, ["info", str(trained)])
+    result = runner.invoke(app, ["info", str(trained), "--json"])
     assert result.exit_code == 0, result.output
     info = json.loads(result.output)
     assert info["labels"] == ["negative", "positive"]
     assert info["file_bytes"] == (trained / "model.tpn").stat().st_size
+    summary = runner.invoke(app, ["info", str(trained)])
+    assert summary.exit_code == 0, summary.output
+    lines = summary.output.splitlines()
+    size = info["file_bytes"]
+    assert (
+        lines[0]
+        == f"file        {trained / 'model.tpn'}: {size:,} bytes (format 1, Unicode 14.0.0)"
+    )
+    assert lines[1] == "labels      2, single-label: negative, positive"
+    t, d = info["projector"]["num_projections"], info["projector"]["bits_per_projection"]
+    assert f"projection  {t} × {d} = {t * d} bits per token" in summary.output
+    dev = json.loads((trained / "metrics.json").read_text())["projection"]["dev"]["accuracy"]
+    assert f"scores      dev accuracy {dev:.4f}, test accuracy" in summary.output
+    rows = {line.split()[0]: line.split()[1:] for line in lines[8:-1]}
+    assert len(rows) == len(info["tensors"])
+    for tensor in info["tensors"]:
+        shape = "×".join(map(str, tensor["shape"]))
+        assert rows[tensor["name"]] == [tensor["dtype"], shape, f"{tensor['bytes']:,}"]
+    weights = sum(tensor["bytes"] for tensor in info["tensors"])
+    assert f"{weights:,}  (header and checksum {size - weights:,})" in lines[-1]
+    alone = trained.parent / "alone.tpn"
+    alone.write_bytes((trained / "model.tpn").read_bytes())
+    assert "scores" not in runner.invoke(app, ["info", str(alone)]).output  # no metrics.json
 
 
 def test_predict_arguments_stdin_and_json(trained: Path) -> None:

@@ -244,7 +244,7 @@ def test_odd_labels_round_trip_through_training_and_the_model_file(tmp_path: Pat
     assert clf.labels == sorted(ODD_LABELS)
     assert json.loads((out / "trainer.json").read_text(encoding="utf-8"))["labels"] == clf.labels
     assert set(clf.predict(data.texts)) <= set(ODD_LABELS)
-    info = json.loads(runner.invoke(app, ["info", str(out)]).output)
+    info = json.loads(runner.invoke(app, ["info", str(out), "--json"]).output)
     assert info["labels"] == sorted(ODD_LABELS)
     predicted = runner.invoke(app, ["predict", str(out), "--json", *data.texts[:5]])
     records = [json.loads(line) for line in predicted.output.splitlines()]

@@ -43,7 +43,7 @@ from textproj.config import (
 from textproj.corpora import DEFAULT_CORPUS, corpus_table, load_corpus
 from textproj.data import Dataset, blank_texts, read_dataset, read_lines
 from textproj.errors import ConfigError, DataError, TextprojError
-from textproj.layout import CHECKPOINT_EVERY_SECONDS, CHECKPOINT_NAME
+from textproj.layout import CHECKPOINT_EVERY_SECONDS, CHECKPOINT_NAME, METRICS_NAME
 from textproj.rundir import check_output_dir
 
 if TYPE_CHECKING:
@@ -809,15 +809,79 @@ def info(
     model: Annotated[
         Path, typer.Argument(metavar="MODEL", help="model.tpn or a directory holding one.")
     ],
+    as_json: Annotated[
+        bool, typer.Option("--json", help="The whole header and tensor table as JSON.")
+    ] = False,
 ) -> None:
-    """Show what is inside a model file: labels, projection, network, tensors and bytes."""
-    from textproj.model_file import describe_model
+    """Show what is inside a model file: labels, projection, network, tensors and bytes (and the
+    run's scores when its metrics.json is beside it)."""
+    from textproj.model_file import describe_model, model_path
 
     try:
         description = describe_model(model)
     except TextprojError as error:
         _fail(str(error))
-    typer.echo(json.dumps(description, indent=2, ensure_ascii=False))
+    if as_json:
+        typer.echo(json.dumps(description, indent=2, ensure_ascii=False))
+        return
+    metrics_file = model_path(model).parent / METRICS_NAME
+    scores = None
+    if metrics_file.is_file():
+        try:
+            metrics = json.loads(metrics_file.read_text(encoding="utf-8"))
+            if metrics["model_bytes"] == description["file_bytes"]:  # this model's run
+                scores = metrics["projection"]
+        except (OSError, ValueError, KeyError, TypeError):
+            _warn(f"{metrics_file}: unreadable, so no scores are shown")
+    typer.echo(_model_summary(model_path(model), description, scores))
+
+
+def _model_summary(path: Path, description: dict[str, Any], scores: dict[str, Any] | None) -> str:
+    """``textproj info``'s text: one line per part of the model, then its tensors."""
+    projector, network = description["projector"], description["network"]
+    features = projector["features"]
+    labels = description["labels"]
+    shown = ", ".join(labels[:6]) + (f", … ({len(labels) - 6} more)" if len(labels) > 6 else "")
+    kind = "multi-label" if description["multi_label"] else "single-label"
+    t, d = projector["num_projections"], projector["bits_per_projection"]
+    per = " per token" if network["design"] == "token" else ""
+    chars = "off"
+    if features["char_ngram_max"]:
+        chars = f"{features['char_ngram_min']}–{features['char_ngram_max']}"
+    shape = ", ".join(
+        f"{key} {','.join(map(str, value)) if isinstance(value, list) else value}"
+        for key, value in network.items()
+        if key not in ("design", "n_bits", "n_labels")
+    )
+    dtypes = sorted({tensor["dtype"] for tensor in description["tensors"]})
+    weights = sum(tensor["bytes"] for tensor in description["tensors"])
+    lines = [
+        f"file        {path}: {description['file_bytes']:,} bytes (format "
+        f"{description['format_version']}, Unicode {description['unicode_version']})",
+        f"labels      {len(labels)}, {kind}: {shown}",
+        f"projection  {t} × {d} = {t * d} bits{per}, hash seed {projector['seed']}",
+        f"features    word 1–{features['word_ngrams']}-grams, skip-grams up to "
+        f"{features['skip_grams']}, character n-grams {chars}, at most {features['max_tokens']} "
+        "tokens",
+        f"network     {network['design']} design: {shape}; tensors {', '.join(dtypes)}",
+    ]
+    if scores is not None:
+        parts = [
+            f"{split} accuracy {scores[split]['accuracy']:.4f}"
+            for split in ("dev", "test")
+            if isinstance(scores.get(split), dict) and "accuracy" in scores[split]
+        ]
+        if parts:
+            lines.append(f"scores      {', '.join(parts)} ({METRICS_NAME})")
+    lines += ["", f"{'tensor':<22} {'dtype':<8} {'shape':<14} {'bytes':>8}"]
+    for tensor in description["tensors"]:
+        dims = "×".join(map(str, tensor["shape"]))
+        lines.append(f"{tensor['name']:<22} {tensor['dtype']:<8} {dims:<14} {tensor['bytes']:>8,}")
+    header = description["file_bytes"] - weights
+    lines.append(
+        f"{'weights':<22} {'':<8} {'':<14} {weights:>8,}  (header and checksum {header:,})"
+    )
+    return "\n".join(lines)
 
 
 def _grid_help(key: str) -> str:
