@@ -1,8 +1,9 @@
 """The demo in a real browser: ``streamlit run`` headless, driven by Playwright with Debian's
 Chromium (no browser download). Type a text, see the label, save a screenshot.
 
-The screenshot goes to ``$TEXTPROJ_SCREENSHOT`` if set (``docs/img/app.png`` was made that way),
-else to a temporary folder.
+The screenshots go to ``$TEXTPROJ_SCREENSHOT`` and ``$TEXTPROJ_SCREENSHOT_BITS`` if set
+(``docs/img/app.png`` and ``docs/img/app-bits.png`` were made that way), else to a temporary
+folder.
 """
 
 from __future__ import annotations
@@ -120,4 +121,14 @@ def test_type_a_text_and_see_the_label(server: str, browser, tmp_path: Path) -> 
     page.get_by_role("tab", name="Projection bits").click()
     design_note = page.get_by_text(re.compile("^(Per-token|Whole-text) model")).first
     expect(design_note).to_be_visible(timeout=PAGE_TIMEOUT)
+    projector = classifier.header["projector"]
+    t, d = projector["num_projections"], projector["bits_per_projection"]
+    expect(design_note).to_contain_text(f"{t} × {d} = {t * d} bits")
+    expect(page.locator(".vega-embed .marks >> visible=true").first).to_be_visible(
+        timeout=PAGE_TIMEOUT
+    )  # the bits grid is drawn
+    page.wait_for_timeout(500)
+    bits_shot = Path(os.environ.get("TEXTPROJ_SCREENSHOT_BITS") or tmp_path / "app-bits.png")
+    page.screenshot(path=bits_shot, full_page=True)
+    assert bits_shot.stat().st_size > 10_000
     page.close()
