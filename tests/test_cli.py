@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import warnings
 from pathlib import Path
@@ -480,3 +481,43 @@ def test_multi_label_train_evaluate_predict(tmp_path: Path) -> None:
     assert sorted(fields[::2]) == sorted(clf.predict([text])[0])
     everything = runner.invoke(app, ["predict", str(out), "--threshold", "0", text]).output
     assert len(everything.split("\t")) == 2 * len(clf.labels)
+
+
+@pytest.mark.slow
+def test_named_columns_for_train_evaluate_and_unlabeled(tmp_path: Path) -> None:
+    from conftest import tiny_banking
+
+    data = tiny_banking(160)
+    named = tmp_path / "named.csv"
+    with named.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["intent", "utterance"])
+        writer.writerows(zip(data.labels, data.texts, strict=True))
+    more = tmp_path / "more.jsonl"
+    more.write_text("".join(json.dumps({"utterance": t}) + "\n" for t in data.texts[:30]))
+    columns = ["--text-column", "utterance", "--label-column", "intent"]
+    options = ["--epochs", "1", "-T", "8", "-d", "16", "--bottleneck", "16", "--quiet"]
+    out = tmp_path / "out"
+    result = runner.invoke(
+        app, ["train", "--train", str(named), "--test", str(named), "--unlabeled", str(more),
+              "--output", str(out), *columns, *options],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert sorted(metrics["labels"]) == sorted(set(data.labels))
+    assert metrics["projection"]["test"]["n"] == 160
+    scored = runner.invoke(app, ["evaluate", str(out), "--test", str(named), *columns, "--json"])
+    assert scored.exit_code == 0, scored.output
+    assert json.loads(scored.output)["n"] == 160
+    unnamed = runner.invoke(app, ["evaluate", str(out), "--test", str(named)])
+    assert unnamed.exit_code == 1
+    assert "header has no 'text' column (found: ['intent', 'utterance']; --text-column" in " ".join(
+        unnamed.output.split()
+    )
+    streamed = runner.invoke(
+        app, ["train", "--train", str(named), "--stream", "--output", str(tmp_path / "s"),
+              *columns],
+    )  # fmt: skip
+    assert streamed.exit_code == 2
+    assert "--stream reads 'text' and 'label' columns only" in " ".join(streamed.output.split())
+    assert not (tmp_path / "s").exists()

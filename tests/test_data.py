@@ -82,6 +82,31 @@ def test_read_csv_columns_in_any_order_extra_ignored(tmp_path: Path) -> None:
     assert dataset.labels == ["pos", "neg"]
 
 
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [
+        ("d.tsv", "id\tsentence\tintent\n1\thello there\tgreet\n2\tbye\tleave\n"),
+        ("d.csv", 'intent,sentence\ngreet,hello there\nleave,"bye"\n'),
+        ("d.jsonl", '{"sentence": "hello there", "intent": "greet"}\n'
+                    '{"sentence": "bye", "intent": "leave"}\n'),
+    ],
+)  # fmt: skip
+def test_named_text_and_label_columns_are_read(tmp_path: Path, name: str, content: str) -> None:
+    path = write_bytes(tmp_path, name, content)
+    dataset = read_dataset(path, text_column="sentence", label_column="intent")
+    assert (dataset.texts, dataset.labels) == (["hello there", "bye"], ["greet", "leave"])
+    with pytest.raises(DataError, match=r"no 'text' (column|field) .*--text-column"):
+        read_dataset(path)
+    with pytest.raises(DataError, match=r"no 'utterance' (column|field)"):
+        read_dataset(path, text_column="utterance", label_column="intent")
+
+
+def test_a_fasttext_file_refuses_named_columns(tmp_path: Path) -> None:
+    path = write_bytes(tmp_path, "d.txt", "__label__a hello\n")
+    with pytest.raises(DataError, match=r"d.txt: a fastText file has no named columns"):
+        read_dataset(path, text_column="sentence")
+
+
 def test_read_tsv_crlf_and_bom(tmp_path: Path) -> None:
     content = b"\xef\xbb\xbftext\tlabel\r\nfirst\ta\r\nsecond\tb\r\n"
     dataset = read_dataset(write_bytes(tmp_path, "d.tsv", content))

@@ -33,6 +33,14 @@ def test_unlabeled_lines_gz_and_data_files_give_their_texts(tmp_path: Path) -> N
     lines = tmp_path / "data.jsonl"
     lines.write_text(json.dumps({"text": "json text"}) + "\n" + json.dumps("bare") + "\n")
     assert read_unlabeled(lines) == ["json text", "bare"]
+    named = tmp_path / "named.csv"
+    named.write_text("intent,utterance\nx,first\ny,second\n", encoding="utf-8")
+    assert read_unlabeled(named, text_column="utterance") == ["first", "second"]
+    with pytest.raises(DataError, match=r"named.csv:1: header has no 'text' column"):
+        read_unlabeled(named)
+    fields = tmp_path / "named.jsonl"
+    fields.write_text(json.dumps({"utterance": "json text", "text": "other"}) + "\n")
+    assert read_unlabeled(fields, text_column="utterance") == ["json text"]
 
 
 def test_unlabeled_reader_reports_progress(tmp_path: Path) -> None:

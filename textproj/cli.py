@@ -16,6 +16,7 @@ import os
 import re
 import sys
 import warnings
+from collections.abc import Sequence
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
@@ -41,7 +42,7 @@ from textproj.config import (
     TrainConfig,
 )
 from textproj.corpora import DEFAULT_CORPUS, corpus_table, load_corpus
-from textproj.data import Dataset, blank_texts, read_dataset, read_lines
+from textproj.data import LABEL_COLUMN, TEXT_COLUMN, Dataset, blank_texts, read_dataset, read_lines
 from textproj.errors import ConfigError, DataError, TextprojError
 from textproj.layout import CHECKPOINT_EVERY_SECONDS, CHECKPOINT_NAME, METRICS_NAME
 from textproj.rundir import check_output_dir
@@ -155,9 +156,24 @@ def _load_model(path: Path) -> Classifier:
         _fail(str(error))
 
 
-def _read(path: Path, multi_label: bool = False) -> Dataset:
+DEFAULT_COLUMNS = (TEXT_COLUMN, LABEL_COLUMN)
+# The columns (JSONL fields) of the user's files to read; bundled corpora keep their own.
+TextColumnOption = Annotated[
+    str, typer.Option(help="Column of your TSV/CSV files (JSONL field) holding the text.")
+]
+LabelColumnOption = Annotated[
+    str, typer.Option(help="Column of your TSV/CSV files (JSONL field) holding the label.")
+]
+
+
+def _read(
+    path: Path, multi_label: bool = False, columns: Sequence[str] = DEFAULT_COLUMNS
+) -> Dataset:
+    text_column, label_column = columns
     try:
-        return read_dataset(path, multi_label=multi_label)
+        return read_dataset(
+            path, multi_label=multi_label, text_column=text_column, label_column=label_column
+        )
     except TextprojError as error:
         _fail(str(error))
 
@@ -199,7 +215,10 @@ OPTIONS = {
     "seed": "--seed",
     "multi_label": "--multi-label",
 }
-DATA_OPTIONS = ("corpus", "train_file", "dev_file", "test_file", "unlabeled", "stream", "cache_dir")
+DATA_OPTIONS = (
+    "corpus", "train_file", "dev_file", "test_file", "text_column", "label_column", "unlabeled",
+    "stream", "cache_dir",
+)  # fmt: skip
 
 
 def _config(values: dict[str, Any]) -> TrainConfig:
@@ -226,6 +245,8 @@ def train(
         Path | None, typer.Option("--dev", help="Dev file; default: carved from --train.")
     ] = None,
     test_file: Annotated[Path | None, typer.Option("--test", help="Test file to score.")] = None,
+    text_column: TextColumnOption = TEXT_COLUMN,
+    label_column: LabelColumnOption = LABEL_COLUMN,
     output: Annotated[Path, typer.Option(help="Output directory.")] = Path("textproj-model"),
     force: Annotated[
         bool, typer.Option("--force", help="Overwrite the output directory of another run.")
@@ -415,6 +436,7 @@ def train(
             "corpus": None if train_file else corpus or DEFAULT_CORPUS,
             **{split: str(path.resolve()) if path else None for split, path in sources},
             "unlabeled": str(unlabeled.resolve()) if unlabeled else None,
+            "columns": [text_column, label_column],
         }
         if stream and run["corpus"] is not None:
             _usage("--stream reads files: give --train FILE (and --dev/--test FILE)")
@@ -435,11 +457,13 @@ def train(
             _usage("--stream does not take --unlabeled texts yet")
         if config.augment_copies:
             _usage("--stream makes no augmented copies: drop --augment")
+        if tuple(run.get("columns", DEFAULT_COLUMNS)) != DEFAULT_COLUMNS:
+            _usage("--stream reads 'text' and 'label' columns only: rename the files' header")
         splits: Any = (Path(run["train"]), *(run[s] and Path(run[s]) for s in ("dev", "test")))
     else:
         splits = _run_data(run, config.multi_label)
         _warn_blank_texts(*splits)
-    transfer = _read_unlabeled(run.get("unlabeled"), quiet)
+    transfer = _read_unlabeled(run.get("unlabeled"), quiet, run.get("columns", DEFAULT_COLUMNS)[0])
     result = _run_training(
         splits, config, features, output, run, quiet, resume is not None, checkpoint_every,
         transfer,
@@ -477,7 +501,7 @@ _PARAM_FIELDS = {
 }  # fmt: skip
 
 
-def _read_unlabeled(path: str | None, quiet: bool) -> list[str]:
+def _read_unlabeled(path: str | None, quiet: bool, text_column: str = TEXT_COLUMN) -> list[str]:
     """The unlabeled texts of ``--unlabeled``, read as a stream with a progress display."""
     if path is None:
         return []
@@ -489,7 +513,9 @@ def _read_unlabeled(path: str | None, quiet: bool) -> list[str]:
     with Progress(*columns, disable=quiet, transient=True) as bar:
         task = bar.add_task(Path(path).name, total=None)
         try:
-            return read_unlabeled(path, lambda lines: bar.update(task, completed=lines))
+            return read_unlabeled(
+                path, lambda lines: bar.update(task, completed=lines), text_column
+            )
         except TextprojError as error:
             _fail(str(error))
 
@@ -567,10 +593,11 @@ def _remove_temporary_files(directory: Path) -> None:
 
 def _run_data(run: dict, multi_label: bool) -> tuple[Dataset, Dataset | None, Dataset | None]:
     """The train, dev and test data a run names: a bundled corpus's splits or files."""
+    columns = run.get("columns", DEFAULT_COLUMNS)
     if run["corpus"] is None:
-        train_data = _read(Path(run["train"]), multi_label)
+        train_data = _read(Path(run["train"]), multi_label, columns)
         dev_data, test_data = (
-            _read(Path(run[split]), multi_label) if run[split] else None
+            _read(Path(run[split]), multi_label, columns) if run[split] else None
             for split in ("dev", "test")
         )
         return train_data, dev_data, test_data
@@ -580,7 +607,7 @@ def _run_data(run: dict, multi_label: bool) -> tuple[Dataset, Dataset | None, Da
         _fail(str(error))
     for position, split in ((1, "dev"), (2, "test")):
         if run[split]:
-            splits[position] = _read(Path(run[split]))
+            splits[position] = _read(Path(run[split]), columns=columns)
     return splits[0], splits[1], splits[2]
 
 
@@ -634,6 +661,8 @@ def evaluate(
     test_file: Annotated[
         Path | None, typer.Option("--test", help="Labelled file to score.")
     ] = None,
+    text_column: TextColumnOption = TEXT_COLUMN,
+    label_column: LabelColumnOption = LABEL_COLUMN,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print everything as one JSON object.")
     ] = False,
@@ -657,7 +686,7 @@ def evaluate(
         _usage("give exactly one of --corpus or --test")
     classifier = _load_model(model)
     if test_file is not None:
-        data = _read(test_file, classifier.multi_label)
+        data = _read(test_file, classifier.multi_label, (text_column, label_column))
     else:
         try:
             data = load_corpus(corpus, "test")
@@ -908,6 +937,8 @@ def sweep(
     test_file: Annotated[
         Path | None, typer.Option("--test", help="With --train: test file to score.")
     ] = None,
+    text_column: TextColumnOption = TEXT_COLUMN,
+    label_column: LabelColumnOption = LABEL_COLUMN,
     projections: Annotated[
         str | None,
         typer.Option(
@@ -960,8 +991,9 @@ def sweep(
     if bad := [b for b in grid["weight_bits"] if b not in WEIGHT_BITS]:
         _usage(f"--weight-bits takes values of {WEIGHT_BITS}, not {bad[0]}")
     if train_file is not None:
+        files = {"corpus": None, "train": train_file, "dev": dev_file, "test": test_file}
         train_data, dev_data, test_data = _run_data(
-            {"corpus": None, "train": train_file, "dev": dev_file, "test": test_file}, False
+            {**files, "columns": [text_column, label_column]}, False
         )
         name = str(train_file)
     else:

@@ -56,6 +56,9 @@ Row = tuple[int, str, str | list[str]]
 # A dataset's label: one string, or for multi-label data a tuple of strings.
 Label = str | tuple[str, ...]
 MULTI_LABEL_SEPARATOR = "|"  # multi-label TSV/CSV (and JSONL string) labels: "a|b"
+TEXT_COLUMN = "text"  # the TSV/CSV column (JSONL field) read as the text, unless one is named
+LABEL_COLUMN = "label"  # ... and as the label
+COLUMN_HINT = "--text-column / --label-column name others"
 
 
 @dataclass(frozen=True)
@@ -88,18 +91,22 @@ def _fail(name: str, line: int | None, message: str) -> DataError:
 # --- readers: each turns decoded file content into (line_no, text, label) rows ---
 
 
-def _rows_of(records: Iterator[tuple[int, list[str]]], name: str) -> Iterator[Row]:
-    """Rows of a delimited file's records ``(first line, fields)`` whose header names a ``text``
-    and a ``label`` column (other columns are ignored)."""
+def _rows_of(
+    records: Iterator[tuple[int, list[str]]], name: str, fields: tuple[str, str]
+) -> Iterator[Row]:
+    """Rows of a delimited file's records ``(first line, fields)`` whose header names the text
+    and the label column ``fields`` (other columns are ignored)."""
     header_record = next(records, None)
     if header_record is None:
         raise _fail(name, None, "file is empty")
     start, header = header_record
     columns = [column.strip() for column in header]
-    for required in ("text", "label"):
+    for required in fields:
         if required not in columns:
-            raise _fail(name, start, f"header has no {required!r} column (found: {header!r})")
-    text_at, label_at = columns.index("text"), columns.index("label")
+            raise _fail(
+                name, start, f"header has no {required!r} column (found: {header!r}; {COLUMN_HINT})"
+            )
+    text_at, label_at = columns.index(fields[0]), columns.index(fields[1])
     needed = max(text_at, label_at) + 1
     for start, row in records:
         if len(row) < needed:
@@ -204,14 +211,14 @@ def _csv_records(content: str, name: str) -> Iterator[tuple[int, list[str]]]:
         raise _fail(name, start, f"malformed CSV: {why}") from None
 
 
-def _iter_tsv(content: str, name: str) -> Iterator[Row]:
+def _iter_tsv(content: str, name: str, fields: tuple[str, str]) -> Iterator[Row]:
     """Rows of a tab-separated file."""
-    return _rows_of(_tsv_records(content, name), name)
+    return _rows_of(_tsv_records(content, name), name, fields)
 
 
-def _iter_csv(content: str, name: str) -> Iterator[Row]:
+def _iter_csv(content: str, name: str, fields: tuple[str, str]) -> Iterator[Row]:
     """Rows of a comma-separated file."""
-    return _rows_of(_csv_records(content, name), name)
+    return _rows_of(_csv_records(content, name), name, fields)
 
 
 def _physical_lines(content: str) -> Iterator[tuple[int, str]]:
@@ -220,8 +227,10 @@ def _physical_lines(content: str) -> Iterator[tuple[int, str]]:
         yield line_no, line.removesuffix("\r")
 
 
-def _iter_jsonl(content: str, name: str) -> Iterator[Row]:
-    """Rows of a JSON Lines file: one object with string ``text`` and ``label`` per line."""
+def _iter_jsonl(content: str, name: str, fields: tuple[str, str]) -> Iterator[Row]:
+    """Rows of a JSON Lines file: one object per line with a string text field and a label
+    field (``fields``: by default ``text`` and ``label``)."""
+    text_key, label_key = fields
     for line_no, line in _physical_lines(content):
         if not line.strip():
             continue
@@ -233,27 +242,29 @@ def _iter_jsonl(content: str, name: str) -> Iterator[Row]:
             ) from None
         if not isinstance(record, dict):
             raise _fail(name, line_no, f"expected a JSON object, got {type(record).__name__}")
-        for key in ("text", "label"):
+        for key in fields:
             if key not in record:
-                raise _fail(name, line_no, f"object has no {key!r} field")
-        if not isinstance(record["text"], str):
-            raise _fail(
-                name, line_no, f"'text' must be a string, got {type(record['text']).__name__}"
-            )
-        label = record["label"]
+                raise _fail(name, line_no, f"object has no {key!r} field ({COLUMN_HINT})")
+        text = record[text_key]
+        if not isinstance(text, str):
+            raise _fail(name, line_no, f"{text_key!r} must be a string, got {type(text).__name__}")
+        label = record[label_key]
         if isinstance(label, list) and all(isinstance(item, str) for item in label):
-            yield line_no, record["text"], label
+            yield line_no, text, label
             continue
         if not isinstance(label, str):
             kind = type(label).__name__
-            raise _fail(name, line_no, f"'label' must be a string or a list of strings, got {kind}")
+            raise _fail(
+                name, line_no, f"{label_key!r} must be a string or a list of strings, got {kind}"
+            )
         if not label.strip():
             raise _fail(name, line_no, "row has no label")
-        yield line_no, record["text"], label
+        yield line_no, text, label
 
 
-def _iter_fasttext(content: str, name: str) -> Iterator[Row]:
-    """Rows of a fastText file: ``__label__X`` at the start of the line, then the text."""
+def _iter_fasttext(content: str, name: str, fields: tuple[str, str]) -> Iterator[Row]:
+    """Rows of a fastText file: ``__label__X`` at the start of the line, then the text (it has
+    no named columns, so ``fields`` is not read)."""
     for line_no, line in _physical_lines(content):
         if not line.strip():
             continue
@@ -269,7 +280,7 @@ def _iter_fasttext(content: str, name: str) -> Iterator[Row]:
         yield line_no, line[position:].rstrip(), labels[0] if len(labels) == 1 else labels
 
 
-_READERS: dict[str, Callable[[str, str], Iterator[Row]]] = {
+_READERS: dict[str, Callable[[str, str, tuple[str, str]], Iterator[Row]]] = {
     ".tsv": _iter_tsv,
     ".csv": _iter_csv,
     ".jsonl": _iter_jsonl,
@@ -328,10 +339,17 @@ def _label_of(raw: str | list[str], multi_label: bool, name: str, line_no: int) 
     return label_set
 
 
-def read_dataset(path: str | os.PathLike[str], *, multi_label: bool = False) -> Dataset:
+def read_dataset(
+    path: str | os.PathLike[str],
+    *,
+    multi_label: bool = False,
+    text_column: str = TEXT_COLUMN,
+    label_column: str = LABEL_COLUMN,
+) -> Dataset:
     """Read a labelled dataset, choosing the format from the extension.
 
     With ``multi_label`` every label is a tuple (see the module docstring for the formats).
+    ``text_column`` and ``label_column`` name the TSV/CSV columns (JSONL fields) to read.
     Raises DataError (naming file and line) for any missing, unreadable or malformed input.
     """
     path = Path(path)
@@ -341,7 +359,10 @@ def read_dataset(path: str | os.PathLike[str], *, multi_label: bool = False) -> 
     content = _read_text(path, gzipped)
     texts: list[str] = []
     labels: list[Label] = []
-    for line_no, text, label in _READERS[extension](content, str(path)):
+    fields = (text_column, label_column)
+    if _READERS[extension] is _iter_fasttext and fields != (TEXT_COLUMN, LABEL_COLUMN):
+        raise _fail(str(path), None, "a fastText file has no named columns to choose from")
+    for line_no, text, label in _READERS[extension](content, str(path), fields):
         texts.append(text)
         labels.append(_label_of(label, multi_label, str(path), line_no))
     if not texts:
@@ -407,7 +428,7 @@ def iter_dataset(
             try:
                 parsed = [
                     (text, _label_of(label, multi_label, name, line_no + offset))
-                    for line_no, text, label in reader(piece, name)
+                    for line_no, text, label in reader(piece, name, (TEXT_COLUMN, LABEL_COLUMN))
                 ]
             except DataError as error:
                 if block and "never closes" in str(error):

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from textproj.data import COLUMN_HINT, TEXT_COLUMN
 from textproj.errors import DataError
 
 MASK_TOKEN = "[mask]"  # what token masking puts in place of a word (one token of its own)
@@ -37,20 +38,23 @@ def _open_text(path: Path) -> io.TextIOBase:
     return io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
 
 
-def _texts_of(path: Path, handle: io.TextIOBase) -> Iterator[tuple[int, str]]:
-    """(line number, text) of every record: TSV/CSV ``text`` column, JSONL ``text`` field (or
-    a JSON string), otherwise one text per line with any leading ``__label__`` tokens dropped."""
+def _texts_of(
+    path: Path, handle: io.TextIOBase, column: str = TEXT_COLUMN
+) -> Iterator[tuple[int, str]]:
+    """(line number, text) of every record: TSV/CSV ``column``, JSONL ``column`` field (or a
+    JSON string), otherwise one text per line with any leading ``__label__`` tokens dropped."""
     name = path.name.lower().removesuffix(".gz")
     if name.endswith((".tsv", ".csv")):
         csv.field_size_limit(2**31 - 1)
         reader = csv.reader(handle, delimiter="\t" if name.endswith(".tsv") else ",")
         header = next(reader, None)
-        if header is None or "text" not in header:
-            raise DataError(f"{path}:1: header has no 'text' column")
-        column = header.index("text")
+        names = [name.strip() for name in header or []]
+        if column not in names:
+            raise DataError(f"{path}:1: header has no {column!r} column ({COLUMN_HINT})")
+        at = names.index(column)
         for row in reader:
-            if len(row) > column:
-                yield reader.line_num, row[column]
+            if len(row) > at:
+                yield reader.line_num, row[at]
         return
     for line_no, line in enumerate(handle, start=1):
         line = line.rstrip("\r\n")
@@ -61,18 +65,21 @@ def _texts_of(path: Path, handle: io.TextIOBase) -> Iterator[tuple[int, str]]:
                 record = json.loads(line)
             except json.JSONDecodeError as error:
                 raise DataError(f"{path}:{line_no}: invalid JSON: {error.msg}") from None
-            text = record.get("text") if isinstance(record, dict) else record
+            text = record.get(column) if isinstance(record, dict) else record
             if not isinstance(text, str):
-                raise DataError(f"{path}:{line_no}: expected a 'text' string")
+                raise DataError(f"{path}:{line_no}: expected a {column!r} string")
             yield line_no, text
         else:
             yield line_no, _FASTTEXT_LABELS.sub("", line, count=1)
 
 
 def read_unlabeled(
-    path: str | os.PathLike[str], on_progress: Callable[[int], None] | None = None
+    path: str | os.PathLike[str],
+    on_progress: Callable[[int], None] | None = None,
+    text_column: str = TEXT_COLUMN,
 ) -> list[str]:
-    """The non-blank texts of an unlabelled file (labels, if any, ignored); ``.gz`` too.
+    """The non-blank texts of an unlabelled file (labels, if any, ignored); ``.gz`` too; of a
+    TSV, CSV or JSONL file its ``text_column``.
 
     Read as a stream, reporting lines read to ``on_progress``. An empty, missing or
     unreadable file is a DataError naming it (and the line, for bad UTF-8 or JSON).
@@ -84,7 +91,7 @@ def read_unlabeled(
     line_no = 0
     try:
         with _open_text(path) as handle:
-            for line_no, text in _texts_of(path, handle):
+            for line_no, text in _texts_of(path, handle, text_column):
                 if text.strip():
                     texts.append(text)
                 if on_progress is not None and line_no % _PROGRESS_EVERY == 0:
