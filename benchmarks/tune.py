@@ -9,6 +9,8 @@ scores are logged for the ablation and the final report; docs/training.md):
     python benchmarks/tune.py --report            # docs/sweeps.jsonl -> docs/sweeps.md table
     python benchmarks/tune.py --seeds-report b256 # mean and range over the seeds of run b256
     python benchmarks/tune.py --corpus clinc150 --train-texts 1500 --name small  # a cut train split
+    python benchmarks/tune.py --corpus banking77 --labels 16 --train-texts 1200 --svm --name c
+                                                  # 16 of its labels, 75 texts each, and the SVM
 
 Each ``key=value`` overrides a TrainConfig field (``feature.key=value`` a FeatureConfig field);
 values are parsed as JSON, so ``hidden=[256]`` and ``design="text"`` work.
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 import statistics
 import time
 from pathlib import Path
@@ -81,8 +84,8 @@ def render_seeds(log: Path, name: str) -> str:
     rows = [row for row in rows if row["name"] == name]
     lines = [
         "| corpus | seeds | on-device dev | on-device test (range) | trainer dev | trainer test "
-        "| weight bytes |",
-        "|---|---|---:|---:|---:|---:|---:|",
+        "| SVM test | weight bytes |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for corpus in dict.fromkeys(row["corpus"] for row in rows):
         runs = [row for row in rows if row["corpus"] == corpus]
@@ -94,6 +97,7 @@ def render_seeds(log: Path, name: str) -> str:
             f"| **{statistics.mean(test):.4f}** ({min(test):.4f}–{max(test):.4f}) "
             f"| {statistics.mean(row['dev_trainer'] for row in runs):.4f} "
             f"| {statistics.mean(row['test']['trainer'][metric] for row in runs):.4f} "
+            f"| {format(runs[0]['svm']['test'], '.4f') if 'svm' in runs[0] else '–'} "
             f"| {runs[0]['model_bytes']:,} |"
         )
     return "\n".join(lines)
@@ -103,6 +107,35 @@ def cut_train(data: Dataset, n_texts: int, seed: int = 0) -> Dataset:
     """A small training set made from ``data``: ``n_texts // labels`` texts of each label
     (``few_shot.few_labels``, drawn with ``seed``)."""
     return few_labels(data, max(1, n_texts // len(set(data.labels))), seed)[0]
+
+
+def some_labels(splits: list[Dataset], n_labels: int, seed: int = 0) -> list[Dataset]:
+    """``splits`` kept to ``n_labels`` labels of the first split, drawn with ``seed``."""
+    kept = set(random.Random(seed).sample(sorted(set(splits[0].labels)), n_labels))
+    return [
+        Dataset(
+            [text for text, label in zip(data.texts, data.labels, strict=True) if label in kept],
+            [label for label in data.labels if label in kept],
+            f"{data.source}[{n_labels} labels]",
+        )
+        for data in splits
+    ]
+
+
+def svm_scores(train_data: Dataset, dev_data: Dataset, test_data: Dataset) -> dict[str, float]:
+    """Dev and test accuracy of the benchmark's TF-IDF + LinearSVC (C chosen on dev)."""
+    import numpy as np
+    from harness.systems_sklearn import SVC_CS, _tfidf_features
+    from sklearn.svm import LinearSVC
+
+    features = _tfidf_features()
+    x_train = features.fit_transform(train_data.texts)
+    x_dev, x_test = features.transform(dev_data.texts), features.transform(test_data.texts)
+    fits = [LinearSVC(C=c).fit(x_train, train_data.labels) for c in SVC_CS]
+    dev = [float((fit.predict(x_dev) == np.array(dev_data.labels)).mean()) for fit in fits]
+    best = fits[dev.index(max(dev))]
+    test = float((best.predict(x_test) == np.array(test_data.labels)).mean())
+    return {"dev": max(dev), "test": test}
 
 
 def main() -> None:
@@ -117,6 +150,10 @@ def main() -> None:
     parser.add_argument(
         "--train-texts", type=int, default=None, help="cut the train split to about N texts"
     )
+    parser.add_argument(
+        "--labels", type=int, default=None, help="keep N labels (drawn with seed 0) in every split"
+    )
+    parser.add_argument("--svm", action="store_true", help="also log TF-IDF + LinearSVC's scores")
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args()
     if args.report:
@@ -138,13 +175,17 @@ def run(args: argparse.Namespace, corpus: str, train_fields: dict, feature_field
     config = TrainConfig(**train_fields)
     features = FeatureConfig(**feature_fields)
     started = time.perf_counter()
-    train_data = load_corpus(corpus, "train")
+    train_data, dev_data, test_data = (load_corpus(corpus, s) for s in ("train", "dev", "test"))
+    if args.labels is not None:
+        train_data, dev_data, test_data = some_labels(
+            [train_data, dev_data, test_data], args.labels
+        )
     if args.train_texts is not None:
         train_data = cut_train(train_data, args.train_texts)
     result = train(
         train_data,
-        load_corpus(corpus, "dev"),
-        load_corpus(corpus, "test"),
+        dev_data,
+        test_data,
         config=config,
         features=features,
         output_dir=args.output,
@@ -157,6 +198,7 @@ def run(args: argparse.Namespace, corpus: str, train_fields: dict, feature_field
         "seed": config.seed,
         "overrides": args.overrides,
         "train_texts": len(train_data),
+        "labels": len(result.labels),
         "dev_projection": metrics["projection"]["dev"]["accuracy"],
         "dev_projection_float": metrics["projection_float"]["dev"]["accuracy"],
         "dev_trainer": metrics["trainer"]["dev"]["accuracy"],
@@ -170,6 +212,8 @@ def run(args: argparse.Namespace, corpus: str, train_fields: dict, feature_field
         "epochs": len(metrics["history"]),
         "seconds": round(time.perf_counter() - started, 1),
     }
+    if args.svm:
+        row["svm"] = svm_scores(train_data, dev_data, test_data)
     print(json.dumps(row))
     with args.log.open("a", encoding="utf-8") as log:
         log.write(json.dumps(row) + "\n")

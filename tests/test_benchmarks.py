@@ -111,3 +111,22 @@ def test_a_cut_train_split_keeps_as_many_texts_of_each_label_in_order() -> None:
     assert [data.labels[int(t.split()[1])] for t in cut.texts] == cut.labels
     assert tune.cut_train(data, 12).texts == cut.texts
     assert tune.cut_train(data, 12, seed=1).texts != cut.texts
+
+
+def test_some_labels_keeps_the_same_drawn_labels_in_every_split() -> None:
+    train_data = Dataset([f"t{i}" for i in range(12)], list("abcdef" * 2), "train")
+    test_data = Dataset(["x", "y", "z"], ["a", "b", "f"], "test")
+    kept_train, kept_test = tune.some_labels([train_data, test_data], 3)
+    labels = set(kept_train.labels)
+    assert len(labels) == 3 and set(kept_test.labels) <= labels
+    assert kept_train.texts == [
+        t for t, y in zip(train_data.texts, train_data.labels, strict=True) if y in labels
+    ]
+    assert kept_test.texts == [
+        t for t, y in zip(test_data.texts, test_data.labels, strict=True) if y in labels
+    ]
+    assert kept_train.source == "train[3 labels]"
+    assert tune.some_labels([train_data], 3, seed=0)[0].labels == kept_train.labels
+    assert any(
+        tune.some_labels([train_data], 3, seed=s)[0].labels != kept_train.labels for s in (1, 2, 3)
+    )
