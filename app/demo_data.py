@@ -13,6 +13,7 @@ from pathlib import Path
 
 import textproj
 from textproj import Classifier, DataError, Dataset, ModelFormatError
+from textproj.data import COLUMN_HINT, LABEL_COLUMN, TEXT_COLUMN
 from textproj.layout import MODEL_NAME
 
 UPLOAD_TYPES = ("tsv", "csv", "jsonl", "txt", "ft", "gz")
@@ -28,17 +29,25 @@ def _renamed(error: Exception, temporary: Path, name: str) -> str:
     return str(error).replace(str(temporary), name)
 
 
-def read_uploaded_dataset(name: str, data: bytes) -> Dataset:
-    """Parse an uploaded TSV/CSV/JSONL/fastText file (``.gz`` too); DataError names ``name``."""
+def read_uploaded_dataset(
+    name: str, data: bytes, text_column: str = TEXT_COLUMN, label_column: str = LABEL_COLUMN
+) -> Dataset:
+    """Parse an uploaded TSV/CSV/JSONL/fastText file (``.gz`` too), reading the named columns of
+    a TSV/CSV/JSONL one; DataError names ``name`` (and the page's column fields)."""
     if not data:
         raise DataError(f"{name}: file is empty")
     with tempfile.TemporaryDirectory(prefix="textproj-upload-") as folder:
         path = Path(folder) / f"upload{_suffix(name)}"
         path.write_bytes(data)
         try:
-            dataset = textproj.read_dataset(path)
+            dataset = textproj.read_dataset(
+                path, text_column=text_column, label_column=label_column
+            )
         except DataError as error:
-            raise DataError(_renamed(error, path, name)) from None
+            message = _renamed(error, path, name).replace(
+                COLUMN_HINT, "name others in the column fields"
+            )
+            raise DataError(message) from None
     return Dataset(dataset.texts, dataset.labels, name)
 
 

@@ -54,6 +54,7 @@ import textproj
 from textproj import Classifier, DataError, Dataset, ModelFormatError, TextprojError, TrainConfig
 from textproj.config import DESIGNS, PROJECTION_DEFAULTS
 from textproj.corpora import CORPORA, load_corpus
+from textproj.data import LABEL_COLUMN, TEXT_COLUMN
 from textproj.layout import METRICS_NAME, MODEL_NAME, TRAINER_WEIGHTS
 from textproj.sweep import read_csv, sample
 
@@ -440,8 +441,11 @@ def _own_data() -> tuple[Dataset, Dataset | None, str] | None:
     )
     if upload is None:
         return None
+    left, right = st.columns(2)
+    text_column = left.text_input("Text column (TSV/CSV/JSONL)", TEXT_COLUMN, key="own_text_col")
+    label_column = right.text_input("Label column", LABEL_COLUMN, key="own_label_col")
     try:
-        data = read_uploaded_dataset(upload.name, upload.getvalue())
+        data = read_uploaded_dataset(upload.name, upload.getvalue(), text_column, label_column)
         check_training_set(data)
     except DataError as error:
         st.error(f"Cannot use this file: {error}")

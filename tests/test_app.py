@@ -101,6 +101,25 @@ def test_bad_upload_shows_an_error(monkeypatch, tiny_models) -> None:
     assert app.button(key="train").disabled
 
 
+def test_an_upload_with_other_column_names_reads_once_they_are_named(
+    monkeypatch, tiny_models
+) -> None:
+    app = _start(monkeypatch, tiny_models["token"])
+    app.radio(key="source").set_value("Upload a file").run()
+    rows = "".join(f"{label},text number {i}\n" for i, label in enumerate("abab" * 3))
+    app.file_uploader(key="data_upload").upload("mine.csv", f"intent,utterance\n{rows}".encode())
+    app.run()
+    assert [e.value for e in app.error] == [
+        "Cannot use this file: mine.csv:1: header has no 'text' column (found: ['intent', "
+        "'utterance']; name others in the column fields)"
+    ]
+    app.text_input(key="own_text_col").set_value("utterance")
+    app.text_input(key="own_label_col").set_value("intent").run()
+    assert not app.error
+    assert any(c.value.startswith("12 examples, 2 labels") for c in app.caption)
+    assert not app.button(key="train").disabled
+
+
 def test_bad_model_upload_shows_an_error(monkeypatch, tiny_models) -> None:
     app = _start(monkeypatch, tiny_models["token"])
     app.sidebar.file_uploader(key="model_upload").upload("broken.tpn", b"not a model").run()

@@ -122,6 +122,18 @@ def test_bad_uploads_name_the_uploaded_file(name: str, data: bytes, message: str
     assert "textproj-upload-" not in str(caught.value)
 
 
+def test_uploads_with_named_columns() -> None:
+    data = b"utterance,intent\nhello there,greet\nbye now,leave\n"
+    dataset = read_uploaded_dataset("mine.csv", data, "utterance", "intent")
+    assert (dataset.texts, dataset.labels) == (["hello there", "bye now"], ["greet", "leave"])
+    with pytest.raises(DataError) as caught:
+        read_uploaded_dataset("mine.csv", data)
+    assert str(caught.value) == (
+        "mine.csv:1: header has no 'text' column (found: ['utterance', 'intent']; "
+        "name others in the column fields)"
+    )
+
+
 def test_training_set_checks() -> None:
     one_label = read_uploaded_dataset("one.tsv", b"text\tlabel\na\tx\nb\tx\nc\tx\nd\tx\n")
     with pytest.raises(DataError, match="at least 2 different labels"):
