@@ -10,10 +10,10 @@ import torch
 from conftest import per_intent
 
 from textproj import load
-from textproj.config import TrainConfig
+from textproj.config import PROJECTION_DEFAULTS, TrainConfig
 from textproj.corpora import load_corpus
 from textproj.data import Dataset
-from textproj.errors import ConfigError
+from textproj.errors import CheckpointError, ConfigError
 from textproj.inputs import ragged_positions
 from textproj.layout import CHECKPOINT_NAME, MODEL_NAME
 from textproj.model_file import describe_model
@@ -265,6 +265,22 @@ def test_resume_refuses_other_data_or_config(small_data, tmp_path) -> None:
         train(fewer, dev_data, config=config, output_dir=tmp_path, resume=True)
     with pytest.raises(ValueError, match="no checkpoint to resume"):
         train(train_data, dev_data, config=config, output_dir=tmp_path / "none", resume=True)
+
+
+def test_resume_refuses_a_checkpoint_whose_default_shape_has_changed(
+    small_data, tmp_path, monkeypatch
+) -> None:
+    train_data, dev_data, _ = small_data
+    config = TrainConfig(**{**SMALL, "epochs": 3, "num_projections": None})
+    monkeypatch.setitem(PROJECTION_DEFAULTS, "token", (4, 8))  # an older version's default
+    with pytest.raises(Interrupt):
+        train(
+            train_data, dev_data, config=config, output_dir=tmp_path, progress=False,
+            on_epoch=_interrupt_after(1),
+        )  # fmt: skip
+    monkeypatch.setitem(PROJECTION_DEFAULTS, "token", (6, 8))
+    with pytest.raises(CheckpointError, match=r"networks' shapes differ .* cannot resume$"):
+        train(train_data, dev_data, config=config, output_dir=tmp_path, resume=True)
 
 
 def _multi_label_slice(split: str, per_label: int) -> Dataset:

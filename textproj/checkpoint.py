@@ -55,6 +55,19 @@ def check_resumable(state: dict[str, Any], expected: dict[str, Any], directory: 
             )
 
 
+def load_into(step: Any, state: dict[str, Any], directory: Path) -> None:
+    """``state``'s weights, optimiser and random stream into ``step`` (a ``JointStep``); a
+    checkpoint whose tensors do not fit the networks this version builds from its config (an
+    older default shape left unnamed in it) is refused by name, not with torch's traceback."""
+    try:
+        step.load_state_dict(state)
+    except (RuntimeError, KeyError, ValueError):
+        raise CheckpointError(
+            f"{directory / CHECKPOINT_NAME}: its networks' shapes differ from the ones this "
+            "version builds from its config (written by another textproj version?); cannot resume"
+        ) from None
+
+
 def write(directory: Path, state: dict[str, Any]) -> int:
     """Write ``state`` as the directory's checkpoint atomically; return its bytes."""
     buffer = io.BytesIO()

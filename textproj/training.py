@@ -729,7 +729,7 @@ def _train(
         step = JointStep(config, prep.projector.n_bits, len(prep.labels))
         if saved is not None:
             checkpoint.check_resumable(saved, identity, out)
-            step.load_state_dict(saved)
+            checkpoint.load_into(step, saved, out)
             state = FitState(**{f.name: saved[f.name] for f in dataclasses.fields(FitState)})
             resumed_seconds = saved["wall_seconds"]
         parallel = distributed.attach(step)
