@@ -435,7 +435,7 @@ def test_resume_finishes_an_interrupted_run(data_files: dict[str, Path], tmp_pat
 
     with pytest.raises(KeyboardInterrupt):
         train(*data, config=config, output_dir=tmp_path / "b", progress=False, run=run,
-              on_epoch=stop_after_first_epoch)  # fmt: skip
+              on_epoch=stop_after_first_epoch, checkpoint_seconds=0)  # fmt: skip
     train(*data, config=config, output_dir=tmp_path / "a", progress=False)
     result = runner.invoke(app, ["train", "--resume", str(tmp_path / "b"), "--quiet"])
     assert result.exit_code == 0, result.output

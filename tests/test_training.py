@@ -235,10 +235,16 @@ def test_resume_gives_the_model_of_an_uninterrupted_run(small_data, tmp_path) ->
     with pytest.raises(Interrupt):
         train(
             train_data, dev_data, test_data, config=config, output_dir=tmp_path / "b",
-            progress=False, on_epoch=_interrupt_after(2),
+            progress=False, on_epoch=_interrupt_after(2), checkpoint_seconds=0,
         )  # fmt: skip
     assert (tmp_path / "b" / CHECKPOINT_NAME).exists()
     assert not (tmp_path / "b" / MODEL_NAME).exists()
+    with pytest.raises(Interrupt):  # by default the first checkpoint waits for 30 s of training
+        train(
+            train_data, dev_data, test_data, config=config, output_dir=tmp_path / "c",
+            progress=False, on_epoch=_interrupt_after(2),
+        )  # fmt: skip
+    assert not (tmp_path / "c" / CHECKPOINT_NAME).exists()
     rows: list[dict] = []
     resumed = train(
         train_data, dev_data, test_data, config=config, output_dir=tmp_path / "b",
@@ -255,7 +261,7 @@ def test_resume_refuses_other_data_or_config(small_data, tmp_path) -> None:
     with pytest.raises(Interrupt):
         train(
             train_data, dev_data, config=config, output_dir=tmp_path, progress=False,
-            on_epoch=_interrupt_after(1),
+            on_epoch=_interrupt_after(1), checkpoint_seconds=0,
         )  # fmt: skip
     other_config = TrainConfig(**{**SMALL, "epochs": 3, "seed": 5})
     with pytest.raises(ValueError, match="config differs"):
@@ -276,7 +282,7 @@ def test_resume_refuses_a_checkpoint_whose_default_shape_has_changed(
     with pytest.raises(Interrupt):
         train(
             train_data, dev_data, config=config, output_dir=tmp_path, progress=False,
-            on_epoch=_interrupt_after(1),
+            on_epoch=_interrupt_after(1), checkpoint_seconds=0,
         )  # fmt: skip
     monkeypatch.setitem(PROJECTION_DEFAULTS, "token", (6, 8))
     with pytest.raises(CheckpointError, match=r"networks' shapes differ .* cannot resume$"):

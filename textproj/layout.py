@@ -7,4 +7,4 @@ TRAINER_WEIGHTS = "trainer.npz"  # the trainer's arrays
 TRAINER_HEADER = "trainer.json"  # the trainer's labels, configs and thresholds
 METRICS_NAME = "metrics.json"  # scores, bytes, seconds, config, history
 CHECKPOINT_NAME = "checkpoint.pt"  # what a resume needs; gone when the run completes
-CHECKPOINT_EVERY_SECONDS = 30.0  # the CLI's default: checkpoint at the first epoch end after this
+CHECKPOINT_EVERY_SECONDS = 30.0  # train's default: checkpoint at the first epoch end after this

@@ -41,7 +41,7 @@ from textproj.inputs import (
     predict_logits,
     token_chunks,
 )
-from textproj.layout import METRICS_NAME, MODEL_NAME
+from textproj.layout import CHECKPOINT_EVERY_SECONDS, METRICS_NAME, MODEL_NAME
 from textproj.metrics import classification_scores, multilabel_scores
 from textproj.objective import distillation_loss, joint_loss
 from textproj.optimiser import AdamW
@@ -639,7 +639,7 @@ def train(
     resume: bool = False,
     run: dict[str, Any] | None = None,
     callbacks: Callbacks | None = None,
-    checkpoint_seconds: float = 0.0,
+    checkpoint_seconds: float = CHECKPOINT_EVERY_SECONDS,
     unlabeled: Sequence[str] = (),
     stream_cache: str | Path | None = None,
 ) -> TrainResult:
@@ -650,7 +650,7 @@ def train(
     stratified by label (``config.dev_fraction``). The projection network is scored in its quantized
     on-device form. ``on_epoch`` gets each epoch's history row; ``callbacks`` hook progress and
     checkpoints. With an ``output_dir``, a checkpoint is kept there (at the end of an epoch once
-    ``checkpoint_seconds`` have passed since the last) and ``resume=True`` continues from it,
+    ``checkpoint_seconds`` have passed since the last, 30 s as the CLI's; 0: every epoch) and ``resume=True`` continues from it,
     giving the model an uninterrupted run gives. ``run`` is stored in the checkpoint (the CLI
     keeps its data sources there). ``unlabeled`` texts (semi-supervised training) join the
     distillation term only, labelled by the trainer's soft outputs (``textproj.transfer``).
