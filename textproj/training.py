@@ -650,10 +650,11 @@ def train(
     stratified by label (``config.dev_fraction``). The projection network is scored in its quantized
     on-device form. ``on_epoch`` gets each epoch's history row; ``callbacks`` hook progress and
     checkpoints. With an ``output_dir``, a checkpoint is kept there (at the end of an epoch once
-    ``checkpoint_seconds`` have passed since the last, 30 s as the CLI's; 0: every epoch) and ``resume=True`` continues from it,
-    giving the model an uninterrupted run gives. ``run`` is stored in the checkpoint (the CLI
-    keeps its data sources there). ``unlabeled`` texts (semi-supervised training) join the
-    distillation term only, labelled by the trainer's soft outputs (``textproj.transfer``).
+    ``checkpoint_seconds`` have passed since the last: 30 s as the CLI's, 0 every epoch) and
+    ``resume=True`` continues from it, giving the model an uninterrupted run gives. ``run`` is
+    stored in the checkpoint (the CLI keeps its data sources there). ``unlabeled`` texts
+    (semi-supervised training) join the distillation term only, labelled by the trainer's soft
+    outputs (``textproj.transfer``).
     With ``stream_cache`` (a cache root directory), the data are file paths, read and
     featurised in chunks into an input cache there (``textproj.streaming``) so memory does not
     grow with the corpus; the model is the one the in-memory run gives.
