@@ -81,7 +81,7 @@ def test_info_describes_the_model(trained: Path) -> None:
     )
     assert lines[1] == "labels      2, single-label: negative, positive"
     t, d = info["projector"]["num_projections"], info["projector"]["bits_per_projection"]
-    assert f"projection  {t} × {d} = {t * d} bits per token" in summary.output
+    assert f"projection  {t} × {d} = {t * d:,} bits per token" in summary.output
     dev = json.loads((trained / "metrics.json").read_text())["projection"]["dev"]["accuracy"]
     assert f"scores      dev accuracy {dev:.4f}, test accuracy" in summary.output
     rows = {line.split()[0]: line.split()[1:] for line in lines[8:-1]}

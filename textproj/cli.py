@@ -888,7 +888,7 @@ def _model_summary(path: Path, description: dict[str, Any], scores: dict[str, An
         f"file        {path}: {description['file_bytes']:,} bytes (format "
         f"{description['format_version']}, Unicode {description['unicode_version']})",
         f"labels      {len(labels)}, {kind}: {shown}",
-        f"projection  {t} × {d} = {t * d} bits{per}, hash seed {projector['seed']}",
+        f"projection  {t} × {d} = {t * d:,} bits{per}, hash seed {projector['seed']}",
         f"features    word 1–{features['word_ngrams']}-grams, skip-grams up to "
         f"{features['skip_grams']}, character n-grams {chars}, at most {features['max_tokens']} "
         "tokens",
