@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import gzip
 import json
 import warnings
 from pathlib import Path
@@ -132,6 +133,31 @@ def test_predict_top_k_threshold_and_input_file(trained: Path, tmp_path: Path) -
     assert [bool(line) for line in sure.output.splitlines()] == list(proba.max(axis=1) >= cut)
     both = runner.invoke(app, ["predict", str(trained), "x", "--input", str(tmp_path / "in.txt")])
     assert both.exit_code == 2 and "not both" in both.output
+
+
+def test_predict_reads_the_text_column_of_a_data_file(trained: Path, tmp_path: Path) -> None:
+    texts = ["great phone", "", "awful, broke in a day"]
+    with (tmp_path / "in.csv").open("w", newline="", encoding="utf-8") as handle:
+        csv.writer(handle).writerows([["id", "review"], *([i, t] for i, t in enumerate(texts))])
+    labels = textproj.load(trained).predict([texts[0], texts[2]])
+    result = runner.invoke(
+        app, ["predict", str(trained), "--input", str(tmp_path / "in.csv"), "--text-column",
+              "review", "--json"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in result.output.splitlines()]
+    assert [r["label"] for r in records] == [labels[0], None, labels[1]]  # a blank text: no label
+    lines = tmp_path / "in.jsonl.gz"
+    lines.write_bytes(gzip.compress(b'{"text": "great phone", "label": "ignored"}\n'))
+    plain = runner.invoke(app, ["predict", str(trained), "--input", str(lines)])
+    assert plain.exit_code == 0 and plain.output.split("\t")[0] == labels[0]
+    missing = runner.invoke(app, ["predict", str(trained), "--input", str(tmp_path / "in.csv")])
+    assert missing.exit_code == 1 and "in.csv:1: header has no 'text' column" in missing.output
+    misplaced = runner.invoke(app, ["predict", str(trained), "--text-column", "review", "hi"])
+    assert misplaced.exit_code == 2
+    assert "--text-column names a column of a .tsv/.csv/.jsonl --input file" in " ".join(
+        misplaced.output.split()
+    )
 
 
 def test_predict_stdin_crlf_blank_lines_and_bad_utf8(trained: Path) -> None:

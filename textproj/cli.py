@@ -715,13 +715,25 @@ def evaluate(
         )
 
 
-def _texts(texts: list[str] | None, input_file: Path | None) -> list[str]:
-    """The texts to classify: arguments, or the lines of --input (``-``: stdin), or stdin."""
+def _texts(
+    texts: list[str] | None, input_file: Path | None, text_column: str = TEXT_COLUMN
+) -> list[str]:
+    """The texts to classify: arguments, or --input's (a data file's text column, else its
+    lines; ``-``: stdin), or stdin's lines."""
+    from textproj.transfer import DATA_SUFFIXES, read_texts
+
+    is_data = input_file is not None and input_file.name.lower().removesuffix(".gz").endswith(
+        DATA_SUFFIXES
+    )
+    if text_column != TEXT_COLUMN and not is_data:
+        _usage("--text-column names a column of a .tsv/.csv/.jsonl --input file")
     if texts:
         if input_file is not None:
             _usage("give texts as arguments or with --input, not both")
         return texts
     try:
+        if is_data:
+            return read_texts(input_file, text_column=text_column)
         if input_file is None or str(input_file) == "-":
             return read_lines(sys.stdin.buffer.read(), "stdin")
         try:
@@ -758,8 +770,14 @@ def predict(
     ] = None,
     input_file: Annotated[
         Path | None,
-        typer.Option("--input", "-i", help="File of texts, one per line (UTF-8; - is stdin)."),
+        typer.Option(
+            "--input",
+            "-i",
+            help="File of texts, one per line (UTF-8; - is stdin), or a .tsv/.csv/.jsonl[.gz] "
+            "data file's text column (labels ignored).",
+        ),
     ] = None,
+    text_column: TextColumnOption = TEXT_COLUMN,
     k: Annotated[
         int | None,
         typer.Option("-k", min=1, help="Print the k most probable labels [default: 1]."),
@@ -790,7 +808,7 @@ def predict(
     classifier = _load_model(model)
     if explain and classifier.design != "token":
         _usage(f"--explain needs a token-design model; {model} is a {classifier.design} model")
-    texts = _texts(texts, input_file)
+    texts = _texts(texts, input_file, text_column)
     present = [i for i, text in enumerate(texts) if text.strip()]
     probabilities = np.zeros((len(texts), len(classifier.labels)), dtype=np.float32)
     if present:

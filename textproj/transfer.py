@@ -73,16 +73,19 @@ def _texts_of(
             yield line_no, _FASTTEXT_LABELS.sub("", line, count=1)
 
 
-def read_unlabeled(
+DATA_SUFFIXES = (".tsv", ".csv", ".jsonl")  # files whose text is a named column or field
+
+
+def read_texts(
     path: str | os.PathLike[str],
     on_progress: Callable[[int], None] | None = None,
     text_column: str = TEXT_COLUMN,
 ) -> list[str]:
-    """The non-blank texts of an unlabelled file (labels, if any, ignored); ``.gz`` too; of a
-    TSV, CSV or JSONL file its ``text_column``.
+    """Every text of a file, blank ones included (labels, if any, ignored); ``.gz`` too; of a
+    TSV, CSV or JSONL file its ``text_column``, otherwise one text per line.
 
-    Read as a stream, reporting lines read to ``on_progress``. An empty, missing or
-    unreadable file is a DataError naming it (and the line, for bad UTF-8 or JSON).
+    Read as a stream, reporting lines read to ``on_progress``. A missing or unreadable file
+    is a DataError naming it (and the line, for bad UTF-8 or JSON).
     """
     path = Path(path)
     if path.is_dir():
@@ -92,8 +95,7 @@ def read_unlabeled(
     try:
         with _open_text(path) as handle:
             for line_no, text in _texts_of(path, handle, text_column):
-                if text.strip():
-                    texts.append(text)
+                texts.append(text)
                 if on_progress is not None and line_no % _PROGRESS_EVERY == 0:
                     on_progress(line_no)
     except FileNotFoundError:
@@ -102,6 +104,16 @@ def read_unlabeled(
         raise DataError(f"{path}:{line_no + 1}: invalid UTF-8 ({error.reason})") from None
     except (OSError, EOFError, zlib.error) as error:
         raise DataError(f"{path}: cannot read file: {error}") from None
+    return texts
+
+
+def read_unlabeled(
+    path: str | os.PathLike[str],
+    on_progress: Callable[[int], None] | None = None,
+    text_column: str = TEXT_COLUMN,
+) -> list[str]:
+    """The non-blank texts of :func:`read_texts`; none at all is a DataError naming the file."""
+    texts = [text for text in read_texts(path, on_progress, text_column) if text.strip()]
     if not texts:
         raise DataError(f"{path}: no texts (the file is empty or every line is blank)")
     return texts
