@@ -135,6 +135,25 @@ def test_predict_top_k_threshold_and_input_file(trained: Path, tmp_path: Path) -
     assert both.exit_code == 2 and "not both" in both.output
 
 
+def test_evaluate_without_data_scores_the_bundled_corpus_the_model_was_trained_on(
+    trained: Path, tmp_path: Path
+) -> None:
+    bundled = Path(__file__).resolve().parents[1] / "app" / "models" / "banking77"
+    assert json.loads((bundled / "metrics.json").read_text())["corpus"] == "banking77"
+    result = runner.invoke(app, ["evaluate", str(bundled), "--json"])
+    assert result.exit_code == 0, result.output
+    same = runner.invoke(app, ["evaluate", str(bundled), "--corpus", "banking77", "--json"])
+    assert result.stdout == same.stdout
+    assert "scoring on banking77's test split" in result.stderr
+    assert json.loads(result.stdout)["n"] == len(load_corpus("banking77", "test"))
+    from_files = runner.invoke(app, ["evaluate", str(trained)])  # trained on files
+    assert from_files.exit_code == 2
+    assert "not trained on a bundled corpus" in " ".join(from_files.output.split())
+    alone = tmp_path / "model.tpn"  # no metrics.json beside it
+    alone.write_bytes((bundled / "model.tpn").read_bytes())
+    assert runner.invoke(app, ["evaluate", str(alone)]).exit_code == 2
+
+
 def test_predict_reads_the_text_column_of_a_data_file(trained: Path, tmp_path: Path) -> None:
     texts = ["great phone", "", "awful, broke in a day"]
     with (tmp_path / "in.csv").open("w", newline="", encoding="utf-8") as handle:
@@ -266,7 +285,7 @@ def test_evaluate_reports_unseen_labels(trained: Path, tmp_path: Path) -> None:
         (["train", "--weight-bits", "6"], "--weight-bits must be one of (8, 4), not 6", 2),
         (["train", "--max-tokens", "0"], "--max-tokens", 2),
         (["train", "--train", "x.tsv", "--stream", "--augment", "1"], "makes no augmented", 2),
-        (["evaluate", "m"], "exactly one of --corpus or --test", 2),
+        (["evaluate", "m", "--corpus", "c", "--test", "t"], "exactly one of --corpus or --test", 2),
         (["predict", "m", "-k", "0"], "-k", 2),
         (["export", "m"], "give --c DIR, --wasm DIR or both", 2),
     ],

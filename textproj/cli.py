@@ -41,7 +41,7 @@ from textproj.config import (
     FeatureConfig,
     TrainConfig,
 )
-from textproj.corpora import DEFAULT_CORPUS, corpus_table, load_corpus
+from textproj.corpora import CORPORA, DEFAULT_CORPUS, corpus_table, load_corpus
 from textproj.data import LABEL_COLUMN, TEXT_COLUMN, Dataset, blank_texts, read_dataset, read_lines
 from textproj.errors import ConfigError, DataError, TextprojError
 from textproj.layout import CHECKPOINT_EVERY_SECONDS, CHECKPOINT_NAME, METRICS_NAME
@@ -682,9 +682,17 @@ def evaluate(
     from textproj.evaluation import evaluate as score
     from textproj.evaluation import plot_confusion, render_text, write_predictions
 
-    if (corpus is None) == (test_file is None):
+    if corpus is not None and test_file is not None:
         _usage("give exactly one of --corpus or --test")
     classifier = _load_model(model)
+    if corpus is None and test_file is None:
+        from textproj.model_file import model_path
+
+        trained_on = (_run_metrics(model_path(model), classifier.n_bytes) or {}).get("corpus")
+        if trained_on not in CORPORA:
+            _usage("give --corpus or --test (the model was not trained on a bundled corpus)")
+        corpus = trained_on
+        _stderr().print(f"scoring on {corpus}'s test split, the corpus {model} was trained on")
     if test_file is not None:
         data = _read(test_file, classifier.multi_label, (text_column, label_column))
     else:
@@ -871,16 +879,24 @@ def info(
     if as_json:
         typer.echo(json.dumps(description, indent=2, ensure_ascii=False))
         return
-    metrics_file = model_path(model).parent / METRICS_NAME
-    scores = None
-    if metrics_file.is_file():
-        try:
-            metrics = json.loads(metrics_file.read_text(encoding="utf-8"))
-            if metrics["model_bytes"] == description["file_bytes"]:  # this model's run
-                scores = metrics["projection"]
-        except (OSError, ValueError, KeyError, TypeError):
-            _warn(f"{metrics_file}: unreadable, so no scores are shown")
+    metrics = _run_metrics(model_path(model), description["file_bytes"])
+    scores = metrics.get("projection") if metrics else None
     typer.echo(_model_summary(model_path(model), description, scores))
+
+
+def _run_metrics(path: Path, file_bytes: int) -> dict[str, Any] | None:
+    """The metrics.json of the run that wrote the model file ``path``, if it lies beside it
+    (and is that model's: its model_bytes match), else None."""
+    metrics_file = path.parent / METRICS_NAME
+    if not metrics_file.is_file():
+        return None
+    try:
+        metrics = json.loads(metrics_file.read_text(encoding="utf-8"))
+        if isinstance(metrics, dict) and metrics.get("model_bytes") == file_bytes:
+            return metrics
+    except (OSError, ValueError):
+        _warn(f"{metrics_file}: unreadable, so it is not used")
+    return None
 
 
 def _model_summary(path: Path, description: dict[str, Any], scores: dict[str, Any] | None) -> str:
