@@ -42,7 +42,15 @@ from textproj.config import (
     TrainConfig,
 )
 from textproj.corpora import CORPORA, DEFAULT_CORPUS, corpus_table, load_corpus
-from textproj.data import LABEL_COLUMN, TEXT_COLUMN, Dataset, blank_texts, read_dataset, read_lines
+from textproj.data import (
+    DEFAULT_COLUMNS,
+    LABEL_COLUMN,
+    TEXT_COLUMN,
+    Dataset,
+    blank_texts,
+    read_dataset,
+    read_lines,
+)
 from textproj.errors import ConfigError, DataError, TextprojError
 from textproj.layout import CHECKPOINT_EVERY_SECONDS, CHECKPOINT_NAME, METRICS_NAME
 from textproj.rundir import check_output_dir
@@ -156,7 +164,6 @@ def _load_model(path: Path) -> Classifier:
         _fail(str(error))
 
 
-DEFAULT_COLUMNS = (TEXT_COLUMN, LABEL_COLUMN)
 # The columns (JSONL fields) of the user's files to read; bundled corpora keep their own.
 TextColumnOption = Annotated[
     str, typer.Option(help="Column of your TSV/CSV files (JSONL field) holding the text.")
@@ -457,8 +464,6 @@ def train(
             _usage("--stream does not take --unlabeled texts yet")
         if config.augment_copies:
             _usage("--stream makes no augmented copies: drop --augment")
-        if tuple(run.get("columns", DEFAULT_COLUMNS)) != DEFAULT_COLUMNS:
-            _usage("--stream reads 'text' and 'label' columns only: rename the files' header")
         splits: Any = (Path(run["train"]), *(run[s] and Path(run[s]) for s in ("dev", "test")))
     else:
         splits = _run_data(run, config.multi_label)
@@ -564,6 +569,7 @@ def _run_training(
                 corpus=run["corpus"] or run["train"], progress=not quiet, resume=resume, run=run,
                 checkpoint_seconds=checkpoint_every, unlabeled=unlabeled,
                 stream_cache=run.get("stream_cache"),
+                columns=tuple(run.get("columns", DEFAULT_COLUMNS)),
             )  # fmt: skip
     except TextprojError as error:
         _fail(str(error))

@@ -58,6 +58,7 @@ Label = str | tuple[str, ...]
 MULTI_LABEL_SEPARATOR = "|"  # multi-label TSV/CSV (and JSONL string) labels: "a|b"
 TEXT_COLUMN = "text"  # the TSV/CSV column (JSONL field) read as the text, unless one is named
 LABEL_COLUMN = "label"  # ... and as the label
+DEFAULT_COLUMNS = (TEXT_COLUMN, LABEL_COLUMN)
 COLUMN_HINT = "--text-column / --label-column name others"
 
 
@@ -339,6 +340,16 @@ def _label_of(raw: str | list[str], multi_label: bool, name: str, line_no: int) 
     return label_set
 
 
+def _checked_fields(
+    name: str, extension: str, text_column: str, label_column: str
+) -> tuple[str, str]:
+    """The (text, label) columns to read; a fastText file has none to name."""
+    fields = (text_column, label_column)
+    if _READERS[extension] is _iter_fasttext and fields != (TEXT_COLUMN, LABEL_COLUMN):
+        raise _fail(name, None, "a fastText file has no named columns to choose from")
+    return fields
+
+
 def read_dataset(
     path: str | os.PathLike[str],
     *,
@@ -359,9 +370,7 @@ def read_dataset(
     content = _read_text(path, gzipped)
     texts: list[str] = []
     labels: list[Label] = []
-    fields = (text_column, label_column)
-    if _READERS[extension] is _iter_fasttext and fields != (TEXT_COLUMN, LABEL_COLUMN):
-        raise _fail(str(path), None, "a fastText file has no named columns to choose from")
+    fields = _checked_fields(str(path), extension, text_column, label_column)
     for line_no, text, label in _READERS[extension](content, str(path), fields):
         texts.append(text)
         labels.append(_label_of(label, multi_label, str(path), line_no))
@@ -384,7 +393,12 @@ def _shift_error(error: DataError, name: str, lines_before: int) -> DataError:
 
 
 def iter_dataset(
-    path: str | os.PathLike[str], *, multi_label: bool = False, digest: Any = None
+    path: str | os.PathLike[str],
+    *,
+    multi_label: bool = False,
+    digest: Any = None,
+    text_column: str = TEXT_COLUMN,
+    label_column: str = LABEL_COLUMN,
 ) -> Iterator[tuple[str, Label]]:
     """The (text, label) rows of a dataset file, read a block at a time (memory does not grow
     with the file): the same rows, labels and errors as :func:`read_dataset`. ``digest`` (a
@@ -394,6 +408,7 @@ def iter_dataset(
     if path.is_dir():
         raise _fail(name, None, "is a directory, not a data file")
     extension, gzipped = _format_of(path)
+    fields = _checked_fields(name, extension, text_column, label_column)
     reader, delimited = _READERS[extension], extension in (".tsv", ".csv")
     try:
         stream = gzip.open(path, "rb") if gzipped else path.open("rb")  # noqa: SIM115 (with below)
@@ -428,7 +443,7 @@ def iter_dataset(
             try:
                 parsed = [
                     (text, _label_of(label, multi_label, name, line_no + offset))
-                    for line_no, text, label in reader(piece, name, (TEXT_COLUMN, LABEL_COLUMN))
+                    for line_no, text, label in reader(piece, name, fields)
                 ]
             except DataError as error:
                 if block and "never closes" in str(error):

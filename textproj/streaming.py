@@ -35,7 +35,7 @@ import numpy as np
 
 from textproj import distributed, fsio, inputs
 from textproj.config import SMALL_DATA_TEXTS, FeatureConfig, TrainConfig
-from textproj.data import Dataset, Label, iter_dataset
+from textproj.data import DEFAULT_COLUMNS, Dataset, Label, iter_dataset
 from textproj.errors import ConfigError
 from textproj.inputs import PREPARE_CHUNK, SHUFFLE_BLOCK, SplitInputs
 from textproj.projector import Projector
@@ -78,12 +78,16 @@ class Scan:
     labels: list[Label]
 
 
-def scan(path: Path, multi_label: bool) -> Scan:
+def scan(path: Path, multi_label: bool, columns: tuple[str, str] = DEFAULT_COLUMNS) -> Scan:
     """Read ``path`` once, keeping one small integer per row."""
     digest = hashlib.sha256()
     index: dict[Label, int] = {}
     codes = array("q")
-    for _, label in iter_dataset(path, multi_label=multi_label, digest=digest):
+    rows = iter_dataset(
+        path, multi_label=multi_label, digest=digest, text_column=columns[0],
+        label_column=columns[1],
+    )  # fmt: skip
+    for _, label in rows:
         codes.append(index.setdefault(label, len(index)))
     return Scan(path, digest.hexdigest(), np.frombuffer(codes, dtype=np.int64).copy(), list(index))
 
@@ -117,12 +121,17 @@ class Plan:
 
 
 def plan(
-    files: dict[str, Path], projector: Projector, config: TrainConfig, features: FeatureConfig
+    files: dict[str, Path],
+    projector: Projector,
+    config: TrainConfig,
+    features: FeatureConfig,
+    columns: tuple[str, str] = DEFAULT_COLUMNS,
 ) -> Plan:
-    """Scan the files; carve dev from train as the in-memory run does when no dev file."""
+    """Scan the files (their ``columns``: text, label); carve dev from train as the in-memory
+    run does when no dev file."""
     from textproj.training import dev_positions, label_key, label_set, refuse_empty_dev
 
-    scans = {split: scan(path, config.multi_label) for split, path in files.items()}
+    scans = {split: scan(path, config.multi_label, columns) for split, path in files.items()}
     train = scans["train"]
     dev_rows = None
     if "dev" not in scans:
@@ -148,6 +157,7 @@ def plan(
         "trainer_features": inputs.trainer_features(config, features).to_dict(),
         "trainer_buckets": config.trainer_buckets,
         "multi_label": config.multi_label,
+        "columns": list(columns),
         "labels": labels,
     }
     return Plan(scans, dev_rows, labels, key)
@@ -200,7 +210,11 @@ def _rows(plan_: Plan) -> Iterator[tuple[str, str, Label]]:
         if source == "train" and plan_.dev_rows is not None:
             is_dev = np.zeros(len(scanned.codes), dtype=bool)
             is_dev[plan_.dev_rows] = True
-        rows = iter_dataset(scanned.path, multi_label=plan_.key["multi_label"])
+        text_column, label_column = plan_.key["columns"]
+        rows = iter_dataset(
+            scanned.path, multi_label=plan_.key["multi_label"], text_column=text_column,
+            label_column=label_column,
+        )  # fmt: skip
         for i, (text, label) in enumerate(rows):
             yield ("dev" if is_dev is not None and is_dev[i] else source), text, label
 
@@ -320,12 +334,14 @@ def prepare(
     features: FeatureConfig,
     cache_root: Path,
     on_progress: inputs.Progress | None = None,
+    columns: tuple[str, str] = DEFAULT_COLUMNS,
 ) -> Any:
-    """``training.Prepared`` from the files' cache, reused or (re)built, memory-mapped. In a
-    data-parallel run the first process of each machine builds; the others wait, then map it."""
+    """``training.Prepared`` from the files' cache (their ``columns``: text, label), reused or
+    (re)built, memory-mapped. In a data-parallel run the first process of each machine builds;
+    the others wait, then map it."""
     from textproj.training import Prepared, warn_unseen_labels
 
-    the_plan = plan(files, projector, config, features)
+    the_plan = plan(files, projector, config, features, columns)
     check_no_copies(files["train"], the_plan.sizes()["train"], config)
     directory = cache_directory(cache_root, files)
     builder = int(os.environ.get("LOCAL_RANK", distributed.world()[0])) == 0

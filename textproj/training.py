@@ -31,7 +31,7 @@ import torch
 
 from textproj import checkpoint, distributed, fsio, inputs, nets, netspec, trainer_model
 from textproj.config import FeatureConfig, TrainConfig
-from textproj.data import Dataset
+from textproj.data import DEFAULT_COLUMNS, Dataset
 from textproj.decisions import DEFAULT_THRESHOLD, decide, dev_score, tune_thresholds
 from textproj.errors import ConfigError
 from textproj.inputs import (
@@ -642,6 +642,7 @@ def train(
     checkpoint_seconds: float = CHECKPOINT_EVERY_SECONDS,
     unlabeled: Sequence[str] = (),
     stream_cache: str | Path | None = None,
+    columns: tuple[str, str] = DEFAULT_COLUMNS,
 ) -> TrainResult:
     """Train both networks jointly; write model.tpn, the trainer and metrics.json to ``output_dir``.
 
@@ -657,7 +658,8 @@ def train(
     outputs (``textproj.transfer``).
     With ``stream_cache`` (a cache root directory), the data are file paths, read and
     featurised in chunks into an input cache there (``textproj.streaming``) so memory does not
-    grow with the corpus; the model is the one the in-memory run gives.
+    grow with the corpus; the model is the one the in-memory run gives. ``columns`` are the
+    (text, label) columns those files are read by.
     """
     if stream_cache is not None:
         files = {"train": train_data, "dev": dev_data, "test": test_data}
@@ -678,7 +680,7 @@ def train(
     with reproducible_torch(config.threads):
         return _train(
             train_data, dev_data, test_data, config, features, out, corpus, progress,
-            resume, run, callbacks, checkpoint_seconds, unlabeled, stream_cache,
+            resume, run, callbacks, checkpoint_seconds, unlabeled, stream_cache, columns,
         )  # fmt: skip
 
 
@@ -697,6 +699,7 @@ def _train(
     checkpoint_seconds: float,
     unlabeled: Sequence[str],
     stream_cache: str | Path | None,
+    columns: tuple[str, str],
 ) -> TrainResult:
     from textproj.progress import TrainingProgress
 
@@ -714,7 +717,13 @@ def _train(
 
             projector = Projector(*config.projection_shape, features=features, seed=config.seed)
             prep = streaming.prepare(
-                train_data, projector, config, features, Path(stream_cache), hooks.on_prepare
+                train_data,
+                projector,
+                config,
+                features,
+                Path(stream_cache),
+                hooks.on_prepare,
+                columns,
             )
             streaming.release_pages(hooks, prep.release, config.batch_size)
         else:
