@@ -3,6 +3,8 @@
     python -m spacy_component.make_spacy_corpus banking77 corpus/   # train/dev/test.spacy
     python -m spacy_component.make_spacy_corpus a.tsv b.tsv corpus/  # a.spacy, b.spacy
     python -m spacy_component.make_spacy_corpus banking77 corpus/ --limit 300  # random slices
+    python -m spacy_component.make_spacy_corpus a.csv corpus/ --text-column sentence \
+        --label-column intent                                        # other column names
 
 Every doc's ``cats`` holds every label of the corpus (1.0 for its labels, 0.0 for the others),
 as spaCy's textcat scorer expects. ``--multi-label`` reads files whose rows carry several labels.
@@ -20,7 +22,7 @@ import spacy
 from spacy.tokens import DocBin
 
 from textproj.corpora import CORPORA, SPLITS, load_corpus
-from textproj.data import Dataset, read_dataset
+from textproj.data import LABEL_COLUMN, TEXT_COLUMN, Dataset, read_dataset
 
 
 def _label_set(label: str | tuple[str, ...]) -> tuple[str, ...]:
@@ -56,14 +58,19 @@ def convert(
     seed: int = 0,
     multi_label: bool = False,
     lang: str = "en",
+    text_column: str = TEXT_COLUMN,
+    label_column: str = LABEL_COLUMN,
 ) -> dict[str, Path]:
     """Write ``OUTPUT_DIR/<split>.spacy`` for a bundled corpus name, or ``<stem>.spacy`` per data
-    file; every file shares the union of the labels. Returns {name: path written}."""
+    file (its ``text_column`` and ``label_column`` read); every file shares the union of the
+    labels. Returns {name: path written}."""
     if len(sources) == 1 and sources[0] in CORPORA:
         splits = {split: load_corpus(sources[0], split) for split in SPLITS}
     else:
         splits = {
-            Path(path).name.split(".")[0]: read_dataset(path, multi_label=multi_label)
+            Path(path).name.split(".")[0]: read_dataset(
+                path, multi_label=multi_label, text_column=text_column, label_column=label_column
+            )
             for path in sources
         }
     splits = {name: sample(data, limit, seed) for name, data in splits.items()}
@@ -92,6 +99,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the --limit sample")
     parser.add_argument("--multi-label", action="store_true", help="rows carry several labels")
     parser.add_argument("--lang", default="en", help="spaCy language of the tokenizer")
+    parser.add_argument("--text-column", default=TEXT_COLUMN, help="data files' text column")
+    parser.add_argument("--label-column", default=LABEL_COLUMN, help="data files' label column")
     args = parser.parse_args(argv)
     written = convert(
         args.sources,
@@ -100,6 +109,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         seed=args.seed,
         multi_label=args.multi_label,
         lang=args.lang,
+        text_column=args.text_column,
+        label_column=args.label_column,
     )
     for name, path in written.items():
         print(f"{name}: {path}")

@@ -260,6 +260,21 @@ def test_corpus_converter_writes_every_label_per_doc(tmp_path: Path) -> None:
     assert all(doc.cats[gold[doc.text]] == 1.0 for doc in docs)
 
 
+def test_corpus_converter_reads_named_columns(tmp_path: Path) -> None:
+    from spacy_component.make_spacy_corpus import main
+
+    (tmp_path / "mine.csv").write_text("intent,utterance\ngreet,hello there\nleave,bye\n")
+    main([str(tmp_path / "mine.csv"), str(tmp_path / "out"), "--text-column", "utterance",
+          "--label-column", "intent"])  # fmt: skip
+    docs = list(
+        DocBin().from_disk(tmp_path / "out" / "mine.spacy").get_docs(spacy.blank("en").vocab)
+    )
+    assert [(doc.text, doc.cats) for doc in docs] == [
+        ("hello there", {"greet": 1.0, "leave": 0.0}),
+        ("bye", {"greet": 0.0, "leave": 1.0}),
+    ]
+
+
 @pytest.mark.slow
 def test_spacy_train_evaluate_and_load(tmp_path: Path) -> None:
     corpus = convert(["sentiment_sentences"], tmp_path / "corpus", limit=300)
