@@ -103,6 +103,12 @@ def test_two_processes_write_a_model_above_chance_with_the_same_labels(
     assert runs[2]["distributed"]["processes"] == 2 and "distributed" not in runs[1]
     assert runs[2]["projection"]["dev"]["accuracy"] >= 3 / N_LABELS  # chance is 1 / N_LABELS
     assert not (tmp_path / "p2" / CHECKPOINT_NAME).exists()
+    shared = tmp_path / "shared"  # a trainer frozen halfway: its gradients skip the reduction
+    args = ["--train", str(corpus), "--output", str(shared), "--epochs", "6", *OPTIONS]
+    result = _cli([*args, "--trainer-share", "0.5", "--processes", "2"])
+    assert result.returncode == 0, result.stderr
+    history = json.loads((shared / METRICS_NAME).read_text())["history"]
+    assert history[3]["dev_trainer"] == history[4]["dev_trainer"] == history[5]["dev_trainer"]
 
 
 @pytest.mark.slow

@@ -166,6 +166,8 @@ def test_bad_config_is_refused() -> None:
         TrainConfig(label_smoothing=1.0)
     with pytest.raises(ValueError, match=r"trainer_dropout must be in \[0, 1\)"):
         TrainConfig(trainer_dropout=1.0)
+    with pytest.raises(ValueError, match=r"trainer_share must be in \(0, 1\] or null, got 0"):
+        TrainConfig(trainer_share=0.0)
     with pytest.raises(ValueError, match="trainer_table_learning_rate must be > 0"):
         TrainConfig(trainer_table_learning_rate=0.0)
     assert TrainConfig.from_dict(TrainConfig(hidden=(8, 4)).to_dict()) == TrainConfig(hidden=(8, 4))
@@ -251,6 +253,31 @@ def test_resume_gives_the_model_of_an_uninterrupted_run(small_data, tmp_path) ->
         progress=False, resume=True, on_epoch=rows.append,
     )  # fmt: skip
     assert [row["epoch"] for row in rows] == [3, 4]
+    assert (tmp_path / "b" / MODEL_NAME).read_bytes() == (tmp_path / "a" / MODEL_NAME).read_bytes()
+    assert resumed.metrics["history"] == whole.metrics["history"]
+
+
+def test_a_trainer_share_freezes_the_trainer_at_its_best_and_resumes_alike(
+    small_data, tmp_path
+) -> None:
+    train_data, dev_data, test_data = small_data
+    config = TrainConfig(**{**SMALL, "epochs": 4, "patience": 4, "trainer_share": 0.5})
+    whole = train(
+        train_data, dev_data, test_data, config=config, output_dir=tmp_path / "a", progress=False
+    )
+    trainer_dev = [row["dev_trainer"] for row in whole.metrics["history"]]
+    assert len(trainer_dev) == 4
+    assert trainer_dev[2] == trainer_dev[3] == max(trainer_dev[:2])  # frozen after epoch 2
+    assert whole.metrics["best_epoch"]["trainer"] <= 2
+    with pytest.raises(Interrupt):  # interrupted once frozen, the resume stays frozen
+        train(
+            train_data, dev_data, test_data, config=config, output_dir=tmp_path / "b",
+            progress=False, on_epoch=_interrupt_after(3), checkpoint_seconds=0,
+        )  # fmt: skip
+    resumed = train(
+        train_data, dev_data, test_data, config=config, output_dir=tmp_path / "b",
+        progress=False, resume=True,
+    )  # fmt: skip
     assert (tmp_path / "b" / MODEL_NAME).read_bytes() == (tmp_path / "a" / MODEL_NAME).read_bytes()
     assert resumed.metrics["history"] == whole.metrics["history"]
 

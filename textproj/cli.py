@@ -214,6 +214,7 @@ OPTIONS = {
     "trainer_buckets": "--trainer-buckets",
     "trainer_table_learning_rate": "--trainer-table-lr",
     "trainer_dropout": "--trainer-dropout",
+    "trainer_share": "--trainer-share",
     "threads": "--threads",
     "lambda_distill": "--lambda-distill",
     "lambda_transfer": "--lambda-transfer",
@@ -327,6 +328,13 @@ def train(
     trainer_dropout: Annotated[
         float, typer.Option(help="Dropout in the trainer network.")
     ] = DEFAULTS.trainer_dropout,
+    trainer_share: Annotated[
+        float | None,
+        typer.Option(
+            help="Train the trainer over this share of the steps, then freeze it (faster; "
+            "default: the whole run)."
+        ),
+    ] = DEFAULTS.trainer_share,
     threads: Annotated[
         int, typer.Option(help="Torch threads (results are reproducible for a fixed count).")
     ] = DEFAULTS.threads,
@@ -413,6 +421,7 @@ def train(
         "trainer_buckets": trainer_buckets,
         "trainer_table_learning_rate": trainer_table_lr,
         "trainer_dropout": trainer_dropout,
+        "trainer_share": trainer_share,
         "threads": threads,
         "lambda_distill": lambda_distill,
         "lambda_transfer": lambda_transfer,
@@ -501,7 +510,7 @@ def _launch_workers(ctx: typer.Context, processes: int) -> NoReturn:
 _PARAM_FIELDS = {
     "design", "trainer", "projections", "bits", "hidden", "bottleneck", "filters", "weight_bits",
     "epochs", "patience", "batch_size", "lr", "dev_fraction", "trainer_buckets",
-    "trainer_table_lr", "trainer_dropout", "threads",
+    "trainer_table_lr", "trainer_dropout", "trainer_share", "threads",
     "lambda_distill", "lambda_transfer", "augment", "temperature", "seed", "multi_label",
 }  # fmt: skip
 

@@ -287,6 +287,9 @@ def build_networks(
     return projection, trainer_model.build_trainer(config, n_labels)
 
 
+TRAINER_GROUPS = 2  # make_optimiser's first groups: the trainer's table, then its other weights
+
+
 def make_optimiser(
     projection: torch.nn.Module, trainer: torch.nn.Module, config: TrainConfig
 ) -> AdamW:
@@ -323,6 +326,7 @@ class JointStep:
             self.rng_state = torch.get_rng_state()
         self.optimiser = make_optimiser(self.projection, self.trainer, config)
         self.parallel: distributed.DataParallel | None = None  # set by distributed.attach
+        self.trainer_frozen = False  # past TrainConfig.trainer_share: teaches, takes no steps
 
     def __call__(
         self,
@@ -362,8 +366,10 @@ class JointStep:
                         teacher, student, self.config
                     )
                 else:
+                    with torch.set_grad_enabled(not self.trainer_frozen):
+                        trainer_logits = forward_trainer(self.trainer, split, rows)
                     part_loss = joint_loss(
-                        forward_trainer(self.trainer, split, rows),
+                        trainer_logits,
                         forward_projection(self.projection, split, rows),
                         torch.from_numpy(split.targets[rows]),
                         self.config,
@@ -376,16 +382,27 @@ class JointStep:
         return loss
 
     def apply(self, lr_scale: float = 1.0) -> None:
-        """Step on the accumulated gradients at ``lr_scale`` times each base rate, then clear."""
+        """Step on the accumulated gradients at ``lr_scale`` times each base rate (the trainer's
+        groups on their own, shorter schedule with ``trainer_share``), then clear."""
+        groups = self.optimiser.param_groups
         if self.parallel is not None:
+            live = groups[TRAINER_GROUPS:] if self.trainer_frozen else groups
             self.parallel.reduce_gradients(
-                [p for group in self.optimiser.param_groups for p in group["params"]],
-                self.trainer.embedding.weight,
+                [p for group in live for p in group["params"]],
+                None if self.trainer_frozen else self.trainer.embedding.weight,
             )
-        for group in self.optimiser.param_groups:
-            group["lr"] = group["base_lr"] * lr_scale
+        share = self.config.trainer_share
+        trainer_scale = lr_scale if share is None else max(0.0, 1 - (1 - lr_scale) / share)
+        for i, group in enumerate(groups):
+            group["lr"] = group["base_lr"] * (trainer_scale if i < TRAINER_GROUPS else lr_scale)
         self.optimiser.step()
         self.optimiser.zero_grad()
+
+    def freeze_trainer(self, weights: dict[str, Any]) -> None:
+        """Set the trainer to ``weights`` for good: it teaches in eval mode and takes no steps."""
+        self.trainer.load_state_dict(weights)
+        self.trainer.eval()
+        self.trainer_frozen = True
 
     def networks(self) -> dict[str, torch.nn.Module]:
         return {"projection": self.projection, "trainer": self.trainer}
@@ -395,6 +412,7 @@ class JointStep:
             **{name: net.state_dict() for name, net in self.networks().items()},
             "optimiser": self.optimiser.state_dict(),
             "torch_rng": self.rng_state,
+            "trainer_frozen": self.trainer_frozen,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -402,6 +420,8 @@ class JointStep:
             net.load_state_dict(state[name])
         self.optimiser.load_state_dict(state["optimiser"])
         self.rng_state = state["torch_rng"]
+        if state["trainer_frozen"]:
+            self.freeze_trainer(state["trainer"])
 
 
 def learning_rate_scale(step: int, total_steps: int) -> float:
@@ -498,6 +518,10 @@ def fit(
                     "state": copy.deepcopy(net.state_dict()),
                 }
         improved = state.best["projection"]["epoch"] == state.epoch
+        share = config.trainer_share
+        past_share = share is not None and state.epoch * steps_per_epoch >= share * total_steps
+        if past_share and not step.trainer_frozen:
+            step.freeze_trainer(state.best["trainer"]["state"])
         state.since_best = 0 if improved else state.since_best + 1
         state.shuffle_rng = shuffle.bit_generator.state
         state.seconds = time.perf_counter() - started
