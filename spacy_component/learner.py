@@ -15,6 +15,7 @@ import torch
 
 from textproj import model_file, nets, netspec
 from textproj.config import FeatureConfig, TrainConfig
+from textproj.errors import ConfigError
 from textproj.inputs import encode_targets, prepare_inputs
 from textproj.projector import Projector
 from textproj.training import JointStep, model_header, reproducible_torch
@@ -26,6 +27,11 @@ class Learner:
     groups and private random stream as ``textproj train``."""
 
     def __init__(self, labels: Sequence[str], config: TrainConfig, features: FeatureConfig) -> None:
+        if config.trainer_share is not None:
+            raise ConfigError(
+                "train_config.trainer_share: spaCy's training loop sets the steps, so the "
+                "trainer cannot be given a share of them; leave it null"
+            )
         self.labels = list(labels)
         self.label_index = {label: i for i, label in enumerate(self.labels)}
         self.config = config

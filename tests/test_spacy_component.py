@@ -20,7 +20,9 @@ from spacy.training import Example  # noqa: E402
 
 import textproj  # noqa: E402
 from spacy_component.make_spacy_corpus import convert  # noqa: E402
+from textproj.config import FeatureConfig, TrainConfig  # noqa: E402
 from textproj.corpora import load_corpus  # noqa: E402
+from textproj.errors import ConfigError  # noqa: E402
 from textproj.metrics import per_label_scores  # noqa: E402
 from textproj.model_file import ModelFormatError, read_model, write_model  # noqa: E402
 
@@ -258,6 +260,13 @@ def test_corpus_converter_writes_every_label_per_doc(tmp_path: Path) -> None:
     sample = load_corpus("banking77", "train")
     gold = dict(zip(sample.texts, sample.labels, strict=False))
     assert all(doc.cats[gold[doc.text]] == 1.0 for doc in docs)
+
+
+def test_the_learner_refuses_a_trainer_share() -> None:
+    from spacy_component.learner import Learner
+
+    with pytest.raises(ConfigError, match=r"^train_config.trainer_share: spaCy's training loop"):
+        Learner(["a", "b"], TrainConfig(trainer_share=0.5), FeatureConfig())
 
 
 def test_corpus_converter_reads_named_columns(tmp_path: Path) -> None:
