@@ -139,7 +139,7 @@ def test_ctrl_c_says_how_to_resume_and_the_resume_finishes(tmp_path: Path) -> No
     data = tmp_path / "train.tsv"
     write_dataset(tiny_banking(300), data)
     out = tmp_path / "run"
-    long_run = ["--epochs", "40", "--patience", "40", "--trainer-buckets", "4096"]
+    long_run = ["--epochs", "100", "--patience", "100", "--trainer-buckets", "4096"]
     long_run += ["--checkpoint-every", "0"]  # a checkpoint at every epoch end
     args = [*CLI, "train", "--train", str(data), "--output", str(out), "--quiet"]
     process = subprocess.Popen(
