@@ -139,9 +139,13 @@ def test_ctrl_c_says_how_to_resume_and_the_resume_finishes(tmp_path: Path) -> No
     data = tmp_path / "train.tsv"
     write_dataset(tiny_banking(300), data)
     out = tmp_path / "run"
-    long_run = ["--epochs", "100", "--patience", "100", "--trainer-buckets", "4096"]
+    long_run = ["--epochs", "40", "--patience", "40", "--trainer-buckets", "4096"]
     long_run += ["--checkpoint-every", "0"]  # a checkpoint at every epoch end
-    args = [*CLI, "train", "--train", str(data), "--output", str(out), "--quiet"]
+    # Ctrl-C raises KeyboardInterrupt even when this test runs where SIGINT is ignored (a
+    # background job, which the child would otherwise inherit)
+    interruptible = [sys.executable, "-c", "import signal; signal.signal(signal.SIGINT, "
+                     "signal.default_int_handler); " + CLI[-1]]  # fmt: skip
+    args = [*interruptible, "train", "--train", str(data), "--output", str(out), "--quiet"]
     process = subprocess.Popen(
         [*args, *OPTIONS[2:], *long_run], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         text=True,
