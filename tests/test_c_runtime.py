@@ -34,7 +34,7 @@ from test_browser import browser  # noqa: F401 (the fixture: Debian's Chromium v
 from test_damaged_files import DAMAGE
 
 import textproj
-from textproj import nets, netspec
+from textproj import c_tables, nets, netspec
 from textproj.config import FeatureConfig
 from textproj.corpora import load_corpus
 from textproj.export import compile_command, decode_like_c, export_c, export_wasm
@@ -262,7 +262,13 @@ def test_export_builds_with_the_documented_command(export_dir: Path, tmp_path: P
     from_file = subprocess.run(["./classify", str(BUNDLED)], input=lines.encode(), cwd=out,
                                capture_output=True)  # fmt: skip
     assert from_file.stdout == done.stdout
-    assert "cc -std=c99" in (export_dir / "README.md").read_text()
+    readme = (export_dir / "README.md").read_text()
+    assert "cc -std=c99" in readme
+    sizes = c_tables.table_bytes(c_tables.build())
+    listed = ", ".join(f"{name} {size:,}" for name, size in sizes.items())
+    assert f"Its Unicode tables ({sum(sizes.values()):,} bytes: {listed})" in " ".join(
+        readme.split()
+    )
 
 
 @pytest.mark.parametrize("corpus", CORPORA)

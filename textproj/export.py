@@ -77,6 +77,7 @@ def model_array(data: bytes) -> str:
 
 
 def _readme(name: str, table_bytes: dict[str, int]) -> str:
+    tables = ", ".join(f"{table} {size:,}" for table, size in table_bytes.items())
     return f"""# textproj C runtime for `{name}`
 
 Build the example (reads one text per line on stdin, prints `label<TAB>probability`):
@@ -88,7 +89,7 @@ or `make`. Then `echo "I lost my card" | ./{PROGRAM}` (the model is compiled in,
 
 The library is `textproj.h` with `tp_model.c`, `tp_text.c` and `{c_tables.TABLE_FILE}` (C99,
 libc and libm only, no global state; `tp_predict` is thread-safe with one workspace per thread).
-Its Unicode tables ({sum(table_bytes.values()):,} bytes: {table_bytes}) were generated from the
+Its Unicode tables ({sum(table_bytes.values()):,} bytes: {tables}) were generated from the
 `unicodedata` of the Python that ran the export; it refuses a model written under another
 Unicode version. See docs/device.md in the textproj repository.
 """
