@@ -1086,6 +1086,10 @@ def export(
         if c is not None:
             typer.echo(f"written: {export_c(model, c)} (build: cd {c} && {compile_command()})")
         if wasm is not None:
-            typer.echo(f"written: {export_wasm(model, wasm)} (serve it: python -m http.server)")
+            written = export_wasm(model, wasm)
+            typer.echo(
+                f"written: {written} (serve it: python -m http.server --directory {wasm}, "
+                "then open http://localhost:8000)"
+            )
     except (TextprojError, OSError) as error:
         _fail(str(error))
