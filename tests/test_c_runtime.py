@@ -584,6 +584,8 @@ def test_wasm_in_node_matches_python(web_dir: Path) -> None:
     assert np.abs(probs - clf.predict_proba(texts)).max() <= PYTHON_TOLERANCE
     assert [clf.labels[j] for j in probs.argmax(1)] == clf.predict(texts)
     assert (web_dir / "textproj.wasm").stat().st_size < 400_000
+    readme = (web_dir / "README.md").read_text()
+    assert "python -m http.server --directory ." in readme and "Textproj.create(" in readme
 
 
 @pytest.fixture(scope="module")

@@ -163,4 +163,27 @@ def export_wasm(model: str | os.PathLike[str], directory: str | os.PathLike[str]
     for name in WEB_FILES:
         write_atomic(directory / name, (WEB_DIR / name).read_bytes())
     write_atomic(directory / MODEL_FILENAME, path.read_bytes())
+    write_atomic(directory / "README.md", _web_readme(path.name).encode("utf-8"))
     return directory
+
+
+def _web_readme(name: str) -> str:
+    return f"""# textproj WebAssembly build for `{name}`
+
+`index.html` classifies as you type. Serve this folder with any static file server, for example
+`python -m http.server --directory .`, then open http://localhost:8000 (the page fetches
+`{WASM_FILE}` and `{MODEL_FILENAME}`, which browsers refuse to do from a `file://` page).
+
+From your own page, with `textproj.js` loaded:
+
+```js
+const clf = await Textproj.create(await (await fetch("{WASM_FILE}")).arrayBuffer(),
+                                  await (await fetch("{MODEL_FILENAME}")).arrayBuffer());
+clf.top("some text", 5);  // [{{label, probability}}, ...], most probable first
+```
+
+In node: `const Textproj = require("./textproj.js")`, with the two files' bytes from
+`fs.readFileSync`. `{WASM_FILE}` needs no imports; it runs the same C code as `textproj export
+--c` and gives the labels of textproj's Python runtime. See docs/device.md in the textproj
+repository.
+"""
