@@ -119,8 +119,8 @@ class TrainConfig:
     trainer_dropout: float | None = 0.5  # trainer's dropout; None: dropout
     # The trainer's rates decay to 0 over this share of the run's steps; at the first epoch end
     # past it the trainer is frozen at its best dev epoch (it teaches in eval mode and takes no
-    # more steps). None: over the whole run. 0.5 trains faster at the same accuracy on dev
-    # (docs/training.md, "A lead for a session that re-measures the defaults anyway").
+    # more steps). None: over the whole run. 0.5 trains in 0.72-0.81x the time at the same dev
+    # accuracy (docs/training.md, "A lead for a session that re-measures the defaults anyway").
     trainer_share: float | None = None
     lambda_trainer: float = 1.0  # λ1: trainer vs labels
     lambda_distill: float = 0.1  # λ2: projection vs trainer's soft outputs (0 trains alone)
