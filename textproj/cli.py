@@ -743,11 +743,9 @@ def _texts(
 ) -> list[str]:
     """The texts to classify: arguments, or --input's (a data file's text column, else its
     lines; ``-``: stdin), or stdin's lines."""
-    from textproj.transfer import DATA_SUFFIXES, read_texts
+    from textproj.transfer import is_data_file, read_texts
 
-    is_data = input_file is not None and input_file.name.lower().removesuffix(".gz").endswith(
-        DATA_SUFFIXES
-    )
+    is_data = input_file is not None and is_data_file(input_file)
     if text_column != TEXT_COLUMN and not is_data:
         _usage("--text-column names a column of a .tsv/.csv/.jsonl --input file")
     if texts:

@@ -33,6 +33,14 @@ _FASTTEXT_LABELS = re.compile(r"^\s*(?:__label__\S*\s+)*")
 _PROGRESS_EVERY = 10_000  # lines between progress reports while reading
 
 
+DATA_SUFFIXES = (".tsv", ".csv", ".jsonl")  # files whose text is a named column or field
+
+
+def is_data_file(path: Path) -> bool:
+    """Whether ``path`` (``.gz`` or not) is a TSV, CSV or JSONL file, read by its text column."""
+    return path.name.lower().removesuffix(".gz").endswith(DATA_SUFFIXES)
+
+
 def _open_text(path: Path) -> io.TextIOBase:
     raw = gzip.open(path, "rb") if path.name.lower().endswith(".gz") else open(path, "rb")  # noqa: SIM115
     return io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
@@ -71,9 +79,6 @@ def _texts_of(
             yield line_no, text
         else:
             yield line_no, _FASTTEXT_LABELS.sub("", line, count=1)
-
-
-DATA_SUFFIXES = (".tsv", ".csv", ".jsonl")  # files whose text is a named column or field
 
 
 def read_texts(
