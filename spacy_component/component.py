@@ -43,6 +43,9 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "features": {},  # trainable mode: FeatureConfig fields to override
     "n_jobs": -1,  # projector threads for large batches (-1: every core)
 }
+# Where spaCy's loop differs from textproj's: it sets the steps, so the trainer trains over all
+# of them (TrainConfig.trainer_share needs the run's length up front).
+SPACY_TRAIN_DEFAULTS: dict[str, Any] = {"trainer_share": 1.0}
 SCORE_WEIGHTS: dict[str, float | None] = {
     "cats_score": 1.0,
     "cats_score_desc": None,
@@ -110,7 +113,7 @@ class TextProjCategorizer(Pipe):
         self.threshold = threshold
         self.n_jobs = n_jobs
         self.train_config = TrainConfig.from_dict(
-            {**(train_config or {}), "multi_label": multi_label}
+            {**SPACY_TRAIN_DEFAULTS, **(train_config or {}), "multi_label": multi_label}
         )
         self.features = FeatureConfig.from_dict(features or {})
         self._source = model

@@ -27,10 +27,10 @@ class Learner:
     groups and private random stream as ``textproj train``."""
 
     def __init__(self, labels: Sequence[str], config: TrainConfig, features: FeatureConfig) -> None:
-        if config.trainer_share is not None:
+        if config.trainer_share != 1:
             raise ConfigError(
                 "train_config.trainer_share: spaCy's training loop sets the steps, so the "
-                "trainer cannot be given a share of them; leave it null"
+                "trainer cannot be given a share of them; leave it at 1"
             )
         self.labels = list(labels)
         self.label_index = {label: i for i, label in enumerate(self.labels)}

@@ -267,6 +267,8 @@ def test_the_learner_refuses_a_trainer_share() -> None:
 
     with pytest.raises(ConfigError, match=r"^train_config.trainer_share: spaCy's training loop"):
         Learner(["a", "b"], TrainConfig(trainer_share=0.5), FeatureConfig())
+    component = spacy.blank("en").add_pipe("textproj")  # trains its trainer over every step
+    assert component.train_config.trainer_share == 1
 
 
 def test_corpus_converter_reads_named_columns(tmp_path: Path) -> None:

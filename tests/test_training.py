@@ -51,7 +51,8 @@ def small_data() -> tuple[Dataset, Dataset, Dataset]:
 )
 def test_networks_learn(small_data, design: str, trainer: str) -> None:
     train_data, dev_data, test_data = small_data
-    config = TrainConfig(design=design, trainer=trainer, **SMALL)
+    # the trainer trains over the whole run, so the joint loss holds both networks' learning
+    config = TrainConfig(design=design, trainer=trainer, trainer_share=1.0, **SMALL)
     result = train(train_data, dev_data, test_data, config=config, progress=False)
     history = result.metrics["history"]
     assert history[-1]["loss"] < 0.5 * history[0]["loss"]
@@ -166,8 +167,10 @@ def test_bad_config_is_refused() -> None:
         TrainConfig(label_smoothing=1.0)
     with pytest.raises(ValueError, match=r"trainer_dropout must be in \[0, 1\)"):
         TrainConfig(trainer_dropout=1.0)
-    with pytest.raises(ValueError, match=r"trainer_share must be in \(0, 1\] or null, got 0"):
+    with pytest.raises(ValueError, match=r"trainer_share must be in \(0, 1\], got 0"):
         TrainConfig(trainer_share=0.0)
+    with pytest.raises(ValueError, match=r"trainer_share must be in \(0, 1\], got None"):
+        TrainConfig.from_dict({"trainer_share": None})
     with pytest.raises(ValueError, match="trainer_table_learning_rate must be > 0"):
         TrainConfig(trainer_table_learning_rate=0.0)
     assert TrainConfig.from_dict(TrainConfig(hidden=(8, 4)).to_dict()) == TrainConfig(hidden=(8, 4))

@@ -98,7 +98,10 @@ def test_spacy_learner_keeps_the_trainers_own_rate_and_the_global_stream() -> No
     from spacy_component.learner import Learner
     from textproj.config import FeatureConfig
 
-    config = TrainConfig(**{**TINY_CONFIG, "learning_rate": 4e-3, "trainer_learning_rate": 1e-2})
+    config = TrainConfig(
+        **{**TINY_CONFIG, "learning_rate": 4e-3, "trainer_learning_rate": 1e-2},
+        trainer_share=1.0,  # the component's own default: spaCy sets the steps
+    )
     torch.manual_seed(7)
     expected = torch.rand(2)
     torch.manual_seed(7)

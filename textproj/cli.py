@@ -329,10 +329,10 @@ def train(
         float, typer.Option(help="Dropout in the trainer network.")
     ] = DEFAULTS.trainer_dropout,
     trainer_share: Annotated[
-        float | None,
+        float,
         typer.Option(
-            help="Train the trainer over this share of the steps, then freeze it (faster; "
-            "default: the whole run)."
+            help="Train the trainer over this share of the steps, then freeze it at its best "
+            "dev epoch (1: the whole run)."
         ),
     ] = DEFAULTS.trainer_share,
     threads: Annotated[

@@ -391,8 +391,7 @@ class JointStep:
                 [p for group in live for p in group["params"]],
                 None if self.trainer_frozen else self.trainer.embedding.weight,
             )
-        share = self.config.trainer_share
-        trainer_scale = lr_scale if share is None else max(0.0, 1 - (1 - lr_scale) / share)
+        trainer_scale = max(0.0, 1 - (1 - lr_scale) / self.config.trainer_share)
         for i, group in enumerate(groups):
             group["lr"] = group["base_lr"] * (trainer_scale if i < TRAINER_GROUPS else lr_scale)
         self.optimiser.step()
@@ -518,8 +517,7 @@ def fit(
                     "state": copy.deepcopy(net.state_dict()),
                 }
         improved = state.best["projection"]["epoch"] == state.epoch
-        share = config.trainer_share
-        past_share = share is not None and state.epoch * steps_per_epoch >= share * total_steps
+        past_share = state.epoch * steps_per_epoch >= config.trainer_share * total_steps
         if past_share and not step.trainer_frozen:
             step.freeze_trainer(state.best["trainer"]["state"])
         state.since_best = 0 if improved else state.since_best + 1
