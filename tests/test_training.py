@@ -170,7 +170,8 @@ def test_bad_config_is_refused() -> None:
     with pytest.raises(ValueError, match=r"trainer_share must be in \(0, 1\], got 0"):
         TrainConfig(trainer_share=0.0)
     with pytest.raises(ValueError, match=r"trainer_share must be in \(0, 1\], got None"):
-        TrainConfig.from_dict({"trainer_share": None})
+        TrainConfig(trainer_share=None)
+    assert TrainConfig.from_dict({"trainer_share": None}).trainer_share == 1  # an older file
     with pytest.raises(ValueError, match="trainer_table_learning_rate must be > 0"):
         TrainConfig(trainer_table_learning_rate=0.0)
     assert TrainConfig.from_dict(TrainConfig(hidden=(8, 4)).to_dict()) == TrainConfig(hidden=(8, 4))

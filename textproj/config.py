@@ -247,6 +247,9 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        """Rebuild from :meth:`to_dict` output; unknown keys are an error."""
+        """Rebuild from :meth:`to_dict` output; unknown keys are an error. Files of the eighth
+        session wrote ``trainer_share: null`` for a trainer trained over the whole run (1 now)."""
         values = _known_fields(cls, data)
+        if "trainer_share" in values and values["trainer_share"] is None:
+            values["trainer_share"] = 1.0
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
