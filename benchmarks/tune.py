@@ -84,8 +84,8 @@ def render_seeds(log: Path, name: str) -> str:
     rows = [row for row in rows if row["name"] == name]
     lines = [
         "| corpus | seeds | on-device dev | on-device test (range) | trainer dev | trainer test "
-        "| SVM test | weight bytes |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
+        "| ensemble dev | ensemble test | SVM test | weight bytes |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for corpus in dict.fromkeys(row["corpus"] for row in rows):
         runs = [row for row in rows if row["corpus"] == corpus]
@@ -97,10 +97,24 @@ def render_seeds(log: Path, name: str) -> str:
             f"| **{statistics.mean(test):.4f}** ({min(test):.4f}–{max(test):.4f}) "
             f"| {statistics.mean(row['dev_trainer'] for row in runs):.4f} "
             f"| {statistics.mean(row['test']['trainer'][metric] for row in runs):.4f} "
+            f"| {_mean(runs, 'dev_ensemble')} | {_mean(runs, 'test', 'ensemble', metric)} "
             f"| {format(runs[0]['svm']['test'], '.4f') if 'svm' in runs[0] else '–'} "
             f"| {runs[0]['model_bytes']:,} |"
         )
     return "\n".join(lines)
+
+
+def _mean(runs: list[dict], *path: str) -> str:
+    """The mean over ``runs`` of the value at ``path`` in each row, to four places; '–' if a
+    run predates it (logs of earlier sessions have no ensemble)."""
+    values = []
+    for row in runs:
+        for key in path:
+            row = row.get(key, {})
+        values.append(row)
+    if not all(isinstance(value, float) for value in values):
+        return "–"
+    return f"{statistics.mean(values):.4f}"
 
 
 def cut_train(data: Dataset, n_texts: int, seed: int = 0) -> Dataset:
@@ -204,7 +218,8 @@ def run(args: argparse.Namespace, corpus: str, train_fields: dict, feature_field
         "dev_trainer": metrics["trainer"]["dev"]["accuracy"],
         "best_epoch": metrics["best_epoch"],
         # recorded for the ablation and the final report; never used to choose a setting
-        "test": {name: metrics[name]["test"] for name in ("projection", "trainer")},
+        "dev_ensemble": metrics["ensemble"]["dev"]["accuracy"],
+        "test": {name: metrics[name]["test"] for name in ("projection", "trainer", "ensemble")},
         "model_bytes": sum(  # the tensors' bytes in model.tpn (int4 ones at two per byte)
             (t.size + 1) // 2 if name in result.int4 else t.nbytes
             for name, t in result.tensors.items()

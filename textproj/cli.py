@@ -654,13 +654,18 @@ def _print_summary(metrics: dict, output: Path) -> None:
         table.add_column(title, justify="right")
     table.add_column("bytes", justify="right", no_wrap=True)
     sizes = {"projection": metrics.get("model_bytes"), "trainer": metrics.get("trainer_bytes")}
+    if None not in sizes.values():
+        sizes["ensemble"] = sizes["projection"] + sizes["trainer"]
     bits = metrics.get("config", {}).get("train", {}).get("weight_bits", 8)
-    for network, title in (("projection", f"on-device (int{bits})"), ("trainer", "trainer")):
+    rows = [("projection", f"on-device (int{bits})"), ("trainer", "trainer")]
+    if "ensemble" in metrics:  # runs before the ensemble have none
+        rows.append(("ensemble", "trainer + on-device"))
+    for network, title in rows:
         scores = metrics[network]
         table.add_row(
             title,
             *(f"{scores[split][key]:.4f}" if split in scores else "-" for split, key, _ in columns),
-            f"{sizes[network]:,}" if sizes[network] is not None else "-",
+            f"{sizes[network]:,}" if sizes.get(network) is not None else "-",
         )
     console = Console(emoji=False, highlight=False)
     console.print(table)

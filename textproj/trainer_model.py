@@ -54,9 +54,11 @@ def save_trainer(
     config: TrainConfig,
     features: FeatureConfig,
     thresholds: np.ndarray | None = None,
+    ensemble_thresholds: np.ndarray | None = None,
 ) -> int:
     """The trainer as plain arrays (trainer.npz) plus a JSON header: nothing executes on load.
-    Returns the bytes of the arrays file."""
+    A multi-label run's header also holds the thresholds of the trainer and of its ensemble
+    with the on-device model (``textproj.ensemble``). Returns the bytes of the arrays file."""
     buffer = io.BytesIO()
     arrays = {name: t.detach().cpu().numpy() for name, t in trainer.state_dict().items()}
     for name in HALF_PRECISION:
@@ -70,17 +72,33 @@ def save_trainer(
             "labels": labels,
             "train_config": config.to_dict(),
             "features": features.to_dict(),
-            "thresholds": None if thresholds is None else [float(t) for t in thresholds],
+            "thresholds": _listed(thresholds),
+            "ensemble_thresholds": _listed(ensemble_thresholds),
         },
     )
     return n_bytes
+
+
+def _listed(thresholds: np.ndarray | None) -> list[float] | None:
+    return None if thresholds is None else [float(t) for t in thresholds]
+
+
+def _thresholds(header: dict, key: str, n_labels: int) -> np.ndarray | None:
+    values = header.get(key)
+    if values is None:
+        return None
+    values = np.asarray(values, dtype=np.float32)
+    if values.shape != (n_labels,):
+        raise ValueError(f"{len(values)} {key} for {n_labels} labels")
+    return values
 
 
 class TrainerModel:
     """A loaded trainer network: texts -> hashed features -> network -> label probabilities.
 
     ``labels`` are the class names in output order, ``config`` the :class:`TrainConfig` it was
-    trained with, ``n_bytes`` the size of its weights file.
+    trained with, ``n_bytes`` the size of its weights file; ``ensemble_thresholds`` are those of
+    its ensemble with the on-device model (multi-label; ``textproj.ensemble``).
     """
 
     def __init__(
@@ -91,6 +109,7 @@ class TrainerModel:
         features: FeatureConfig,
         n_bytes: int,
         thresholds: np.ndarray | None = None,
+        ensemble_thresholds: np.ndarray | None = None,
     ) -> None:
         self.net = net.eval()
         self.labels = labels
@@ -98,9 +117,12 @@ class TrainerModel:
         self.features = trainer_features(config, features)
         self.n_bytes = n_bytes
         self.multi_label = config.multi_label
-        if self.multi_label and thresholds is None:
-            thresholds = np.full(len(labels), DEFAULT_THRESHOLD, dtype=np.float32)
+        default = np.full(len(labels), DEFAULT_THRESHOLD, dtype=np.float32)
+        if self.multi_label:
+            thresholds = default if thresholds is None else thresholds
+            ensemble_thresholds = default if ensemble_thresholds is None else ensemble_thresholds
         self.thresholds = thresholds
+        self.ensemble_thresholds = ensemble_thresholds
 
     def _inputs(self, texts: list[str]) -> SplitInputs:
         buckets, weights, offsets = trainer_bags(texts, self.features, self.config.trainer_buckets)
@@ -157,11 +179,8 @@ def load_trainer(directory: str | os.PathLike[str]) -> TrainerModel:
         labels = header["labels"]
         config = TrainConfig.from_dict(header["train_config"])
         features = FeatureConfig.from_dict(header["features"])
-        thresholds = header.get("thresholds")
-        if thresholds is not None:
-            thresholds = np.asarray(thresholds, dtype=np.float32)
-            if thresholds.shape != (len(labels),):
-                raise ValueError(f"{len(thresholds)} thresholds for {len(labels)} labels")
+        thresholds = _thresholds(header, "thresholds", len(labels))
+        ensemble_thresholds = _thresholds(header, "ensemble_thresholds", len(labels))
     except OSError as error:
         raise ModelFormatError(f"{header_path}: cannot read ({error.strerror or error})") from None
     except (ValueError, KeyError, TypeError) as error:
@@ -175,4 +194,5 @@ def load_trainer(directory: str | os.PathLike[str]) -> TrainerModel:
         raise ModelFormatError(f"{weights_path}: cannot read ({error.strerror or error})") from None
     except (ValueError, RuntimeError) as error:
         raise ModelFormatError(f"{weights_path}: does not match {header_path} ({error})") from None
-    return TrainerModel(net, labels, config, features, weights_path.stat().st_size, thresholds)
+    n_bytes = weights_path.stat().st_size
+    return TrainerModel(net, labels, config, features, n_bytes, thresholds, ensemble_thresholds)

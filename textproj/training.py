@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from textproj import checkpoint, distributed, fsio, inputs, nets, netspec, trainer_model
+from textproj import checkpoint, distributed, ensemble, fsio, inputs, nets, netspec, trainer_model
 from textproj.config import FeatureConfig, TrainConfig
 from textproj.data import DEFAULT_COLUMNS, Dataset
 from textproj.decisions import DEFAULT_THRESHOLD, decide, dev_score, tune_thresholds
@@ -568,10 +568,12 @@ def _scores(labels: list[str], decided: np.ndarray, gold: list, multi: bool) -> 
 
 def evaluate(
     step: JointStep, prep: Prepared, config: TrainConfig
-) -> tuple[dict[str, Any], dict[str, np.ndarray], dict[str, Any], np.ndarray | None]:
-    """Scores of the quantized on-device network, its float form and the trainer on dev and test.
+) -> tuple[dict[str, Any], dict[str, np.ndarray], dict[str, Any], dict[str, np.ndarray | None]]:
+    """Scores of the quantized on-device network, its float form, the trainer and the served
+    ensemble of the trainer with the on-device network (``textproj.ensemble``) on dev and test.
 
-    Returns (scores by network and split, on-device tensors, model header, trainer thresholds).
+    Returns (scores by network and split, on-device tensors, model header, each network's
+    multi-label thresholds tuned on dev, None when single-label).
     """
     trainer_model.round_for_storage(step.trainer)
     tensors = nets.export_projection_net(step.projection, config.weight_bits)
@@ -582,29 +584,33 @@ def evaluate(
         "projection_float": (step.projection, forward_projection),
         "trainer": (step.trainer, forward_trainer),
     }
-    scores: dict[str, Any] = {name: {} for name in networks}
-    trainer_thresholds = None
-    for name, (net, forward) in networks.items():
-        logits = {
-            split: predict_logits(net, prep.inputs[split], forward)
-            for split in prep.splits
-            if split != "train"
-        }
-        thresholds = None
+    scored = [split for split in prep.splits if split != "train"]
+    logits = {
+        name: {split: predict_logits(net, prep.inputs[split], forward) for split in scored}
+        for name, (net, forward) in networks.items()
+    }
+    logits["ensemble"] = {
+        split: ensemble.mean_logits(
+            logits["trainer"][split], logits["projection"][split], config.multi_label
+        )
+        for split in scored
+    }
+    scores: dict[str, Any] = {name: {} for name in logits}
+    thresholds: dict[str, np.ndarray | None] = {}
+    for name, split_logits in logits.items():
+        thresholds[name] = None
         if config.multi_label:
-            thresholds = tune_thresholds(logits["dev"], prep.inputs["dev"].targets)
-            if name == "projection":
-                header["thresholds"] = [float(t) for t in thresholds]
-            if name == "trainer":
-                trainer_thresholds = thresholds
-        for split, split_logits in logits.items():
+            thresholds[name] = tune_thresholds(split_logits["dev"], prep.inputs["dev"].targets)
+        for split in scored:
             scores[name][split] = _scores(
                 prep.labels,
-                decide(split_logits, thresholds),
+                decide(split_logits[split], thresholds[name]),
                 prep.splits[split].labels,
                 config.multi_label,
             )
-    return scores, tensors, header, trainer_thresholds
+    if config.multi_label:
+        header["thresholds"] = [float(t) for t in thresholds["projection"]]
+    return scores, tensors, header, thresholds
 
 
 # --- 4. save ------------------------------------------------------------------------------------
@@ -617,7 +623,7 @@ def save_run(
     step: JointStep,
     prep: Prepared,
     features: FeatureConfig,
-    trainer_thresholds: np.ndarray | None,
+    thresholds: dict[str, np.ndarray | None],
     metrics: dict[str, Any],
     int4: frozenset[str] = frozenset(),
 ) -> None:
@@ -632,8 +638,9 @@ def save_run(
             staging / MODEL_NAME, header, tensors, int4=int4
         )
         metrics["trainer_bytes"] = trainer_model.save_trainer(
-            step.trainer, staging, prep.labels, step.config, features, trainer_thresholds
-        )
+            step.trainer, staging, prep.labels, step.config, features,
+            thresholds["trainer"], thresholds["ensemble"],
+        )  # fmt: skip
         fsio.write_json(staging / METRICS_NAME, metrics)
         fsio.replace_directory(staging, out)
     except BaseException:
@@ -782,7 +789,7 @@ def _train(
         return TrainResult(
             step.projection, step.trainer, prep.projector, prep.labels, {}, {}, {}, None
         )
-    scores, tensors, header, trainer_thresholds = evaluate(step, prep, config)
+    scores, tensors, header, thresholds = evaluate(step, prep, config)
     int4 = netspec.int4_tensors(tensors, config.weight_bits)
     metrics: dict[str, Any] = {
         "corpus": corpus or prep.splits["train"].source,
@@ -803,7 +810,7 @@ def _train(
     if parallel is not None:
         metrics["distributed"] = parallel.report()
     if out is not None:
-        save_run(out, header, tensors, step, prep, features, trainer_thresholds, metrics, int4)
+        save_run(out, header, tensors, step, prep, features, thresholds, metrics, int4)
     return TrainResult(
         step.projection,
         step.trainer,
