@@ -59,6 +59,8 @@ def test_quick_run_measures_textproj_and_installed_peers(tmp_path: Path) -> None
     assert 10_000 < ours["model_bytes"] < 1_000_000  # an int8 model.tpn
     trainer = rows["textproj trainer (torch)"]
     assert trainer["model_bytes"] > ours["model_bytes"]
+    ensemble = rows["textproj ensemble (torch)"]
+    assert ensemble["model_bytes"] == trainer["model_bytes"] + ours["model_bytes"]
     for row in rows.values():
         assert row["texts_per_second"] > 0
         assert row["predict_peak_delta_kib"] >= 0

@@ -76,11 +76,13 @@ class EnsembleModel:
         return f"EnsembleModel(labels={len(self.labels)})"
 
 
-def load_ensemble(directory: str | os.PathLike[str]) -> EnsembleModel:
-    """The ensemble of a run's output directory (model.tpn, trainer.npz and trainer.json).
+def load_ensemble(directory: str | os.PathLike[str], *, n_jobs: int = -1) -> EnsembleModel:
+    """The ensemble of a run's output directory (model.tpn, trainer.npz and trainer.json);
+    ``n_jobs`` are the on-device model's projector threads (``textproj.load``).
 
     A missing or damaged file raises :class:`ModelFormatError` (or ``ModelNotFoundError``)
     naming it.
     """
     trainer = load_trainer(directory)
-    return EnsembleModel(trainer, load(Path(directory) / MODEL_NAME), trainer.ensemble_thresholds)
+    device = load(Path(directory) / MODEL_NAME, n_jobs=n_jobs)
+    return EnsembleModel(trainer, device, trainer.ensemble_thresholds)

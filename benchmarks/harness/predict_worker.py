@@ -78,9 +78,20 @@ def _spacy(path: Path) -> Predict:
     return predict
 
 
+def _textproj_ensemble(path: Path) -> Predict:
+    """The trainer and model.tpn of one run, their probabilities averaged, on one thread."""
+    import torch
+
+    from textproj.ensemble import load_ensemble
+
+    torch.set_num_threads(1)
+    return load_ensemble(path, n_jobs=1).predict
+
+
 LOADERS: dict[str, Callable[[Path], Predict]] = {
     "textproj": _textproj,
     "textproj-trainer": _textproj_trainer,
+    "textproj-ensemble": _textproj_ensemble,
     "fasttext": _fasttext,
     "sklearn": _sklearn,
     "spacy": _spacy,

@@ -1,8 +1,9 @@
-"""textproj: ``textproj.train`` with the default ``TrainConfig``; both networks are measured.
+"""textproj: ``textproj.train`` with the default ``TrainConfig``; both networks and their
+ensemble are measured.
 
-The on-device projection model (``model.tpn``, int8, run by the torch-free runtime) and the
-trainer network trained jointly with it (``trainer.npz``, run by torch) come from one training
-run, so they share its seconds.
+The on-device projection model (``model.tpn``, run by the torch-free runtime), the trainer
+network trained jointly with it (``trainer.npz``, run by torch) and the two averaged
+(``textproj.ensemble``) come from one training run, so they share its seconds.
 """
 
 from __future__ import annotations
@@ -33,8 +34,12 @@ def train_textproj(splits: Splits, workdir: Path, config: TrainConfig) -> list[T
     seconds = float(result.metrics["train_seconds"])
     trainer_dir = workdir / "trainer"  # only the trainer's own files, for its bytes
     trainer_dir.mkdir(exist_ok=True)
+    ensemble_dir = workdir / "ensemble"  # the trainer's files and model.tpn
+    ensemble_dir.mkdir(exist_ok=True)
     for name in TRAINER_FILES:
         shutil.copy2(workdir / name, trainer_dir / name)
+        shutil.copy2(workdir / name, ensemble_dir / name)
+    shutil.copy2(workdir / MODEL_NAME, ensemble_dir / MODEL_NAME)
     params = {"train": config.to_dict(), "features": result.projector.get_config()["features"]}
     best_epoch = result.metrics.get("best_epoch", {})
     shared = "one joint training run gives both networks; its seconds are shown for each"
@@ -56,5 +61,14 @@ def train_textproj(splits: Splits, workdir: Path, config: TrainConfig) -> list[T
             seconds,
             {**params, "best_epoch": best_epoch.get("trainer")},
             notes=[shared],
+        ),
+        Trained(
+            "textproj ensemble (torch)",
+            "textproj",
+            "textproj-ensemble",
+            ensemble_dir,
+            seconds,
+            {**params, "best_epoch": best_epoch},
+            notes=[shared, "the trainer's and the on-device model's probabilities averaged"],
         ),
     ]
