@@ -12,8 +12,9 @@ from conftest import TINY_CONFIG, per_intent, tiny_banking
 
 import textproj
 from textproj import Dataset, ModelFormatError, TrainConfig, load_corpus
+from textproj.config import ENSEMBLE_TRAINER_WEIGHT
 from textproj.decisions import sigmoid
-from textproj.ensemble import EnsembleModel, load_ensemble, mean_logits
+from textproj.ensemble import EnsembleModel, ensemble_logits, load_ensemble
 from textproj.layout import METRICS_NAME, TRAINER_HEADER
 from textproj.trainer_model import load_trainer
 
@@ -23,16 +24,19 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
     return exp / exp.sum(axis=1, keepdims=True)
 
 
-def test_mean_logits_give_the_mean_of_the_two_probabilities() -> None:
+W = ENSEMBLE_TRAINER_WEIGHT
+
+
+def test_ensemble_logits_give_the_weighted_average_of_the_probabilities() -> None:
     rng = np.random.default_rng(0)
     a, b = rng.normal(size=(2, 5, 4)).astype(np.float32) * 3
-    single = mean_logits(a, b, multi_label=False)
-    assert np.allclose(_softmax(single), (_softmax(a) + _softmax(b)) / 2, atol=1e-6)
-    multi = mean_logits(a, b, multi_label=True)
-    assert np.allclose(sigmoid(multi), (sigmoid(a) + sigmoid(b)) / 2, atol=1e-6)
+    single = ensemble_logits(a, b, multi_label=False)
+    assert np.allclose(_softmax(single), W * _softmax(a) + (1 - W) * _softmax(b), atol=1e-6)
+    multi = ensemble_logits(a, b, multi_label=True)
+    assert np.allclose(sigmoid(multi), W * sigmoid(a) + (1 - W) * sigmoid(b), atol=1e-6)
     sure = np.array([[60.0, -60.0]], dtype=np.float32)  # saturated: still finite logits
-    assert np.isfinite(mean_logits(sure, sure, multi_label=True)).all()
-    assert np.isfinite(mean_logits(sure, -sure, multi_label=False)).all()
+    assert np.isfinite(ensemble_logits(sure, sure, multi_label=True)).all()
+    assert np.isfinite(ensemble_logits(sure, -sure, multi_label=False)).all()
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +56,7 @@ def test_the_ensemble_serves_the_mean_and_scores_as_training_said(run_dir: Path)
     proba = ensemble.predict_proba(test.texts)
     trainer = load_trainer(run_dir).predict_proba(test.texts)
     device = textproj.load(run_dir).predict_proba(test.texts)
-    assert np.allclose(proba, (trainer + device) / 2)
+    assert np.allclose(proba, W * trainer + (1 - W) * device)
     predicted = ensemble.predict(test.texts)
     assert predicted == [ensemble.labels[j] for j in proba.argmax(axis=1)]
     scores = json.loads((run_dir / METRICS_NAME).read_text())["ensemble"]["test"]

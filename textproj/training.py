@@ -590,7 +590,7 @@ def evaluate(
         for name, (net, forward) in networks.items()
     }
     logits["ensemble"] = {
-        split: ensemble.mean_logits(
+        split: ensemble.ensemble_logits(
             logits["trainer"][split], logits["projection"][split], config.multi_label
         )
         for split in scored
