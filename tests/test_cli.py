@@ -115,6 +115,42 @@ def test_predict_arguments_stdin_and_json(trained: Path) -> None:
     assert abs(sum(records[0]["probabilities"].values()) - 1) < 1e-4
 
 
+def test_predict_and_evaluate_with_the_ensemble(
+    trained: Path, data_files: dict[str, Path], tmp_path: Path
+) -> None:
+    from textproj.ensemble import load_ensemble
+
+    texts = ["great phone", "awful, broke in a day"]
+    result = runner.invoke(app, ["predict", str(trained), "--ensemble", *texts])
+    assert result.exit_code == 0, result.output
+    ensemble = load_ensemble(trained)
+    proba = ensemble.predict_proba(texts)
+    expected = [
+        f"{label}\t{row.max():.4f}"
+        for label, row in zip(ensemble.predict(texts), proba, strict=True)
+    ]
+    assert result.output.splitlines() == expected
+    test = str(data_files["test"])
+    scored = runner.invoke(
+        app, ["evaluate", str(trained / "model.tpn"), "--ensemble", "--test", test, "--json"]
+    )
+    assert scored.exit_code == 0, scored.output
+    metrics = json.loads((trained / "metrics.json").read_text())["ensemble"]["test"]
+    n_test = metrics["n"]
+    assert json.loads(scored.output)["accuracy"] == pytest.approx(
+        metrics["accuracy"], abs=1.5 / n_test
+    )  # numpy against torch rounding may flip a near tie
+    explained = runner.invoke(app, ["predict", str(trained), "--ensemble", "--explain", "x"])
+    assert explained.exit_code == 2
+    assert "does not go with --ensemble" in explained.output
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    (alone / "model.tpn").write_bytes((trained / "model.tpn").read_bytes())
+    missing = runner.invoke(app, ["predict", str(alone), "--ensemble", "x"])
+    assert missing.exit_code == 1
+    assert "trainer.json" in missing.output
+
+
 def test_predict_top_k_threshold_and_input_file(trained: Path, tmp_path: Path) -> None:
     texts = ["great phone", "awful, broke in a day", "it is a film"]
     (tmp_path / "in.txt").write_text("\n".join(texts) + "\n", encoding="utf-8")

@@ -56,6 +56,7 @@ from textproj.layout import CHECKPOINT_EVERY_SECONDS, CHECKPOINT_NAME, METRICS_N
 from textproj.rundir import check_output_dir
 
 if TYPE_CHECKING:
+    from textproj.ensemble import EnsembleModel
     from textproj.runtime import Classifier
 
 USAGE_ERROR = 2  # click's own exit code for a bad command line
@@ -162,6 +163,27 @@ def _load_model(path: Path) -> Classifier:
         return load(path)
     except TextprojError as error:
         _fail(str(error))
+
+
+def _load_ensemble(path: Path) -> EnsembleModel:
+    """The served ensemble of the run that holds model.tpn at ``path`` (imports torch)."""
+    from textproj.ensemble import load_ensemble
+    from textproj.model_file import model_path
+
+    try:
+        return load_ensemble(model_path(path).parent)
+    except TextprojError as error:
+        _fail(str(error))
+
+
+EnsembleOption = Annotated[
+    bool,
+    typer.Option(
+        "--ensemble",
+        help="Use the run's trainer and on-device model averaged (more accurate; needs torch "
+        "and the trainer files beside model.tpn).",
+    ),
+]
 
 
 # The columns (JSONL fields) of the user's files to read; bundled corpora keep their own.
@@ -696,6 +718,7 @@ def evaluate(
         Path | None,
         typer.Option(help="Write each text, gold and predicted label (.tsv, or .jsonl) here."),
     ] = None,
+    ensemble: EnsembleOption = False,
 ) -> None:
     """Score a model on labelled data: accuracy, macro-F1, per-label precision/recall/F1, the
     confusion matrix and the most confused label pairs, and labels the model never saw."""
@@ -704,11 +727,12 @@ def evaluate(
 
     if corpus is not None and test_file is not None:
         _usage("give exactly one of --corpus or --test")
-    classifier = _load_model(model)
+    classifier = _load_ensemble(model) if ensemble else _load_model(model)
     if corpus is None and test_file is None:
         from textproj.model_file import model_path
 
-        trained_on = (_run_metrics(model_path(model), classifier.n_bytes) or {}).get("corpus")
+        device = classifier.device if ensemble else classifier
+        trained_on = (_run_metrics(model_path(model), device.n_bytes) or {}).get("corpus")
         if trained_on not in CORPORA:
             _usage("give --corpus or --test (the model was not trained on a bundled corpus)")
         corpus = trained_on
@@ -772,7 +796,10 @@ def _texts(
 
 
 def _chosen(
-    classifier: Classifier, row: np.ndarray, k: int | None, threshold: float | None
+    classifier: Classifier | EnsembleModel,
+    row: np.ndarray,
+    k: int | None,
+    threshold: float | None,
 ) -> list[int]:
     """Label columns to print for one text, most probable first: the prediction (multi-label:
     every label at or above its threshold), or the top ``k``, cut at ``threshold``."""
@@ -824,6 +851,7 @@ def predict(
         bool,
         typer.Option("--explain", help="Show how much each token drove the label (token design)."),
     ] = False,
+    ensemble: EnsembleOption = False,
 ) -> None:
     """Print each text's predicted label and its probability, one line per text.
 
@@ -831,7 +859,9 @@ def predict(
     white-space-only line gets no label: an empty line, or "label": null in JSON. Lines split
     at \\n (a \\r before it is dropped); bytes that are not UTF-8 are an error naming the line.
     """
-    classifier = _load_model(model)
+    if explain and ensemble:
+        _usage("--explain explains the on-device model; it does not go with --ensemble")
+    classifier = _load_ensemble(model) if ensemble else _load_model(model)
     if explain and classifier.design != "token":
         _usage(f"--explain needs a token-design model; {model} is a {classifier.design} model")
     texts = _texts(texts, input_file, text_column)

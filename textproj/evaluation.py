@@ -28,6 +28,7 @@ from textproj.metrics import (
 )
 
 if TYPE_CHECKING:
+    from textproj.ensemble import EnsembleModel
     from textproj.runtime import Classifier
 
 WORST_PAIRS = 10  # confused pairs listed
@@ -38,8 +39,11 @@ def label_sets(labels: list) -> list[tuple[str, ...]]:
     return [tuple(label) if isinstance(label, tuple | list) else (label,) for label in labels]
 
 
-def evaluate(classifier: Classifier, data: Dataset) -> tuple[dict[str, Any], list, np.ndarray]:
-    """(report, predictions, probabilities) of ``classifier`` on ``data``.
+def evaluate(
+    classifier: Classifier | EnsembleModel, data: Dataset
+) -> tuple[dict[str, Any], list, np.ndarray]:
+    """(report, predictions, probabilities) of ``classifier`` (the on-device model, or the
+    served ensemble) on ``data``.
 
     The report holds accuracy and macro-F1 (multi-label: subset accuracy and micro-F1 too),
     ``per_label`` precision/recall/F1/support, for single-label models the ``confusion`` matrix
