@@ -265,12 +265,16 @@ def _show_explanation(classifier: Classifier, text: str) -> None:
 
 
 def classify_section(model: ActiveModel, text: str) -> None:
-    """Predicted label, top probabilities and latency: on-device model beside the trainer."""
+    """Predicted label, top probabilities and latency: on-device model beside the trainer, and
+    below the trainer the two averaged (the served ensemble, ``textproj.ensemble``)."""
+    from textproj.ensemble import average
+
     device, trainer_col = st.columns(2)
     with device:
-        proba, ms = _timed_proba(model.classifier.predict_proba, text)
+        device_proba, device_ms = _timed_proba(model.classifier.predict_proba, text)
         title = f"On-device model — {model.classifier.n_bytes / 1000:.0f} KB, numpy + numba"
-        _show_prediction(title, model.classifier.labels, proba, ms, model.classifier.thresholds)
+        thresholds = model.classifier.thresholds
+        _show_prediction(title, model.classifier.labels, device_proba, device_ms, thresholds)
         _show_explanation(model.classifier, text)
     with trainer_col:
         trainer = _trainer(model)
@@ -282,7 +286,14 @@ def classify_section(model: ActiveModel, text: str) -> None:
         else:
             proba, ms = _timed_proba(trainer.predict_proba, text)
             title = f"Trainer network — {trainer.n_bytes / 1e6:.1f} MB, torch"
-            _show_prediction(title, trainer.labels, proba, ms)
+            _show_prediction(title, trainer.labels, proba, ms, trainer.thresholds)
+            _show_prediction(
+                "Both averaged — the served ensemble (`textproj.ensemble`)",
+                trainer.labels,
+                average(proba, device_proba),
+                ms + device_ms,
+                trainer.ensemble_thresholds,
+            )
 
 
 # --- 2. the projection ---------------------------------------------------------------------------
@@ -344,7 +355,10 @@ def projection_section(model: ActiveModel, text: str) -> None:
 def _accuracy_table(metrics: dict[str, Any]) -> pd.DataFrame:
     rows = []
     bits = metrics.get("config", {}).get("train", {}).get("weight_bits", 8)
-    for network, title in (("projection", f"on-device (int{bits})"), ("trainer", "trainer")):
+    networks = [("projection", f"on-device (int{bits})"), ("trainer", "trainer")]
+    if "ensemble" in metrics:  # runs before the ensemble have none
+        networks.append(("ensemble", "both averaged (ensemble)"))
+    for network, title in networks:
         scores = metrics.get(network, {})
         dev, test = scores.get("dev", {}), scores.get("test", {})
         rows.append(

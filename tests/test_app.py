@@ -40,7 +40,7 @@ def _markdown(app: AppTest) -> list[str]:
 
 
 def _predicted(app: AppTest) -> list[str]:
-    """The predicted labels shown in the Classify tab: on-device first, then the trainer."""
+    """The predicted labels shown in the Classify tab: on-device, the trainer, the ensemble."""
     prefix = "Predicted label: `"
     return [m.removeprefix(prefix)[:-1] for m in _markdown(app) if m.startswith(prefix)]
 
@@ -54,7 +54,7 @@ def test_every_section_renders(monkeypatch, tiny_models) -> None:
     assert "Per-token model" in text
     assert "**Corpus:** banking77-train[:300]" in text
     table = app.dataframe[0].value
-    assert list(table["network"]) == ["on-device (int4)", "trainer"]
+    assert list(table["network"]) == ["on-device (int4)", "trainer", "both averaged (ensemble)"]
     assert app.button(key="train").disabled is False
     sweep_csv = APP_DIR / "sweep" / "sweep.csv"
     assert any("textproj sweep" in c.value for c in [*app.caption, *app.info])
@@ -62,14 +62,17 @@ def test_every_section_renders(monkeypatch, tiny_models) -> None:
         assert any(c.value.startswith("Made with `textproj sweep") for c in app.caption)
 
 
-def test_classification_matches_both_models(monkeypatch, tiny_models) -> None:
+def test_classification_matches_both_models_and_their_ensemble(monkeypatch, tiny_models) -> None:
+    from textproj.ensemble import load_ensemble
+
     folder = tiny_models["token"]
     app = _start(monkeypatch, folder)
-    clf, trainer = textproj.load(folder), load_trainer(folder)
+    clf, trainer, ensemble = textproj.load(folder), load_trainer(folder), load_ensemble(folder)
     for text in ("how do I top up my account?", "my card was declined"):
         app.text_input(key="text").input(text).run()
         assert not app.exception
-        assert _predicted(app) == [clf.predict([text])[0], trainer.predict([text])[0]]
+        expected = [model.predict([text])[0] for model in (clf, trainer, ensemble)]
+        assert _predicted(app) == expected
     assert any("latency" in c.value and "ms per text" in c.value for c in app.caption)
 
 
@@ -167,7 +170,7 @@ def test_bundled_model_out_of_the_box(monkeypatch) -> None:
     app = _start(monkeypatch, None)
     assert "bundled (banking77)" in app.sidebar.caption[0].value
     assert "token design, 77 labels" in app.sidebar.caption[0].value
-    assert len(_predicted(app)) == 2  # the bundled model ships with its (small) trainer
+    assert len(_predicted(app)) == 3  # it ships with its (small) trainer: both and the ensemble
     assert "**Corpus:** banking77" in " ".join(_markdown(app))
 
 
