@@ -9,6 +9,12 @@ DEFAULT_THRESHOLD = 0.5  # a multi-label network's per-label threshold before tu
 THRESHOLD_GRID = np.linspace(0.05, 0.95, 19)
 
 
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Each row's label probabilities of a single-label network (shifted by its maximum)."""
+    exp = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return exp / exp.sum(axis=1, keepdims=True)
+
+
 def sigmoid(logits: np.ndarray) -> np.ndarray:
     """Per-label probabilities of a multi-label network."""
     return 1.0 / (1.0 + np.exp(-logits))

@@ -17,16 +17,11 @@ from pathlib import Path
 import numpy as np
 
 from textproj.config import ENSEMBLE_TRAINER_WEIGHT as TRAINER_WEIGHT
-from textproj.decisions import DEFAULT_THRESHOLD, sigmoid
+from textproj.decisions import DEFAULT_THRESHOLD, sigmoid, softmax
 from textproj.layout import MODEL_NAME
 from textproj.model_file import ModelFormatError
 from textproj.runtime import Classifier, load
 from textproj.trainer_model import TrainerModel, load_trainer
-
-
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    exp = np.exp(logits - logits.max(axis=1, keepdims=True))
-    return exp / exp.sum(axis=1, keepdims=True)
 
 
 def average(trainer: np.ndarray, device: np.ndarray) -> np.ndarray:
@@ -42,7 +37,7 @@ def ensemble_logits(trainer: np.ndarray, device: np.ndarray, multi_label: bool) 
     if multi_label:
         proba = np.clip(average(sigmoid(trainer), sigmoid(device)), tiny, 1 - 1e-7)
         return (np.log(proba) - np.log1p(-proba)).astype(np.float32)
-    proba = average(_softmax(trainer), _softmax(device))
+    proba = average(softmax(trainer), softmax(device))
     return np.log(np.maximum(proba, tiny)).astype(np.float32)
 
 

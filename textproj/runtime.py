@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from textproj._kernels import network as _kn
-from textproj.decisions import DEFAULT_THRESHOLD
+from textproj.decisions import DEFAULT_THRESHOLD, softmax
 from textproj.features import tokens
 from textproj.model_file import (
     MAX_LABELS,
@@ -309,8 +309,7 @@ class Classifier:
             if self.multi_label:
                 out[lo:hi] = 0.5 * (1.0 + np.tanh(0.5 * logits))  # sigmoid without overflow
             else:
-                e = np.exp(logits - logits.max(axis=1, keepdims=True))
-                out[lo:hi] = e / e.sum(axis=1, keepdims=True)
+                out[lo:hi] = softmax(logits)
         return out
 
     def predict(self, texts: Sequence[str]) -> list[str] | list[list[str]]:
