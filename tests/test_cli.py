@@ -45,6 +45,7 @@ def trained(data_files: dict[str, Path], tmp_path_factory: pytest.TempPathFactor
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "on-device (int4)" in result.output
+    assert "trainer + on-device" in result.output  # the served ensemble's row
     return out
 
 
