@@ -597,10 +597,11 @@ def test_named_columns_for_train_evaluate_and_unlabeled(tmp_path: Path) -> None:
         unnamed.output.split()
     )
     memory, streamed = tmp_path / "m", tmp_path / "s"  # a streamed run makes no augmented copies
-    options += ["--augment", "0"]
+    options += ["--augment", "0", "--unlabeled", str(more)]  # streamed by its named column too
     for out, extra in ((memory, []), (streamed, ["--stream", "--cache-dir", str(tmp_path / "c")])):
         result = runner.invoke(
             app, ["train", "--train", str(named), "--output", str(out), *columns, *options, *extra]
         )
         assert result.exit_code == 0, result.output
     assert (streamed / "model.tpn").read_bytes() == (memory / "model.tpn").read_bytes()
+    assert json.loads((streamed / "metrics.json").read_text())["transfer_texts"] == 30

@@ -58,6 +58,43 @@ def test_streamed_run_gives_the_in_memory_model(
     assert streamed.labels == memory.labels
 
 
+def test_streamed_unlabeled_texts_give_the_in_memory_model(
+    small_blocks: None, tmp_path: Path
+) -> None:
+    import gzip
+
+    data = tiny_banking(300)
+    unlabeled = list(load_corpus("banking77", "test").texts[:150])
+    write_dataset(data, tmp_path / "train.tsv")
+    with gzip.open(tmp_path / "unlabeled.txt.gz", "wt", encoding="utf-8") as f:
+        f.write("\n".join([*unlabeled[:70], "", "   ", *unlabeled[70:]]) + "\n")  # blanks: skipped
+    config = TrainConfig(**{**TINY_CONFIG, "epochs": 2})
+    memory = train(
+        data, config=config, output_dir=tmp_path / "mem", progress=False, unlabeled=unlabeled
+    )
+    streamed = train(
+        tmp_path / "train.tsv", config=config, output_dir=tmp_path / "stream", progress=False,
+        stream_cache=tmp_path / "cache", unlabeled=tmp_path / "unlabeled.txt.gz",
+    )  # fmt: skip
+    assert streamed.metrics["transfer_texts"] == memory.metrics["transfer_texts"] == 150
+    assert _model(tmp_path / "stream") == _model(tmp_path / "mem")
+    from_file = train(  # in memory, a Path is read as the file of texts it names
+        data, config=config, progress=False, unlabeled=tmp_path / "unlabeled.txt.gz"
+    )
+    assert from_file.model_bytes() == _model(tmp_path / "mem")
+    with pytest.raises(ConfigError, match="streamed run reads its unlabeled texts from a file"):
+        train(
+            tmp_path / "train.tsv", config=config, progress=False,
+            stream_cache=tmp_path / "cache", unlabeled=unlabeled,
+        )  # fmt: skip
+    (tmp_path / "empty.txt").write_text("\n \n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"empty.txt: no texts"):
+        train(
+            tmp_path / "train.tsv", config=config, progress=False,
+            stream_cache=tmp_path / "cache", unlabeled=tmp_path / "empty.txt",
+        )  # fmt: skip
+
+
 def test_a_streamed_small_set_warns_that_it_gets_no_augmented_copies(tmp_path: Path) -> None:
     write_dataset(tiny_banking(200), tmp_path / "train.tsv")
     files = {"train": tmp_path / "train.tsv"}

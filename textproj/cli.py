@@ -490,16 +490,16 @@ def train(
         _fail(str(error))
     if processes > 1:
         _launch_workers(ctx, processes)
+    text_column = run.get("columns", DEFAULT_COLUMNS)[0]
     if run.get("stream_cache"):
-        if run.get("unlabeled"):
-            _usage("--stream does not take --unlabeled texts yet")
         if config.augment_copies:
             _usage("--stream makes no augmented copies: drop --augment")
         splits: Any = (Path(run["train"]), *(run[s] and Path(run[s]) for s in ("dev", "test")))
+        transfer: Any = Path(run["unlabeled"]) if run.get("unlabeled") else ()  # streamed too
     else:
         splits = _run_data(run, config.multi_label)
         _warn_blank_texts(*splits)
-    transfer = _read_unlabeled(run.get("unlabeled"), quiet, run.get("columns", DEFAULT_COLUMNS)[0])
+        transfer = _read_unlabeled(run.get("unlabeled"), quiet, text_column)
     result = _run_training(
         splits, config, features, output, run, quiet, resume is not None, checkpoint_every,
         transfer,
@@ -585,7 +585,7 @@ def _run_training(
     quiet: bool,
     resume: bool,
     checkpoint_every: float,
-    unlabeled: list[str],
+    unlabeled: list[str] | Path,
 ) -> Any:
     """Train, turning bad input into one error line (training refuses one-label data, warns of
     dev/test labels it never saw) and Ctrl-C into a note on how to resume."""

@@ -21,6 +21,7 @@ from textproj.projector import Projector
 
 EVAL_BATCH = 1024  # texts per forward pass when scoring a split
 PREPARE_CHUNK = 1024  # texts featurised at a time: bounds the memory of the raw features
+TRANSFER = "transfer"  # the split of transfer texts: unlabelled and augmented, no targets
 
 STEP_TOKENS = 1 << 14  # tokens per forward/backward pass of a step: bounds its memory (below)
 SHUFFLE_BLOCK = 1 << 16  # texts per shuffle block: an epoch visits blocks, then texts in each

@@ -4,7 +4,8 @@ on-disk cache of the networks' inputs that every epoch (and a ``--resume``) memo
 Two passes over the files, each holding one block of text at a time:
 
 1. *scan*: each row's label (as a small integer) and the files' SHA-256: the label set, the
-   stratified dev split (``training.dev_positions``, the in-memory run's split) and the cache key;
+   stratified dev split (``training.dev_positions``, the in-memory run's split) and the cache key
+   (an unlabelled file, the ``transfer`` split: its SHA-256 and its count of non-blank texts);
 2. *featurise* (skipped when the cache is valid): ``PREPARE_CHUNK`` texts at a time through
    ``inputs.prepare_inputs``, appended to one raw array file per input array and split.
 
@@ -37,7 +38,7 @@ from textproj import distributed, fsio, inputs
 from textproj.config import SMALL_DATA_TEXTS, FeatureConfig, TrainConfig
 from textproj.data import DEFAULT_COLUMNS, Dataset, Label, iter_dataset
 from textproj.errors import ConfigError
-from textproj.inputs import PREPARE_CHUNK, SHUFFLE_BLOCK, SplitInputs
+from textproj.inputs import PREPARE_CHUNK, SHUFFLE_BLOCK, TRANSFER, SplitInputs
 from textproj.projector import Projector
 
 CACHE_FORMAT = "textproj-input-cache-1"
@@ -92,11 +93,24 @@ def scan(path: Path, multi_label: bool, columns: tuple[str, str] = DEFAULT_COLUM
     return Scan(path, digest.hexdigest(), np.frombuffer(codes, dtype=np.int64).copy(), list(index))
 
 
+def scan_unlabeled(path: Path, text_column: str) -> Scan:
+    """Pass 1 over an unlabelled file (``transfer.iter_unlabeled``): its digest and one code
+    per non-blank text (no labels)."""
+    from textproj.transfer import iter_unlabeled
+
+    n = sum(1 for _ in iter_unlabeled(path, text_column=text_column))
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(VERIFY_BYTES):
+            digest.update(chunk)
+    return Scan(path, digest.hexdigest(), np.zeros(n, dtype=np.int64), [])
+
+
 @dataclass
 class Plan:
     """Which split each file's rows go to, the training labels and the cache key."""
 
-    scans: dict[str, Scan]  # "train", and "dev" / "test" files when given
+    scans: dict[str, Scan]  # "train", and "dev" / "test" / "transfer" (unlabelled) when given
     dev_rows: np.ndarray | None  # rows of the train file carved off as dev (None: a dev file)
     labels: list[str]
     key: dict[str, Any]
@@ -115,8 +129,9 @@ class Plan:
         n_dev = None if self.dev_rows is None else len(self.dev_rows)
         train = len(self.scans["train"].codes) - (n_dev or 0)
         sizes = {"train": train, "dev": n_dev or len(self.scans["dev"].codes)}
-        if "test" in self.scans:
-            sizes["test"] = len(self.scans["test"].codes)
+        for split in ("test", TRANSFER):
+            if split in self.scans:
+                sizes[split] = len(self.scans[split].codes)
         return sizes
 
 
@@ -127,11 +142,16 @@ def plan(
     features: FeatureConfig,
     columns: tuple[str, str] = DEFAULT_COLUMNS,
 ) -> Plan:
-    """Scan the files (their ``columns``: text, label); carve dev from train as the in-memory
-    run does when no dev file."""
+    """Scan the files (their ``columns``: text, label; an unlabelled ``transfer`` file by its
+    text column); carve dev from train as the in-memory run does when no dev file."""
     from textproj.training import dev_positions, label_key, label_set, refuse_empty_dev
 
-    scans = {split: scan(path, config.multi_label, columns) for split, path in files.items()}
+    scans = {
+        split: scan_unlabeled(path, columns[0])
+        if split == TRANSFER
+        else scan(path, config.multi_label, columns)
+        for split, path in files.items()
+    }
     train = scans["train"]
     dev_rows = None
     if "dev" not in scans:
@@ -211,6 +231,12 @@ def _rows(plan_: Plan) -> Iterator[tuple[str, str, Label]]:
             is_dev = np.zeros(len(scanned.codes), dtype=bool)
             is_dev[plan_.dev_rows] = True
         text_column, label_column = plan_.key["columns"]
+        if source == TRANSFER:
+            from textproj.transfer import iter_unlabeled
+
+            for text in iter_unlabeled(scanned.path, text_column=text_column):
+                yield TRANSFER, text, None
+            continue
         rows = iter_dataset(
             scanned.path, multi_label=plan_.key["multi_label"], text_column=text_column,
             label_column=label_column,
@@ -238,7 +264,11 @@ def build(
             nonlocal done
             texts, labels = pending[split]
             if texts:
-                targets = inputs.encode_targets(labels, label_index, config.multi_label)
+                targets = (
+                    np.full(len(texts), -1, dtype=np.int64)  # as training.prepare's transfer
+                    if split == TRANSFER
+                    else inputs.encode_targets(labels, label_index, config.multi_label)
+                )
                 writers[split].append(inputs.prepare_inputs(texts, targets, projector, config))
                 done += len(texts)
                 if on_progress is not None:
@@ -358,6 +388,8 @@ def prepare(
     carved = the_plan.dev_rows is not None
     splits = {}
     for split, split_inputs in mapped.splits.items():
+        if split == TRANSFER:  # inputs only: the distillation term's texts
+            continue
         n = len(split_inputs)
         labels = Unread(n) if split == "train" else the_plan.split_labels(split)
         carved_here = carved and split in ("train", "dev")

@@ -46,7 +46,7 @@ from textproj.metrics import classification_scores, multilabel_scores
 from textproj.objective import distillation_loss, joint_loss
 from textproj.optimiser import AdamW
 from textproj.projector import Projector
-from textproj.transfer import augment
+from textproj.transfer import augment, read_unlabeled
 
 FORWARDS = {"projection": forward_projection, "trainer": forward_trainer}
 
@@ -262,7 +262,7 @@ def prepare(
     fingerprint = checkpoint.data_fingerprint(splits, transfer_texts)
     if transfer_texts:
         no_targets = np.full(len(transfer_texts), -1, dtype=np.int64)
-        prepared["transfer"] = inputs.prepare_inputs(
+        prepared[inputs.TRANSFER] = inputs.prepare_inputs(
             transfer_texts, no_targets, projector, config, on_progress
         )
     return Prepared(splits, labels, projector, prepared, fingerprint)
@@ -669,7 +669,7 @@ def train(
     run: dict[str, Any] | None = None,
     callbacks: Callbacks | None = None,
     checkpoint_seconds: float = CHECKPOINT_EVERY_SECONDS,
-    unlabeled: Sequence[str] = (),
+    unlabeled: Sequence[str] | Path = (),
     stream_cache: str | Path | None = None,
     columns: tuple[str, str] = DEFAULT_COLUMNS,
 ) -> TrainResult:
@@ -682,18 +682,25 @@ def train(
     checkpoints. With an ``output_dir``, a checkpoint is kept there (at the end of an epoch once
     ``checkpoint_seconds`` have passed since the last: 30 s as the CLI's, 0 every epoch) and
     ``resume=True`` continues from it, giving the model an uninterrupted run gives. ``run`` is
-    stored in the checkpoint (the CLI keeps its data sources there). ``unlabeled`` texts
-    (semi-supervised training) join the distillation term only, labelled by the trainer's soft
-    outputs (``textproj.transfer``).
+    stored in the checkpoint (the CLI keeps its data sources there). ``unlabeled`` texts, or a
+    file of them (a ``Path``, read by ``transfer.read_unlabeled``), join the distillation term
+    only (semi-supervised training), labelled by the trainer's soft outputs
+    (``textproj.transfer``).
     With ``stream_cache`` (a cache root directory), the data are file paths, read and
     featurised in chunks into an input cache there (``textproj.streaming``) so memory does not
     grow with the corpus; the model is the one the in-memory run gives. ``columns`` are the
     (text, label) columns those files are read by.
     """
     if stream_cache is not None:
+        if unlabeled and not isinstance(unlabeled, Path):
+            raise ConfigError("a streamed run reads its unlabeled texts from a file: give a Path")
         files = {"train": train_data, "dev": dev_data, "test": test_data}
+        files[inputs.TRANSFER] = unlabeled or None
         train_data = {k: Path(v) for k, v in files.items() if v is not None}  # type: ignore
         dev_data = test_data = None
+        unlabeled = ()
+    elif isinstance(unlabeled, Path):
+        unlabeled = read_unlabeled(unlabeled, text_column=columns[0])
     elif not isinstance(train_data, Dataset):
         train_data, dev_data = Dataset(list(train_data), list(dev_data or []), "texts"), None
     config = config or TrainConfig()
@@ -782,7 +789,7 @@ def _train(
         fit_seconds_before = state.seconds
         state = fit(
             step, prep.inputs["train"], prep.inputs["dev"], state, hooks,
-            prep.inputs.get("transfer"),
+            prep.inputs.get(inputs.TRANSFER),
         )  # fmt: skip
     fitted_at = time.perf_counter()
     if parallel is not None and not parallel.is_main:  # rank 0 evaluates and writes
@@ -799,7 +806,7 @@ def _train(
         **scores,
         "best_epoch": {name: state.best[name]["epoch"] for name in state.best},
         "history": state.history,
-        "transfer_texts": len(prep.inputs["transfer"]) if "transfer" in prep.inputs else 0,
+        "transfer_texts": len(prep.inputs.get(inputs.TRANSFER, ())),
         "train_seconds": round(time.perf_counter() - started + resumed_seconds, 2),
         "seconds": {  # of this process (a resumed run: since the resume)
             "prepare": round(prepared_at - started, 2),

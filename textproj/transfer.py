@@ -81,11 +81,11 @@ def _texts_of(
             yield line_no, _FASTTEXT_LABELS.sub("", line, count=1)
 
 
-def read_texts(
+def iter_texts(
     path: str | os.PathLike[str],
     on_progress: Callable[[int], None] | None = None,
     text_column: str = TEXT_COLUMN,
-) -> list[str]:
+) -> Iterator[str]:
     """Every text of a file, blank ones included (labels, if any, ignored); ``.gz`` too; of a
     TSV, CSV or JSONL file its ``text_column``, otherwise one text per line.
 
@@ -95,12 +95,11 @@ def read_texts(
     path = Path(path)
     if path.is_dir():
         raise DataError(f"{path}: is a directory, not a data file")
-    texts: list[str] = []
     line_no = 0
     try:
         with _open_text(path) as handle:
             for line_no, text in _texts_of(path, handle, text_column):
-                texts.append(text)
+                yield text
                 if on_progress is not None and line_no % _PROGRESS_EVERY == 0:
                     on_progress(line_no)
     except FileNotFoundError:
@@ -109,7 +108,30 @@ def read_texts(
         raise DataError(f"{path}:{line_no + 1}: invalid UTF-8 ({error.reason})") from None
     except (OSError, EOFError, zlib.error) as error:
         raise DataError(f"{path}: cannot read file: {error}") from None
-    return texts
+
+
+def read_texts(
+    path: str | os.PathLike[str],
+    on_progress: Callable[[int], None] | None = None,
+    text_column: str = TEXT_COLUMN,
+) -> list[str]:
+    """The texts of :func:`iter_texts`, as a list."""
+    return list(iter_texts(path, on_progress, text_column))
+
+
+def iter_unlabeled(
+    path: str | os.PathLike[str],
+    on_progress: Callable[[int], None] | None = None,
+    text_column: str = TEXT_COLUMN,
+) -> Iterator[str]:
+    """The non-blank texts of :func:`iter_texts`; none at all is a DataError naming the file."""
+    empty = True
+    for text in iter_texts(path, on_progress, text_column):
+        if text.strip():
+            empty = False
+            yield text
+    if empty:
+        raise DataError(f"{path}: no texts (the file is empty or every line is blank)")
 
 
 def read_unlabeled(
@@ -117,11 +139,8 @@ def read_unlabeled(
     on_progress: Callable[[int], None] | None = None,
     text_column: str = TEXT_COLUMN,
 ) -> list[str]:
-    """The non-blank texts of :func:`read_texts`; none at all is a DataError naming the file."""
-    texts = [text for text in read_texts(path, on_progress, text_column) if text.strip()]
-    if not texts:
-        raise DataError(f"{path}: no texts (the file is empty or every line is blank)")
-    return texts
+    """The texts of :func:`iter_unlabeled`, as a list."""
+    return list(iter_unlabeled(path, on_progress, text_column))
 
 
 def augment_text(text: str, rng: np.random.Generator) -> str:
