@@ -27,6 +27,16 @@ def decide(logits: np.ndarray, thresholds: np.ndarray | None) -> np.ndarray:
     return sigmoid(logits) >= thresholds
 
 
+def label_names(
+    proba: np.ndarray, labels: list[str], thresholds: np.ndarray | None
+) -> list[str] | list[list[str]]:
+    """The predicted label per row of probabilities (arg-max), or with ``thresholds`` every
+    label at or above its threshold: what each model's ``predict`` returns."""
+    if thresholds is None:
+        return [labels[j] for j in proba.argmax(axis=1)]
+    return [[labels[j] for j in np.flatnonzero(row)] for row in proba >= thresholds]
+
+
 def tune_thresholds(logits: np.ndarray, targets: np.ndarray) -> np.ndarray:
     """Per-label threshold maximising that label's F1 on a split (the default where it has no
     positives)."""

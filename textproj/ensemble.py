@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from textproj.config import ENSEMBLE_TRAINER_WEIGHT as TRAINER_WEIGHT
-from textproj.decisions import DEFAULT_THRESHOLD, sigmoid, softmax
+from textproj.decisions import DEFAULT_THRESHOLD, label_names, sigmoid, softmax
 from textproj.layout import MODEL_NAME
 from textproj.model_file import ModelFormatError
 from textproj.runtime import Classifier, load
@@ -70,11 +70,7 @@ class EnsembleModel:
 
     def predict(self, texts: Sequence[str]) -> list[str] | list[list[str]]:
         """The most probable label per text; multi-label: the labels over the thresholds."""
-        proba = self.predict_proba(texts)
-        if self.multi_label:
-            chosen = proba >= self.thresholds
-            return [[self.labels[j] for j in np.flatnonzero(row)] for row in chosen]
-        return [self.labels[j] for j in proba.argmax(axis=1)]
+        return label_names(self.predict_proba(texts), self.labels, self.thresholds)
 
     def __repr__(self) -> str:
         return f"EnsembleModel(labels={len(self.labels)})"

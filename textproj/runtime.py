@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from textproj._kernels import network as _kn
-from textproj.decisions import DEFAULT_THRESHOLD, softmax
+from textproj.decisions import DEFAULT_THRESHOLD, label_names, softmax
 from textproj.features import tokens
 from textproj.model_file import (
     MAX_LABELS,
@@ -315,12 +315,7 @@ class Classifier:
     def predict(self, texts: Sequence[str]) -> list[str] | list[list[str]]:
         """The most probable label per text; for a multi-label model, every label at or above
         its threshold."""
-        proba = self.predict_proba(texts)
-        if self.multi_label:
-            return [
-                [self.labels[j] for j in np.flatnonzero(row)] for row in proba >= self.thresholds
-            ]
-        return [self.labels[j] for j in proba.argmax(axis=1)]
+        return label_names(self.predict_proba(texts), self.labels, self.thresholds)
 
     def explain(self, text: str, label: str | None = None) -> Explanation:
         """Each token's share of the score of ``label`` (default: the most probable) for ``text``.

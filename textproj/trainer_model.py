@@ -19,7 +19,7 @@ import torch
 
 from textproj import fsio, nets
 from textproj.config import FeatureConfig, TrainConfig
-from textproj.decisions import DEFAULT_THRESHOLD, sigmoid
+from textproj.decisions import DEFAULT_THRESHOLD, label_names, sigmoid
 from textproj.inputs import EVAL_BATCH, SplitInputs, forward_trainer, trainer_bags, trainer_features
 from textproj.layout import TRAINER_HEADER, TRAINER_WEIGHTS
 from textproj.model_file import ModelFormatError
@@ -151,11 +151,7 @@ class TrainerModel:
     def predict(self, texts: Sequence[str]) -> list[str] | list[list[str]]:
         """The most probable label per text; for a multi-label trainer, the labels over their
         tuned thresholds."""
-        proba = self.predict_proba(texts)
-        if self.multi_label:
-            chosen = proba >= self.thresholds
-            return [[self.labels[j] for j in np.flatnonzero(row)] for row in chosen]
-        return [self.labels[j] for j in proba.argmax(axis=1)]
+        return label_names(self.predict_proba(texts), self.labels, self.thresholds)
 
     def __repr__(self) -> str:
         return f"TrainerModel({self.config.trainer!r}, labels={len(self.labels)})"
