@@ -99,11 +99,9 @@ def scan_unlabeled(path: Path, text_column: str) -> Scan:
     from textproj.transfer import iter_unlabeled
 
     n = sum(1 for _ in iter_unlabeled(path, text_column=text_column))
-    digest = hashlib.sha256()
     with path.open("rb") as f:
-        while chunk := f.read(VERIFY_BYTES):
-            digest.update(chunk)
-    return Scan(path, digest.hexdigest(), np.zeros(n, dtype=np.int64), [])
+        digest = hashlib.file_digest(f, "sha256").hexdigest()
+    return Scan(path, digest, np.zeros(n, dtype=np.int64), [])
 
 
 @dataclass
