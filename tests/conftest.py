@@ -23,6 +23,7 @@ TINY_CONFIG = dict(
     num_projections=8,
     bits_per_projection=16,
     augment_copies=0,  # tests of other things train on the given texts alone (small sets augment)
+    consistency=0,  # ... with one dropout draw per batch (small sets take two)
 )
 
 

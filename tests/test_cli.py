@@ -319,6 +319,7 @@ def test_evaluate_reports_unseen_labels(trained: Path, tmp_path: Path) -> None:
         (["train", "--trainer-buckets", "0"], "--trainer-buckets must be an int >= 1", 2),
         (["train", "--trainer-dropout", "1"], "--trainer-dropout must be in [0, 1)", 2),
         (["train", "--trainer-table-lr", "0"], "--trainer-table-lr must be > 0", 2),
+        (["train", "--consistency", "-1"], "--consistency must be a number >= 0 or null", 2),
         (["train", "--weight-bits", "6"], "--weight-bits must be one of (8, 4), not 6", 2),
         (["train", "--max-tokens", "0"], "--max-tokens", 2),
         (["train", "--train", "x.tsv", "--stream", "--augment", "1"], "makes no augmented", 2),
@@ -440,7 +441,7 @@ def test_train_options_reach_the_config(monkeypatch, data_files, tmp_path) -> No
     options += ["--dev-fraction", "0.2", "--trainer-buckets", "1024", "--design", "text"]
     options += ["--trainer", "lstm", "-T", "4", "-d", "8", "--hidden", "16,8", "--seed", "7"]
     options += ["--trainer-table-lr", "0.2", "--trainer-dropout", "0.3", "--weight-bits", "8"]
-    options += ["--max-tokens", "512", "--augment", "1"]
+    options += ["--max-tokens", "512", "--augment", "1", "--consistency", "0.5"]
     runner.invoke(
         app,
         ["train", "--train", str(data_files["train"]), "--output", str(tmp_path / "o"), *options],
@@ -449,7 +450,7 @@ def test_train_options_reach_the_config(monkeypatch, data_files, tmp_path) -> No
         threads=2, batch_size=8, learning_rate=0.004, patience=3, dev_fraction=0.2,
         trainer_buckets=1024, design="text", trainer="lstm", num_projections=4,
         bits_per_projection=8, hidden=(16, 8), seed=7, trainer_table_learning_rate=0.2,
-        trainer_dropout=0.3, weight_bits=8, augment_copies=1,
+        trainer_dropout=0.3, weight_bits=8, augment_copies=1, consistency=0.5,
     )  # fmt: skip
     assert calls[0]["features"] == FeatureConfig(max_tokens=512)
 

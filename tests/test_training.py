@@ -7,17 +7,22 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
-from conftest import per_intent
+from conftest import TINY_CONFIG, per_intent
 
 from textproj import load
-from textproj.config import PROJECTION_DEFAULTS, TrainConfig
+from textproj.config import (
+    PROJECTION_DEFAULTS,
+    SMALL_DATA_CONSISTENCY,
+    SMALL_DATA_TEXTS,
+    TrainConfig,
+)
 from textproj.corpora import load_corpus
 from textproj.data import Dataset
 from textproj.errors import CheckpointError, ConfigError
 from textproj.inputs import ragged_positions
 from textproj.layout import CHECKPOINT_NAME, MODEL_NAME
 from textproj.model_file import describe_model
-from textproj.objective import joint_loss
+from textproj.objective import consistency_loss, joint_loss
 from textproj.training import split_off_dev, train
 
 # Tiny networks for small slices; no label smoothing, which puts a floor under the loss that
@@ -88,7 +93,7 @@ def test_distillation_term_stops_gradient_at_trainer() -> None:
     projection_logits = torch.randn(4, 3, requires_grad=True)
     targets = torch.tensor([0, 1, 2, 0])
     only_distill = TrainConfig(lambda_trainer=0.0, lambda_labels=0.0, lambda_distill=1.0)
-    joint_loss(trainer_logits, projection_logits, targets, only_distill).backward()
+    joint_loss(trainer_logits, [projection_logits], targets, only_distill).backward()
     assert trainer_logits.grad is None or torch.all(trainer_logits.grad == 0)
     assert projection_logits.grad.abs().sum() > 0
 
@@ -96,7 +101,7 @@ def test_distillation_term_stops_gradient_at_trainer() -> None:
     through = TrainConfig(
         lambda_trainer=0.0, lambda_labels=0.0, lambda_distill=1.0, distill_to_trainer=True
     )
-    joint_loss(trainer_logits, projection_logits, targets, through).backward()
+    joint_loss(trainer_logits, [projection_logits], targets, through).backward()
     assert trainer_logits.grad.abs().sum() > 0
 
 
@@ -115,13 +120,68 @@ def test_joint_loss_is_the_weighted_sum_of_three_terms() -> None:
         label_smoothing=0.0,
     )
     expected = 0.5 * ce(t, y) + 0.3 * distill + 2.0 * ce(p, y)
-    assert torch.isclose(joint_loss(t, p, y, config), expected)
+    assert torch.isclose(joint_loss(t, [p], y, config), expected)
     alone = TrainConfig(lambda_distill=0.0, label_smoothing=0.0)
-    assert torch.isclose(joint_loss(t, p, y, alone), ce(t, y) + ce(p, y))
+    assert torch.isclose(joint_loss(t, [p], y, alone), ce(t, y) + ce(p, y))
     # label smoothing s mixes the projection's label term with the mean over all labels
     smoothed = TrainConfig(lambda_distill=0.0, label_smoothing=0.2)
     uniform = -torch.log_softmax(p, dim=1).mean(1).mean()
-    assert torch.isclose(joint_loss(t, p, y, smoothed), ce(t, y) + 0.8 * ce(p, y) + 0.2 * uniform)
+    assert torch.isclose(joint_loss(t, [p], y, smoothed), ce(t, y) + 0.8 * ce(p, y) + 0.2 * uniform)
+
+
+def test_consistency_loss_is_the_mean_of_both_kl_directions() -> None:
+    torch.manual_seed(2)
+    a, b = torch.randn(6, 5), torch.randn(6, 5)
+    log_a, log_b = torch.log_softmax(a, dim=1), torch.log_softmax(b, dim=1)
+    kl = torch.nn.functional.kl_div  # kl_div(log q, log p, log_target=True) = KL(p || q)
+    both = kl(log_b, log_a, reduction="batchmean", log_target=True)
+    both = both + kl(log_a, log_b, reduction="batchmean", log_target=True)
+    assert torch.isclose(consistency_loss(a, b, False), both / 2)
+    assert torch.isclose(consistency_loss(a, b, False), consistency_loss(b, a, False))
+    assert consistency_loss(a, a, False) == 0 and consistency_loss(a, a, True) == 0
+    p, q = torch.sigmoid(a), torch.sigmoid(b)
+    bernoulli = p * torch.log(p / q) + (1 - p) * torch.log((1 - p) / (1 - q))
+    bernoulli = bernoulli + q * torch.log(q / p) + (1 - q) * torch.log((1 - q) / (1 - p))
+    assert torch.isclose(consistency_loss(a, b, True), bernoulli.sum(1).mean() / 2)
+
+
+def test_joint_loss_with_two_draws_averages_them_and_adds_their_divergence() -> None:
+    torch.manual_seed(3)
+    t, p, q = torch.randn(5, 4), torch.randn(5, 4), torch.randn(5, 4)
+    y = torch.tensor([0, 1, 2, 3, 0])
+    config = TrainConfig(lambda_distill=0.3, label_smoothing=0.1)
+    mean = (joint_loss(t, [p], y, config) + joint_loss(t, [q], y, config)) / 2
+    assert torch.isclose(joint_loss(t, [p, q], y, config), mean)
+    expected = mean + 0.7 * consistency_loss(p, q, False)
+    assert torch.isclose(joint_loss(t, [p, q], y, config, consistency=0.7), expected)
+
+
+def test_small_training_sets_get_two_dropout_draws_by_default() -> None:
+    config = TrainConfig(consistency=None)
+    assert config.consistency_for(SMALL_DATA_TEXTS - 1) == SMALL_DATA_CONSISTENCY
+    assert config.consistency_for(SMALL_DATA_TEXTS) == 0
+    assert config.consistency_for(10, unlabeled=True) == 0  # the transfer texts regularise
+    assert TrainConfig(consistency=0.5).consistency_for(10**6) == 0.5
+    with pytest.raises(ConfigError, match="consistency must be a number >= 0 or null, got -1"):
+        TrainConfig(consistency=-1)
+    data = per_intent(load_corpus("banking77", "train"), 4, 30)
+    runs = {
+        alpha: train(
+            data, config=TrainConfig(**{**TINY_CONFIG, "consistency": alpha}), progress=False
+        )
+        for alpha in (None, 1.0, 0)
+    }
+    assert runs[None].metrics["consistency"] == SMALL_DATA_CONSISTENCY == 1.0
+    assert runs[0].metrics["consistency"] == 0
+    for name, tensor in runs[None].tensors.items():  # the default is the explicit weight ...
+        assert np.array_equal(tensor, runs[1.0].tensors[name])
+    assert any(  # ... and two draws train another network than one
+        not np.array_equal(tensor, runs[0].tensors[name])
+        for name, tensor in runs[None].tensors.items()
+    )
+    default = TrainConfig(**{**TINY_CONFIG, "consistency": None})
+    with_unlabeled = train(data, config=default, progress=False, unlabeled=["an unlabelled text"])
+    assert with_unlabeled.metrics["consistency"] == 0
 
 
 def test_dev_split_is_deterministic_and_disjoint() -> None:

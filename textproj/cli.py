@@ -35,6 +35,7 @@ from textproj.config import (
     MIN_STEPS,
     PROJECTION_DEFAULTS,
     SMALL_DATA_AUGMENT,
+    SMALL_DATA_CONSISTENCY,
     SMALL_DATA_TEXTS,
     TRAINERS,
     WEIGHT_BITS,
@@ -241,6 +242,7 @@ OPTIONS = {
     "lambda_distill": "--lambda-distill",
     "lambda_transfer": "--lambda-transfer",
     "augment_copies": "--augment",
+    "consistency": "--consistency",
     "temperature": "--temperature",
     "seed": "--seed",
     "multi_label": "--multi-label",
@@ -383,6 +385,14 @@ def train(
     lambda_transfer: Annotated[
         float, typer.Option(help="Weight of the distillation term on unlabeled/augmented texts.")
     ] = DEFAULTS.lambda_transfer,
+    consistency: Annotated[
+        float | None,
+        typer.Option(
+            help="R-Drop: the on-device network runs twice per batch, this weight on the two "
+            f"predictions' divergence [default: {SMALL_DATA_CONSISTENCY:g} below "
+            f"{SMALL_DATA_TEXTS} training texts, else 0]."
+        ),
+    ] = DEFAULTS.consistency,
     seed: Annotated[int, typer.Option(help="Seed of hashing, init and shuffling.")] = DEFAULTS.seed,
     multi_label: Annotated[
         bool,
@@ -448,6 +458,7 @@ def train(
         "lambda_distill": lambda_distill,
         "lambda_transfer": lambda_transfer,
         "augment_copies": augment,
+        "consistency": consistency,
         "temperature": temperature,
         "seed": seed,
         "multi_label": multi_label,
@@ -533,7 +544,8 @@ _PARAM_FIELDS = {
     "design", "trainer", "projections", "bits", "hidden", "bottleneck", "filters", "weight_bits",
     "epochs", "patience", "batch_size", "lr", "dev_fraction", "trainer_buckets",
     "trainer_table_lr", "trainer_dropout", "trainer_share", "threads",
-    "lambda_distill", "lambda_transfer", "augment", "temperature", "seed", "multi_label",
+    "lambda_distill", "lambda_transfer", "augment", "consistency", "temperature", "seed",
+    "multi_label",
 }  # fmt: skip
 
 

@@ -4,10 +4,15 @@
 
 By default the distillation term does not reach the trainer (stop-gradient). Transfer texts
 (unlabelled or augmented) add only :func:`distillation_loss`, weighted by
-``TrainConfig.lambda_transfer`` (``training.JointStep``).
+``TrainConfig.lambda_transfer`` (``training.JointStep``). With a consistency weight α > 0 the
+projection network runs twice on each labelled batch, with two dropout draws; its two terms are
+the mean over the draws, plus α times the draws' symmetric KL divergence (R-Drop, Liang et al.
+2021).
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import torch
 from torch.nn import functional as F
@@ -38,19 +43,38 @@ def distillation_loss(
     return distill.mean() * config.temperature**2
 
 
+def consistency_loss(first: torch.Tensor, second: torch.Tensor, multi_label: bool) -> torch.Tensor:
+    """Symmetric KL divergence between two draws' predictions (the mean of its two directions,
+    summed over labels, averaged over texts); per label Bernoulli for multi-label."""
+    if multi_label:
+        gap = torch.sigmoid(first) - torch.sigmoid(second)
+        divergence = gap * (first - second)  # (p - q)(logit p - logit q) = KL(p||q) + KL(q||p)
+    else:
+        gap = torch.softmax(first, dim=1) - torch.softmax(second, dim=1)
+        divergence = gap * (torch.log_softmax(first, dim=1) - torch.log_softmax(second, dim=1))
+    return divergence.sum(dim=1).mean() / 2
+
+
 def joint_loss(
     trainer_logits: torch.Tensor,
-    projection_logits: torch.Tensor,
+    projection_draws: Sequence[torch.Tensor],
     targets: torch.Tensor,
     config: TrainConfig,
+    consistency: float = 0.0,
 ) -> torch.Tensor:
-    """The three-term ProjectionNet loss (see the module docstring)."""
+    """The three-term ProjectionNet loss (see the module docstring): the projection network's
+    terms averaged over its forward passes ``projection_draws`` (one or two dropout draws), and
+    ``consistency`` times the two draws' :func:`consistency_loss`."""
     multi = config.multi_label
     loss = config.lambda_trainer * label_loss(trainer_logits, targets, multi)
-    loss = loss + config.lambda_labels * label_loss(
-        projection_logits, targets, multi, config.label_smoothing
-    )
-    if config.lambda_distill > 0:
-        teacher = trainer_logits if config.distill_to_trainer else trainer_logits.detach()
-        loss = loss + config.lambda_distill * distillation_loss(teacher, projection_logits, config)
+    teacher = trainer_logits if config.distill_to_trainer else trainer_logits.detach()
+    share = 1 / len(projection_draws)
+    for logits in projection_draws:
+        labels = label_loss(logits, targets, multi, config.label_smoothing)
+        loss = loss + config.lambda_labels * share * labels
+        if config.lambda_distill > 0:
+            distill = distillation_loss(teacher, logits, config)
+            loss = loss + config.lambda_distill * share * distill
+    if consistency > 0 and len(projection_draws) == 2:
+        loss = loss + consistency * consistency_loss(*projection_draws, multi)
     return loss

@@ -318,8 +318,11 @@ class JointStep:
     so a caller's own seeding is left alone and a run is reproducible wherever it is called.
     """
 
-    def __init__(self, config: TrainConfig, n_bits: int, n_labels: int) -> None:
+    def __init__(
+        self, config: TrainConfig, n_bits: int, n_labels: int, consistency: float = 0.0
+    ) -> None:
         self.config = config
+        self.consistency = consistency  # R-Drop's α (config.consistency_for the training set)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.seed)
             self.projection, self.trainer = build_networks(config, n_bits, n_labels)
@@ -368,11 +371,16 @@ class JointStep:
                 else:
                     with torch.set_grad_enabled(not self.trainer_frozen):
                         trainer_logits = forward_trainer(self.trainer, split, rows)
+                    draws = [
+                        forward_projection(self.projection, split, rows)
+                        for _ in range(2 if self.consistency > 0 else 1)
+                    ]
                     part_loss = joint_loss(
                         trainer_logits,
-                        forward_projection(self.projection, split, rows),
+                        draws,
                         torch.from_numpy(split.targets[rows]),
                         self.config,
+                        self.consistency,
                     )
                 part_loss.backward(torch.tensor(share * weight, dtype=part_loss.dtype))
                 loss += weight * float(part_loss.item())
@@ -772,7 +780,11 @@ def _train(
             "features": features.to_dict(),
             "fingerprint": prep.fingerprint,
         }
-        step = JointStep(config, prep.projector.n_bits, len(prep.labels))
+        streamed_unlabeled = isinstance(train_data, dict) and inputs.TRANSFER in train_data
+        consistency = config.consistency_for(
+            len(prep.inputs["train"]), bool(unlabeled) or streamed_unlabeled
+        )
+        step = JointStep(config, prep.projector.n_bits, len(prep.labels), consistency)
         if saved is not None:
             checkpoint.check_resumable(saved, identity, out)
             checkpoint.load_into(step, saved, out)
@@ -807,6 +819,7 @@ def _train(
         "best_epoch": {name: state.best[name]["epoch"] for name in state.best},
         "history": state.history,
         "transfer_texts": len(prep.inputs.get(inputs.TRANSFER, ())),
+        "consistency": step.consistency,
         "train_seconds": round(time.perf_counter() - started + resumed_seconds, 2),
         "seconds": {  # of this process (a resumed run: since the resume)
             "prepare": round(prepared_at - started, 2),
