@@ -441,7 +441,7 @@ def test_train_options_reach_the_config(monkeypatch, data_files, tmp_path) -> No
     options += ["--dev-fraction", "0.2", "--trainer-buckets", "1024", "--design", "text"]
     options += ["--trainer", "lstm", "-T", "4", "-d", "8", "--hidden", "16,8", "--seed", "7"]
     options += ["--trainer-table-lr", "0.2", "--trainer-dropout", "0.3", "--weight-bits", "8"]
-    options += ["--max-tokens", "512", "--augment", "1", "--consistency", "0.5"]
+    options += ["--max-tokens", "512", "--augment", "1", "--consistency", "0.5", "--max-pool"]
     runner.invoke(
         app,
         ["train", "--train", str(data_files["train"]), "--output", str(tmp_path / "o"), *options],
@@ -450,7 +450,7 @@ def test_train_options_reach_the_config(monkeypatch, data_files, tmp_path) -> No
         threads=2, batch_size=8, learning_rate=0.004, patience=3, dev_fraction=0.2,
         trainer_buckets=1024, design="text", trainer="lstm", num_projections=4,
         bits_per_projection=8, hidden=(16, 8), seed=7, trainer_table_learning_rate=0.2,
-        trainer_dropout=0.3, weight_bits=8, augment_copies=1, consistency=0.5,
+        trainer_dropout=0.3, weight_bits=8, augment_copies=1, consistency=0.5, max_pool=True,
     )  # fmt: skip
     assert calls[0]["features"] == FeatureConfig(max_tokens=512)
 

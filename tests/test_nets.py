@@ -19,10 +19,11 @@ def _batch(seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     return distinct, rows, torch.tensor(LENGTHS)
 
 
+@pytest.mark.parametrize("max_pool", [False, True])
 @pytest.mark.parametrize("windows", [(1, 2, 3), (4, 1), (2,)])
-def test_distinct_tokens_give_the_token_by_token_outputs_and_gradients(windows) -> None:
+def test_distinct_tokens_give_the_token_by_token_outputs_and_gradients(windows, max_pool) -> None:
     torch.manual_seed(0)
-    net = TokenProjectionNet(24, 8, 5, windows, n_labels=4)
+    net = TokenProjectionNet(24, 8, 5, windows, n_labels=4, max_pool=max_pool)
     distinct, rows, lengths = _batch(seed=len(windows))
 
     grads = []
@@ -37,6 +38,34 @@ def test_distinct_tokens_give_the_token_by_token_outputs_and_gradients(windows) 
     torch.testing.assert_close(by_distinct, by_token, atol=1e-5, rtol=1e-5)
     for got, expected in zip(distinct_grads, token_grads, strict=True):
         torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("max_pool", [False, True])
+def test_the_forward_pass_is_the_padded_convolution_and_pooling(max_pool: bool) -> None:
+    torch.manual_seed(4)
+    windows = (3, 1)
+    net = TokenProjectionNet(24, 8, 5, windows, n_labels=4, max_pool=max_pool).eval()
+    distinct, rows, lengths = _batch(seed=6)
+    with torch.no_grad():
+        got = net(distinct, lengths, rows)
+        first = nets.stored_weight(net.bottleneck.weight, 8)
+        hidden = torch.relu(nets.centered(distinct[rows]) @ first.T + net.bottleneck.bias)
+        expected, start = [], 0
+        for n in LENGTHS:  # one text at a time: zero rows past its end, one row if it has none
+            x = hidden[start : start + n] if n else hidden.new_zeros((1, 8))
+            start += n
+            attended, largest = [], []
+            for j, k in enumerate(windows):
+                padded = torch.cat([x, x.new_zeros((k - 1, 8))]).T[None]
+                value, attention = net.value[j], net.attention[j]
+                v = torch.conv1d(padded, nets.stored_weight(value.weight, 8), value.bias)[0]
+                a = torch.conv1d(padded, nets.stored_weight(attention.weight, 8), attention.bias)
+                attended.append((torch.softmax(a[0], dim=1) * v).sum(1))
+                largest.append(v.max(dim=1).values)
+            pooled = torch.cat(attended + (largest if max_pool else []))
+            expected.append(pooled @ nets.stored_weight(net.output.weight, 8).T + net.output.bias)
+    torch.testing.assert_close(got, torch.stack(expected), atol=1e-5, rtol=1e-5)
+    assert net.output.in_features == 5 * len(windows) * (2 if max_pool else 1)
 
 
 def test_an_empty_text_gets_the_output_of_no_tokens() -> None:
@@ -82,17 +111,22 @@ def test_window_pool_gradients_are_the_numerical_ones() -> None:
     rows = torch.randint(0, 5, (int(lengths.sum()),), generator=gen)
     taps = torch.cat([rows, torch.tensor([5])])[occurrences]
 
-    def pool(products: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-        return WindowPool.apply(products, bias, taps, segment, len(lengths), blocks, n_windows)
+    for max_pool in (False, True):
 
-    assert pool(products, bias).shape == (4, n_windows * 2)
-    assert torch.autograd.gradcheck(pool, (products, bias))
+        def pool(products: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+            args = (taps, segment, len(lengths), blocks, n_windows, max_pool)  # noqa: B023
+            return WindowPool.apply(products, bias, *args)
+
+        assert pool(products, bias).shape == (4, n_windows * 2 * (2 if max_pool else 1))
+        assert torch.autograd.gradcheck(pool, (products, bias))
 
 
-@pytest.mark.parametrize("bits", [4, 8])
-def test_a_net_rebuilt_from_its_exported_tensors_scores_what_the_trained_one_does(bits) -> None:
+@pytest.mark.parametrize(("bits", "max_pool"), [(4, False), (8, False), (4, True)])
+def test_a_net_rebuilt_from_its_exported_tensors_scores_what_the_trained_one_does(
+    bits, max_pool
+) -> None:
     torch.manual_seed(3)
-    net = TokenProjectionNet(24, 6, 5, (1, 2, 3), 4, weight_bits=bits).eval()
+    net = TokenProjectionNet(24, 6, 5, (1, 2, 3), 4, weight_bits=bits, max_pool=max_pool).eval()
     tensors = nets.export_projection_net(net)
     rebuilt = nets.build_projection_net(nets.network_config(net), bits)
     nets.load_quantized(rebuilt, tensors)

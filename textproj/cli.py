@@ -228,6 +228,7 @@ OPTIONS = {
     "hidden": "--hidden",
     "bottleneck": "--bottleneck",
     "filters": "--filters",
+    "max_pool": "--max-pool",
     "weight_bits": "--weight-bits",
     "epochs": "--epochs",
     "patience": "--patience",
@@ -312,6 +313,14 @@ def train(
     filters: Annotated[
         int, typer.Option(help="Token design: channels per window.")
     ] = DEFAULTS.filters,
+    max_pool: Annotated[
+        bool,
+        typer.Option(
+            "--max-pool/--no-max-pool",
+            help="Token design: also pool each channel's largest window value (the output "
+            "layer twice as wide).",
+        ),
+    ] = DEFAULTS.max_pool,
     weight_bits: Annotated[
         int,
         typer.Option(
@@ -444,6 +453,7 @@ def train(
         "hidden": _parse_ints(hidden, "--hidden"),
         "bottleneck": bottleneck,
         "filters": filters,
+        "max_pool": max_pool,
         "weight_bits": weight_bits,
         "epochs": epochs,
         "patience": patience,
@@ -541,7 +551,8 @@ def _launch_workers(ctx: typer.Context, processes: int) -> NoReturn:
 
 # train's parameter names that set TrainConfig fields (for --resume's check).
 _PARAM_FIELDS = {
-    "design", "trainer", "projections", "bits", "hidden", "bottleneck", "filters", "weight_bits",
+    "design", "trainer", "projections", "bits", "hidden", "bottleneck", "filters", "max_pool",
+    "weight_bits",
     "epochs", "patience", "batch_size", "lr", "dev_fraction", "trainer_buckets",
     "trainer_table_lr", "trainer_dropout", "trainer_share", "threads",
     "lambda_distill", "lambda_transfer", "augment", "consistency", "temperature", "seed",

@@ -120,6 +120,8 @@ class TrainConfig:
     bottleneck: int = 64  # token design: width of each token's dense bottleneck
     filters: int = 40  # token design: channels per convolution window
     windows: tuple[int, ...] = (1, 2, 3)  # token design: convolution window sizes (tokens)
+    max_pool: bool = False  # token design: each channel's largest window value joins the
+    # attention pooling (the output layer twice as wide; docs/training.md, "Eleventh session")
     trainer: str = "ffn"  # trainer network: "ffn" (hashed-feature bag) or "lstm" (BiLSTM)
     trainer_buckets: int = 2**16  # hashed embedding rows of the trainer
     trainer_dim: int = 64  # trainer embedding width
@@ -213,6 +215,8 @@ class TrainConfig:
             raise ConfigError(
                 f"TrainConfig.dev_fraction must be in (0, 1), got {self.dev_fraction}"
             )
+        if not isinstance(self.max_pool, bool):
+            raise ConfigError(f"TrainConfig.max_pool must be true or false, got {self.max_pool!r}")
         if self.consistency is not None and not (
             isinstance(self.consistency, int | float)
             and not isinstance(self.consistency, bool)

@@ -5,7 +5,8 @@ in numpy):
 - ``TextProjectionNet`` (SGNN): the whole text's T*d bits -> dense ReLU layers -> class logits.
 - ``TokenProjectionNet`` (PRADO-like): each token's bits -> dense bottleneck (ReLU) -> for each
   window size k, a value and an attention convolution over k-token windows -> attention pooling
-  over the sequence, per channel -> concatenation -> class logits.
+  over the sequence, per channel (and with ``max_pool`` the values' maximum too) ->
+  concatenation -> class logits.
 
 Trainer networks (served anywhere; never on the device):
 - ``FeatureBagTrainer``: learned embeddings of the hashed features (EmbeddingBag) -> a hidden
@@ -112,16 +113,19 @@ class TokenProjectionNet(nn.Module):
         dropout: float = 0.0,
         token_dropout: float = 0.0,
         weight_bits: int = 8,
+        max_pool: bool = False,
     ) -> None:
         super().__init__()
         self.dropout = Dropout(dropout)
         self.token_dropout = token_dropout  # share of token occurrences dropped in training
         self.weight_bits = weight_bits  # the layers' stored width (training sees its rounding)
         self.windows = tuple(windows)
+        self.max_pool = max_pool  # also each window's values' maximum over the text
         self.bottleneck = nn.Linear(n_bits, bottleneck)
         self.value = nn.ModuleList(nn.Conv1d(bottleneck, filters, k) for k in self.windows)
         self.attention = nn.ModuleList(nn.Conv1d(bottleneck, filters, k) for k in self.windows)
-        self.output = nn.Linear(filters * len(self.windows), n_labels)
+        pooled = filters * len(self.windows) * (2 if max_pool else 1)
+        self.output = nn.Linear(pooled, n_labels)
 
     def forward(
         self,
@@ -137,7 +141,8 @@ class TokenProjectionNet(nn.Module):
         every window's value and attention kernels once (a batch of 256 banking77 texts has
         3,051 tokens but 545 distinct ones); a window's output is then the sum of its taps'
         products, gathered per token (zeros past the text's end), with no padding to the
-        longest text. Attention pooling is a softmax within each text's windows. Token dropout
+        longest text. Attention pooling is a softmax within each text's windows; max pooling
+        (``max_pool``) appends each channel's largest window value. Token dropout
         drops whole token occurrences: a window's tap on a dropped token reads zeros, the kept
         ones are scaled by 1 / (1 - p).
         """
@@ -172,17 +177,24 @@ class TokenProjectionNet(nn.Module):
         occurrences, segment = window_taps(lengths, width)
         taps = F.pad(token_rows, (0, 1), value=len(x))[occurrences]  # (V, width) rows
         blocks = tuple(block.shape[1] for block in columns)
-        pooled = WindowPool.apply(products, bias, taps, segment, len(lengths), blocks, len(order))
-        pooled = pooled.view(len(lengths), len(order), -1)
+        pooled = WindowPool.apply(
+            products, bias, taps, segment, len(lengths), blocks, len(order), self.max_pool
+        )
+        pooled = pooled.view(len(lengths), len(order) * (2 if self.max_pool else 1), -1)
         if order != sorted(order):
-            pooled = pooled[:, [order.index(i) for i in range(len(order))]]
+            unsorted = [order.index(i) for i in range(len(order))]
+            if self.max_pool:
+                unsorted += [len(order) + i for i in unsorted]
+            pooled = pooled[:, unsorted]
         output = stored_weight(self.output.weight, bits)
         return F.linear(self.dropout(pooled.reshape(len(lengths), -1)), output, self.output.bias)
 
 
 class WindowPool(torch.autograd.Function):
     """Windows' value and attention outputs from their taps' products, then attention pooling
-    within each text, with a hand-written backward.
+    within each text (and with ``max_pool`` each channel's largest value, after the pooled
+    channels; the gradient goes to the windows that hold it, shared among ties), with a
+    hand-written backward.
 
     ``products`` (U + 1, sum(blocks)) holds each distinct token's products with every tap's
     kernel columns, tap j's ``blocks[j]`` columns in turn, the last row zeros; tap j feeds the
@@ -202,6 +214,7 @@ class WindowPool(torch.autograd.Function):
         n_texts: int,
         blocks: tuple[int, ...],
         n_windows: int,
+        max_pool: bool = False,
     ) -> torch.Tensor:
         out = torch.index_select(products[:, : blocks[0]], 0, taps[:, 0]).add_(bias)
         start = blocks[0]
@@ -217,18 +230,26 @@ class WindowPool(torch.autograd.Function):
         weights = torch.exp(scores - peak[segment])
         total = weights.new_zeros(shape).index_add_(0, segment, weights)
         pooled = weights.new_zeros(shape).index_add_(0, segment, weights * values) / total
-        ctx.save_for_backward(taps, segment, values, weights, total, pooled)
         ctx.blocks, ctx.n_rows, ctx.n_windows = blocks, len(products), n_windows
-        return pooled
+        if not max_pool:
+            ctx.save_for_backward(taps, segment, values, weights, total, pooled, None)
+            return pooled
+        largest = values.new_full(shape, float("-inf")).scatter_reduce_(0, spread, values, "amax")
+        held = (values == largest[segment]).to(values.dtype)
+        held /= held.new_zeros(shape).index_add_(0, segment, held)[segment]
+        ctx.save_for_backward(taps, segment, values, weights, total, pooled, held)
+        return torch.cat([pooled, largest], dim=1)
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
-        taps, segment, values, weights, total, pooled = ctx.saved_tensors
+        taps, segment, values, weights, total, pooled, held = ctx.saved_tensors
+        grad, grad_largest = grad[:, : values.shape[1]], grad[:, values.shape[1] :]
         per_window = (grad / total)[segment] * weights  # d pooled / d values
         grad_out = values.new_empty(
             (len(values), ctx.n_windows, 2, values.shape[1] // ctx.n_windows)
         )
-        grad_out[:, :, 0] = per_window.view(len(values), ctx.n_windows, -1)
+        grad_values = per_window if held is None else per_window + grad_largest[segment] * held
+        grad_out[:, :, 0] = grad_values.view(len(values), ctx.n_windows, -1)
         grad_out[:, :, 1] = (per_window * (values - pooled[segment])).view_as(grad_out[:, :, 1])
         grad_out = grad_out.view(len(values), -1)
         grad_products = [  # a contiguous source: index_add_ is five times slower on a strided one
@@ -237,7 +258,7 @@ class WindowPool(torch.autograd.Function):
             )
             for j, block in enumerate(ctx.blocks)
         ]
-        return torch.cat(grad_products, dim=1), grad_out.sum(0), None, None, None, None, None
+        return torch.cat(grad_products, dim=1), grad_out.sum(0), *(None,) * 6
 
 
 def window_taps(lengths: torch.Tensor, width: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -310,7 +331,7 @@ def network_config(net: TextProjectionNet | TokenProjectionNet) -> dict[str, obj
             "hidden": widths[1:-1],
             "n_labels": widths[-1],
         }
-    return {
+    config = {
         "design": "token",
         "n_bits": net.bottleneck.in_features,
         "bottleneck": net.bottleneck.out_features,
@@ -318,6 +339,7 @@ def network_config(net: TextProjectionNet | TokenProjectionNet) -> dict[str, obj
         "windows": list(net.windows),
         "n_labels": net.output.out_features,
     }
+    return {**config, "max_pool": True} if net.max_pool else config  # absent: false
 
 
 def build_projection_net(
@@ -337,6 +359,7 @@ def build_projection_net(
         tuple(config["windows"]),
         config["n_labels"],
         weight_bits=weight_bits,
+        max_pool=config.get("max_pool", False),
     )
 
 

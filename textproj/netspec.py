@@ -60,8 +60,14 @@ def expected_tensors(network: dict[str, Any]) -> dict[str, tuple[int, ...]]:
     for j, k in enumerate(windows):
         shapes[f"value.{j}"] = (filters, bottleneck, k)
         shapes[f"attention.{j}"] = (filters, bottleneck, k)
-    shapes["output"] = (n_labels, filters * len(windows))
+    shapes["output"] = (n_labels, pooled_width(network))
     return shapes
+
+
+def pooled_width(network: dict[str, Any]) -> int:
+    """A token network's pooled features per text, the output layer's input: each window's
+    filters attention-pooled, then (with ``max_pool``) the same filters max-pooled."""
+    return network["filters"] * len(network["windows"]) * (2 if network.get("max_pool") else 1)
 
 
 def check_network(name: str, network: object) -> dict[str, Any]:
@@ -85,6 +91,8 @@ def check_network(name: str, network: object) -> dict[str, Any]:
             )
     if design == "token" and not network["windows"]:
         raise ModelFormatError(f"{name}: network 'windows' is empty")
+    if design == "token" and not isinstance(network.get("max_pool", False), bool):
+        raise ModelFormatError(f"{name}: network 'max_pool' must be true or false")
     return network
 
 

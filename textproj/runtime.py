@@ -149,6 +149,7 @@ class Classifier:
             check_layer(name, tensors, prefix, shape)
         self._layers = {prefix: _Layer(*dequantize(tensors, prefix)) for prefix in shapes}
         self._windows: list[int] = list(network["windows"]) if self.design == "token" else []
+        self._max_pool = bool(network.get("max_pool", False))
         self._prepare_forward()
         self.multi_label = header.get("multi_label", False)
         if not isinstance(self.multi_label, bool):
@@ -235,11 +236,13 @@ class Classifier:
         """``TokenProjectionNet.forward`` on packed token rows, without padding to the longest text.
 
         A text without tokens pools one all-zero row, as ``nets.pad_tokens`` gives it: its
-        pooled features are the value biases. The others go to :meth:`_pool_texts`.
+        pooled features (attention and max alike) are the value biases. The others go to
+        :meth:`_pool_texts`.
         """
         lengths = np.diff(offsets)
-        pooled = np.empty((len(lengths), self._value_bias.size), dtype=np.float32)
-        pooled[:] = self._value_bias.reshape(-1)
+        copies = 2 if self._max_pool else 1
+        pooled = np.empty((len(lengths), copies * self._value_bias.size), dtype=np.float32)
+        pooled[:] = np.tile(self._value_bias.reshape(-1), copies)
         present = np.flatnonzero(lengths)
         if len(present):
             self._pool_texts(words, offsets, present, pooled)
@@ -258,7 +261,7 @@ class Classifier:
         Then, a chunk of about ``CHUNK_TOKEN_ROWS`` rows at a time (a longer text alone),
         :func:`~textproj._kernels.network.window_scores` sums the taps of each window position
         (zero padding contributes nothing), and numpy's vectorised exp and ``attention_pool``
-        pool each text over its own rows.
+        pool each text over its own rows (a max-pooling model's maxima: ``np.maximum.reduceat``).
         """
         lo_row, hi_row = int(offsets[texts[0]]), int(offsets[texts[-1] + 1])
         first, index = unique_rows(words[lo_row:hi_row])
@@ -276,7 +279,8 @@ class Classifier:
         while lo < len(texts):
             row0 = int(ends[lo] - lengths[lo])
             hi = max(int(np.searchsorted(ends, row0 + CHUNK_TOKEN_ROWS, side="right")), lo + 1)
-            shape = (int(ends[hi - 1]) - row0, pooled.shape[1])
+            width = self._value_bias.size
+            shape = (int(ends[hi - 1]) - row0, width)
             values, logits = np.empty(shape, np.float32), np.empty(shape, np.float32)
             _kn.window_scores(
                 taps,
@@ -290,9 +294,12 @@ class Classifier:
                 values,
                 logits,
             )
-            out = np.empty((hi - lo, pooled.shape[1]), dtype=np.float32)
+            out = np.empty((hi - lo, width), dtype=np.float32)
             _kn.attention_pool(values, np.exp(logits, out=logits), lengths[lo:hi], out)
-            pooled[texts[lo:hi]] = out
+            pooled[texts[lo:hi], :width] = out
+            if self._max_pool:
+                starts = np.cumsum(lengths[lo:hi]) - lengths[lo:hi]
+                pooled[texts[lo:hi], width:] = np.maximum.reduceat(values, starts, axis=0)
             lo = hi
 
     def _logits(self, texts: Sequence[str]) -> np.ndarray:
@@ -342,8 +349,11 @@ class Classifier:
         words, _ = self.projector.transform_tokens_words([text])
         names = tokens(text, self.projector.features)
         weights = np.zeros(len(words))
+        width = self._value_bias.size
         if len(words) == 0:
-            base += float(direction @ self._value_bias.reshape(-1))
+            base += float(direction[:width] @ self._value_bias.reshape(-1))
+            if self._max_pool:
+                base += float(direction[width:] @ self._value_bias.reshape(-1))
         else:
             hidden = self._first_layer(words, 0, len(words), relu=True).astype(np.float64)
             n_filters = self._value_bias.shape[1]
@@ -355,8 +365,14 @@ class Classifier:
                 attention = np.exp(scores - scores.max(axis=0))
                 attention /= attention.sum(axis=0)
                 block = direction[j * n_filters : (j + 1) * n_filters]
-                base += float(block @ self._layers[f"value.{j}"].bias)
+                value_bias = self._layers[f"value.{j}"].bias
+                base += float(block @ value_bias)
                 shares = (attention * values) @ block  # each window position's share
+                if self._max_pool:  # a channel's maximum is its largest position's share
+                    top = direction[width + j * n_filters : width + (j + 1) * n_filters]
+                    base += float(top @ value_bias)
+                    largest = values.argmax(axis=0)
+                    np.add.at(shares, largest, top * values[largest, np.arange(n_filters)])
                 for t, share in enumerate(shares):
                     covered = min(k, len(words) - t)
                     weights[t : t + covered] += share / covered

@@ -282,7 +282,7 @@ def build_networks(
     else:
         projection = nets.TokenProjectionNet(
             n_bits, config.bottleneck, config.filters, config.windows, n_labels, config.dropout,
-            config.token_dropout, config.weight_bits,
+            config.token_dropout, config.weight_bits, config.max_pool,
         )  # fmt: skip
     return projection, trainer_model.build_trainer(config, n_labels)
 
