@@ -125,6 +125,10 @@ def models(tmp_path_factory: pytest.TempPathFactory, tiny_models: dict[str, Path
             thresholds=[0.5, 0.2, 0.8, 0.5, 0.05],
         ),
         "multi-token": _random_model(root / "g.tpn", "token", small, 9, multi_label=True),
+        "token-max": _random_model(root / "h.tpn", "token", odd, 10, network={
+            "design": "token", "n_bits": 64, "bottleneck": 12, "filters": 6,
+            "windows": [2, 1, 4], "n_labels": 5, "max_pool": True,
+        }),
     }  # fmt: skip
 
 
@@ -194,11 +198,12 @@ def exact_proba(clf, model: Path, words: np.ndarray, offsets: np.ndarray) -> np.
         windows = clf.header["network"]["windows"]
         pooled = []
         for lo, hi in itertools.pairwise(offsets):
-            rows, parts = h[lo:hi], []
+            rows, parts, largest = h[lo:hi], [], []
             for j, k in enumerate(windows):
                 (vw, vb), (aw, ab) = layer(f"value.{j}"), layer(f"attention.{j}")
                 if len(rows) == 0:
                     parts.append(vb)
+                    largest.append(vb)
                     continue
                 padded = np.vstack([rows, np.zeros((k - 1, rows.shape[1]))])
                 n = len(rows)
@@ -206,6 +211,9 @@ def exact_proba(clf, model: Path, words: np.ndarray, offsets: np.ndarray) -> np.
                 score = ab + sum(padded[i : i + n] @ aw[:, :, i].T for i in range(k))
                 weight = np.exp(score - score.max(axis=0))
                 parts.append((weight * value).sum(axis=0) / weight.sum(axis=0))
+                largest.append(value.max(axis=0))
+            if clf.header["network"].get("max_pool"):
+                parts += largest
             pooled.append(np.concatenate(parts))
         weight, bias = layer("output")
         logits = bias + np.array(pooled) @ weight.T
@@ -274,7 +282,7 @@ def test_export_builds_with_the_documented_command(export_dir: Path, tmp_path: P
 @pytest.mark.parametrize("corpus", CORPORA)
 def test_every_corpus_test_text(driver: Path, models: dict, corpus: str) -> None:
     data = [t.encode("utf-8", "surrogatepass") for t in load_corpus(corpus, "test").texts]
-    for name in ("bundled", "tiny-text", "text-odd", "token-caps"):
+    for name in ("bundled", "tiny-text", "text-odd", "token-caps", "token-max"):
         check_parity(driver, models[name], data)
 
 
@@ -301,7 +309,7 @@ def _hard_data() -> list[bytes]:
 
 @pytest.mark.parametrize(
     "name", ["bundled", "tiny-token", "text-caps", "token-caps", "text-odd", "token-odd",
-             "text-words", "multi-text", "multi-token"],
+             "text-words", "multi-text", "multi-token", "token-max"],
 )  # fmt: skip
 def test_hard_cases(driver: Path, models: dict, name: str) -> None:
     check_parity(driver, models[name], _hard_data())
@@ -427,11 +435,17 @@ def test_compiler_flags_change_no_bit(driver: Path, export_dir: Path, tmp_path: 
         )
 
 
-@pytest.mark.parametrize("attention", [12.0, 30.0])
-def test_large_attention_logits(driver: Path, attention: float, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("attention", "max_pool"), [(12.0, False), (30.0, False), (12.0, True)])
+def test_large_attention_logits(
+    driver: Path, attention: float, max_pool: bool, tmp_path: Path
+) -> None:
     """Texts with attention logits beyond the fast path's range take the exact path (x12: 88 of
     these 400 texts have such a token, x30: all): the same parity, in batches too."""
-    model = _random_model(tmp_path / "m.tpn", "token", FeatureConfig(), 3, attention)
+    network = {
+        "design": "token", "n_bits": 64, "bottleneck": 12, "filters": 6, "windows": [1, 3],
+        "n_labels": 5, "max_pool": max_pool,
+    }  # fmt: skip
+    model = _random_model(tmp_path / "m.tpn", "token", FeatureConfig(), 3, attention, 8, network)
     data = [t.encode() for t in load_corpus("banking77", "test").texts[:400]] + _hard_data()
     check_parity(driver, model, data)
     check_batches(driver, model, data)
@@ -486,6 +500,10 @@ def _hostile_header(change: str) -> tuple[dict, dict]:
         header.update(multi_label=True, thresholds=[0.5, "x"])
     elif change == "multi_label type":
         header["multi_label"] = 1
+    elif change == "max_pool type":
+        network["max_pool"] = 1
+    elif change == "max_pool width":  # the output layer is as wide as without max pooling
+        network["max_pool"] = True
     return header, tensors
 
 
@@ -493,6 +511,7 @@ HOSTILE_HEADERS = [
     "duplicate labels", "label count", "huge bottleneck", "bool filters", "no windows",
     "unknown design", "missing tensor", "non-finite scale", "unknown feature", "feature bound",
     "float max_tokens", "negative seed", "bit count", "thresholds", "multi_label type",
+    "max_pool type", "max_pool width",
 ]  # fmt: skip
 
 

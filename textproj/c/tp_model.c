@@ -15,6 +15,7 @@
 #define MAX_DEPTH 512
 #define MAX_NAME 64
 #define POOL_BLOCK 32 /* token positions whose logits are exponentiated together */
+#define POOL_STATE 5  /* pooling's running sums of a pooled width each, then a block's scores */
 
 static int fail(tp_error *err, tp_status code, const char *fmt, ...) {
     if (err) {
@@ -889,6 +890,10 @@ static int load_model(loader *L, arena *a, tp_model *m, size_t header) {
         int64_t f = L->nodes[get(L, net, "filters")].integer;
         if (e > TP_MAX_TENSOR_ELEMENTS || f > TP_MAX_TENSOR_ELEMENTS)
             return fail(L->err, TP_ERR_TENSOR, "network bottleneck or filters too large");
+        size_t mp = get(L, net, "max_pool");
+        if (mp && L->nodes[mp].type != J_TRUE && L->nodes[mp].type != J_FALSE)
+            return fail(L->err, TP_ERR_HEADER, "network 'max_pool' must be true or false");
+        m->max_pool = mp && L->nodes[mp].type == J_TRUE;
         m->bottleneck = (size_t)e;
         m->filters = (size_t)f;
         m->n_windows = L->nodes[list].count;
@@ -911,7 +916,7 @@ static int load_model(loader *L, arena *a, tp_model *m, size_t header) {
             if (!load_layer(L, a, header, prefix, shape, 3, &m->layers[2 + 2 * j])) return 0;
         }
         shape[0] = m->n_labels;
-        shape[1] = m->filters * m->n_windows;
+        shape[1] = m->filters * m->n_windows * (m->max_pool ? 2 : 1);
         if (!load_layer(L, a, header, "output", shape, 2, &m->layers[1 + 2 * m->n_windows]))
             return 0;
         m->n_layers = 2 + 2 * m->n_windows;
@@ -1006,7 +1011,7 @@ static int load_model(loader *L, arena *a, tp_model *m, size_t header) {
                        align8(m->max_width * sizeof(float)) +
                        (token ? align8(m->max_window * m->tap_cols * sizeof(double)) +
                                 align8(m->max_window * sizeof(double *)) +
-                                align8(m->filters * m->n_windows * (4 + 2 * POOL_BLOCK) *
+                                align8(m->filters * m->n_windows * (POOL_STATE + 2 * POOL_BLOCK) *
                                        sizeof(double))
                               : 0);
     m->workspace_bytes = tp_text_workspace(f, m->max_features) + net_bytes;
@@ -1319,7 +1324,8 @@ static void token_pool_exact(const tp_model *m, const tp_text *t, tp_feature *fe
     size_t F = m->filters, W = m->n_windows, n = t->n_tokens, kmax = m->max_window;
     size_t width = F * W, cols = m->tap_cols, done = 0;
     double *peak = state, *total = peak + width, *acc = total + width, *top = acc + width;
-    double *va = top + width, *vv = va + POOL_BLOCK * width; /* a block's logits and values */
+    double *largest = top + width, *va = largest + width, *vv = va + POOL_BLOCK * width;
+    for (size_t c = 0; c < width; c++) largest[c] = -INFINITY;
     for (size_t b0 = 0; b0 < n; b0 += POOL_BLOCK) {
         size_t nb = n - b0 < POOL_BLOCK ? n - b0 : POOL_BLOCK;
         for (size_t q = 0; q < nb; q++) {
@@ -1339,11 +1345,15 @@ static void token_pool_exact(const tp_model *m, const tp_text *t, tp_feature *fe
                     for (size_t f = 0; f < F; f++) v[f] += row[i * F + f];
                     for (size_t f = 0; f < F; f++) a[f] += row[(k + i) * F + f];
                 }
+                double *restrict top_j = largest + j * F;
+                for (size_t f = 0; f < F; f++) top_j[f] = v[f] > top_j[f] ? v[f] : top_j[f];
             }
         }
         softmax_block(nb, width, va, vv, b0 == 0, top, peak, total, acc);
     }
     for (size_t c = 0; c < width; c++) pooled[c] = acc[c] / total[c];
+    if (m->max_pool)
+        for (size_t c = 0; c < width; c++) pooled[width + c] = largest[c];
 }
 
 /* The token cache keeps each recent distinct token's tap products, keyed by the token's bytes
@@ -1470,28 +1480,33 @@ static const double *token_row(const tp_model *m, const tp_text *t, size_t done,
  * (weighted values): row ri holds the value taps of the position's token i and, e further on,
  * its exponentiated attention taps. Parameters, so that restrict lets the loops vectorise. */
 static void pool1(size_t F, size_t e, const double *restrict r0, double *restrict t,
-                  double *restrict a) {
+                  double *restrict a, double *restrict top) {
     for (size_t f = 0; f < F; f++) {
+        double v = r0[f];
         t[f] += r0[e + f];
-        a[f] += r0[e + f] * r0[f];
+        a[f] += r0[e + f] * v;
+        top[f] = v > top[f] ? v : top[f];
     }
 }
 
 static void pool2(size_t F, size_t e, const double *restrict r0, const double *restrict r1,
-                  double *restrict t, double *restrict a) {
+                  double *restrict t, double *restrict a, double *restrict top) {
     for (size_t f = 0; f < F; f++) {
-        double w = r0[e + f] * r1[e + f];
+        double w = r0[e + f] * r1[e + f], v = r0[f] + r1[f];
         t[f] += w;
-        a[f] += w * (r0[f] + r1[f]);
+        a[f] += w * v;
+        top[f] = v > top[f] ? v : top[f];
     }
 }
 
 static void pool3(size_t F, size_t e, const double *restrict r0, const double *restrict r1,
-                  const double *restrict r2, double *restrict t, double *restrict a) {
+                  const double *restrict r2, double *restrict t, double *restrict a,
+                  double *restrict top) {
     for (size_t f = 0; f < F; f++) {
-        double w = r0[e + f] * r1[e + f] * r2[e + f];
+        double w = r0[e + f] * r1[e + f] * r2[e + f], v = r0[f] + r1[f] + r2[f];
         t[f] += w;
-        a[f] += w * (r0[f] + r1[f] + r2[f]);
+        a[f] += w * v;
+        top[f] = v > top[f] ? v : top[f];
     }
 }
 
@@ -1506,8 +1521,12 @@ static int token_pool(const tp_model *m, const tp_text *t, tp_feature *feats, ui
                       double *pooled, double *state) {
     size_t F = m->filters, W = m->n_windows, n = t->n_tokens, kmax = m->max_window;
     size_t width = F * W, done = 0;
-    double *total = state, *acc = total + width, *sv = acc + width, *se = sv + F;
-    for (size_t c = 0; c < width; c++) total[c] = acc[c] = 0;
+    double *total = state, *acc = total + width, *largest = acc + width, *sv = largest + width;
+    double *se = sv + F;
+    for (size_t c = 0; c < width; c++) {
+        total[c] = acc[c] = 0;
+        largest[c] = -INFINITY;
+    }
     for (size_t r = 0; r < kmax; r++) live[r] = NULL;
     for (size_t p = 0; p < n; p++) {
         for (; done < n && done < p + kmax; done++) {
@@ -1517,19 +1536,20 @@ static int token_pool(const tp_model *m, const tp_text *t, tp_feature *feats, ui
         for (size_t j = 0; j < W; j++) {
             size_t k = m->windows[j], taps = k < n - p ? k : n - p, start = m->tap_starts[j];
             double *restrict tj = total + j * F, *restrict aj = acc + j * F;
+            double *restrict lj = largest + j * F;
             const double *restrict r0 = live[p % kmax] + start;
             if (taps == 1) { /* one loop per filter for windows of up to 3 tokens */
-                pool1(F, k * F, r0, tj, aj);
+                pool1(F, k * F, r0, tj, aj, lj);
                 continue;
             }
             const double *restrict r1 = live[(p + 1) % kmax] + start + F;
             if (taps == 2) {
-                pool2(F, k * F, r0, r1, tj, aj);
+                pool2(F, k * F, r0, r1, tj, aj, lj);
                 continue;
             }
             const double *restrict r2 = live[(p + 2) % kmax] + start + 2 * F;
             if (taps == 3) {
-                pool3(F, k * F, r0, r1, r2, tj, aj);
+                pool3(F, k * F, r0, r1, r2, tj, aj, lj);
                 continue;
             }
             double *restrict v = sv, *restrict w = se;
@@ -1547,15 +1567,18 @@ static int token_pool(const tp_model *m, const tp_text *t, tp_feature *feats, ui
             for (size_t f = 0; f < F; f++) {
                 tj[f] += w[f];
                 aj[f] += w[f] * v[f];
+                lj[f] = v[f] > lj[f] ? v[f] : lj[f];
             }
         }
     }
     int ok = 1;
     for (size_t j = 0; j < W; j++)
         for (size_t f = 0; f < F; f++) {
-            double y = m->layers[1 + 2 * j].bias[f] + acc[j * F + f] / total[j * F + f];
+            double b = m->layers[1 + 2 * j].bias[f];
+            double y = b + acc[j * F + f] / total[j * F + f];
             ok &= isfinite(y) != 0;
             pooled[j * F + f] = y;
+            if (m->max_pool) pooled[width + j * F + f] = b + largest[j * F + f];
         }
     return ok;
 }
@@ -1594,9 +1617,12 @@ static void text_forward(const tp_model *m, const uint8_t *text, size_t length, 
     rest += align8(m->max_window * sizeof(double *));
     double *state = (double *)rest;
     if (t.n_tokens == 0) {
+        size_t width = m->n_windows * m->filters;
         for (size_t j = 0; j < m->n_windows; j++)
-            for (size_t f = 0; f < m->filters; f++)
+            for (size_t f = 0; f < m->filters; f++) {
                 out[j * m->filters + f] = m->layers[1 + 2 * j].bias[f];
+                if (m->max_pool) out[width + j * m->filters + f] = m->layers[1 + 2 * j].bias[f];
+            }
     } else if (!token_pool(m, &t, feats, bits, first, ring, live, cache, out, state)) {
         token_pool_exact(m, &t, feats, bits, cache->tables, first, ring, out, state);
     }
