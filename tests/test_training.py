@@ -52,12 +52,20 @@ def small_data() -> tuple[Dataset, Dataset, Dataset]:
 
 
 @pytest.mark.parametrize(
-    ("design", "trainer"), [("token", "ffn"), ("text", "ffn"), ("token", "lstm")]
+    ("design", "trainer", "max_pool"),
+    [
+        ("token", "ffn", False),
+        ("text", "ffn", False),
+        ("token", "lstm", False),
+        ("token", "ffn", True),
+    ],
 )
-def test_networks_learn(small_data, design: str, trainer: str) -> None:
+def test_networks_learn(small_data, design: str, trainer: str, max_pool: bool) -> None:
     train_data, dev_data, test_data = small_data
     # the trainer trains over the whole run, so the joint loss holds both networks' learning
-    config = TrainConfig(design=design, trainer=trainer, trainer_share=1.0, **SMALL)
+    config = TrainConfig(
+        design=design, trainer=trainer, trainer_share=1.0, max_pool=max_pool, **SMALL
+    )
     result = train(train_data, dev_data, test_data, config=config, progress=False)
     history = result.metrics["history"]
     assert history[-1]["loss"] < 0.5 * history[0]["loss"]
@@ -66,6 +74,11 @@ def test_networks_learn(small_data, design: str, trainer: str) -> None:
     assert result.metrics["trainer"]["test"]["accuracy"] > 3 * chance
     assert result.metrics["projection"]["test"]["n"] == len(test_data)
     assert set(result.labels) == set(train_data.labels)
+    # the on-device model in memory scores the quantized network's test accuracy
+    device = np.array(result.classifier.predict(test_data.texts)) == np.array(test_data.labels)
+    measured = result.metrics["projection"]["test"]["accuracy"]
+    assert device.mean() == pytest.approx(measured, abs=1.5 / len(test_data))  # a near tie
+    assert result.classifier.header["network"].get("max_pool", False) == max_pool
 
 
 def test_same_seed_gives_identical_model(small_data) -> None:

@@ -983,9 +983,11 @@ def _model_summary(path: Path, description: dict[str, Any], scores: dict[str, An
     if features["char_ngram_max"]:
         chars = f"{features['char_ngram_min']}–{features['char_ngram_max']}"
     shape = ", ".join(
-        f"{key} {','.join(map(str, value)) if isinstance(value, list) else value}"
+        "max pooling"
+        if key == "max_pool"
+        else f"{key} {','.join(map(str, value)) if isinstance(value, list) else value}"
         for key, value in network.items()
-        if key not in ("design", "n_bits", "n_labels")
+        if key not in ("design", "n_bits", "n_labels") and value is not False
     )
     dtypes = sorted({tensor["dtype"] for tensor in description["tensors"]})
     weights = sum(tensor["bytes"] for tensor in description["tensors"])
