@@ -496,7 +496,12 @@ def _own_config() -> TrainConfig | None:
         filters = right.number_input(
             "Filters per window", 4, 512, DEFAULTS.filters, key="own_filters"
         )
-        shape = {"bottleneck": int(bottleneck), "filters": int(filters)}
+        max_pool = st.checkbox(
+            "Max pooling too (each filter's largest window value; a wider output layer)",
+            DEFAULTS.max_pool,
+            key="own_max_pool",
+        )
+        shape = {"bottleneck": int(bottleneck), "filters": int(filters), "max_pool": max_pool}
     epochs = st.slider(
         "Epochs (at most; early stopping on dev accuracy)", 1, 30, 5, key="own_epochs"
     )
