@@ -36,7 +36,9 @@ class Learner:
         self.label_index = {label: i for i, label in enumerate(self.labels)}
         self.config = config
         self.projector = Projector(*config.projection_shape, features=features, seed=config.seed)
-        self.joint = JointStep(config, self.projector.n_bits, len(self.labels))
+        # spaCy streams the batches, so the set's size is unknown: R-Drop only when asked for
+        consistency = config.consistency or 0.0
+        self.joint = JointStep(config, self.projector.n_bits, len(self.labels), consistency)
 
     @property
     def projection(self) -> torch.nn.Module:

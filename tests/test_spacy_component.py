@@ -3,6 +3,7 @@ and threads, trainable and multi-label modes, and ``spacy train`` / ``evaluate``
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import subprocess
@@ -269,6 +270,15 @@ def test_the_learner_refuses_a_trainer_share() -> None:
         Learner(["a", "b"], TrainConfig(trainer_share=0.5), FeatureConfig())
     component = spacy.blank("en").add_pipe("textproj")  # trains its trainer over every step
     assert component.train_config.trainer_share == 1
+
+
+def test_the_learner_takes_r_drop_only_when_asked() -> None:
+    from spacy_component.learner import Learner
+
+    tiny = TrainConfig(**{**TINY_TRAIN, "trainer_share": 1})
+    assert Learner(["a", "b"], tiny, FeatureConfig()).joint.consistency == 0  # size unknown
+    asked = dataclasses.replace(tiny, consistency=0.5)
+    assert Learner(["a", "b"], asked, FeatureConfig()).joint.consistency == 0.5
 
 
 def test_corpus_converter_reads_named_columns(tmp_path: Path) -> None:
