@@ -399,7 +399,7 @@ def train(
         typer.Option(
             help="R-Drop: the on-device network runs twice per batch, this weight on the two "
             f"predictions' divergence [default: {SMALL_DATA_CONSISTENCY:g} below "
-            f"{SMALL_DATA_TEXTS} training texts, else 0]."
+            f"{SMALL_DATA_TEXTS} training texts without --unlabeled, else 0]."
         ),
     ] = DEFAULTS.consistency,
     seed: Annotated[int, typer.Option(help="Seed of hashing, init and shuffling.")] = DEFAULTS.seed,
