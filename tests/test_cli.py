@@ -46,6 +46,9 @@ def trained(data_files: dict[str, Path], tmp_path_factory: pytest.TempPathFactor
     assert result.exit_code == 0, result.output
     assert "on-device (int4)" in result.output
     assert "trainer + on-device" in result.output  # the served ensemble's row
+    # 400 training texts: the small-set defaults, two augmented copies of each and R-Drop
+    extras = "with 800 transfer texts in the distillation term (--augment, --unlabeled); R-Drop"
+    assert extras + " at 1 (--consistency)" in " ".join(result.output.split())
     return out
 
 

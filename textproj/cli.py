@@ -714,6 +714,15 @@ def _print_summary(metrics: dict, output: Path) -> None:
         )
     console = Console(emoji=False, highlight=False)
     console.print(table)
+    extras = []  # what the defaults added for a small set, or the options asked for
+    if transfer := metrics.get("transfer_texts"):
+        extras.append(
+            f"{transfer:,} transfer texts in the distillation term (--augment, --unlabeled)"
+        )
+    if consistency := metrics.get("consistency"):
+        extras.append(f"R-Drop at {consistency:g} (--consistency)")
+    if extras:
+        console.print(f"with {'; '.join(extras)}")
     console.print(f"{metrics['train_seconds']:.1f} s; written to {output}/")
 
 
