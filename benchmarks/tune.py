@@ -11,6 +11,8 @@ scores are logged for the ablation and the final report; docs/training.md):
     python benchmarks/tune.py --corpus clinc150 --train-texts 1500 --name small  # a cut train split
     python benchmarks/tune.py --corpus banking77 --labels 16 --train-texts 1200 --svm --name c
                                                   # 16 of its labels, 75 texts each, and the SVM
+    python benchmarks/tune.py --corpus clinc150 --folds 3 --seeds 0 1 2 --name f max_pool=true
+                                                  # dev: fold (seed mod 3) of the train split
 
 Each ``key=value`` overrides a TrainConfig field (``feature.key=value`` a FeatureConfig field);
 values are parsed as JSON, so ``hidden=[256]`` and ``design="text"`` work.
@@ -123,6 +125,28 @@ def cut_train(data: Dataset, n_texts: int, seed: int = 0) -> Dataset:
     return few_labels(data, max(1, n_texts // len(set(data.labels))), seed)[0]
 
 
+def train_fold(data: Dataset, k: int, fold: int) -> tuple[Dataset, Dataset]:
+    """(train, dev) from ``data``: each label's texts dealt into ``k`` folds in an order drawn
+    with ``random.Random(0)``; fold ``fold`` is dev, the rest train, both in ``data``'s order.
+    Dev from folds of train holds k times more texts than a split of 1/k, across its runs."""
+    by_label: dict[str, list[int]] = {}
+    for i, label in enumerate(data.labels):
+        by_label.setdefault(label, []).append(i)
+    rng = random.Random(0)
+    held = set()
+    for label in sorted(by_label):
+        order = by_label[label][:]
+        rng.shuffle(order)
+        held.update(order[fold::k])
+
+    def part(keep: bool, name: str) -> Dataset:
+        rows = [i for i in range(len(data)) if (i in held) == keep]
+        texts, labels = [data.texts[i] for i in rows], [data.labels[i] for i in rows]
+        return Dataset(texts, labels, f"{data.source}[{name} {fold} of {k}]")
+
+    return part(False, "train without fold"), part(True, "fold")
+
+
 def some_labels(splits: list[Dataset], n_labels: int, seed: int = 0) -> list[Dataset]:
     """``splits`` kept to ``n_labels`` labels of the first split, drawn with ``seed``."""
     kept = set(random.Random(seed).sample(sorted(set(splits[0].labels)), n_labels))
@@ -168,6 +192,9 @@ def main() -> None:
         "--labels", type=int, default=None, help="keep N labels (drawn with seed 0) in every split"
     )
     parser.add_argument("--svm", action="store_true", help="also log TF-IDF + LinearSVC's scores")
+    parser.add_argument(
+        "--folds", type=int, default=None, help="dev is fold (seed mod K) of K folds of train"
+    )
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args()
     if args.report:
@@ -194,6 +221,8 @@ def run(args: argparse.Namespace, corpus: str, train_fields: dict, feature_field
         train_data, dev_data, test_data = some_labels(
             [train_data, dev_data, test_data], args.labels
         )
+    if args.folds is not None:  # dev is fold (seed mod k) of the train split
+        train_data, dev_data = train_fold(train_data, args.folds, config.seed % args.folds)
     if args.train_texts is not None:
         train_data = cut_train(train_data, args.train_texts)
     result = train(
@@ -212,6 +241,7 @@ def run(args: argparse.Namespace, corpus: str, train_fields: dict, feature_field
         "seed": config.seed,
         "overrides": args.overrides,
         "train_texts": len(train_data),
+        "dev_texts": len(dev_data),
         "labels": len(result.labels),
         "dev_projection": metrics["projection"]["dev"]["accuracy"],
         "dev_projection_float": metrics["projection_float"]["dev"]["accuracy"],

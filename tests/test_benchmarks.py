@@ -115,6 +115,22 @@ def test_a_cut_train_split_keeps_as_many_texts_of_each_label_in_order() -> None:
     assert tune.cut_train(data, 12, seed=1).texts != cut.texts
 
 
+def test_train_folds_partition_each_label_and_keep_the_order() -> None:
+    labels = ["a"] * 9 + ["b"] * 4 + ["c"] * 2
+    data = Dataset([f"text {i}" for i in range(len(labels))], labels, "corpus")
+    folds = [tune.train_fold(data, 3, f) for f in range(3)]
+    devs = [dev.texts for _, dev in folds]
+    assert sorted(t for texts in devs for t in texts) == sorted(data.texts)  # each dev once
+    for (rest, dev), texts in zip(folds, devs, strict=True):
+        assert sorted(rest.texts + dev.texts) == sorted(data.texts)
+        assert rest.texts == [t for t in data.texts if t not in texts]  # the original order
+        assert [data.labels[int(t.split()[1])] for t in dev.texts] == dev.labels
+    assert [dev.labels.count("a") for _, dev in folds] == [3, 3, 3]  # dealt per label
+    assert sorted(dev.labels.count("b") for _, dev in folds) == [1, 1, 2]
+    assert tune.train_fold(data, 3, 1)[1].texts == devs[1]
+    assert folds[0][1].source == "corpus[fold 0 of 3]"
+
+
 def test_some_labels_keeps_the_same_drawn_labels_in_every_split() -> None:
     train_data = Dataset([f"t{i}" for i in range(12)], list("abcdef" * 2), "train")
     test_data = Dataset(["x", "y", "z"], ["a", "b", "f"], "test")
