@@ -166,18 +166,24 @@ def _bits(inputs: SplitInputs, rows: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(_kp.unpack_bits(inputs.words[rows], inputs.n_bits)).float()
 
 
-def forward_projection(
-    net: torch.nn.Module, inputs: SplitInputs, index: np.ndarray
-) -> torch.Tensor:
-    """Projection-network logits for items ``index``."""
+def projection_inputs(inputs: SplitInputs, index: np.ndarray) -> tuple[torch.Tensor, ...]:
+    """The projection network's arguments for items ``index``: a text model's bits, or a token
+    model's distinct token bits, tokens per text and each token's row among the distinct ones."""
     if inputs.word_offsets is None:
-        return net(_bits(inputs, index))
+        return (_bits(inputs, index),)
     positions, lengths = ragged_positions(inputs.word_offsets, index)
     words = np.ascontiguousarray(inputs.words[positions])
     keys = words.view(np.dtype((np.void, words.dtype.itemsize * words.shape[1]))).ravel()
     _, first, rows = np.unique(keys, return_index=True, return_inverse=True)
     distinct = _bits(inputs, positions[first])  # each distinct token once
-    return net(distinct, torch.from_numpy(lengths), torch.from_numpy(rows.reshape(-1)))
+    return distinct, torch.from_numpy(lengths), torch.from_numpy(rows.reshape(-1))
+
+
+def forward_projection(
+    net: torch.nn.Module, inputs: SplitInputs, index: np.ndarray
+) -> torch.Tensor:
+    """Projection-network logits for items ``index``."""
+    return net(*projection_inputs(inputs, index))
 
 
 def forward_trainer(net: torch.nn.Module, inputs: SplitInputs, index: np.ndarray) -> torch.Tensor:

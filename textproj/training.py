@@ -39,6 +39,7 @@ from textproj.inputs import (
     forward_projection,
     forward_trainer,
     predict_logits,
+    projection_inputs,
     token_chunks,
 )
 from textproj.layout import CHECKPOINT_EVERY_SECONDS, METRICS_NAME, MODEL_NAME
@@ -371,9 +372,9 @@ class JointStep:
                 else:
                     with torch.set_grad_enabled(not self.trainer_frozen):
                         trainer_logits = forward_trainer(self.trainer, split, rows)
+                    arguments = projection_inputs(split, rows)  # shared by both draws
                     draws = [
-                        forward_projection(self.projection, split, rows)
-                        for _ in range(2 if self.consistency > 0 else 1)
+                        self.projection(*arguments) for _ in range(2 if self.consistency > 0 else 1)
                     ]
                     part_loss = joint_loss(
                         trainer_logits,
