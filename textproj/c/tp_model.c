@@ -1314,6 +1314,26 @@ static void compute_taps(const tp_model *m, const tp_text *t, size_t i, tp_featu
     tap_row(m, x, row);
 }
 
+/* Max pooling (network max_pool): one window position's values, the sum of its `taps` (1, 2
+ * or 3) rows r0 + r1 + r2 (token_pool's without the bias, token_pool_exact's one row with it),
+ * into the running maxima top. Only max-pooling models call it: the others' pooling does no
+ * more work than before. */
+static void pool_max(size_t F, size_t taps, const double *restrict r0, const double *restrict r1,
+                     const double *restrict r2, double *restrict top) {
+    if (taps == 1)
+        for (size_t f = 0; f < F; f++) top[f] = r0[f] > top[f] ? r0[f] : top[f];
+    else if (taps == 2)
+        for (size_t f = 0; f < F; f++) {
+            double v = r0[f] + r1[f];
+            top[f] = v > top[f] ? v : top[f];
+        }
+    else
+        for (size_t f = 0; f < F; f++) {
+            double v = r0[f] + r1[f] + r2[f];
+            top[f] = v > top[f] ? v : top[f];
+        }
+}
+
 /* The exact attention pooling (nets.TokenProjectionNet), for models whose attention logits
  * are too large for the fast path: window position p sums tap i of token p + i (zero padding
  * past the end), then a softmax over the positions per filter weights the values; online, in
@@ -1345,8 +1365,7 @@ static void token_pool_exact(const tp_model *m, const tp_text *t, tp_feature *fe
                     for (size_t f = 0; f < F; f++) v[f] += row[i * F + f];
                     for (size_t f = 0; f < F; f++) a[f] += row[(k + i) * F + f];
                 }
-                double *restrict top_j = largest + j * F;
-                for (size_t f = 0; f < F; f++) top_j[f] = v[f] > top_j[f] ? v[f] : top_j[f];
+                if (m->max_pool) pool_max(F, 1, v, v, v, largest + j * F);
             }
         }
         softmax_block(nb, width, va, vv, b0 == 0, top, peak, total, acc);
@@ -1480,35 +1499,31 @@ static const double *token_row(const tp_model *m, const tp_text *t, size_t done,
  * (weighted values): row ri holds the value taps of the position's token i and, e further on,
  * its exponentiated attention taps. Parameters, so that restrict lets the loops vectorise. */
 static void pool1(size_t F, size_t e, const double *restrict r0, double *restrict t,
-                  double *restrict a, double *restrict top) {
+                  double *restrict a) {
     for (size_t f = 0; f < F; f++) {
-        double v = r0[f];
         t[f] += r0[e + f];
-        a[f] += r0[e + f] * v;
-        top[f] = v > top[f] ? v : top[f];
+        a[f] += r0[e + f] * r0[f];
     }
 }
 
 static void pool2(size_t F, size_t e, const double *restrict r0, const double *restrict r1,
-                  double *restrict t, double *restrict a, double *restrict top) {
+                  double *restrict t, double *restrict a) {
     for (size_t f = 0; f < F; f++) {
-        double w = r0[e + f] * r1[e + f], v = r0[f] + r1[f];
+        double w = r0[e + f] * r1[e + f];
         t[f] += w;
-        a[f] += w * v;
-        top[f] = v > top[f] ? v : top[f];
+        a[f] += w * (r0[f] + r1[f]);
     }
 }
 
 static void pool3(size_t F, size_t e, const double *restrict r0, const double *restrict r1,
-                  const double *restrict r2, double *restrict t, double *restrict a,
-                  double *restrict top) {
+                  const double *restrict r2, double *restrict t, double *restrict a) {
     for (size_t f = 0; f < F; f++) {
-        double w = r0[e + f] * r1[e + f] * r2[e + f], v = r0[f] + r1[f] + r2[f];
+        double w = r0[e + f] * r1[e + f] * r2[e + f];
         t[f] += w;
-        a[f] += w * v;
-        top[f] = v > top[f] ? v : top[f];
+        a[f] += w * (r0[f] + r1[f] + r2[f]);
     }
 }
+
 
 /* Attention pooling (nets.TokenProjectionNet) from cached rows: for window j and filter f,
  * position p's value is b + sum_i V_i(token p + i) and its softmax weight exp(a + sum_i
@@ -1539,17 +1554,20 @@ static int token_pool(const tp_model *m, const tp_text *t, tp_feature *feats, ui
             double *restrict lj = largest + j * F;
             const double *restrict r0 = live[p % kmax] + start;
             if (taps == 1) { /* one loop per filter for windows of up to 3 tokens */
-                pool1(F, k * F, r0, tj, aj, lj);
+                pool1(F, k * F, r0, tj, aj);
+                if (m->max_pool) pool_max(F, 1, r0, r0, r0, lj);
                 continue;
             }
             const double *restrict r1 = live[(p + 1) % kmax] + start + F;
             if (taps == 2) {
-                pool2(F, k * F, r0, r1, tj, aj, lj);
+                pool2(F, k * F, r0, r1, tj, aj);
+                if (m->max_pool) pool_max(F, 2, r0, r1, r1, lj);
                 continue;
             }
             const double *restrict r2 = live[(p + 2) % kmax] + start + 2 * F;
             if (taps == 3) {
-                pool3(F, k * F, r0, r1, r2, tj, aj, lj);
+                pool3(F, k * F, r0, r1, r2, tj, aj);
+                if (m->max_pool) pool_max(F, 3, r0, r1, r2, lj);
                 continue;
             }
             double *restrict v = sv, *restrict w = se;
@@ -1567,8 +1585,8 @@ static int token_pool(const tp_model *m, const tp_text *t, tp_feature *feats, ui
             for (size_t f = 0; f < F; f++) {
                 tj[f] += w[f];
                 aj[f] += w[f] * v[f];
-                lj[f] = v[f] > lj[f] ? v[f] : lj[f];
             }
+            if (m->max_pool) pool_max(F, 1, v, v, v, lj);
         }
     }
     int ok = 1;
