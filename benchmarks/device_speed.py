@@ -2,6 +2,7 @@
 
     python benchmarks/device_speed.py                      # banking77
     python benchmarks/device_speed.py --corpora all --rounds 3 --repeats 5
+    python benchmarks/device_speed.py --max-pool-cost --corpora banking77,clinc150 --rounds 5
 
 For each corpus, on its test texts: the C runtime (``textproj export --c``, built with the
 export's flags, ``benchmarks/device_speed.c``; its fastest API, ``tp_predict_batch`` on
@@ -53,14 +54,17 @@ BENCH_SOURCE = Path(__file__).with_name("device_speed.c")
 C_BATCH = 1024  # texts per tp_predict_batch call (its token cache then has 4096 rows)
 
 
-def random_model(path: Path, labels: list[str], seed: int = 0) -> Path:
-    """A model of the default architecture (TrainConfig()) with random weights."""
+def random_model(path: Path, labels: list[str], seed: int = 0, max_pool: bool = False) -> Path:
+    """A model of the default architecture (TrainConfig(), or with max pooling) with random
+    weights."""
     config = TrainConfig()
     projector = Projector(*PROJECTION_DEFAULTS[config.design], seed=seed)
     network = {
         "design": "token", "n_bits": projector.n_bits, "bottleneck": config.bottleneck,
         "filters": config.filters, "windows": list(config.windows), "n_labels": len(labels),
     }  # fmt: skip
+    if max_pool:
+        network["max_pool"] = True
     rng = np.random.default_rng(seed)
     params = {}
     for prefix, shape in netspec.expected_tensors(network).items():
@@ -176,6 +180,25 @@ def run_corpus(corpus: str, rounds: int, repeats: int, workdir: Path) -> list[di
     return rows
 
 
+def max_pool_cost(corpus: str, rounds: int, repeats: int, workdir: Path) -> str:
+    """The C runtime's texts/s on ``corpus``'s test texts for random models of the default
+    architecture without and with max pooling, alternating per round: a markdown row with the
+    median of each and their ratio."""
+    test = list(load_corpus(corpus, "test").texts)
+    labels = sorted(set(load_corpus(corpus, "train").labels))
+    programs = {}
+    for max_pool in (False, True):
+        model = random_model(workdir / f"model-{max_pool}.tpn", labels, max_pool=max_pool)
+        programs[max_pool] = (build_c(model, workdir / f"c-{max_pool}")[0], model)
+    speed: dict[bool, list[float]] = {False: [], True: []}
+    for r in range(rounds):
+        for max_pool in (r % 2 == 1, r % 2 == 0):
+            program, model = programs[max_pool]
+            speed[max_pool].append(measure_c(program, model, test, repeats)["texts_per_second"])
+    plain, pooled = (statistics.median(speed[k]) for k in (False, True))
+    return f"| {corpus} | {plain:,.0f} | {pooled:,.0f} | {pooled / plain:.2f} |"
+
+
 def table(rows: list[dict], wasm_bytes: int | None) -> str:
     lines = [
         "| corpus | system | texts/s (1 thread) | C ÷ this | peak RSS | code bytes | model bytes "
@@ -202,8 +225,19 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--json", type=Path, help="also write the rows here")
+    parser.add_argument(
+        "--max-pool-cost", action="store_true", help="C runtime only: max pooling's cost"
+    )
     args = parser.parse_args()
     corpora = CORPORA if args.corpora == "all" else tuple(args.corpora.split(","))
+    if args.max_pool_cost:
+        print("| corpus | texts/s, attention pooling | texts/s, with max pooling | ratio |")
+        print("|---|---:|---:|---:|")
+        with tempfile.TemporaryDirectory(prefix="textproj-device-") as tmp:
+            for corpus in corpora:
+                (Path(tmp) / corpus).mkdir()
+                print(max_pool_cost(corpus, args.rounds, args.repeats, Path(tmp) / corpus))
+        return
     print(json.dumps({**environment.machine(), **environment.versions()}))
     rows = []
     with tempfile.TemporaryDirectory(prefix="textproj-device-") as tmp:
