@@ -124,8 +124,8 @@ class TokenProjectionNet(nn.Module):
         self.bottleneck = nn.Linear(n_bits, bottleneck)
         self.value = nn.ModuleList(nn.Conv1d(bottleneck, filters, k) for k in self.windows)
         self.attention = nn.ModuleList(nn.Conv1d(bottleneck, filters, k) for k in self.windows)
-        pooled = filters * len(self.windows) * (2 if max_pool else 1)
-        self.output = nn.Linear(pooled, n_labels)
+        shape = {"filters": filters, "windows": self.windows, "max_pool": max_pool}
+        self.output = nn.Linear(netspec.pooled_width(shape), n_labels)
 
     def forward(
         self,

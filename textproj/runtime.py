@@ -33,7 +33,7 @@ from textproj.model_file import (
     read_model_bytes,
     unicode_mismatch,
 )
-from textproj.netspec import check_layer, check_network, dequantize, expected_tensors
+from textproj.netspec import check_layer, check_network, dequantize, expected_tensors, pooled_width
 from textproj.projector import Projector
 
 BATCH_TEXTS = 4096  # texts per forward pass: bounds memory whatever the input size
@@ -150,6 +150,7 @@ class Classifier:
         self._layers = {prefix: _Layer(*dequantize(tensors, prefix)) for prefix in shapes}
         self._windows: list[int] = list(network["windows"]) if self.design == "token" else []
         self._max_pool = bool(network.get("max_pool", False))
+        self._pooled_width = pooled_width(network) if self.design == "token" else 0
         self._prepare_forward()
         self.multi_label = header.get("multi_label", False)
         if not isinstance(self.multi_label, bool):
@@ -240,9 +241,10 @@ class Classifier:
         :meth:`_pool_texts`.
         """
         lengths = np.diff(offsets)
-        copies = 2 if self._max_pool else 1
-        pooled = np.empty((len(lengths), copies * self._value_bias.size), dtype=np.float32)
-        pooled[:] = np.tile(self._value_bias.reshape(-1), copies)
+        pooled = np.empty((len(lengths), self._pooled_width), dtype=np.float32)
+        pooled[:] = np.tile(
+            self._value_bias.reshape(-1), self._pooled_width // self._value_bias.size
+        )
         present = np.flatnonzero(lengths)
         if len(present):
             self._pool_texts(words, offsets, present, pooled)
