@@ -120,8 +120,8 @@ class TrainConfig:
     bottleneck: int = 64  # token design: width of each token's dense bottleneck
     filters: int = 40  # token design: channels per convolution window
     windows: tuple[int, ...] = (1, 2, 3)  # token design: convolution window sizes (tokens)
-    max_pool: bool = False  # token design: each channel's largest window value joins the
-    # attention pooling (the output layer twice as wide; docs/training.md, "Eleventh session")
+    max_pool: bool = True  # token design: each channel's largest window value joins the
+    # attention pooling (the output layer twice as wide; docs/training.md, "Twelfth session")
     trainer: str = "ffn"  # trainer network: "ffn" (hashed-feature bag) or "lstm" (BiLSTM)
     trainer_buckets: int = 2**16  # hashed embedding rows of the trainer
     trainer_dim: int = 64  # trainer embedding width
