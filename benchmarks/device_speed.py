@@ -54,8 +54,10 @@ BENCH_SOURCE = Path(__file__).with_name("device_speed.c")
 C_BATCH = 1024  # texts per tp_predict_batch call (its token cache then has 4096 rows)
 
 
-def random_model(path: Path, labels: list[str], seed: int = 0, max_pool: bool = False) -> Path:
-    """A model of the default architecture (TrainConfig(), or with max pooling) with random
+def random_model(
+    path: Path, labels: list[str], seed: int = 0, max_pool: bool = TrainConfig().max_pool
+) -> Path:
+    """A model of the default architecture (TrainConfig(); max pooling on or off) with random
     weights."""
     config = TrainConfig()
     projector = Projector(*PROJECTION_DEFAULTS[config.design], seed=seed)
