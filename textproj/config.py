@@ -100,9 +100,9 @@ SMALL_DATA_CONSISTENCY = 1.0
 ENSEMBLE_TRAINER_WEIGHT = 0.3
 
 # Projection shape per design when the user gives none: SGNN's 80 x 14 whole-text bits; for the
-# per-token design 48 x 16 = 768 bits per token with TrainConfig.filters = 40: on dev of four
-# corpora (seeds 0-1) 0.9269 against 0.9216 for 256 bits and 64 filters, for 0.6-6 KB more per
-# model and less training time (docs/training.md, "Bits against filters").
+# per-token design 48 x 16 = 768 bits per token (with 40 filters: on dev of four corpora, seeds
+# 0-1, 0.9269 against 0.9216 for 256 bits and 64 filters, for 0.6-6 KB more per model and less
+# training time; docs/training.md, "Bits against filters").
 PROJECTION_DEFAULTS = {"text": (80, 14), "token": (48, 16)}
 
 
@@ -118,10 +118,12 @@ class TrainConfig:
     bits_per_projection: int | None = None  # d; None takes PROJECTION_DEFAULTS[design]
     hidden: tuple[int, ...] = (256,)  # text design: dense hidden widths
     bottleneck: int = 64  # token design: width of each token's dense bottleneck
-    filters: int = 40  # token design: channels per convolution window
+    filters: int = 36  # token design: channels per convolution window (36 with max pooling keeps
+    # a 150-label model under 64 KiB; dev level with 40 and 32: docs/training.md, "Twelfth session")
     windows: tuple[int, ...] = (1, 2, 3)  # token design: convolution window sizes (tokens)
     max_pool: bool = True  # token design: each channel's largest window value joins the
-    # attention pooling (the output layer twice as wide; docs/training.md, "Twelfth session")
+    # attention pooling (the output layer twice as wide; on dev ahead of attention alone on every
+    # set of corpora and sizes measured: docs/training.md, "Twelfth session")
     trainer: str = "ffn"  # trainer network: "ffn" (hashed-feature bag) or "lstm" (BiLSTM)
     trainer_buckets: int = 2**16  # hashed embedding rows of the trainer
     trainer_dim: int = 64  # trainer embedding width
