@@ -503,8 +503,8 @@ def _hostile_header(change: str) -> tuple[dict, dict]:
         header["multi_label"] = 1
     elif change == "max_pool type":
         network["max_pool"] = 1
-    elif change == "max_pool width":  # the output layer is as wide as without max pooling
-        network["max_pool"] = True
+    elif change == "max_pool width":  # the output layer keeps the width of the other pooling
+        network["max_pool"] = not network.get("max_pool", False)
     return header, tensors
 
 
