@@ -122,8 +122,8 @@ class TrainConfig:
     # a 150-label model under 64 KiB; dev level with 40 and 32: docs/training.md, "Twelfth session")
     windows: tuple[int, ...] = (1, 2, 3)  # token design: convolution window sizes (tokens)
     max_pool: bool = True  # token design: each channel's largest window value joins the
-    # attention pooling (the output layer twice as wide; on dev ahead of attention alone on every
-    # set of corpora and sizes measured: docs/training.md, "Twelfth session")
+    # attention pooling (the output layer twice as wide; on dev ahead of attention alone in 9 of
+    # 11 sets of corpora and sizes; docs/training.md, "Twelfth session")
     trainer: str = "ffn"  # trainer network: "ffn" (hashed-feature bag) or "lstm" (BiLSTM)
     trainer_buckets: int = 2**16  # hashed embedding rows of the trainer
     trainer_dim: int = 64  # trainer embedding width
