@@ -55,11 +55,12 @@ C_BATCH = 1024  # texts per tp_predict_batch call (its token cache then has 4096
 
 
 def random_model(
-    path: Path, labels: list[str], seed: int = 0, max_pool: bool = TrainConfig().max_pool
+    path: Path, labels: list[str], seed: int = 0, max_pool: bool | None = None
 ) -> Path:
-    """A model of the default architecture (TrainConfig(); max pooling on or off) with random
-    weights."""
+    """A model of the default architecture (TrainConfig(); ``max_pool`` None takes its default)
+    with random weights."""
     config = TrainConfig()
+    max_pool = config.max_pool if max_pool is None else max_pool
     projector = Projector(*PROJECTION_DEFAULTS[config.design], seed=seed)
     network = {
         "design": "token", "n_bits": projector.n_bits, "bottleneck": config.bottleneck,
