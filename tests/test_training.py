@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import warnings
 
 import numpy as np
 import pytest
@@ -14,11 +15,13 @@ from textproj.config import (
     PROJECTION_DEFAULTS,
     SMALL_DATA_CONSISTENCY,
     SMALL_DATA_TEXTS,
+    FeatureConfig,
     TrainConfig,
 )
 from textproj.corpora import load_corpus
 from textproj.data import Dataset
 from textproj.errors import CheckpointError, ConfigError
+from textproj.features import tokens
 from textproj.inputs import ragged_positions
 from textproj.layout import CHECKPOINT_NAME, MODEL_NAME
 from textproj.model_file import describe_model
@@ -229,6 +232,32 @@ def test_unseen_labels_count_as_errors(small_data) -> None:
         train_data, dev_data, odd, config=TrainConfig(**{**SMALL, "epochs": 1}), progress=False
     )
     assert result.metrics["projection"]["test"]["accuracy"] == 0.0
+
+
+def test_texts_reaching_the_token_cap_are_counted_and_warned_of(small_data) -> None:
+    train_data, dev_data, _ = small_data
+    config = TrainConfig(**{**SMALL, "epochs": 1})
+    cap = 8
+    at_cap = sum(len(tokens(text)) >= cap for text in train_data.texts)
+    assert 0 < at_cap < len(train_data)
+    with pytest.warns(
+        UserWarning,
+        match=rf"{at_cap} of {len(train_data)} training texts \(\d+%\) "
+        rf"reach the {cap}-token cap; no token past it is read \(--max-tokens",
+    ):
+        capped = train(
+            train_data, dev_data, config=config, features=FeatureConfig(max_tokens=cap),
+            progress=False,
+        )  # fmt: skip
+    assert capped.metrics["texts_at_token_cap"] == at_cap
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the default cap: no text of this slice reaches it
+        result = train(train_data, dev_data, config=config, progress=False)
+    assert result.metrics["texts_at_token_cap"] == 0
+    text_design = train(
+        train_data, dev_data, config=dataclasses.replace(config, design="text"), progress=False
+    )
+    assert text_design.metrics["texts_at_token_cap"] is None  # its inputs keep no tokens
 
 
 def test_bad_config_is_refused() -> None:

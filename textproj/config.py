@@ -93,6 +93,10 @@ SMALL_DATA_AUGMENT = 2
 # (docs/training.md, "Eleventh session").
 SMALL_DATA_CONSISTENCY = 1.0
 
+# Training warns when this share of its texts (or more) reach FeatureConfig.max_tokens: the
+# networks read no token past the cap, so long documents may want a higher --max-tokens.
+LONG_TEXTS_WARN_SHARE = 0.01
+
 # The served ensemble (textproj.ensemble): the trainer's probabilities weigh this much, the
 # on-device model's the rest. Chosen on dev (four corpora, seeds 0-2): 0.3 gave a mean of 0.9306
 # against 0.9277 for 0.5, 0.9242 for 0.7, 0.9242 for the on-device model alone and 0.9209 for

@@ -123,6 +123,14 @@ def prepare_inputs(
     )
 
 
+def texts_at_token_cap(split: SplitInputs, max_tokens: int) -> int | None:
+    """How many texts of a token-design split have ``max_tokens`` tokens: the cap, so they may
+    have had more (None for the text design, whose inputs keep no tokens)."""
+    if split.word_offsets is None:
+        return None
+    return int(np.count_nonzero(np.diff(split.word_offsets) >= max_tokens))
+
+
 def epoch_order(shuffle: np.random.Generator, n: int) -> np.ndarray:
     """One epoch's order of ``n`` items, shuffled in blocks of ``SHUFFLE_BLOCK`` consecutive
     items: the blocks in random order, each block's items in random order. An epoch then reads

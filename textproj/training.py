@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from textproj import checkpoint, distributed, ensemble, fsio, inputs, nets, netspec, trainer_model
-from textproj.config import FeatureConfig, TrainConfig
+from textproj.config import LONG_TEXTS_WARN_SHARE, FeatureConfig, TrainConfig
 from textproj.data import DEFAULT_COLUMNS, Dataset
 from textproj.decisions import DEFAULT_THRESHOLD, decide, dev_score, tune_thresholds
 from textproj.errors import ConfigError
@@ -209,6 +209,17 @@ def warn_unseen_labels(data: Dataset, labels: list[str], multi_label: bool) -> l
             stacklevel=3,
         )
     return unseen
+
+
+def warn_long_texts(source: str, capped: int | None, n_texts: int, features: FeatureConfig) -> None:
+    """Warn when LONG_TEXTS_WARN_SHARE or more of the training texts reach the token cap."""
+    if capped and capped >= LONG_TEXTS_WARN_SHARE * n_texts:
+        warnings.warn(
+            f"{source}: {capped:,} of {n_texts:,} training texts ({capped / n_texts:.0%}) reach "
+            f"the {features.max_tokens}-token cap; no token past it is read "
+            "(--max-tokens, FeatureConfig.max_tokens)",
+            stacklevel=3,
+        )
 
 
 @dataclass
@@ -775,6 +786,8 @@ def _train(
             prep = prepare(
                 train_data, dev_data, test_data, config, features, hooks.on_prepare, unlabeled
             )
+        capped = inputs.texts_at_token_cap(prep.inputs["train"], features.max_tokens)
+        warn_long_texts(prep.splits["train"].source, capped, len(prep.inputs["train"]), features)
         prepared_at = time.perf_counter()
         identity = {
             "config": config.to_dict(),
@@ -820,6 +833,7 @@ def _train(
         "best_epoch": {name: state.best[name]["epoch"] for name in state.best},
         "history": state.history,
         "transfer_texts": len(prep.inputs.get(inputs.TRANSFER, ())),
+        "texts_at_token_cap": capped,
         "consistency": step.consistency,
         "train_seconds": round(time.perf_counter() - started + resumed_seconds, 2),
         "seconds": {  # of this process (a resumed run: since the resume)
