@@ -438,6 +438,28 @@ def test_train_warns_of_blank_texts_and_shows_training_warnings(monkeypatch, tmp
     assert (config.learning_rate, config.patience) == (0.01, 2)
 
 
+def test_train_notes_a_first_compile_unless_quiet(monkeypatch, data_files, tmp_path) -> None:
+    _stub_training(monkeypatch, lambda kwargs: (_ for _ in ()).throw(KeyboardInterrupt))
+    asked = []
+
+    def not_compiled(dispatchers) -> bool:
+        asked.append([d.py_func.__name__ for d in dispatchers])
+        return False
+
+    monkeypatch.setattr("textproj._kernels.cache.compiled", not_compiled)
+    args = ["train", "--train", str(data_files["train"])]
+    result = runner.invoke(app, [*args, "--output", str(tmp_path / "a"), "--design", "text"])
+    note = "compiling textproj's text-design kernels for this machine: about 15 s, once per install"
+    assert note in " ".join(result.output.split())
+    assert asked[0][0] == "project_texts"
+    quiet = runner.invoke(app, [*args, "--output", str(tmp_path / "b"), "--quiet"])
+    assert "compiling" not in quiet.output
+    assert len(asked) == 1  # --quiet does not even look
+    monkeypatch.setattr("textproj._kernels.cache.compiled", lambda dispatchers: True)
+    cached = runner.invoke(app, [*args, "--output", str(tmp_path / "c")])
+    assert "compiling" not in cached.output
+
+
 def test_train_options_reach_the_config(monkeypatch, data_files, tmp_path) -> None:
     calls = _stub_training(monkeypatch, lambda kwargs: (_ for _ in ()).throw(KeyboardInterrupt))
     options = ["--threads", "2", "--batch-size", "8", "--lr", "0.004", "--patience", "3"]

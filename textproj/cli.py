@@ -136,6 +136,18 @@ def _warn(message: str) -> None:
         _stderr().print(Text.assemble(("warning:", "yellow"), " ", message))
 
 
+def _note_first_compile(design: str) -> None:
+    """Say why a fresh install's first run is silent for a while: numba compiles the kernels
+    and caches them (the progress bars start after the first texts are projected)."""
+    from textproj._kernels.cache import compiled, training_kernels
+
+    if _first_on_machine() and not compiled(training_kernels(design)):
+        _stderr().print(
+            f"compiling textproj's {design}-design kernels for this machine: about 15 s, "
+            "once per install (numba caches them)"
+        )
+
+
 @app.command(cls=_Command)
 def corpora() -> None:
     """List the bundled corpora with their task, number of labels and split sizes."""
@@ -521,6 +533,8 @@ def train(
         splits = _run_data(run, config.multi_label)
         _warn_blank_texts(*splits)
         transfer = _read_unlabeled(run.get("unlabeled"), quiet, text_column)
+    if not quiet:
+        _note_first_compile(config.design)
     result = _run_training(
         splits, config, features, output, run, quiet, resume is not None, checkpoint_every,
         transfer,
