@@ -446,7 +446,7 @@ def test_train_notes_a_first_compile_unless_quiet(monkeypatch, data_files, tmp_p
         asked.append([d.py_func.__name__ for d in dispatchers])
         return False
 
-    monkeypatch.setattr("textproj._kernels.cache.compiled", not_compiled)
+    monkeypatch.setattr("textproj.cli.compiled", not_compiled)
     args = ["train", "--train", str(data_files["train"])]
     result = runner.invoke(app, [*args, "--output", str(tmp_path / "a"), "--design", "text"])
     note = "compiling textproj's text-design kernels for this machine: about 15 s, once per install"
@@ -455,9 +455,23 @@ def test_train_notes_a_first_compile_unless_quiet(monkeypatch, data_files, tmp_p
     quiet = runner.invoke(app, [*args, "--output", str(tmp_path / "b"), "--quiet"])
     assert "compiling" not in quiet.output
     assert len(asked) == 1  # --quiet does not even look
-    monkeypatch.setattr("textproj._kernels.cache.compiled", lambda dispatchers: True)
+    monkeypatch.setattr("textproj.cli.compiled", lambda dispatchers: True)
     cached = runner.invoke(app, [*args, "--output", str(tmp_path / "c")])
     assert "compiling" not in cached.output
+
+
+def test_predict_notes_a_first_compile_on_stderr(monkeypatch, trained: Path) -> None:
+    asked = []
+    monkeypatch.setattr("textproj.cli.compiled", lambda kernels: asked.append(kernels) or False)
+    result = runner.invoke(app, ["predict", str(trained), "great film"])
+    assert result.exit_code == 0, result.output
+    note = "compiling textproj's token-design kernels for this machine"
+    assert note in result.stderr
+    assert note not in result.stdout and len(result.stdout.splitlines()) == 1
+    assert [kernel.py_func.__name__ for kernel in asked[0]][:2] == [
+        "project_tokens",
+        "count_tokens",
+    ]
 
 
 def test_train_options_reach_the_config(monkeypatch, data_files, tmp_path) -> None:

@@ -38,27 +38,42 @@ def test_a_kernel_counts_as_compiled_once_its_cache_is_written(tmp_path: Path) -
         del sys.modules["fresh_kernel"]
 
 
-FIRST_TOKEN_RUN = """
-from textproj._kernels.cache import compiled, training_kernels
+FIRST_RUN = """
+import sys
+
+import textproj
+from textproj._kernels.cache import compiled, runtime_kernels, training_kernels
 from textproj.config import FeatureConfig, TrainConfig
 from textproj.inputs import trainer_bags
 from textproj.projector import Projector
 
-assert not compiled(training_kernels("token"))
-shape = TrainConfig(design="token").projection_shape
-Projector(*shape, features=FeatureConfig(), seed=0).transform_tokens_words(["a text", "another"])
-trainer_bags(["a text"], FeatureConfig(), 2**10)
-print(compiled(training_kernels("token")), compiled(training_kernels("text")))
+design = sys.argv[1]
+assert not compiled(training_kernels(design)) and not compiled(runtime_kernels(design))
+shape = TrainConfig(design=design).projection_shape
+projector = Projector(*shape, features=FeatureConfig(), seed=0)
+texts = ["a text", "another one"]
+projector.transform_tokens_words(texts) if design == "token" else projector.transform_words(texts)
+trainer_bags(texts, FeatureConfig(), 2**10)
+print(compiled(training_kernels(design)), compiled(runtime_kernels(design)))
+textproj.load(sys.argv[2]).predict(texts)
+print(compiled(runtime_kernels(design)))
 """
 
 
 @pytest.mark.slow
-def test_a_token_design_projection_compiles_exactly_the_token_kernels(tmp_path: Path) -> None:
-    """In a fresh numba cache (a fresh install), what a token-design run's inputs compile is
-    the token list, and the text design's projection is still to compile."""
+@pytest.mark.parametrize("design", ["token", "text"])
+def test_a_first_run_compiles_exactly_the_kernels_listed(
+    tmp_path: Path, tiny_models: dict[str, Path], design: str
+) -> None:
+    """In a fresh numba cache (a fresh install) a run's inputs compile the training list, and a
+    prediction then the runtime list: each names only kernels that a run of its kind calls."""
     env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "numba")}
+    model = tiny_models[design]
     done = subprocess.run(
-        [sys.executable, "-c", FIRST_TOKEN_RUN], env=env, capture_output=True, text=True
+        [sys.executable, "-c", FIRST_RUN, design, str(model)],
+        env=env,
+        capture_output=True,
+        text=True,
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == ["True", "False"]
+    assert done.stdout.split() == ["True", "False", "True"]

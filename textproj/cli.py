@@ -29,6 +29,7 @@ from rich.text import Text
 from typer.core import TyperCommand
 
 from textproj import __version__
+from textproj._kernels.cache import compiled, runtime_kernels, training_kernels
 from textproj.config import (
     DESIGNS,
     EPOCHS,
@@ -136,12 +137,10 @@ def _warn(message: str) -> None:
         _stderr().print(Text.assemble(("warning:", "yellow"), " ", message))
 
 
-def _note_first_compile(design: str) -> None:
-    """Say why a fresh install's first run is silent for a while: numba compiles the kernels
-    and caches them (the progress bars start after the first texts are projected)."""
-    from textproj._kernels.cache import compiled, training_kernels
-
-    if _first_on_machine() and not compiled(training_kernels(design)):
+def _note_first_compile(design: str, kernels: tuple) -> None:
+    """Say why a fresh install's first run is silent for a while: numba compiles the
+    ``kernels`` and caches them (a progress bar starts after the first texts are projected)."""
+    if _first_on_machine() and not compiled(kernels):
         _stderr().print(
             f"compiling textproj's {design}-design kernels for this machine: about 15 s, "
             "once per install (numba caches them)"
@@ -173,9 +172,11 @@ def _load_model(path: Path) -> Classifier:
     from textproj.runtime import load
 
     try:
-        return load(path)
+        classifier = load(path)
     except TextprojError as error:
         _fail(str(error))
+    _note_first_compile(classifier.design, runtime_kernels(classifier.design))
+    return classifier
 
 
 def _load_ensemble(path: Path) -> EnsembleModel:
@@ -184,9 +185,12 @@ def _load_ensemble(path: Path) -> EnsembleModel:
     from textproj.model_file import model_path
 
     try:
-        return load_ensemble(model_path(path).parent)
+        served = load_ensemble(model_path(path).parent)
     except TextprojError as error:
         _fail(str(error))
+    design = served.device.design
+    _note_first_compile(design, training_kernels(design) + runtime_kernels(design))
+    return served
 
 
 EnsembleOption = Annotated[
@@ -534,7 +538,7 @@ def train(
         _warn_blank_texts(*splits)
         transfer = _read_unlabeled(run.get("unlabeled"), quiet, text_column)
     if not quiet:
-        _note_first_compile(config.design)
+        _note_first_compile(config.design, training_kernels(config.design))
     result = _run_training(
         splits, config, features, output, run, quiet, resume is not None, checkpoint_every,
         transfer,

@@ -30,3 +30,19 @@ def training_kernels(design: str) -> tuple[Any, ...]:
         else (projection.project_texts,)
     )
     return (*projecting, features.featurize_batch, bags.merge_repeats, hashing.projection_keys)
+
+
+def runtime_kernels(design: str) -> tuple[Any, ...]:
+    """The kernels ``textproj.load(...).predict`` calls for a model of ``design``."""
+    from textproj._kernels import features, hashing, network, projection
+
+    if design == "token":
+        return (
+            projection.project_tokens,
+            features.count_tokens,
+            network.packed_linear,
+            network.window_scores,
+            network.attention_pool,
+            hashing.projection_keys,
+        )
+    return (projection.project_texts, network.packed_linear, hashing.projection_keys)
