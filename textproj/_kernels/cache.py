@@ -12,7 +12,8 @@ def compiled(dispatchers: Iterable[Any]) -> bool:
     loads machine code instead of compiling it (a fresh install compiles for about 15 s).
 
     Reads a numba internal; with another numba whose internals differ it answers True, so the
-    worst case is a note not shown."""
+    worst case is a note not shown (as after an update of a kernel's source, whose stale index
+    numba replaces when it recompiles)."""
     try:
         return all(os.path.exists(d._cache._cache_file._index_path) for d in dispatchers)
     except AttributeError:
