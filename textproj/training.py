@@ -211,12 +211,12 @@ def warn_unseen_labels(data: Dataset, labels: list[str], multi_label: bool) -> l
     return unseen
 
 
-def warn_long_texts(source: str, capped: int | None, n_texts: int, features: FeatureConfig) -> None:
+def warn_long_texts(source: str, capped: int | None, n_texts: int, max_tokens: int) -> None:
     """Warn when LONG_TEXTS_WARN_SHARE or more of the training texts reach the token cap."""
     if capped and capped >= LONG_TEXTS_WARN_SHARE * n_texts:
         warnings.warn(
             f"{source}: {capped:,} of {n_texts:,} training texts ({capped / n_texts:.0%}) reach "
-            f"the {features.max_tokens}-token cap; no token past it is read "
+            f"the {max_tokens}-token cap; no token past it is read "
             "(--max-tokens, FeatureConfig.max_tokens)",
             stacklevel=3,
         )
@@ -787,7 +787,8 @@ def _train(
                 train_data, dev_data, test_data, config, features, hooks.on_prepare, unlabeled
             )
         capped = inputs.texts_at_token_cap(prep.inputs["train"], features.max_tokens)
-        warn_long_texts(prep.splits["train"].source, capped, len(prep.inputs["train"]), features)
+        n_train = len(prep.inputs["train"])
+        warn_long_texts(prep.splits["train"].source, capped, n_train, features.max_tokens)
         prepared_at = time.perf_counter()
         identity = {
             "config": config.to_dict(),
