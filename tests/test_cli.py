@@ -5,6 +5,9 @@ from __future__ import annotations
 import csv
 import gzip
 import json
+import os
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 
@@ -505,6 +508,21 @@ def test_version_and_help_text() -> None:
         usage = runner.invoke(app, [command, "--help"], prog_name="textproj").output
         assert usage.startswith(f"Usage: textproj {command} [OPTIONS]") and "{" not in usage
         assert "<bool>" not in usage
+
+
+@pytest.mark.parametrize("module", ["textproj", "textproj.cli"])
+def test_python_dash_m_runs_the_command(module: str) -> None:
+    root = Path(textproj.__file__).parent.parent
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    done = subprocess.run(
+        [sys.executable, "-m", module, "--version"], capture_output=True, text=True, env=env
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"textproj {textproj.__version__}"
+    usage = subprocess.run(
+        [sys.executable, "-m", module, "predict", "--help"], capture_output=True, text=True, env=env
+    )
+    assert usage.stdout.startswith("Usage: textproj predict [OPTIONS] MODEL")
 
 
 def test_corpus_registry_errors_are_one_line(monkeypatch, tmp_path: Path) -> None:

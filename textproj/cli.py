@@ -1178,3 +1178,7 @@ def export(
             )
     except (TextprojError, OSError) as error:
         _fail(str(error))
+
+
+if __name__ == "__main__":  # python -m textproj.cli, as python -m textproj
+    app(prog_name="textproj")
