@@ -295,6 +295,21 @@ def test_evaluate_per_label_confusion_pairs_predictions_and_plot(
     assert "precision  recall" in text and "most confused" in text and "confusion matrix" in text
 
 
+def test_evaluate_writes_csv_predictions_to_a_csv_file(
+    trained: Path, data_files: dict[str, Path], tmp_path: Path
+) -> None:
+    test = read_dataset(data_files["test"])
+    path = tmp_path / "p.csv"
+    args = ["evaluate", str(trained), "--test", str(data_files["test"]), f"--predictions={path}"]
+    assert runner.invoke(app, args).exit_code == 0
+    with path.open(encoding="utf-8", newline="") as file:
+        header, *rows = list(csv.reader(file))
+    assert header == ["text", "label", "predicted", "probability", "correct"]
+    assert [row[2] for row in rows] == textproj.load(trained).predict(test.texts)
+    rows_read = read_dataset(path)  # a data file like any other
+    assert rows_read.texts == test.texts and rows_read.labels == test.labels
+
+
 def test_evaluate_reports_unseen_labels(trained: Path, tmp_path: Path) -> None:
     odd = tmp_path / "odd.txt"
     odd.write_text("__label__sarcastic oh great\n__label__positive lovely\n", encoding="utf-8")

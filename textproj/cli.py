@@ -766,7 +766,7 @@ def evaluate(
     ] = None,
     predictions: Annotated[
         Path | None,
-        typer.Option(help="Write each text, gold and predicted label (.tsv, or .jsonl) here."),
+        typer.Option(help="Write each text, gold and predicted label (.tsv, .csv or .jsonl) here."),
     ] = None,
     ensemble: EnsembleOption = False,
 ) -> None:
