@@ -345,6 +345,21 @@ def test_evaluate_reports_unseen_labels(trained: Path, tmp_path: Path) -> None:
         (["train", "--max-tokens", "0"], "--max-tokens", 2),
         (["train", "--train", "x.tsv", "--stream", "--augment", "1"], "makes no augmented", 2),
         (["evaluate", "m", "--corpus", "c", "--test", "t"], "exactly one of --corpus or --test", 2),
+        (
+            ["evaluate", "m", "--corpus", "banking77", "--text-column", "t"],
+            "--text-column names a column of your data files (--test); a bundled corpus keeps",
+            2,
+        ),
+        (
+            ["sweep", "--text-column", "t", "--label-column", "y"],
+            "--text-column and --label-column name columns of your data files (--train);",
+            2,
+        ),
+        (
+            ["train", "--corpus", "banking77", "--label-column", "y"],
+            "--label-column names a column of your data files (--train, --dev, --test, --unl",
+            2,
+        ),
         (["predict", "m", "-k", "0"], "-k", 2),
         (["export", "m"], "give --c DIR, --wasm DIR or both", 2),
     ],

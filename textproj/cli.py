@@ -224,6 +224,22 @@ def _read(
         _fail(str(error))
 
 
+def _refuse_unread_columns(columns: Sequence[str], files: dict[str, Path | None]) -> None:
+    """A usage error for --text-column / --label-column when none of ``files`` (option -> path)
+    is given: a bundled corpus keeps its own columns, so the options would be ignored."""
+    named = [
+        f"--{kind}-column"
+        for kind, column, default in zip(("text", "label"), columns, DEFAULT_COLUMNS, strict=True)
+        if column != default
+    ]
+    if named and not any(files.values()):
+        names = "names a column" if len(named) == 1 else "name columns"
+        _usage(
+            f"{' and '.join(named)} {names} of your data files ({', '.join(files)}); "
+            "a bundled corpus keeps its own"
+        )
+
+
 def _parse_ints(text: str, option: str) -> tuple[int, ...]:
     """Comma-separated positive integers, or a usage error naming ``option``."""
     try:
@@ -513,6 +529,15 @@ def train(
             "unlabeled": str(unlabeled.resolve()) if unlabeled else None,
             "columns": [text_column, label_column],
         }
+        _refuse_unread_columns(
+            run["columns"],
+            {
+                "--train": train_file,
+                "--dev": dev_file,
+                "--test": test_file,
+                "--unlabeled": unlabeled,
+            },
+        )
         if stream and run["corpus"] is not None:
             _usage("--stream reads files: give --train FILE (and --dev/--test FILE)")
         if stream:
@@ -777,6 +802,7 @@ def evaluate(
 
     if corpus is not None and test_file is not None:
         _usage("give exactly one of --corpus or --test")
+    _refuse_unread_columns((text_column, label_column), {"--test": test_file})
     classifier = _load_ensemble(model) if ensemble else _load_model(model)
     if corpus is None and test_file is None:
         from textproj.model_file import model_path
@@ -1113,6 +1139,7 @@ def sweep(
         _usage("give either --corpus or --train, not both")
     if (dev_file or test_file) and not train_file:
         _usage("--dev and --test go with --train (a bundled corpus has its own splits)")
+    _refuse_unread_columns((text_column, label_column), {"--train": train_file})
     base = _config({"epochs": epochs, "threads": threads, "design": design.value})
     given = {"projections": projections, "bits": bits, "widths": widths}
     grid = {
