@@ -360,6 +360,7 @@ def test_evaluate_reports_unseen_labels(trained: Path, tmp_path: Path) -> None:
             "--label-column names a column of your data files (--train, --dev, --test, --unl",
             2,
         ),
+        (["evaluate", "m", "--plot", "c.jpg"], "--plot writes a PNG image: give a FILE.png", 2),
         (["predict", "m", "-k", "0"], "-k", 2),
         (["export", "m"], "give --c DIR, --wasm DIR or both", 2),
     ],

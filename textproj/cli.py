@@ -803,6 +803,8 @@ def evaluate(
     if corpus is not None and test_file is not None:
         _usage("give exactly one of --corpus or --test")
     _refuse_unread_columns((text_column, label_column), {"--test": test_file})
+    if plot is not None and plot.suffix.lower() != ".png":
+        _usage(f"--plot writes a PNG image: give a FILE.png, not {plot}")
     classifier = _load_ensemble(model) if ensemble else _load_model(model)
     if corpus is None and test_file is None:
         from textproj.model_file import model_path
