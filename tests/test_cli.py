@@ -344,6 +344,7 @@ def test_evaluate_reports_unseen_labels(trained: Path, tmp_path: Path) -> None:
         (["train", "--weight-bits", "6"], "--weight-bits must be one of (8, 4), not 6", 2),
         (["train", "--max-tokens", "0"], "--max-tokens", 2),
         (["train", "--train", "x.tsv", "--stream", "--augment", "1"], "makes no augmented", 2),
+        (["train", "--train", "x.tsv", "--cache-dir", "c"], "give --stream too", 2),
         (["evaluate", "m", "--corpus", "c", "--test", "t"], "exactly one of --corpus or --test", 2),
         (
             ["evaluate", "m", "--corpus", "banking77", "--text-column", "t"],

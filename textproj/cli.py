@@ -538,6 +538,8 @@ def train(
                 "--unlabeled": unlabeled,
             },
         )
+        if cache_dir is not None and not stream:
+            _usage("--cache-dir is where --stream keeps its input caches: give --stream too")
         if stream and run["corpus"] is not None:
             _usage("--stream reads files: give --train FILE (and --dev/--test FILE)")
         if stream:
