@@ -237,6 +237,17 @@ def test_predict_stdin_crlf_blank_lines_and_bad_utf8(trained: Path) -> None:
     assert "fine" not in bad.output  # refused before any output
 
 
+def test_predict_input_errors_read_as_data_file_errors(trained: Path, tmp_path: Path) -> None:
+    for name, message in (
+        ("missing.txt", "missing.txt: no such file"),
+        ("missing.tsv", "missing.tsv: no such file"),
+        (".", ": is a directory, not a data file"),
+    ):
+        result = runner.invoke(app, ["predict", str(trained), "-i", str(tmp_path / name)])
+        assert result.exit_code == 1 and "Traceback" not in result.output
+        assert result.output.startswith("error: ") and message in result.output
+
+
 def test_predict_explain_shares_add_up_to_the_logit(tiny_models: dict[str, Path]) -> None:
     model = tiny_models["token"]
     result = runner.invoke(app, ["predict", str(model), "--json", "--explain", "my card is lost"])

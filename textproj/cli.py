@@ -866,13 +866,21 @@ def _texts(
             return read_texts(input_file, text_column=text_column)
         if input_file is None or str(input_file) == "-":
             return read_lines(sys.stdin.buffer.read(), "stdin")
-        try:
-            raw = input_file.read_bytes()
-        except OSError as error:
-            raise DataError(f"{input_file}: cannot read ({error.strerror or error})") from None
-        return read_lines(raw, str(input_file))
+        return read_lines(_read_bytes(input_file), str(input_file))
     except TextprojError as error:
         _fail(str(error))
+
+
+def _read_bytes(path: Path) -> bytes:
+    """A file's bytes, or a DataError worded as a data file's (``x.txt: no such file``)."""
+    if path.is_dir():
+        raise DataError(f"{path}: is a directory, not a data file")
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file") from None
+    except OSError as error:
+        raise DataError(f"{path}: cannot read file: {error.strerror or error}") from None
 
 
 def _chosen(
