@@ -545,7 +545,15 @@ def test_version_and_help_text() -> None:
     train_help = " ".join(runner.invoke(app, ["train", "--help"]).output.split())
     assert "--design <token|text> Projection network. [default: token]" in train_help
     assert "--trainer <ffn|lstm>" in train_help and "<bool>" not in train_help
+    assert "--corpus <str> Bundled corpus to train on [default: banking77]." in train_help
+    sweep_help = " ".join(runner.invoke(app, ["sweep", "--help"]).output.split())
+    for option in ("-T, --projections <str> T values", "-d, --bits <str> d values"):
+        assert f"{option}, comma-separated [default: " in sweep_help
+    assert "separated: 8 and/or 4. [default: 4]" in sweep_help and "(8, 4)" not in sweep_help
+    evaluate_help = " ".join(runner.invoke(app, ["evaluate", "--help"]).output.split())
+    assert "[default: the one the model was trained on]" in evaluate_help
     predict_help = runner.invoke(app, ["predict", "--help"], prog_name="textproj").output
+    assert "top 5 probabilities (with -k, the top k)" in " ".join(predict_help.split())
     assert "Usage: textproj predict [OPTIONS] MODEL [TEXTS...]" in predict_help
     for command in ("train", "evaluate", "predict", "info", "sweep", "export", "corpora"):
         usage = runner.invoke(app, [command, "--help"], prog_name="textproj").output

@@ -301,7 +301,7 @@ def _config(values: dict[str, Any]) -> TrainConfig:
 def train(
     ctx: typer.Context,
     corpus: Annotated[
-        str | None, typer.Option(help=f"Bundled corpus to train on (default {DEFAULT_CORPUS}).")
+        str | None, typer.Option(help=f"Bundled corpus to train on [default: {DEFAULT_CORPUS}].")
     ] = None,
     train_file: Annotated[
         Path | None, typer.Option("--train", help="Training file (.tsv/.csv/.jsonl/.txt, .gz ok).")
@@ -776,7 +776,12 @@ def evaluate(
     model: Annotated[
         Path, typer.Argument(metavar="MODEL", help="model.tpn or a directory holding one.")
     ],
-    corpus: Annotated[str | None, typer.Option(help="Bundled corpus (its test split).")] = None,
+    corpus: Annotated[
+        str | None,
+        typer.Option(
+            help="Bundled corpus (its test split) [default: the one the model was trained on]."
+        ),
+    ] = None,
     test_file: Annotated[
         Path | None, typer.Option("--test", help="Labelled file to score.")
     ] = None,
@@ -933,7 +938,11 @@ def predict(
         ),
     ] = None,
     as_json: Annotated[
-        bool, typer.Option("--json", help=f"JSON lines with the top {JSON_TOP} probabilities.")
+        bool,
+        typer.Option(
+            "--json",
+            help=f"JSON lines with the top {JSON_TOP} probabilities (with -k, the top k).",
+        ),
     ] = False,
     explain: Annotated[
         bool,
@@ -1114,21 +1123,30 @@ def sweep(
     projections: Annotated[
         str | None,
         typer.Option(
-            "--projections", "-T", help=f"T values [default: {_grid_help('projections')}]."
+            "--projections",
+            "-T",
+            help=f"T values, comma-separated [default: {_grid_help('projections')}].",
         ),
     ] = None,
     bits: Annotated[
-        str | None, typer.Option("--bits", "-d", help=f"d values [default: {_grid_help('bits')}].")
+        str | None,
+        typer.Option(
+            "--bits", "-d", help=f"d values, comma-separated [default: {_grid_help('bits')}]."
+        ),
     ] = None,
     widths: Annotated[
         str | None,
         typer.Option(
-            help="Hidden widths (text design) or bottlenecks (token design) "
+            help="Hidden widths (text design) or bottlenecks (token design), comma-separated "
             f"[default: {_grid_help('widths')}]."
         ),
     ] = None,
     weight_bits: Annotated[
-        str, typer.Option(help=f"Bits per layer weight in model.tpn, of {WEIGHT_BITS}.")
+        str,
+        typer.Option(
+            help="Bits per layer weight in model.tpn, comma-separated: "
+            f"{' and/or '.join(map(str, WEIGHT_BITS))}."
+        ),
     ] = str(DEFAULTS.weight_bits),
     design: Annotated[Design, typer.Option(help="Projection network.")] = DEFAULT_DESIGN,
     epochs: Annotated[
