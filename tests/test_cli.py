@@ -6,6 +6,7 @@ import csv
 import gzip
 import json
 import os
+import shlex
 import subprocess
 import sys
 import warnings
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import typer
 from typer.testing import CliRunner
 
 import textproj
@@ -574,6 +576,18 @@ def test_python_dash_m_runs_the_command(module: str) -> None:
         [sys.executable, "-m", module, "predict", "--help"], capture_output=True, text=True, env=env
     )
     assert usage.stdout.startswith("Usage: textproj predict [OPTIONS] MODEL")
+
+
+@pytest.mark.parametrize("command", ["train", "evaluate", "predict", "sweep"])
+def test_help_examples_are_command_lines_that_parse(command: str) -> None:
+    usage = runner.invoke(app, [command, "--help"], prog_name="textproj").output
+    examples = usage.split("\n  Examples:\n")[1].splitlines()
+    assert len(examples) >= 2 and all(len(line) < 80 for line in examples)
+    parser = typer.main.get_command(app).commands[command]
+    for line in examples:
+        args = shlex.split(line.split(" # ")[0].split(" | ")[-1])
+        assert args[:2] == ["textproj", command], line
+        parser.make_context(command, args[2:])  # an unknown option or bad value raises
 
 
 def test_corpus_registry_errors_are_one_line(monkeypatch, tmp_path: Path) -> None:

@@ -147,6 +147,11 @@ def _note_first_compile(design: str, kernels: tuple) -> None:
         )
 
 
+def _examples(*lines: str) -> str:
+    """A command's help epilog: example command lines, kept as written (click's \\b)."""
+    return "\b\nExamples:\n" + "\n".join(f"  {line}" for line in lines)
+
+
 @app.command(cls=_Command)
 def corpora() -> None:
     """List the bundled corpora with their task, number of labels and split sizes."""
@@ -297,7 +302,16 @@ def _config(values: dict[str, Any]) -> TrainConfig:
         _usage(message)
 
 
-@app.command(cls=_Command)
+@app.command(
+    cls=_Command,
+    epilog=_examples(
+        "textproj train                      # banking77 -> ./textproj-model/",
+        "textproj train --corpus clinc150 --output clinc",
+        "textproj train --train my.csv --test my-test.csv --output mine",
+        "textproj train --train my.jsonl --text-column body --label-column topic",
+        "textproj train --train few.tsv --unlabeled many.txt  # semi-supervised",
+    ),
+)
 def train(
     ctx: typer.Context,
     corpus: Annotated[
@@ -771,7 +785,14 @@ def _print_summary(metrics: dict, output: Path) -> None:
     console.print(f"{metrics['train_seconds']:.1f} s; written to {output}/")
 
 
-@app.command(cls=_Command)
+@app.command(
+    cls=_Command,
+    epilog=_examples(
+        "textproj evaluate textproj-model   # the test split it was trained on",
+        "textproj evaluate mine --test my-test.csv --confusion --plot confusion.png",
+        "textproj evaluate mine --test my-test.csv --predictions out.tsv --json",
+    ),
+)
 def evaluate(
     model: Annotated[
         Path, typer.Argument(metavar="MODEL", help="model.tpn or a directory holding one.")
@@ -905,7 +926,15 @@ def _chosen(
     return [j for j in chosen if threshold is None or row[j] >= threshold]
 
 
-@app.command(cls=_Command)
+@app.command(
+    cls=_Command,
+    epilog=_examples(
+        'textproj predict textproj-model "I lost my card" "how do I top up?"',
+        'echo "my card was declined" | textproj predict textproj-model --json',
+        "textproj predict textproj-model -k 3 --input texts.txt",
+        "textproj predict textproj-model --input my-test.csv  # its text column",
+    ),
+)
 def predict(
     model: Annotated[
         Path, typer.Argument(metavar="MODEL", help="model.tpn or a directory holding one.")
@@ -1103,7 +1132,13 @@ def _grid_help(key: str) -> str:
     )
 
 
-@app.command(cls=_Command)
+@app.command(
+    cls=_Command,
+    epilog=_examples(
+        "textproj sweep --corpus sentiment_sentences --epochs 4",
+        "textproj sweep --train my.csv -T 16,48 -d 8,16 --widths 64 --output mine",
+    ),
+)
 def sweep(
     corpus: Annotated[
         str | None,
