@@ -358,6 +358,8 @@ def test_evaluate_reports_unseen_labels(trained: Path, tmp_path: Path) -> None:
         (["train", "--max-tokens", "0"], "--max-tokens", 2),
         (["train", "--train", "x.tsv", "--stream", "--augment", "1"], "makes no augmented", 2),
         (["train", "--train", "x.tsv", "--cache-dir", "c"], "give --stream too", 2),
+        (["train", "--train", "x.tsv", "--dev", "d.tsv", "--dev-fraction", "0.2"], "carves", 2),
+        (["train", "--dev-fraction", "0.2"], "not go with --dev or a bundled corpus", 2),
         (["evaluate", "m", "--corpus", "c", "--test", "t"], "exactly one of --corpus or --test", 2),
         (
             ["evaluate", "m", "--corpus", "banking77", "--text-column", "t"],

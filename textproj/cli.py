@@ -524,7 +524,7 @@ def train(
             name
             for name in ctx.params
             if name in (*DATA_OPTIONS, *_PARAM_FIELDS, "output", "force", "max_tokens")
-            and getattr(ctx.get_parameter_source(name), "name", None) == "COMMANDLINE"
+            and _on_command_line(ctx, name)
         ]
         if given:
             _usage(
@@ -552,6 +552,11 @@ def train(
                 "--unlabeled": unlabeled,
             },
         )
+        if (dev_file or run["corpus"]) and _on_command_line(ctx, "dev_fraction"):
+            _usage(
+                "--dev-fraction carves dev off --train: it does not go with --dev or a bundled "
+                "corpus (which has a dev split)"
+            )
         if cache_dir is not None and not stream:
             _usage("--cache-dir is where --stream keeps its input caches: give --stream too")
         if stream and run["corpus"] is not None:
@@ -588,6 +593,11 @@ def train(
         _print_summary(result.metrics, output)
 
 
+def _on_command_line(ctx: typer.Context, name: str) -> bool:
+    """Whether parameter ``name`` was given on the command line (not left at its default)."""
+    return getattr(ctx.get_parameter_source(name), "name", None) == "COMMANDLINE"
+
+
 def _launch_workers(ctx: typer.Context, processes: int) -> NoReturn:
     """Run this command line (without --processes) in ``processes`` torchrun workers."""
     from textproj import distributed
@@ -596,8 +606,7 @@ def _launch_workers(ctx: typer.Context, processes: int) -> NoReturn:
         _usage("--processes starts torchrun workers; under torchrun give --nproc-per-node instead")
     args: list[str] = []
     for param in ctx.command.params:
-        source = getattr(ctx.get_parameter_source(param.name or ""), "name", None)
-        if param.name == "processes" or source != "COMMANDLINE":
+        if param.name == "processes" or not _on_command_line(ctx, param.name or ""):
             continue
         value = ctx.params[param.name or ""]
         option = param.opts[0]
