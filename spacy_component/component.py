@@ -108,6 +108,11 @@ class TextProjCategorizer(Pipe):
         features: dict[str, Any] | None = None,
         n_jobs: int = -1,
     ) -> None:
+        if threshold is not None and not 0 <= threshold <= 1:
+            raise ConfigError(
+                f"textproj component {name!r}: threshold must be in [0, 1] or null, "
+                f"got {threshold!r}"
+            )
         self.name = name
         self.vocab = nlp.vocab
         self.threshold = threshold

@@ -5,11 +5,16 @@ from __future__ import annotations
 import csv
 import gzip
 import json
+import os
+import shlex
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
+import typer
 from typer.testing import CliRunner
 
 import textproj
@@ -234,6 +239,17 @@ def test_predict_stdin_crlf_blank_lines_and_bad_utf8(trained: Path) -> None:
     assert "fine" not in bad.output  # refused before any output
 
 
+def test_predict_input_errors_read_as_data_file_errors(trained: Path, tmp_path: Path) -> None:
+    for name, message in (
+        ("missing.txt", "missing.txt: no such file"),
+        ("missing.tsv", "missing.tsv: no such file"),
+        (".", ": is a directory, not a data file"),
+    ):
+        result = runner.invoke(app, ["predict", str(trained), "-i", str(tmp_path / name)])
+        assert result.exit_code == 1 and "Traceback" not in result.output
+        assert result.output.startswith("error: ") and message in result.output
+
+
 def test_predict_explain_shares_add_up_to_the_logit(tiny_models: dict[str, Path]) -> None:
     model = tiny_models["token"]
     result = runner.invoke(app, ["predict", str(model), "--json", "--explain", "my card is lost"])
@@ -292,6 +308,21 @@ def test_evaluate_per_label_confusion_pairs_predictions_and_plot(
     assert "precision  recall" in text and "most confused" in text and "confusion matrix" in text
 
 
+def test_evaluate_writes_csv_predictions_to_a_csv_file(
+    trained: Path, data_files: dict[str, Path], tmp_path: Path
+) -> None:
+    test = read_dataset(data_files["test"])
+    path = tmp_path / "p.csv"
+    args = ["evaluate", str(trained), "--test", str(data_files["test"]), f"--predictions={path}"]
+    assert runner.invoke(app, args).exit_code == 0
+    with path.open(encoding="utf-8", newline="") as file:
+        header, *rows = list(csv.reader(file))
+    assert header == ["text", "label", "predicted", "probability", "correct"]
+    assert [row[2] for row in rows] == textproj.load(trained).predict(test.texts)
+    rows_read = read_dataset(path)  # a data file like any other
+    assert rows_read.texts == test.texts and rows_read.labels == test.labels
+
+
 def test_evaluate_reports_unseen_labels(trained: Path, tmp_path: Path) -> None:
     odd = tmp_path / "odd.txt"
     odd.write_text("__label__sarcastic oh great\n__label__positive lovely\n", encoding="utf-8")
@@ -326,7 +357,26 @@ def test_evaluate_reports_unseen_labels(trained: Path, tmp_path: Path) -> None:
         (["train", "--weight-bits", "6"], "--weight-bits must be one of (8, 4), not 6", 2),
         (["train", "--max-tokens", "0"], "--max-tokens", 2),
         (["train", "--train", "x.tsv", "--stream", "--augment", "1"], "makes no augmented", 2),
+        (["train", "--train", "x.tsv", "--cache-dir", "c"], "give --stream too", 2),
+        (["train", "--train", "x.tsv", "--dev", "d.tsv", "--dev-fraction", "0.2"], "carves", 2),
+        (["train", "--dev-fraction", "0.2"], "not go with --dev or a bundled corpus", 2),
         (["evaluate", "m", "--corpus", "c", "--test", "t"], "exactly one of --corpus or --test", 2),
+        (
+            ["evaluate", "m", "--corpus", "banking77", "--text-column", "t"],
+            "--text-column names a column of your data files (--test); a bundled corpus keeps",
+            2,
+        ),
+        (
+            ["sweep", "--text-column", "t", "--label-column", "y"],
+            "--text-column and --label-column name columns of your data files (--train);",
+            2,
+        ),
+        (
+            ["train", "--corpus", "banking77", "--label-column", "y"],
+            "--label-column names a column of your data files (--train, --dev, --test, --unl",
+            2,
+        ),
+        (["evaluate", "m", "--plot", "c.jpg"], "--plot writes a PNG image: give a FILE.png", 2),
         (["predict", "m", "-k", "0"], "-k", 2),
         (["export", "m"], "give --c DIR, --wasm DIR or both", 2),
     ],
@@ -499,12 +549,47 @@ def test_version_and_help_text() -> None:
     train_help = " ".join(runner.invoke(app, ["train", "--help"]).output.split())
     assert "--design <token|text> Projection network. [default: token]" in train_help
     assert "--trainer <ffn|lstm>" in train_help and "<bool>" not in train_help
+    assert "--corpus <str> Bundled corpus to train on [default: banking77]." in train_help
+    sweep_help = " ".join(runner.invoke(app, ["sweep", "--help"]).output.split())
+    for option in ("-T, --projections <str> T values", "-d, --bits <str> d values"):
+        assert f"{option}, comma-separated [default: " in sweep_help
+    assert "separated: 8 and/or 4. [default: 4]" in sweep_help and "(8, 4)" not in sweep_help
+    evaluate_help = " ".join(runner.invoke(app, ["evaluate", "--help"]).output.split())
+    assert "[default: the one the model was trained on]" in evaluate_help
     predict_help = runner.invoke(app, ["predict", "--help"], prog_name="textproj").output
+    assert "top 5 probabilities (with -k, the top k)" in " ".join(predict_help.split())
     assert "Usage: textproj predict [OPTIONS] MODEL [TEXTS...]" in predict_help
     for command in ("train", "evaluate", "predict", "info", "sweep", "export", "corpora"):
         usage = runner.invoke(app, [command, "--help"], prog_name="textproj").output
         assert usage.startswith(f"Usage: textproj {command} [OPTIONS]") and "{" not in usage
         assert "<bool>" not in usage
+
+
+@pytest.mark.parametrize("module", ["textproj", "textproj.cli"])
+def test_python_dash_m_runs_the_command(module: str) -> None:
+    root = Path(textproj.__file__).parent.parent
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    done = subprocess.run(
+        [sys.executable, "-m", module, "--version"], capture_output=True, text=True, env=env
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"textproj {textproj.__version__}"
+    usage = subprocess.run(
+        [sys.executable, "-m", module, "predict", "--help"], capture_output=True, text=True, env=env
+    )
+    assert usage.stdout.startswith("Usage: textproj predict [OPTIONS] MODEL")
+
+
+@pytest.mark.parametrize("command", ["train", "evaluate", "predict", "sweep"])
+def test_help_examples_are_command_lines_that_parse(command: str) -> None:
+    usage = runner.invoke(app, [command, "--help"], prog_name="textproj").output
+    examples = usage.split("\n  Examples:\n")[1].splitlines()
+    assert len(examples) >= 2 and all(len(line) < 80 for line in examples)
+    parser = typer.main.get_command(app).commands[command]
+    for line in examples:
+        args = shlex.split(line.split(" # ")[0].split(" | ")[-1])
+        assert args[:2] == ["textproj", command], line
+        parser.make_context(command, args[2:])  # an unknown option or bad value raises
 
 
 def test_corpus_registry_errors_are_one_line(monkeypatch, tmp_path: Path) -> None:

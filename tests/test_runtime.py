@@ -317,8 +317,12 @@ def test_explanation_of_a_one_token_text_is_all_that_token(tmp_path: Path) -> No
     assert explanation.tokens == ["card"] and explanation.top(3) == [
         ("card", explanation.weights[0])
     ]
-    with pytest.raises(ValueError, match="unknown label 'nope'"):
+    with pytest.raises(
+        ValueError, match=f"^unknown label 'nope'; the model's labels: {LABELS[0]}, "
+    ):
         clf.explain("card", "nope")
+    with pytest.raises(TypeError, match=r"^explain takes one text \(a str\), got list$"):
+        clf.explain(["card"])
 
 
 def test_explain_needs_a_token_model(tmp_path: Path) -> None:

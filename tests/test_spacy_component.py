@@ -93,6 +93,18 @@ def test_missing_or_damaged_model_names_the_file(model_file: Path, tmp_path: Pat
         spacy.blank("en").add_pipe("textproj")("text")
 
 
+@pytest.mark.parametrize("threshold", [1.5, -0.1])
+def test_a_threshold_out_of_range_is_refused(model_file: Path, threshold: float) -> None:
+    config = {"model": str(model_file), "threshold": threshold}
+    message = (
+        rf"^textproj component 'textproj': threshold must be in \[0, 1\] or null, got {threshold}$"
+    )
+    with pytest.raises(ConfigError, match=message):
+        spacy.blank("en").add_pipe("textproj", config=config)
+    component = spacy.blank("en").add_pipe("textproj", config={**config, "threshold": 1.0})
+    assert component.threshold == 1.0
+
+
 def test_one_label_training_examples_are_refused() -> None:
     nlp = spacy.blank("en")
     nlp.add_pipe("textproj")

@@ -19,7 +19,7 @@ from textproj.config import (
     TrainConfig,
 )
 from textproj.corpora import load_corpus
-from textproj.data import Dataset
+from textproj.data import Dataset, write_dataset
 from textproj.errors import CheckpointError, ConfigError
 from textproj.features import tokens
 from textproj.inputs import ragged_positions
@@ -216,6 +216,27 @@ def test_too_few_examples_for_a_dev_split_are_refused_before_training() -> None:
         train(one_each, None, config=TrainConfig(**SMALL), progress=False)
     train_part, dev_part = split_off_dev(Dataset(["a", "b", "c"], ["x", "y", "x"], "b"), 0.1, 0)
     assert (len(train_part), dev_part.labels) == (2, ["x"])  # one spare text makes a dev split
+
+
+def test_train_reads_data_files_and_pairs_texts_with_labels(monkeypatch, tmp_path) -> None:
+    import textproj.training as training
+
+    seen = []
+    monkeypatch.setattr(training, "_train", lambda *args: seen.append(args[:3] + args[12:13]))
+    rows = Dataset(["good", "bad", "fine"], ["pos", "neg", "pos"], "rows")
+    write_dataset(rows, tmp_path / "train.csv")
+    write_dataset(Dataset(["meh"], ["neg"], "dev"), tmp_path / "dev.jsonl")
+    (tmp_path / "more.txt").write_text("great\nawful\n", encoding="utf-8")
+    train(tmp_path / "train.csv", str(tmp_path / "dev.jsonl"), progress=False)
+    texts, labels = ["a b", "c d"], ["x", "y"]
+    train(texts, labels, tmp_path / "train.csv", unlabeled=tmp_path / "more.txt", progress=False)
+    (train_a, dev_a, test_a, _), (train_b, dev_b, test_b, unlabeled) = seen
+    assert (train_a.texts, train_a.labels) == (rows.texts, rows.labels)
+    assert (dev_a.texts, dev_a.labels, test_a) == (["meh"], ["neg"], None)
+    assert (train_b.texts, train_b.labels, dev_b) == (texts, labels, None)
+    assert test_b.texts == rows.texts and unlabeled == ["great", "awful"]
+    with pytest.raises(TypeError, match="labels is one str; give a list of labels"):
+        train(["a", "b"], "xy", progress=False)
 
 
 def test_ragged_positions_gathers_rows_of_chosen_items() -> None:

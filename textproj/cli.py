@@ -147,6 +147,11 @@ def _note_first_compile(design: str, kernels: tuple) -> None:
         )
 
 
+def _examples(*lines: str) -> str:
+    """A command's help epilog: example command lines, kept as written (click's \\b)."""
+    return "\b\nExamples:\n" + "\n".join(f"  {line}" for line in lines)
+
+
 @app.command(cls=_Command)
 def corpora() -> None:
     """List the bundled corpora with their task, number of labels and split sizes."""
@@ -224,6 +229,22 @@ def _read(
         _fail(str(error))
 
 
+def _refuse_unread_columns(columns: Sequence[str], files: dict[str, Path | None]) -> None:
+    """A usage error for --text-column / --label-column when none of ``files`` (option -> path)
+    is given: a bundled corpus keeps its own columns, so the options would be ignored."""
+    named = [
+        f"--{kind}-column"
+        for kind, column, default in zip(("text", "label"), columns, DEFAULT_COLUMNS, strict=True)
+        if column != default
+    ]
+    if named and not any(files.values()):
+        names = "names a column" if len(named) == 1 else "name columns"
+        _usage(
+            f"{' and '.join(named)} {names} of your data files ({', '.join(files)}); "
+            "a bundled corpus keeps its own"
+        )
+
+
 def _parse_ints(text: str, option: str) -> tuple[int, ...]:
     """Comma-separated positive integers, or a usage error naming ``option``."""
     try:
@@ -281,11 +302,20 @@ def _config(values: dict[str, Any]) -> TrainConfig:
         _usage(message)
 
 
-@app.command(cls=_Command)
+@app.command(
+    cls=_Command,
+    epilog=_examples(
+        "textproj train                      # banking77 -> ./textproj-model/",
+        "textproj train --corpus clinc150 --output clinc",
+        "textproj train --train my.csv --test my-test.csv --output mine",
+        "textproj train --train my.jsonl --text-column body --label-column topic",
+        "textproj train --train few.tsv --unlabeled many.txt  # semi-supervised",
+    ),
+)
 def train(
     ctx: typer.Context,
     corpus: Annotated[
-        str | None, typer.Option(help=f"Bundled corpus to train on (default {DEFAULT_CORPUS}).")
+        str | None, typer.Option(help=f"Bundled corpus to train on [default: {DEFAULT_CORPUS}].")
     ] = None,
     train_file: Annotated[
         Path | None, typer.Option("--train", help="Training file (.tsv/.csv/.jsonl/.txt, .gz ok).")
@@ -494,7 +524,7 @@ def train(
             name
             for name in ctx.params
             if name in (*DATA_OPTIONS, *_PARAM_FIELDS, "output", "force", "max_tokens")
-            and getattr(ctx.get_parameter_source(name), "name", None) == "COMMANDLINE"
+            and _on_command_line(ctx, name)
         ]
         if given:
             _usage(
@@ -513,6 +543,22 @@ def train(
             "unlabeled": str(unlabeled.resolve()) if unlabeled else None,
             "columns": [text_column, label_column],
         }
+        _refuse_unread_columns(
+            run["columns"],
+            {
+                "--train": train_file,
+                "--dev": dev_file,
+                "--test": test_file,
+                "--unlabeled": unlabeled,
+            },
+        )
+        if (dev_file or run["corpus"]) and _on_command_line(ctx, "dev_fraction"):
+            _usage(
+                "--dev-fraction carves dev off --train: it does not go with --dev or a bundled "
+                "corpus (which has a dev split)"
+            )
+        if cache_dir is not None and not stream:
+            _usage("--cache-dir is where --stream keeps its input caches: give --stream too")
         if stream and run["corpus"] is not None:
             _usage("--stream reads files: give --train FILE (and --dev/--test FILE)")
         if stream:
@@ -547,6 +593,11 @@ def train(
         _print_summary(result.metrics, output)
 
 
+def _on_command_line(ctx: typer.Context, name: str) -> bool:
+    """Whether parameter ``name`` was given on the command line (not left at its default)."""
+    return getattr(ctx.get_parameter_source(name), "name", None) == "COMMANDLINE"
+
+
 def _launch_workers(ctx: typer.Context, processes: int) -> NoReturn:
     """Run this command line (without --processes) in ``processes`` torchrun workers."""
     from textproj import distributed
@@ -555,8 +606,7 @@ def _launch_workers(ctx: typer.Context, processes: int) -> NoReturn:
         _usage("--processes starts torchrun workers; under torchrun give --nproc-per-node instead")
     args: list[str] = []
     for param in ctx.command.params:
-        source = getattr(ctx.get_parameter_source(param.name or ""), "name", None)
-        if param.name == "processes" or source != "COMMANDLINE":
+        if param.name == "processes" or not _on_command_line(ctx, param.name or ""):
             continue
         value = ctx.params[param.name or ""]
         option = param.opts[0]
@@ -744,12 +794,24 @@ def _print_summary(metrics: dict, output: Path) -> None:
     console.print(f"{metrics['train_seconds']:.1f} s; written to {output}/")
 
 
-@app.command(cls=_Command)
+@app.command(
+    cls=_Command,
+    epilog=_examples(
+        "textproj evaluate textproj-model   # the test split it was trained on",
+        "textproj evaluate mine --test my-test.csv --confusion --plot confusion.png",
+        "textproj evaluate mine --test my-test.csv --predictions out.tsv --json",
+    ),
+)
 def evaluate(
     model: Annotated[
         Path, typer.Argument(metavar="MODEL", help="model.tpn or a directory holding one.")
     ],
-    corpus: Annotated[str | None, typer.Option(help="Bundled corpus (its test split).")] = None,
+    corpus: Annotated[
+        str | None,
+        typer.Option(
+            help="Bundled corpus (its test split) [default: the one the model was trained on]."
+        ),
+    ] = None,
     test_file: Annotated[
         Path | None, typer.Option("--test", help="Labelled file to score.")
     ] = None,
@@ -766,7 +828,7 @@ def evaluate(
     ] = None,
     predictions: Annotated[
         Path | None,
-        typer.Option(help="Write each text, gold and predicted label (.tsv, or .jsonl) here."),
+        typer.Option(help="Write each text, gold and predicted label (.tsv, .csv or .jsonl) here."),
     ] = None,
     ensemble: EnsembleOption = False,
 ) -> None:
@@ -777,6 +839,9 @@ def evaluate(
 
     if corpus is not None and test_file is not None:
         _usage("give exactly one of --corpus or --test")
+    _refuse_unread_columns((text_column, label_column), {"--test": test_file})
+    if plot is not None and plot.suffix.lower() != ".png":
+        _usage(f"--plot writes a PNG image: give a FILE.png, not {plot}")
     classifier = _load_ensemble(model) if ensemble else _load_model(model)
     if corpus is None and test_file is None:
         from textproj.model_file import model_path
@@ -836,13 +901,21 @@ def _texts(
             return read_texts(input_file, text_column=text_column)
         if input_file is None or str(input_file) == "-":
             return read_lines(sys.stdin.buffer.read(), "stdin")
-        try:
-            raw = input_file.read_bytes()
-        except OSError as error:
-            raise DataError(f"{input_file}: cannot read ({error.strerror or error})") from None
-        return read_lines(raw, str(input_file))
+        return read_lines(_read_bytes(input_file), str(input_file))
     except TextprojError as error:
         _fail(str(error))
+
+
+def _read_bytes(path: Path) -> bytes:
+    """A file's bytes, or a DataError worded as a data file's (``x.txt: no such file``)."""
+    if path.is_dir():
+        raise DataError(f"{path}: is a directory, not a data file")
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file") from None
+    except OSError as error:
+        raise DataError(f"{path}: cannot read file: {error.strerror or error}") from None
 
 
 def _chosen(
@@ -862,7 +935,15 @@ def _chosen(
     return [j for j in chosen if threshold is None or row[j] >= threshold]
 
 
-@app.command(cls=_Command)
+@app.command(
+    cls=_Command,
+    epilog=_examples(
+        'textproj predict textproj-model "I lost my card" "how do I top up?"',
+        'echo "my card was declined" | textproj predict textproj-model --json',
+        "textproj predict textproj-model -k 3 --input texts.txt",
+        "textproj predict textproj-model --input my-test.csv  # its text column",
+    ),
+)
 def predict(
     model: Annotated[
         Path, typer.Argument(metavar="MODEL", help="model.tpn or a directory holding one.")
@@ -895,7 +976,11 @@ def predict(
         ),
     ] = None,
     as_json: Annotated[
-        bool, typer.Option("--json", help=f"JSON lines with the top {JSON_TOP} probabilities.")
+        bool,
+        typer.Option(
+            "--json",
+            help=f"JSON lines with the top {JSON_TOP} probabilities (with -k, the top k).",
+        ),
     ] = False,
     explain: Annotated[
         bool,
@@ -1056,7 +1141,13 @@ def _grid_help(key: str) -> str:
     )
 
 
-@app.command(cls=_Command)
+@app.command(
+    cls=_Command,
+    epilog=_examples(
+        "textproj sweep --corpus sentiment_sentences --epochs 4",
+        "textproj sweep --train my.csv -T 16,48 -d 8,16 --widths 64 --output mine",
+    ),
+)
 def sweep(
     corpus: Annotated[
         str | None,
@@ -1076,21 +1167,30 @@ def sweep(
     projections: Annotated[
         str | None,
         typer.Option(
-            "--projections", "-T", help=f"T values [default: {_grid_help('projections')}]."
+            "--projections",
+            "-T",
+            help=f"T values, comma-separated [default: {_grid_help('projections')}].",
         ),
     ] = None,
     bits: Annotated[
-        str | None, typer.Option("--bits", "-d", help=f"d values [default: {_grid_help('bits')}].")
+        str | None,
+        typer.Option(
+            "--bits", "-d", help=f"d values, comma-separated [default: {_grid_help('bits')}]."
+        ),
     ] = None,
     widths: Annotated[
         str | None,
         typer.Option(
-            help="Hidden widths (text design) or bottlenecks (token design) "
+            help="Hidden widths (text design) or bottlenecks (token design), comma-separated "
             f"[default: {_grid_help('widths')}]."
         ),
     ] = None,
     weight_bits: Annotated[
-        str, typer.Option(help=f"Bits per layer weight in model.tpn, of {WEIGHT_BITS}.")
+        str,
+        typer.Option(
+            help="Bits per layer weight in model.tpn, comma-separated: "
+            f"{' and/or '.join(map(str, WEIGHT_BITS))}."
+        ),
     ] = str(DEFAULTS.weight_bits),
     design: Annotated[Design, typer.Option(help="Projection network.")] = DEFAULT_DESIGN,
     epochs: Annotated[
@@ -1113,6 +1213,7 @@ def sweep(
         _usage("give either --corpus or --train, not both")
     if (dev_file or test_file) and not train_file:
         _usage("--dev and --test go with --train (a bundled corpus has its own splits)")
+    _refuse_unread_columns((text_column, label_column), {"--train": train_file})
     base = _config({"epochs": epochs, "threads": threads, "design": design.value})
     given = {"projections": projections, "bits": bits, "widths": widths}
     grid = {
@@ -1178,3 +1279,7 @@ def export(
             )
     except (TextprojError, OSError) as error:
         _fail(str(error))
+
+
+if __name__ == "__main__":  # python -m textproj.cli, as python -m textproj
+    app(prog_name="textproj")

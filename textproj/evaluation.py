@@ -76,8 +76,9 @@ def write_predictions(
     probabilities: np.ndarray,
     labels: list[str],
 ) -> None:
-    """Each example's text, gold label, predicted label and its probability, as JSONL (``.jsonl``)
-    or TSV (anything else; multi-labels joined with ``|``), written atomically."""
+    """Each example's text, gold label, predicted label and its probability, as JSONL (``.jsonl``),
+    CSV (``.csv``) or TSV (anything else; multi-labels joined with ``|``), written atomically:
+    a file ``read_dataset`` reads back as the texts with their gold labels."""
     index = {label: i for i, label in enumerate(labels)}
     rows = []
     for text, gold, predicted, row in zip(
@@ -100,7 +101,8 @@ def write_predictions(
         content = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
     else:
         buffer = io.StringIO()
-        writer = csv.writer(buffer, delimiter="\t", lineterminator="\n")
+        delimiter = "," if path.name.lower().endswith(".csv") else "\t"
+        writer = csv.writer(buffer, delimiter=delimiter, lineterminator="\n")
         writer.writerow(list(rows[0]) if rows else ["text", "label", "predicted", "probability"])
         for row in rows:
             writer.writerow(

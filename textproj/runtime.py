@@ -40,6 +40,7 @@ BATCH_TEXTS = 4096  # texts per forward pass: bounds memory whatever the input s
 BATCH_TOKEN_ROWS = 262144  # token models: cap on code points (>= token rows) per forward pass
 CHUNK_TOKEN_ROWS = 1024  # token models: rows per window-sum + pooling step (cache-sized)
 TAPS_BYTES_CAP = 32 * 2**20  # token models: cap on the distinct tokens' tap products per pass
+LABELS_SHOWN = 10  # labels named by the error for an unknown one
 
 
 def _relu(x: np.ndarray) -> np.ndarray:
@@ -334,14 +335,19 @@ class Classifier:
         """
         if self.design != "token":
             raise TypeError("explanations need a token-design model; this one is 'text'")
-        (text,) = _checked_texts([text])
+        if not isinstance(text, str):
+            raise TypeError(f"explain takes one text (a str), got {type(text).__name__}")
         proba = self.predict_proba([text])[0]
         if label is None:
             column = int(proba.argmax())
         elif label in self.labels:
             column = self.labels.index(label)
         else:
-            raise ValueError(f"unknown label {label!r}")
+            more = len(self.labels) - LABELS_SHOWN
+            shown = ", ".join(self.labels[:LABELS_SHOWN]) + (
+                f", … ({more} more)" if more > 0 else ""
+            )
+            raise ValueError(f"unknown label {label!r}; the model's labels: {shown}")
         output = self._layers["output"]
         direction = output.weight[column].astype(np.float64)
         base = float(output.bias[column])

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
+import os
 import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -31,7 +32,7 @@ import torch
 
 from textproj import checkpoint, distributed, ensemble, fsio, inputs, nets, netspec, trainer_model
 from textproj.config import LONG_TEXTS_WARN_SHARE, FeatureConfig, TrainConfig
-from textproj.data import DEFAULT_COLUMNS, Dataset
+from textproj.data import DEFAULT_COLUMNS, Dataset, read_dataset
 from textproj.decisions import DEFAULT_THRESHOLD, decide, dev_score, tune_thresholds
 from textproj.errors import ConfigError
 from textproj.inputs import (
@@ -674,6 +675,27 @@ def check_output_dir(out: Path) -> None:
         raise ConfigError(f"--output {out}: is a file, not a directory")
 
 
+def _datasets(
+    train_data: Any, dev_data: Any, test_data: Any, multi_label: bool, columns: tuple[str, str]
+) -> tuple[Dataset, Dataset | None, Dataset | None]:
+    """The splits as Datasets: a file path (str or Path) read by ``columns``, texts paired with
+    their labels (``train(texts, labels)``), a Dataset or None as it is."""
+
+    def read(data: Any) -> Any:
+        if isinstance(data, str | os.PathLike):
+            text_column, label_column = columns
+            return read_dataset(
+                data, multi_label=multi_label, text_column=text_column, label_column=label_column
+            )
+        return data
+
+    if isinstance(train_data, Dataset | str | os.PathLike):
+        return read(train_data), read(dev_data), read(test_data)
+    if isinstance(dev_data, str):
+        raise TypeError("train(texts, labels): labels is one str; give a list of labels")
+    return Dataset(list(train_data), list(dev_data or []), "texts"), None, read(test_data)
+
+
 def train(
     train_data: Dataset | Sequence[str] | str | Path,
     dev_data: Dataset | Sequence | str | Path | None = None,
@@ -695,8 +717,10 @@ def train(
 ) -> TrainResult:
     """Train both networks jointly; write model.tpn, the trainer and metrics.json to ``output_dir``.
 
-    ``train_data`` is a :class:`Dataset`, or texts with their labels as ``dev_data``
-    (``train(texts, labels)``, scikit-learn style). With no dev split one is carved from train,
+    ``train_data`` is a :class:`Dataset` or a data file (a str or Path, read as
+    :func:`~textproj.data.read_dataset` reads it), or texts with their labels as ``dev_data``
+    (``train(texts, labels)``, scikit-learn style); ``dev_data`` and ``test_data`` are Datasets
+    or files too. With no dev split one is carved from train,
     stratified by label (``config.dev_fraction``). The projection network is scored in its quantized
     on-device form. ``on_epoch`` gets each epoch's history row; ``callbacks`` hook progress and
     checkpoints. With an ``output_dir``, a checkpoint is kept there (at the end of an epoch once
@@ -709,8 +733,9 @@ def train(
     With ``stream_cache`` (a cache root directory), the data are file paths, read and
     featurised in chunks into an input cache there (``textproj.streaming``) so memory does not
     grow with the corpus; the model is the one the in-memory run gives. ``columns`` are the
-    (text, label) columns those files are read by.
+    (text, label) columns every data file is read by.
     """
+    config = config or TrainConfig()
     if stream_cache is not None:
         if unlabeled and not isinstance(unlabeled, Path):
             raise ConfigError("a streamed run reads its unlabeled texts from a file: give a Path")
@@ -719,11 +744,12 @@ def train(
         train_data = {k: Path(v) for k, v in files.items() if v is not None}  # type: ignore
         dev_data = test_data = None
         unlabeled = ()
-    elif isinstance(unlabeled, Path):
-        unlabeled = read_unlabeled(unlabeled, text_column=columns[0])
-    elif not isinstance(train_data, Dataset):
-        train_data, dev_data = Dataset(list(train_data), list(dev_data or []), "texts"), None
-    config = config or TrainConfig()
+    else:
+        if isinstance(unlabeled, Path):
+            unlabeled = read_unlabeled(unlabeled, text_column=columns[0])
+        train_data, dev_data, test_data = _datasets(
+            train_data, dev_data, test_data, config.multi_label, columns
+        )
     features = features or FeatureConfig()
     callbacks = callbacks or Callbacks()
     out = Path(output_dir) if output_dir is not None else None
