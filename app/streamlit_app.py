@@ -52,7 +52,7 @@ from make_bundled_model import (
 
 import textproj
 from textproj import Classifier, DataError, Dataset, ModelFormatError, TextprojError, TrainConfig
-from textproj.config import DESIGNS, PROJECTION_DEFAULTS
+from textproj.config import DESIGNS, MAX_POOL_MEDIAN_TOKENS, PROJECTION_DEFAULTS
 from textproj.corpora import CORPORA, load_corpus
 from textproj.data import LABEL_COLUMN, TEXT_COLUMN
 from textproj.layout import METRICS_NAME, MODEL_NAME, TRAINER_WEIGHTS
@@ -72,6 +72,7 @@ LATENCY_RUNS = 5
 MAX_GRID_ROWS = 40
 OWN_DEV_TEXTS = 1000
 DEFAULTS = TrainConfig()  # the training form starts at the library's defaults
+MAX_POOL_CHOICES = {"auto": None, "on": True, "off": False}  # TrainConfig.max_pool; default first
 
 
 @dataclass(frozen=True)
@@ -496,12 +497,18 @@ def _own_config() -> TrainConfig | None:
         filters = right.number_input(
             "Filters per window", 4, 512, DEFAULTS.filters, key="own_filters"
         )
-        max_pool = st.checkbox(
+        pooling = st.radio(
             "Max pooling too (each filter's largest window value; a wider output layer)",
-            DEFAULTS.max_pool,
+            list(MAX_POOL_CHOICES),
             key="own_max_pool",
+            horizontal=True,
+            help=f"auto: on when the texts' median is at most {MAX_POOL_MEDIAN_TOKENS} tokens",
         )
-        shape = {"bottleneck": int(bottleneck), "filters": int(filters), "max_pool": max_pool}
+        shape = {
+            "bottleneck": int(bottleneck),
+            "filters": int(filters),
+            "max_pool": MAX_POOL_CHOICES[pooling],
+        }
     epochs = st.slider(
         "Epochs (at most; early stopping on dev accuracy)", 1, 30, 5, key="own_epochs"
     )

@@ -9,6 +9,7 @@ loads and runs without torch. Either way the model travels inside the pipeline's
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -27,6 +28,7 @@ from spacy.util import minibatch
 from textproj.config import FeatureConfig, TrainConfig
 from textproj.decisions import DEFAULT_THRESHOLD
 from textproj.errors import ConfigError
+from textproj.features import token_counts
 from textproj.model_file import MODEL_FILENAME, ModelNotFoundError, model_path
 from textproj.runtime import Classifier, load_bytes
 
@@ -230,8 +232,13 @@ class TextProjCategorizer(Pipe):
             )
         from spacy_component.learner import Learner  # imports torch: trainable mode only
 
+        texts = [eg.reference.text for eg in get_examples()]
+        median = float(np.median(token_counts(texts, self.features))) if texts else 0.0
+        config = dataclasses.replace(
+            self.train_config, max_pool=self.train_config.max_pool_for(median)
+        )
         with self._lock:
-            self._learner = Learner(labels, self.train_config, self.features)
+            self._learner = Learner(labels, config, self.features)
             self._classifier = self._model_bytes = None
 
     def _gold(self, example: Example) -> str | tuple[str, ...] | None:

@@ -143,7 +143,7 @@ def test_train_your_own(monkeypatch, tiny_models) -> None:
     app.number_input(key="own_d_token").set_value(8)
     app.number_input(key="own_bottleneck").set_value(8)
     app.number_input(key="own_filters").set_value(8)
-    app.checkbox(key="own_max_pool").check()
+    app.radio(key="own_max_pool").set_value("on")
     app.slider(key="own_epochs").set_value(2).run()
     app.button(key="train").click().run()
     assert not app.exception and not app.error

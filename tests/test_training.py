@@ -12,6 +12,7 @@ from conftest import TINY_CONFIG, per_intent
 
 from textproj import load
 from textproj.config import (
+    MAX_POOL_MEDIAN_TOKENS,
     PROJECTION_DEFAULTS,
     SMALL_DATA_CONSISTENCY,
     SMALL_DATA_TEXTS,
@@ -82,6 +83,35 @@ def test_networks_learn(small_data, design: str, trainer: str, max_pool: bool) -
     measured = result.metrics["projection"]["test"]["accuracy"]
     assert device.mean() == pytest.approx(measured, abs=1.5 / len(test_data))  # a near tie
     assert result.classifier.header["network"].get("max_pool", False) == max_pool
+
+
+def _long(data: Dataset, words: int) -> Dataset:
+    """Each text followed by filler words, so the median text has more than ``words`` tokens."""
+    filler = " ".join(["etc"] * words)
+    return dataclasses.replace(data, texts=[f"{text} {filler}" for text in data.texts])
+
+
+@pytest.mark.parametrize("given", [None, True, False])
+def test_max_pool_follows_the_texts_length_unless_given(small_data, given) -> None:
+    train_data, dev_data, _ = small_data
+    config = TrainConfig(max_pool=given, **{**SMALL, "epochs": 1})
+    for data, short in ((train_data, True), (_long(train_data, MAX_POOL_MEDIAN_TOKENS), False)):
+        result = train(data, dev_data, config=config, progress=False)
+        expected = short if given is None else given
+        assert result.classifier.header["network"].get("max_pool", False) is expected
+        assert result.metrics["config"]["train"]["max_pool"] is expected
+
+
+def test_max_pool_rule_is_the_median_token_count() -> None:
+    auto = TrainConfig()
+    assert auto.max_pool is None
+    assert auto.max_pool_for(MAX_POOL_MEDIAN_TOKENS) is True
+    assert auto.max_pool_for(MAX_POOL_MEDIAN_TOKENS + 0.5) is False
+    assert TrainConfig(design="text").max_pool_for(1) is False  # no token windows to pool
+    assert TrainConfig(max_pool=True).max_pool_for(10**6) is True
+    assert TrainConfig(max_pool=False).max_pool_for(0) is False
+    with pytest.raises(ConfigError, match="max_pool must be true, false or null, got 1"):
+        TrainConfig(max_pool=1)
 
 
 def test_same_seed_gives_identical_model(small_data) -> None:

@@ -33,6 +33,7 @@ from textproj._kernels.cache import compiled, runtime_kernels, training_kernels
 from textproj.config import (
     DESIGNS,
     EPOCHS,
+    MAX_POOL_MEDIAN_TOKENS,
     MIN_STEPS,
     PROJECTION_DEFAULTS,
     SMALL_DATA_AUGMENT,
@@ -360,11 +361,13 @@ def train(
         int, typer.Option(help="Token design: channels per window.")
     ] = DEFAULTS.filters,
     max_pool: Annotated[
-        bool,
+        bool | None,
         typer.Option(
             "--max-pool/--no-max-pool",
             help="Token design: also pool each channel's largest window value (the output "
-            "layer twice as wide).",
+            "layer twice as wide) [default: on when the training texts' median is at most "
+            f"{MAX_POOL_MEDIAN_TOKENS} tokens].",
+            show_default=False,
         ),
     ] = DEFAULTS.max_pool,
     weight_bits: Annotated[

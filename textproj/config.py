@@ -42,7 +42,7 @@ class FeatureConfig:
     max_chars: int = 20_000  # cap on code points per text after normalisation (bounds time, memory)
     max_tokens: int = 1024  # cap on tokens per text; later tokens are ignored. It bounds cost,
     # not what a model reads: 1,024 keeps 99.9 % of the bundled e-mails whole, where 256 cut 32 %
-    # (docs/training.md, "Fourteenth session"); no text of the other corpora reaches 256
+    # (docs/training.md, "Long texts"); no text of the other corpora reaches 256
 
     def __post_init__(self) -> None:
         checks = {
@@ -105,6 +105,14 @@ LONG_TEXTS_WARN_SHARE = 0.01
 # the trainer alone (docs/training.md, "The served ensemble").
 ENSEMBLE_TRAINER_WEIGHT = 0.3
 
+# Max pooling by default (TrainConfig.max_pool = None) only where the training texts' median
+# length is at most this many tokens. On short texts (banking77, clinc150, sentiment_sentences:
+# medians 8-10) it is ahead of attention pooling alone on dev (docs/training.md, "Twelfth
+# session"); on udhr_langid (median 26) and spamassassin (177) it is behind on dev, and on long
+# documents whose evidence is spread out it fails: banking77 sentences in documents of 40 (median
+# 463 tokens) scored dev 0.446 with it and 0.918 without (docs/training.md, "Long texts").
+MAX_POOL_MEDIAN_TOKENS = 16
+
 # Projection shape per design when the user gives none: SGNN's 80 x 14 whole-text bits; for the
 # per-token design 48 x 16 = 768 bits per token (with 40 filters: on dev of four corpora, seeds
 # 0-1, 0.9269 against 0.9216 for 256 bits and 64 filters, for 0.6-6 KB more per model and less
@@ -127,9 +135,9 @@ class TrainConfig:
     filters: int = 36  # token design: channels per convolution window (36 with max pooling keeps
     # a 150-label model under 64 KiB; dev level with 40 and 32: docs/training.md, "Twelfth session")
     windows: tuple[int, ...] = (1, 2, 3)  # token design: convolution window sizes (tokens)
-    max_pool: bool = True  # token design: each channel's largest window value joins the
-    # attention pooling (the output layer twice as wide; on dev ahead of attention alone in 9 of
-    # 11 sets of corpora and sizes; docs/training.md, "Twelfth session")
+    max_pool: bool | None = None  # token design: each channel's largest window value joins the
+    # attention pooling (the output layer twice as wide); None: on for short texts only
+    # (max_pool_for, MAX_POOL_MEDIAN_TOKENS)
     trainer: str = "ffn"  # trainer network: "ffn" (hashed-feature bag) or "lstm" (BiLSTM)
     trainer_buckets: int = 2**16  # hashed embedding rows of the trainer
     trainer_dim: int = 64  # trainer embedding width
@@ -223,8 +231,10 @@ class TrainConfig:
             raise ConfigError(
                 f"TrainConfig.dev_fraction must be in (0, 1), got {self.dev_fraction}"
             )
-        if not isinstance(self.max_pool, bool):
-            raise ConfigError(f"TrainConfig.max_pool must be true or false, got {self.max_pool!r}")
+        if self.max_pool is not None and not isinstance(self.max_pool, bool):
+            raise ConfigError(
+                f"TrainConfig.max_pool must be true, false or null, got {self.max_pool!r}"
+            )
         if self.consistency is not None and not (
             isinstance(self.consistency, int | float)
             and not isinstance(self.consistency, bool)
@@ -278,6 +288,13 @@ class TrainConfig:
             return float(self.consistency)
         small = n_train < SMALL_DATA_TEXTS and not unlabeled
         return SMALL_DATA_CONSISTENCY if small else 0.0
+
+    def max_pool_for(self, median_tokens: float) -> bool:
+        """Whether the token design max-pools, for training texts of ``median_tokens`` median
+        length: ``max_pool``, or by default only up to MAX_POOL_MEDIAN_TOKENS tokens."""
+        if self.max_pool is not None:
+            return self.max_pool
+        return self.design == "token" and median_tokens <= MAX_POOL_MEDIAN_TOKENS
 
     @property
     def projection_shape(self) -> tuple[int, int]:

@@ -183,6 +183,14 @@ def featurize(
     return _kf.featurize_batch(buf, offsets, class_table(), kernel_params(config))
 
 
+def token_counts(texts: Sequence[str], config: FeatureConfig | None = None) -> np.ndarray:
+    """Tokens per text (int64, at most ``config.max_tokens``): how long the texts are as the
+    token design reads them."""
+    config = config or FeatureConfig()
+    buf, offsets = encode_texts(texts, config)
+    return _kf.count_tokens(buf, offsets, class_table(), kernel_params(config))
+
+
 def tokens(text: str, config: FeatureConfig | None = None) -> list[str]:
     """The tokens the kernels see in ``text`` (after normalisation), for display and tests."""
     config = config or FeatureConfig()

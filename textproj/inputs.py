@@ -131,6 +131,14 @@ def texts_at_token_cap(split: SplitInputs, max_tokens: int) -> int | None:
     return int(np.count_nonzero(np.diff(split.word_offsets) >= max_tokens))
 
 
+def median_tokens(split: SplitInputs) -> float:
+    """The median number of tokens per text of a token-design split (0 for the text design,
+    whose inputs keep no tokens, or an empty split)."""
+    if split.word_offsets is None or len(split.word_offsets) < 2:
+        return 0.0
+    return float(np.median(np.diff(split.word_offsets)))
+
+
 def epoch_order(shuffle: np.random.Generator, n: int) -> np.ndarray:
     """One epoch's order of ``n`` items, shuffled in blocks of ``SHUFFLE_BLOCK`` consecutive
     items: the blocks in random order, each block's items in random order. An epoch then reads

@@ -815,6 +815,8 @@ def _train(
         capped = inputs.texts_at_token_cap(prep.inputs["train"], features.max_tokens)
         n_train = len(prep.inputs["train"])
         warn_long_texts(prep.splits["train"].source, capped, n_train, features.max_tokens)
+        max_pool = config.max_pool_for(inputs.median_tokens(prep.inputs["train"]))
+        config = dataclasses.replace(config, max_pool=max_pool)  # what the model and files hold
         prepared_at = time.perf_counter()
         identity = {
             "config": config.to_dict(),
