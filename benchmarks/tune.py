@@ -13,6 +13,8 @@ scores are logged for the ablation and the final report; docs/training.md):
                                                   # 16 of its labels, 75 texts each, and the SVM
     python benchmarks/tune.py --corpus clinc150 --folds 3 --seeds 0 1 2 --name f max_pool=true
                                                   # dev: fold (seed mod 3) of the train split
+    python benchmarks/tune.py --corpus banking77 --long-docs --svm --name long max_pool=true
+                                                  # documents of 40 texts, 12 of their label
 
 Each ``key=value`` overrides a TrainConfig field (``feature.key=value`` a FeatureConfig field);
 values are parsed as JSON, so ``hidden=[256]`` and ``design="text"`` work.
@@ -160,6 +162,31 @@ def some_labels(splits: list[Dataset], n_labels: int, seed: int = 0) -> list[Dat
     ]
 
 
+LONG_DOCS = {"train": 3000, "dev": 500, "test": 500}  # documents made per split
+DOC_OWN, DOC_OTHERS = 12, 28  # texts of a document's label, and of other labels, per document
+
+
+def long_documents(data: Dataset, n_docs: int, seed: int = 0) -> Dataset:
+    """Long documents whose evidence is spread out: each joins DOC_OWN texts of its label and
+    DOC_OTHERS of other labels (drawn with ``seed``) in a shuffled order, the labels taken in
+    turn. A banking77 document has about 460 tokens, so a model must add up what it reads."""
+    by_label: dict[str, list[str]] = {}
+    for text, label in zip(data.texts, data.labels, strict=True):
+        by_label.setdefault(label, []).append(text)
+    labels = sorted(by_label)
+    rng = random.Random(seed)
+    texts, doc_labels = [], []
+    for i in range(n_docs):
+        label = labels[i % len(labels)]
+        others = [other for other in labels if other != label]
+        parts = [rng.choice(by_label[label]) for _ in range(DOC_OWN)]
+        parts += [rng.choice(by_label[rng.choice(others)]) for _ in range(DOC_OTHERS)]
+        rng.shuffle(parts)
+        texts.append(" ".join(part.rstrip(".?! ") + "." for part in parts))
+        doc_labels.append(label)
+    return Dataset(texts, doc_labels, f"{data.source}[{n_docs} long documents]")
+
+
 def svm_scores(train_data: Dataset, dev_data: Dataset, test_data: Dataset) -> dict[str, float]:
     """Dev and test accuracy of the benchmark's TF-IDF + LinearSVC (C chosen on dev, by the
     benchmark harness's own search)."""
@@ -195,6 +222,9 @@ def main() -> None:
     parser.add_argument(
         "--folds", type=int, default=None, help="dev is fold (seed mod K) of K folds of train"
     )
+    parser.add_argument(
+        "--long-docs", action="store_true", help="every split as long documents (LONG_DOCS)"
+    )
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args()
     if args.report:
@@ -225,6 +255,13 @@ def run(args: argparse.Namespace, corpus: str, train_fields: dict, feature_field
         train_data, dev_data = train_fold(train_data, args.folds, config.seed % args.folds)
     if args.train_texts is not None:
         train_data = cut_train(train_data, args.train_texts)
+    if args.long_docs:
+        train_data, dev_data, test_data = (
+            long_documents(data, LONG_DOCS[split], seed=i)
+            for i, (split, data) in enumerate(
+                (("train", train_data), ("dev", dev_data), ("test", test_data))
+            )
+        )
     result = train(
         train_data,
         dev_data,

@@ -148,3 +148,19 @@ def test_some_labels_keeps_the_same_drawn_labels_in_every_split() -> None:
     assert any(
         tune.some_labels([train_data], 3, seed=s)[0].labels != kept_train.labels for s in (1, 2, 3)
     )
+
+
+def test_long_documents_join_texts_of_their_label_and_of_others() -> None:
+    labels = ["a", "b", "c"] * 20
+    data = Dataset([f"{label}{i}" for i, label in enumerate(labels)], labels, "corpus")
+    docs = tune.long_documents(data, 7, seed=3)
+    assert docs.labels == ["a", "b", "c", "a", "b", "c", "a"] and docs.source.endswith(
+        "[7 long documents]"
+    )
+    for text, label in zip(docs.texts, docs.labels, strict=True):
+        parts = [part.rstrip(".") for part in text.split()]
+        assert len(parts) == tune.DOC_OWN + tune.DOC_OTHERS
+        assert sum(part[0] == label for part in parts) == tune.DOC_OWN
+        assert set(parts) <= set(data.texts)
+    assert tune.long_documents(data, 7, seed=3).texts == docs.texts
+    assert tune.long_documents(data, 7, seed=4).texts != docs.texts
