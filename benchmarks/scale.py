@@ -168,7 +168,7 @@ from textproj.inputs import encode_targets, prepare_inputs
 from textproj.projector import Projector
 from textproj.training import JointStep
 dist.init_process_group("gloo")
-config, reps = TrainConfig(), int(sys.argv[1])
+config, reps = TrainConfig(max_pool=True), int(sys.argv[1])  # train() resolves it so here
 data = load_corpus("banking77", "train")
 labels = {label: i for i, label in enumerate(sorted(set(data.labels)))}
 n = reps * config.batch_size

@@ -109,8 +109,9 @@ ENSEMBLE_TRAINER_WEIGHT = 0.3
 # length is at most this many tokens. On short texts (banking77, clinc150, sentiment_sentences:
 # medians 8-10) it is ahead of attention pooling alone on dev (docs/training.md, "Twelfth
 # session"); on udhr_langid (median 26) and spamassassin (177) it is behind on dev, and on long
-# documents whose evidence is spread out it fails: banking77 sentences in documents of 40 (median
-# 463 tokens) scored dev 0.446 with it and 0.918 without (docs/training.md, "Long texts").
+# documents whose evidence is spread out it fails: documents of 40 banking77 texts, 12 of their
+# label (median about 460 tokens), score dev 0.378 with it and 0.919 without (seeds 0-1;
+# docs/training.md, "Long texts").
 MAX_POOL_MEDIAN_TOKENS = 16
 
 # Projection shape per design when the user gives none: SGNN's 80 x 14 whole-text bits; for the

@@ -287,7 +287,8 @@ def prepare(
 def build_networks(
     config: TrainConfig, n_bits: int, n_labels: int
 ) -> tuple[torch.nn.Module, torch.nn.Module]:
-    """Fresh (projection network, trainer network) for ``config``."""
+    """Fresh (projection network, trainer network) for ``config``; its ``max_pool`` as
+    :func:`train` resolves it from the training texts (None builds no max pooling)."""
     if config.design == "text":
         projection: torch.nn.Module = nets.TextProjectionNet(
             n_bits, config.hidden, n_labels, config.dropout, config.weight_bits
@@ -295,7 +296,7 @@ def build_networks(
     else:
         projection = nets.TokenProjectionNet(
             n_bits, config.bottleneck, config.filters, config.windows, n_labels, config.dropout,
-            config.token_dropout, config.weight_bits, config.max_pool,
+            config.token_dropout, config.weight_bits, bool(config.max_pool),
         )  # fmt: skip
     return projection, trainer_model.build_trainer(config, n_labels)
 
