@@ -40,7 +40,10 @@ def train_textproj(splits: Splits, workdir: Path, config: TrainConfig) -> list[T
         shutil.copy2(workdir / name, trainer_dir / name)
         shutil.copy2(workdir / name, ensemble_dir / name)
     shutil.copy2(workdir / MODEL_NAME, ensemble_dir / MODEL_NAME)
-    params = {"train": config.to_dict(), "features": result.projector.get_config()["features"]}
+    params = {  # the config as trained: defaults resolved from the data (max_pool) included
+        "train": result.metrics["config"]["train"],
+        "features": result.projector.get_config()["features"],
+    }
     best_epoch = result.metrics.get("best_epoch", {})
     shared = "one joint training run gives both networks; its seconds are shown for each"
     return [
