@@ -72,7 +72,7 @@ LATENCY_RUNS = 5
 MAX_GRID_ROWS = 40
 OWN_DEV_TEXTS = 1000
 DEFAULTS = TrainConfig()  # the training form starts at the library's defaults
-MAX_POOL_CHOICES = {"auto": None, "on": True, "off": False}  # TrainConfig.max_pool; default first
+MAX_POOL_CHOICES = {"auto": None, "on": True, "off": False}  # the form's TrainConfig.max_pool
 
 
 @dataclass(frozen=True)
@@ -500,6 +500,7 @@ def _own_config() -> TrainConfig | None:
         pooling = st.radio(
             "Max pooling too (each filter's largest window value; a wider output layer)",
             list(MAX_POOL_CHOICES),
+            index=list(MAX_POOL_CHOICES.values()).index(DEFAULTS.max_pool),
             key="own_max_pool",
             horizontal=True,
             help=f"auto: on when the texts' median is at most {MAX_POOL_MEDIAN_TOKENS} tokens",
