@@ -130,6 +130,14 @@ def models(tmp_path_factory: pytest.TempPathFactory, tiny_models: dict[str, Path
             "design": "token", "n_bits": 64, "bottleneck": 12, "filters": 6,
             "windows": [2, 1, 4], "n_labels": 5, "max_pool": True,
         }),
+        "token-mean": _random_model(root / "i.tpn", "token", odd, 11, network={
+            "design": "token", "n_bits": 64, "bottleneck": 12, "filters": 6,
+            "windows": [2, 1, 4], "n_labels": 5, "mean_pool": True,
+        }),
+        "token-max-mean": _random_model(root / "j.tpn", "token", small, 12, network={
+            "design": "token", "n_bits": 64, "bottleneck": 12, "filters": 6,
+            "windows": [3, 1], "n_labels": 5, "max_pool": True, "mean_pool": True,
+        }),
     }  # fmt: skip
 
 
@@ -199,12 +207,13 @@ def exact_proba(clf, model: Path, words: np.ndarray, offsets: np.ndarray) -> np.
         windows = clf.header["network"]["windows"]
         pooled = []
         for lo, hi in itertools.pairwise(offsets):
-            rows, parts, largest = h[lo:hi], [], []
+            rows, parts, largest, means = h[lo:hi], [], [], []
             for j, k in enumerate(windows):
                 (vw, vb), (aw, ab) = layer(f"value.{j}"), layer(f"attention.{j}")
                 if len(rows) == 0:
                     parts.append(vb)
                     largest.append(vb)
+                    means.append(vb)
                     continue
                 padded = np.vstack([rows, np.zeros((k - 1, rows.shape[1]))])
                 n = len(rows)
@@ -213,8 +222,11 @@ def exact_proba(clf, model: Path, words: np.ndarray, offsets: np.ndarray) -> np.
                 weight = np.exp(score - score.max(axis=0))
                 parts.append((weight * value).sum(axis=0) / weight.sum(axis=0))
                 largest.append(value.max(axis=0))
+                means.append(value.mean(axis=0))
             if clf.header["network"].get("max_pool"):
                 parts += largest
+            if clf.header["network"].get("mean_pool"):
+                parts += means
             pooled.append(np.concatenate(parts))
         weight, bias = layer("output")
         logits = bias + np.array(pooled) @ weight.T
@@ -283,7 +295,7 @@ def test_export_builds_with_the_documented_command(export_dir: Path, tmp_path: P
 @pytest.mark.parametrize("corpus", CORPORA)
 def test_every_corpus_test_text(driver: Path, models: dict, corpus: str) -> None:
     data = [t.encode("utf-8", "surrogatepass") for t in load_corpus(corpus, "test").texts]
-    for name in ("bundled", "tiny-text", "text-odd", "token-caps", "token-max"):
+    for name in ("bundled", "tiny-text", "text-odd", "token-caps", "token-max", "token-mean"):
         check_parity(driver, models[name], data)
 
 
@@ -310,7 +322,8 @@ def _hard_data() -> list[bytes]:
 
 @pytest.mark.parametrize(
     "name", ["bundled", "tiny-token", "text-caps", "token-caps", "text-odd", "token-odd",
-             "text-words", "multi-text", "multi-token", "token-max"],
+             "text-words", "multi-text", "multi-token", "token-max", "token-mean",
+             "token-max-mean"],
 )  # fmt: skip
 def test_hard_cases(driver: Path, models: dict, name: str) -> None:
     check_parity(driver, models[name], _hard_data())
@@ -436,15 +449,18 @@ def test_compiler_flags_change_no_bit(driver: Path, export_dir: Path, tmp_path: 
         )
 
 
-@pytest.mark.parametrize(("attention", "max_pool"), [(12.0, False), (30.0, False), (12.0, True)])
+@pytest.mark.parametrize(
+    ("attention", "max_pool", "mean_pool"),
+    [(12.0, False, False), (30.0, False, False), (12.0, True, False), (30.0, True, True)],
+)
 def test_large_attention_logits(
-    driver: Path, attention: float, max_pool: bool, tmp_path: Path
+    driver: Path, attention: float, max_pool: bool, mean_pool: bool, tmp_path: Path
 ) -> None:
     """Texts with attention logits beyond the fast path's range take the exact path (x12: 88 of
     these 400 texts have such a token, x30: all): the same parity, in batches too."""
     network = {
         "design": "token", "n_bits": 64, "bottleneck": 12, "filters": 6, "windows": [1, 3],
-        "n_labels": 5, "max_pool": max_pool,
+        "n_labels": 5, "max_pool": max_pool, "mean_pool": mean_pool,
     }  # fmt: skip
     model = _random_model(tmp_path / "m.tpn", "token", FeatureConfig(), 3, attention, 8, network)
     data = [t.encode() for t in load_corpus("banking77", "test").texts[:400]] + _hard_data()
@@ -505,6 +521,10 @@ def _hostile_header(change: str) -> tuple[dict, dict]:
         network["max_pool"] = 1
     elif change == "max_pool width":  # the output layer keeps the width of the other pooling
         network["max_pool"] = not network.get("max_pool", False)
+    elif change == "mean_pool type":
+        network["mean_pool"] = "yes"
+    elif change == "mean_pool width":
+        network["mean_pool"] = True
     return header, tensors
 
 
@@ -512,7 +532,7 @@ HOSTILE_HEADERS = [
     "duplicate labels", "label count", "huge bottleneck", "bool filters", "no windows",
     "unknown design", "missing tensor", "non-finite scale", "unknown feature", "feature bound",
     "float max_tokens", "negative seed", "bit count", "thresholds", "multi_label type",
-    "max_pool type", "max_pool width",
+    "max_pool type", "max_pool width", "mean_pool type", "mean_pool width",
 ]  # fmt: skip
 
 

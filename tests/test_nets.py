@@ -10,6 +10,7 @@ from textproj import nets
 from textproj.nets import TokenProjectionNet
 
 LENGTHS = [5, 0, 1, 9, 2, 3]  # an empty text and texts shorter than the widest window
+POOLS = [(False, False), (True, False), (False, True), (True, True)]  # (max_pool, mean_pool)
 
 
 def _batch(seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -19,11 +20,13 @@ def _batch(seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     return distinct, rows, torch.tensor(LENGTHS)
 
 
-@pytest.mark.parametrize("max_pool", [False, True])
+@pytest.mark.parametrize(("max_pool", "mean_pool"), POOLS)
 @pytest.mark.parametrize("windows", [(1, 2, 3), (4, 1), (2,)])
-def test_distinct_tokens_give_the_token_by_token_outputs_and_gradients(windows, max_pool) -> None:
+def test_distinct_tokens_give_the_token_by_token_outputs_and_gradients(
+    windows, max_pool, mean_pool
+) -> None:
     torch.manual_seed(0)
-    net = TokenProjectionNet(24, 8, 5, windows, n_labels=4, max_pool=max_pool)
+    net = TokenProjectionNet(24, 8, 5, windows, 4, max_pool=max_pool, mean_pool=mean_pool)
     distinct, rows, lengths = _batch(seed=len(windows))
 
     grads = []
@@ -40,11 +43,13 @@ def test_distinct_tokens_give_the_token_by_token_outputs_and_gradients(windows, 
         torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize("max_pool", [False, True])
-def test_the_forward_pass_is_the_padded_convolution_and_pooling(max_pool: bool) -> None:
+@pytest.mark.parametrize(("max_pool", "mean_pool"), POOLS)
+def test_the_forward_pass_is_the_padded_convolution_and_pooling(
+    max_pool: bool, mean_pool: bool
+) -> None:
     torch.manual_seed(4)
     windows = (3, 1)
-    net = TokenProjectionNet(24, 8, 5, windows, n_labels=4, max_pool=max_pool).eval()
+    net = TokenProjectionNet(24, 8, 5, windows, 4, max_pool=max_pool, mean_pool=mean_pool).eval()
     distinct, rows, lengths = _batch(seed=6)
     with torch.no_grad():
         got = net(distinct, lengths, rows)
@@ -54,7 +59,7 @@ def test_the_forward_pass_is_the_padded_convolution_and_pooling(max_pool: bool) 
         for n in LENGTHS:  # one text at a time: zero rows past its end, one row if it has none
             x = hidden[start : start + n] if n else hidden.new_zeros((1, 8))
             start += n
-            attended, largest = [], []
+            attended, largest, means = [], [], []
             for j, k in enumerate(windows):
                 padded = torch.cat([x, x.new_zeros((k - 1, 8))]).T[None]
                 value, attention = net.value[j], net.attention[j]
@@ -62,10 +67,11 @@ def test_the_forward_pass_is_the_padded_convolution_and_pooling(max_pool: bool) 
                 a = torch.conv1d(padded, nets.stored_weight(attention.weight, 8), attention.bias)
                 attended.append((torch.softmax(a[0], dim=1) * v).sum(1))
                 largest.append(v.max(dim=1).values)
-            pooled = torch.cat(attended + (largest if max_pool else []))
+                means.append(v.mean(dim=1))
+            pooled = torch.cat(attended + largest * max_pool + means * mean_pool)
             expected.append(pooled @ nets.stored_weight(net.output.weight, 8).T + net.output.bias)
     torch.testing.assert_close(got, torch.stack(expected), atol=1e-5, rtol=1e-5)
-    assert net.output.in_features == 5 * len(windows) * (2 if max_pool else 1)
+    assert net.output.in_features == 5 * len(windows) * (1 + max_pool + mean_pool)
 
 
 def test_an_empty_text_gets_the_output_of_no_tokens() -> None:
@@ -111,22 +117,25 @@ def test_window_pool_gradients_are_the_numerical_ones() -> None:
     rows = torch.randint(0, 5, (int(lengths.sum()),), generator=gen)
     taps = torch.cat([rows, torch.tensor([5])])[occurrences]
 
-    for max_pool in (False, True):
+    for pools in POOLS:
 
         def pool(products: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-            args = (taps, segment, len(lengths), blocks, n_windows, max_pool)  # noqa: B023
+            args = (taps, segment, len(lengths), blocks, n_windows, pools)  # noqa: B023
             return WindowPool.apply(products, bias, *args)
 
-        assert pool(products, bias).shape == (4, n_windows * 2 * (2 if max_pool else 1))
+        assert pool(products, bias).shape == (4, n_windows * 2 * (1 + sum(pools)))
         assert torch.autograd.gradcheck(pool, (products, bias))
 
 
-@pytest.mark.parametrize(("bits", "max_pool"), [(4, False), (8, False), (4, True)])
+@pytest.mark.parametrize(
+    ("bits", "max_pool", "mean_pool"), [(4, False, False), (8, False, False), (4, True, True)]
+)
 def test_a_net_rebuilt_from_its_exported_tensors_scores_what_the_trained_one_does(
-    bits, max_pool
+    bits, max_pool, mean_pool
 ) -> None:
     torch.manual_seed(3)
-    net = TokenProjectionNet(24, 6, 5, (1, 2, 3), 4, weight_bits=bits, max_pool=max_pool).eval()
+    pools = {"max_pool": max_pool, "mean_pool": mean_pool}
+    net = TokenProjectionNet(24, 6, 5, (1, 2, 3), 4, weight_bits=bits, **pools).eval()
     tensors = nets.export_projection_net(net)
     rebuilt = nets.build_projection_net(nets.network_config(net), bits)
     nets.load_quantized(rebuilt, tensors)

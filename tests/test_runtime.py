@@ -135,6 +135,7 @@ def _make(design: str, seed: int, **shape: object) -> tuple[torch.nn.Module, Pro
         shape.get("windows", (1, 2, 3)),
         len(LABELS),
         max_pool=shape.get("max_pool", False),
+        mean_pool=shape.get("mean_pool", False),
     )
     return _scale_up(net, 6.0), projector
 
@@ -148,6 +149,8 @@ CASES = [
     ("token", {"windows": (4, 1), "bottleneck": 12, "filters": 5}),
     ("token", {"windows": (1, 2, 3), "max_pool": True}),
     ("token", {"windows": (4, 1), "bottleneck": 12, "filters": 5, "max_pool": True}),
+    ("token", {"windows": (1, 2, 3), "mean_pool": True}),
+    ("token", {"windows": (4, 1), "filters": 5, "max_pool": True, "mean_pool": True}),
 ]
 
 
@@ -286,12 +289,13 @@ def test_missing_model_is_a_file_not_found_error(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("multi_label", "max_pool"), [(False, False), (True, False), (False, True)]
+    ("multi_label", "max_pool", "mean_pool"),
+    [(False, False, False), (True, False, False), (False, True, False), (True, True, True)],
 )
 def test_explanation_shares_add_up_to_the_logit(
-    tmp_path: Path, multi_label: bool, max_pool: bool
+    tmp_path: Path, multi_label: bool, max_pool: bool, mean_pool: bool
 ) -> None:
-    net, projector = _make("token", seed=7, max_pool=max_pool)
+    net, projector = _make("token", seed=7, max_pool=max_pool, mean_pool=mean_pool)
     extra = {"multi_label": True, "thresholds": [0.5] * len(LABELS)} if multi_label else {}
     _save(tmp_path / "model.tpn", net, projector, LABELS, **extra)
     clf = runtime.load(tmp_path, n_jobs=1)

@@ -5,8 +5,8 @@ in numpy):
 - ``TextProjectionNet`` (SGNN): the whole text's T*d bits -> dense ReLU layers -> class logits.
 - ``TokenProjectionNet`` (PRADO-like): each token's bits -> dense bottleneck (ReLU) -> for each
   window size k, a value and an attention convolution over k-token windows -> attention pooling
-  over the sequence, per channel (and with ``max_pool`` the values' maximum too) ->
-  concatenation -> class logits.
+  over the sequence, per channel (with ``max_pool`` the values' maximum too, with
+  ``mean_pool`` their mean) -> concatenation -> class logits.
 
 Trainer networks (served anywhere; never on the device):
 - ``FeatureBagTrainer``: learned embeddings of the hashed features (EmbeddingBag) -> a hidden
@@ -114,6 +114,7 @@ class TokenProjectionNet(nn.Module):
         token_dropout: float = 0.0,
         weight_bits: int = 8,
         max_pool: bool = False,
+        mean_pool: bool = False,
     ) -> None:
         super().__init__()
         self.dropout = Dropout(dropout)
@@ -121,10 +122,12 @@ class TokenProjectionNet(nn.Module):
         self.weight_bits = weight_bits  # the layers' stored width (training sees its rounding)
         self.windows = tuple(windows)
         self.max_pool = max_pool  # also each window's values' maximum over the text
+        self.mean_pool = mean_pool  # also their mean over the text's window positions
         self.bottleneck = nn.Linear(n_bits, bottleneck)
         self.value = nn.ModuleList(nn.Conv1d(bottleneck, filters, k) for k in self.windows)
         self.attention = nn.ModuleList(nn.Conv1d(bottleneck, filters, k) for k in self.windows)
-        shape = {"filters": filters, "windows": self.windows, "max_pool": max_pool}
+        pools = {"max_pool": max_pool, "mean_pool": mean_pool}
+        shape = {"filters": filters, "windows": self.windows, **pools}
         self.output = nn.Linear(netspec.pooled_width(shape), n_labels)
 
     def forward(
@@ -142,7 +145,8 @@ class TokenProjectionNet(nn.Module):
         3,051 tokens but 545 distinct ones); a window's output is then the sum of its taps'
         products, gathered per token (zeros past the text's end), with no padding to the
         longest text. Attention pooling is a softmax within each text's windows; max pooling
-        (``max_pool``) appends each channel's largest window value. Token dropout
+        (``max_pool``) appends each channel's largest window value, mean pooling (``mean_pool``)
+        then each channel's mean over the text's window positions. Token dropout
         drops whole token occurrences: a window's tap on a dropped token reads zeros, the kept
         ones are scaled by 1 / (1 - p).
         """
@@ -177,14 +181,15 @@ class TokenProjectionNet(nn.Module):
         occurrences, segment = window_taps(lengths, width)
         taps = F.pad(token_rows, (0, 1), value=len(x))[occurrences]  # (V, width) rows
         blocks = tuple(block.shape[1] for block in columns)
+        pools = (self.max_pool, self.mean_pool)
         pooled = WindowPool.apply(
-            products, bias, taps, segment, len(lengths), blocks, len(order), self.max_pool
+            products, bias, taps, segment, len(lengths), blocks, len(order), pools
         )
-        pooled = pooled.view(len(lengths), len(order) * (2 if self.max_pool else 1), -1)
+        parts = 1 + sum(pools)
+        pooled = pooled.view(len(lengths), len(order) * parts, -1)
         if order != sorted(order):
             unsorted = [order.index(i) for i in range(len(order))]
-            if self.max_pool:
-                unsorted += [len(order) + i for i in unsorted]
+            unsorted = [part * len(order) + i for part in range(parts) for i in unsorted]
             pooled = pooled[:, unsorted]
         output = stored_weight(self.output.weight, bits)
         return F.linear(self.dropout(pooled.reshape(len(lengths), -1)), output, self.output.bias)
@@ -192,9 +197,9 @@ class TokenProjectionNet(nn.Module):
 
 class WindowPool(torch.autograd.Function):
     """Windows' value and attention outputs from their taps' products, then attention pooling
-    within each text (and with ``max_pool`` each channel's largest value, after the pooled
-    channels; the gradient goes to the windows that hold it, shared among ties), with a
-    hand-written backward.
+    within each text (``pools`` = (max, mean): with max each channel's largest value, after the
+    pooled channels, the gradient going to the windows that hold it, shared among ties; with
+    mean then each channel's mean over the text's windows), with a hand-written backward.
 
     ``products`` (U + 1, sum(blocks)) holds each distinct token's products with every tap's
     kernel columns, tap j's ``blocks[j]`` columns in turn, the last row zeros; tap j feeds the
@@ -214,7 +219,7 @@ class WindowPool(torch.autograd.Function):
         n_texts: int,
         blocks: tuple[int, ...],
         n_windows: int,
-        max_pool: bool = False,
+        pools: tuple[bool, bool] = (False, False),
     ) -> torch.Tensor:
         out = torch.index_select(products[:, : blocks[0]], 0, taps[:, 0]).add_(bias)
         start = blocks[0]
@@ -231,24 +236,33 @@ class WindowPool(torch.autograd.Function):
         total = weights.new_zeros(shape).index_add_(0, segment, weights)
         pooled = weights.new_zeros(shape).index_add_(0, segment, weights * values) / total
         ctx.blocks, ctx.n_rows, ctx.n_windows = blocks, len(products), n_windows
-        if not max_pool:
-            ctx.save_for_backward(taps, segment, values, weights, total, pooled, None)
-            return pooled
-        largest = values.new_full(shape, float("-inf")).scatter_reduce_(0, spread, values, "amax")
-        held = (values == largest[segment]).to(values.dtype)
-        held /= held.new_zeros(shape).index_add_(0, segment, held)[segment]
-        ctx.save_for_backward(taps, segment, values, weights, total, pooled, held)
-        return torch.cat([pooled, largest], dim=1)
+        parts, held, counts = [pooled], None, None
+        if pools[0]:
+            largest = values.new_full(shape, float("-inf"))
+            parts.append(largest.scatter_reduce_(0, spread, values, "amax"))
+            held = (values == largest[segment]).to(values.dtype)
+            held /= held.new_zeros(shape).index_add_(0, segment, held)[segment]
+        if pools[1]:
+            counts = values.new_zeros((n_texts, 1)).index_add_(
+                0, segment, values.new_ones((len(values), 1))
+            )
+            parts.append(values.new_zeros(shape).index_add_(0, segment, values) / counts)
+        ctx.save_for_backward(taps, segment, values, weights, total, pooled, held, counts)
+        return torch.cat(parts, dim=1) if len(parts) > 1 else pooled
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
-        taps, segment, values, weights, total, pooled, held = ctx.saved_tensors
-        grad, grad_largest = grad[:, : values.shape[1]], grad[:, values.shape[1] :]
-        per_window = (grad / total)[segment] * weights  # d pooled / d values
+        taps, segment, values, weights, total, pooled, held, counts = ctx.saved_tensors
+        grads = grad.split(values.shape[1], dim=1)
+        per_window = (grads[0] / total)[segment] * weights  # d pooled / d values
         grad_out = values.new_empty(
             (len(values), ctx.n_windows, 2, values.shape[1] // ctx.n_windows)
         )
-        grad_values = per_window if held is None else per_window + grad_largest[segment] * held
+        grad_values = per_window
+        if held is not None:
+            grad_values = grad_values + grads[1][segment] * held
+        if counts is not None:
+            grad_values = grad_values + (grads[-1] / counts)[segment]
         grad_out[:, :, 0] = grad_values.view(len(values), ctx.n_windows, -1)
         grad_out[:, :, 1] = (per_window * (values - pooled[segment])).view_as(grad_out[:, :, 1])
         grad_out = grad_out.view(len(values), -1)
@@ -339,7 +353,8 @@ def network_config(net: TextProjectionNet | TokenProjectionNet) -> dict[str, obj
         "windows": list(net.windows),
         "n_labels": net.output.out_features,
     }
-    return {**config, "max_pool": True} if net.max_pool else config  # absent: false
+    pools = {"max_pool": net.max_pool, "mean_pool": net.mean_pool}
+    return {**config, **{key: True for key, on in pools.items() if on}}  # absent: false
 
 
 def build_projection_net(
@@ -360,6 +375,7 @@ def build_projection_net(
         config["n_labels"],
         weight_bits=weight_bits,
         max_pool=config.get("max_pool", False),
+        mean_pool=config.get("mean_pool", False),
     )
 
 

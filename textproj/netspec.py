@@ -24,6 +24,7 @@ DESIGN_FIELDS = {
     "token": (("n_bits", "bottleneck", "filters", "n_labels"), ("windows",)),
 }  # design -> (positive int fields, list-of-positive-int fields) of the ``network`` entry
 WEIGHT, SCALE, BIAS = "weight", "scale", "bias"  # tensor name suffixes of one layer
+POOLS = ("max_pool", "mean_pool")  # a token network's optional poolings, in their pooled order
 
 
 def weight_levels(bits: int) -> int:
@@ -66,8 +67,10 @@ def expected_tensors(network: dict[str, Any]) -> dict[str, tuple[int, ...]]:
 
 def pooled_width(network: dict[str, Any]) -> int:
     """A token network's pooled features per text, the output layer's input: each window's
-    filters attention-pooled, then (with ``max_pool``) the same filters max-pooled."""
-    return network["filters"] * len(network["windows"]) * (2 if network.get("max_pool") else 1)
+    filters attention-pooled, then (with ``max_pool``) the same filters max-pooled, then (with
+    ``mean_pool``) mean-pooled."""
+    parts = 1 + sum(bool(network.get(key)) for key in POOLS)
+    return network["filters"] * len(network["windows"]) * parts
 
 
 def check_network(name: str, network: object) -> dict[str, Any]:
@@ -91,8 +94,9 @@ def check_network(name: str, network: object) -> dict[str, Any]:
             )
     if design == "token" and not network["windows"]:
         raise ModelFormatError(f"{name}: network 'windows' is empty")
-    if design == "token" and not isinstance(network.get("max_pool", False), bool):
-        raise ModelFormatError(f"{name}: network 'max_pool' must be true or false")
+    for key in POOLS if design == "token" else ():
+        if not isinstance(network.get(key, False), bool):
+            raise ModelFormatError(f"{name}: network {key!r} must be true or false")
     return network
 
 

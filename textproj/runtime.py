@@ -151,6 +151,7 @@ class Classifier:
         self._layers = {prefix: _Layer(*dequantize(tensors, prefix)) for prefix in shapes}
         self._windows: list[int] = list(network["windows"]) if self.design == "token" else []
         self._max_pool = bool(network.get("max_pool", False))
+        self._mean_pool = bool(network.get("mean_pool", False))
         self._pooled_width = pooled_width(network) if self.design == "token" else 0
         self._prepare_forward()
         self.multi_label = header.get("multi_label", False)
@@ -238,7 +239,7 @@ class Classifier:
         """``TokenProjectionNet.forward`` on packed token rows, without padding to the longest text.
 
         A text without tokens pools one all-zero row, as ``nets.pad_tokens`` gives it: its
-        pooled features (attention and max alike) are the value biases. The others go to
+        pooled features (attention, max and mean alike) are the value biases. The others go to
         :meth:`_pool_texts`.
         """
         lengths = np.diff(offsets)
@@ -264,7 +265,8 @@ class Classifier:
         Then, a chunk of about ``CHUNK_TOKEN_ROWS`` rows at a time (a longer text alone),
         :func:`~textproj._kernels.network.window_scores` sums the taps of each window position
         (zero padding contributes nothing), and numpy's vectorised exp and ``attention_pool``
-        pool each text over its own rows (a max-pooling model's maxima: ``np.maximum.reduceat``).
+        pool each text over its own rows (a max-pooling model's maxima: ``np.maximum.reduceat``,
+        a mean-pooling model's means: ``np.add.reduceat`` over the text's positions).
         """
         lo_row, hi_row = int(offsets[texts[0]]), int(offsets[texts[-1] + 1])
         first, index = unique_rows(words[lo_row:hi_row])
@@ -300,9 +302,12 @@ class Classifier:
             out = np.empty((hi - lo, width), dtype=np.float32)
             _kn.attention_pool(values, np.exp(logits, out=logits), lengths[lo:hi], out)
             pooled[texts[lo:hi], :width] = out
+            starts = np.cumsum(lengths[lo:hi]) - lengths[lo:hi]
             if self._max_pool:
-                starts = np.cumsum(lengths[lo:hi]) - lengths[lo:hi]
-                pooled[texts[lo:hi], width:] = np.maximum.reduceat(values, starts, axis=0)
+                pooled[texts[lo:hi], width : 2 * width] = np.maximum.reduceat(values, starts, 0)
+            if self._mean_pool:
+                sums = np.add.reduceat(values, starts, axis=0)
+                pooled[texts[lo:hi], -width:] = sums / lengths[lo:hi, None].astype(np.float32)
             lo = hi
 
     def _logits(self, texts: Sequence[str]) -> np.ndarray:
@@ -359,9 +364,8 @@ class Classifier:
         weights = np.zeros(len(words))
         width = self._value_bias.size
         if len(words) == 0:
-            base += float(direction[:width] @ self._value_bias.reshape(-1))
-            if self._max_pool:
-                base += float(direction[width:] @ self._value_bias.reshape(-1))
+            parts = self._pooled_width // width  # every pooling of no tokens is the value bias
+            base += float(direction.reshape(parts, width).sum(axis=0) @ self._value_bias.ravel())
         else:
             hidden = self._first_layer(words, 0, len(words), relu=True).astype(np.float64)
             n_filters = self._value_bias.shape[1]
@@ -381,6 +385,11 @@ class Classifier:
                     base += float(top @ value_bias)
                     largest = values.argmax(axis=0)
                     np.add.at(shares, largest, top * values[largest, np.arange(n_filters)])
+                if self._mean_pool:  # a channel's mean is every position's equal share
+                    at = self._pooled_width - width + j * n_filters  # the last block's window j
+                    mean = direction[at : at + n_filters]
+                    base += float(mean @ value_bias)
+                    shares += values @ mean / len(values)
                 for t, share in enumerate(shares):
                     covered = min(k, len(words) - t)
                     weights[t : t + covered] += share / covered

@@ -73,7 +73,8 @@ struct tp_model {
     tp_layer *layers;
     size_t n_windows, bottleneck, filters;
     size_t *windows;
-    int max_pool; /* token design: the pooled features end with each channel's largest value */
+    int max_pool;  /* token design: the pooled features go on with each channel's largest value */
+    int mean_pool; /* token design: the pooled features end with each channel's mean value */
     /* dequantized float32 weights (int8 * scale, as Python dequantizes), laid out for speed:
        the first layer transposed (n_bits, rows); token design: every convolution tap of every
        window as one (bottleneck, tap_cols) matrix, window j's columns from tap_starts[j]

@@ -15,7 +15,7 @@
 #define MAX_DEPTH 512
 #define MAX_NAME 64
 #define POOL_BLOCK 32 /* token positions whose logits are exponentiated together */
-#define POOL_STATE 5  /* pooling's running sums of a pooled width each, then a block's scores */
+#define POOL_STATE 6  /* pooling's running sums of a pooled width each, then a block's scores */
 
 static int fail(tp_error *err, tp_status code, const char *fmt, ...) {
     if (err) {
@@ -890,10 +890,14 @@ static int load_model(loader *L, arena *a, tp_model *m, size_t header) {
         int64_t f = L->nodes[get(L, net, "filters")].integer;
         if (e > TP_MAX_TENSOR_ELEMENTS || f > TP_MAX_TENSOR_ELEMENTS)
             return fail(L->err, TP_ERR_TENSOR, "network bottleneck or filters too large");
-        size_t mp = get(L, net, "max_pool");
-        if (mp && L->nodes[mp].type != J_TRUE && L->nodes[mp].type != J_FALSE)
-            return fail(L->err, TP_ERR_HEADER, "network 'max_pool' must be true or false");
-        m->max_pool = mp && L->nodes[mp].type == J_TRUE;
+        static const char *const pools[2] = {"max_pool", "mean_pool"};
+        int *flags[2] = {&m->max_pool, &m->mean_pool};
+        for (int p = 0; p < 2; p++) {
+            size_t node = get(L, net, pools[p]);
+            if (node && L->nodes[node].type != J_TRUE && L->nodes[node].type != J_FALSE)
+                return fail(L->err, TP_ERR_HEADER, "network '%s' must be true or false", pools[p]);
+            *flags[p] = node && L->nodes[node].type == J_TRUE;
+        }
         m->bottleneck = (size_t)e;
         m->filters = (size_t)f;
         m->n_windows = L->nodes[list].count;
@@ -916,7 +920,7 @@ static int load_model(loader *L, arena *a, tp_model *m, size_t header) {
             if (!load_layer(L, a, header, prefix, shape, 3, &m->layers[2 + 2 * j])) return 0;
         }
         shape[0] = m->n_labels;
-        shape[1] = m->filters * m->n_windows * (m->max_pool ? 2 : 1);
+        shape[1] = m->filters * m->n_windows * (size_t)(1 + m->max_pool + m->mean_pool);
         if (!load_layer(L, a, header, "output", shape, 2, &m->layers[1 + 2 * m->n_windows]))
             return 0;
         m->n_layers = 2 + 2 * m->n_windows;
@@ -1334,6 +1338,33 @@ static void pool_max(size_t F, size_t taps, const double *restrict r0, const dou
         }
 }
 
+/* Mean pooling (network mean_pool): one window position's values, as pool_max takes them, added
+ * to the running sums. */
+static void pool_sum(size_t F, size_t taps, const double *restrict r0, const double *restrict r1,
+                     const double *restrict r2, double *restrict sums) {
+    if (taps == 1)
+        for (size_t f = 0; f < F; f++) sums[f] += r0[f];
+    else if (taps == 2)
+        for (size_t f = 0; f < F; f++) sums[f] += r0[f] + r1[f];
+    else
+        for (size_t f = 0; f < F; f++) sums[f] += r0[f] + r1[f] + r2[f];
+}
+
+/* The pooled features past the attention's (width = filters x windows each): the maxima, then
+ * the means, of a text of n positions; `bias` 1 adds each window's value bias (the fast path
+ * sums the taps without it), 0 takes them as they are. */
+static void pool_extra(const tp_model *m, size_t n, int bias, const double *largest,
+                       const double *sums, double *pooled) {
+    size_t F = m->filters, width = F * m->n_windows, at = width;
+    for (size_t j = 0; j < m->n_windows; j++)
+        for (size_t f = 0; f < F; f++) {
+            double b = bias ? m->layers[1 + 2 * j].bias[f] : 0;
+            if (m->max_pool) pooled[at + j * F + f] = b + largest[j * F + f];
+            if (m->mean_pool)
+                pooled[at + (m->max_pool ? width : 0) + j * F + f] = b + sums[j * F + f] / (double)n;
+        }
+}
+
 /* The exact attention pooling (nets.TokenProjectionNet), for models whose attention logits
  * are too large for the fast path: window position p sums tap i of token p + i (zero padding
  * past the end), then a softmax over the positions per filter weights the values; online, in
@@ -1344,8 +1375,12 @@ static void token_pool_exact(const tp_model *m, const tp_text *t, tp_feature *fe
     size_t F = m->filters, W = m->n_windows, n = t->n_tokens, kmax = m->max_window;
     size_t width = F * W, cols = m->tap_cols, done = 0;
     double *peak = state, *total = peak + width, *acc = total + width, *top = acc + width;
-    double *largest = top + width, *va = largest + width, *vv = va + POOL_BLOCK * width;
-    for (size_t c = 0; c < width; c++) largest[c] = -INFINITY;
+    double *largest = top + width, *sums = largest + width, *va = sums + width;
+    double *vv = va + POOL_BLOCK * width;
+    for (size_t c = 0; c < width; c++) {
+        largest[c] = -INFINITY;
+        sums[c] = 0;
+    }
     for (size_t b0 = 0; b0 < n; b0 += POOL_BLOCK) {
         size_t nb = n - b0 < POOL_BLOCK ? n - b0 : POOL_BLOCK;
         for (size_t q = 0; q < nb; q++) {
@@ -1366,13 +1401,13 @@ static void token_pool_exact(const tp_model *m, const tp_text *t, tp_feature *fe
                     for (size_t f = 0; f < F; f++) a[f] += row[(k + i) * F + f];
                 }
                 if (m->max_pool) pool_max(F, 1, v, v, v, largest + j * F);
+                if (m->mean_pool) pool_sum(F, 1, v, v, v, sums + j * F);
             }
         }
         softmax_block(nb, width, va, vv, b0 == 0, top, peak, total, acc);
     }
     for (size_t c = 0; c < width; c++) pooled[c] = acc[c] / total[c];
-    if (m->max_pool)
-        for (size_t c = 0; c < width; c++) pooled[width + c] = largest[c];
+    pool_extra(m, n, 0, largest, sums, pooled);
 }
 
 /* The token cache keeps each recent distinct token's tap products, keyed by the token's bytes
@@ -1536,10 +1571,10 @@ static int token_pool(const tp_model *m, const tp_text *t, tp_feature *feats, ui
                       double *pooled, double *state) {
     size_t F = m->filters, W = m->n_windows, n = t->n_tokens, kmax = m->max_window;
     size_t width = F * W, done = 0;
-    double *total = state, *acc = total + width, *largest = acc + width, *sv = largest + width;
-    double *se = sv + F;
+    double *total = state, *acc = total + width, *largest = acc + width, *sums = largest + width;
+    double *sv = sums + width, *se = sv + F;
     for (size_t c = 0; c < width; c++) {
-        total[c] = acc[c] = 0;
+        total[c] = acc[c] = sums[c] = 0;
         largest[c] = -INFINITY;
     }
     for (size_t r = 0; r < kmax; r++) live[r] = NULL;
@@ -1551,23 +1586,26 @@ static int token_pool(const tp_model *m, const tp_text *t, tp_feature *feats, ui
         for (size_t j = 0; j < W; j++) {
             size_t k = m->windows[j], taps = k < n - p ? k : n - p, start = m->tap_starts[j];
             double *restrict tj = total + j * F, *restrict aj = acc + j * F;
-            double *restrict lj = largest + j * F;
+            double *restrict lj = largest + j * F, *restrict sj = sums + j * F;
             const double *restrict r0 = live[p % kmax] + start;
             if (taps == 1) { /* one loop per filter for windows of up to 3 tokens */
                 pool1(F, k * F, r0, tj, aj);
                 if (m->max_pool) pool_max(F, 1, r0, r0, r0, lj);
+                if (m->mean_pool) pool_sum(F, 1, r0, r0, r0, sj);
                 continue;
             }
             const double *restrict r1 = live[(p + 1) % kmax] + start + F;
             if (taps == 2) {
                 pool2(F, k * F, r0, r1, tj, aj);
                 if (m->max_pool) pool_max(F, 2, r0, r1, r1, lj);
+                if (m->mean_pool) pool_sum(F, 2, r0, r1, r1, sj);
                 continue;
             }
             const double *restrict r2 = live[(p + 2) % kmax] + start + 2 * F;
             if (taps == 3) {
                 pool3(F, k * F, r0, r1, r2, tj, aj);
                 if (m->max_pool) pool_max(F, 3, r0, r1, r2, lj);
+                if (m->mean_pool) pool_sum(F, 3, r0, r1, r2, sj);
                 continue;
             }
             double *restrict v = sv, *restrict w = se;
@@ -1587,6 +1625,7 @@ static int token_pool(const tp_model *m, const tp_text *t, tp_feature *feats, ui
                 aj[f] += w[f] * v[f];
             }
             if (m->max_pool) pool_max(F, 1, v, v, v, lj);
+            if (m->mean_pool) pool_sum(F, 1, v, v, v, sj);
         }
     }
     int ok = 1;
@@ -1596,8 +1635,8 @@ static int token_pool(const tp_model *m, const tp_text *t, tp_feature *feats, ui
             double y = b + acc[j * F + f] / total[j * F + f];
             ok &= isfinite(y) != 0;
             pooled[j * F + f] = y;
-            if (m->max_pool) pooled[width + j * F + f] = b + largest[j * F + f];
         }
+    pool_extra(m, n, 1, largest, sums, pooled);
     return ok;
 }
 
@@ -1635,12 +1674,11 @@ static void text_forward(const tp_model *m, const uint8_t *text, size_t length, 
     rest += align8(m->max_window * sizeof(double *));
     double *state = (double *)rest;
     if (t.n_tokens == 0) {
-        size_t width = m->n_windows * m->filters;
-        for (size_t j = 0; j < m->n_windows; j++)
-            for (size_t f = 0; f < m->filters; f++) {
-                out[j * m->filters + f] = m->layers[1 + 2 * j].bias[f];
-                if (m->max_pool) out[width + j * m->filters + f] = m->layers[1 + 2 * j].bias[f];
-            }
+        size_t width = m->n_windows * m->filters, parts = 1 + m->max_pool + m->mean_pool;
+        for (size_t part = 0; part < parts; part++)
+            for (size_t j = 0; j < m->n_windows; j++)
+                for (size_t f = 0; f < m->filters; f++)
+                    out[part * width + j * m->filters + f] = m->layers[1 + 2 * j].bias[f];
     } else if (!token_pool(m, &t, feats, bits, first, ring, live, cache, out, state)) {
         token_pool_exact(m, &t, feats, bits, cache->tables, first, ring, out, state);
     }
