@@ -72,7 +72,7 @@ LATENCY_RUNS = 5
 MAX_GRID_ROWS = 40
 OWN_DEV_TEXTS = 1000
 DEFAULTS = TrainConfig()  # the training form starts at the library's defaults
-MAX_POOL_CHOICES = {"auto": None, "on": True, "off": False}  # the form's TrainConfig.max_pool
+POOL_CHOICES = {"auto": None, "on": True, "off": False}  # the form's max_pool and mean_pool
 
 
 @dataclass(frozen=True)
@@ -497,18 +497,27 @@ def _own_config() -> TrainConfig | None:
         filters = right.number_input(
             "Filters per window", 4, 512, DEFAULTS.filters, key="own_filters"
         )
-        pooling = st.radio(
+        max_pool = st.radio(
             "Max pooling too (each filter's largest window value; a wider output layer)",
-            list(MAX_POOL_CHOICES),
-            index=list(MAX_POOL_CHOICES.values()).index(DEFAULTS.max_pool),
+            list(POOL_CHOICES),
+            index=list(POOL_CHOICES.values()).index(DEFAULTS.max_pool),
             key="own_max_pool",
             horizontal=True,
             help=f"auto: on when the texts' median is at most {MAX_POOL_MEDIAN_TOKENS} tokens",
         )
+        mean_pool = st.radio(
+            "Mean pooling too (each filter's mean window value; a wider output layer)",
+            list(POOL_CHOICES),
+            index=list(POOL_CHOICES.values()).index(DEFAULTS.mean_pool),
+            key="own_mean_pool",
+            horizontal=True,
+            help=f"auto: on when the texts' median is over {MAX_POOL_MEDIAN_TOKENS} tokens",
+        )
         shape = {
             "bottleneck": int(bottleneck),
             "filters": int(filters),
-            "max_pool": MAX_POOL_CHOICES[pooling],
+            "max_pool": POOL_CHOICES[max_pool],
+            "mean_pool": POOL_CHOICES[mean_pool],
         }
     epochs = st.slider(
         "Epochs (at most; early stopping on dev accuracy)", 1, 30, 5, key="own_epochs"

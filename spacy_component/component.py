@@ -234,9 +234,7 @@ class TextProjCategorizer(Pipe):
 
         texts = [eg.reference.text for eg in get_examples()]
         median = float(np.median(token_counts(texts, self.features))) if texts else 0.0
-        config = dataclasses.replace(
-            self.train_config, max_pool=self.train_config.max_pool_for(median)
-        )
+        config = dataclasses.replace(self.train_config, **self.train_config.pooling_for(median))
         with self._lock:
             self._learner = Learner(labels, config, self.features)
             self._classifier = self._model_bytes = None

@@ -144,12 +144,13 @@ def test_train_your_own(monkeypatch, tiny_models) -> None:
     app.number_input(key="own_bottleneck").set_value(8)
     app.number_input(key="own_filters").set_value(8)
     app.radio(key="own_max_pool").set_value("on")
+    app.radio(key="own_mean_pool").set_value("on")
     app.slider(key="own_epochs").set_value(2).run()
     app.button(key="train").click().run()
     assert not app.exception and not app.error
     assert app.success[0].value.startswith("Trained on sentiment_sentences: dev accuracy")
     trained = textproj.load(app.session_state.own["directory"])
-    assert trained.header["network"]["max_pool"] is True
+    assert trained.header["network"]["max_pool"] is trained.header["network"]["mean_pool"] is True
     assert app.get("download_button")
     app.sidebar.toggle(key="use_own").set_value(True).run()
     assert "trained in this session" in app.sidebar.caption[0].value

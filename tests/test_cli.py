@@ -531,6 +531,7 @@ def test_train_options_reach_the_config(monkeypatch, data_files, tmp_path) -> No
     options += ["--trainer", "lstm", "-T", "4", "-d", "8", "--hidden", "16,8", "--seed", "7"]
     options += ["--trainer-table-lr", "0.2", "--trainer-dropout", "0.3", "--weight-bits", "8"]
     options += ["--max-tokens", "512", "--augment", "1", "--consistency", "0.5", "--max-pool"]
+    options += ["--no-mean-pool"]
     runner.invoke(
         app,
         ["train", "--train", str(data_files["train"]), "--output", str(tmp_path / "o"), *options],
@@ -540,8 +541,25 @@ def test_train_options_reach_the_config(monkeypatch, data_files, tmp_path) -> No
         trainer_buckets=1024, design="text", trainer="lstm", num_projections=4,
         bits_per_projection=8, hidden=(16, 8), seed=7, trainer_table_learning_rate=0.2,
         trainer_dropout=0.3, weight_bits=8, augment_copies=1, consistency=0.5, max_pool=True,
+        mean_pool=False,
     )  # fmt: skip
     assert calls[0]["features"] == FeatureConfig(max_tokens=512)
+
+
+def test_processes_pass_each_given_option_to_the_workers(monkeypatch, data_files) -> None:
+    """An --x/--no-x pair reaches the workers as given: --no-max-pool is not left to the
+    default."""
+    from textproj import distributed
+
+    launched = []
+    monkeypatch.setattr(distributed, "launch", lambda n, args: launched.append((n, args)) or 0)
+    options = ["--no-max-pool", "--mean-pool", "--epochs", "3", "--processes", "2"]
+    result = runner.invoke(app, ["train", "--train", str(data_files["train"]), *options])
+    assert result.exit_code == 0, result.output
+    n, args = launched[0]
+    assert n == 2 and "--processes" not in args
+    assert {"--no-max-pool", "--mean-pool"} <= set(args) and "--max-pool" not in args
+    assert args[args.index("--epochs") + 1] == "3"
 
 
 def test_version_and_help_text() -> None:

@@ -293,14 +293,15 @@ def test_the_learner_takes_r_drop_only_when_asked() -> None:
     assert Learner(["a", "b"], asked, FeatureConfig()).joint.consistency == 0.5
 
 
-@pytest.mark.parametrize(("words", "max_pool"), [(3, True), (40, False)])
-def test_initialize_max_pools_short_texts_only(words: int, max_pool: bool) -> None:
+@pytest.mark.parametrize(("words", "short"), [(3, True), (40, False)])
+def test_initialize_max_pools_short_texts_and_mean_pools_long_ones(words: int, short: bool) -> None:
     nlp = spacy.blank("en")
     pipe = nlp.add_pipe("textproj", config={"train_config": TINY_TRAIN})
     texts = [" ".join([label] * words) for label in ("yes", "no") * 4]
     nlp.initialize(lambda: _examples(nlp, texts, [{"yes": 1.0, "no": 0.0}] * len(texts)))
-    assert pipe._learner.projection.max_pool is max_pool
-    assert pipe.train_config.max_pool is None  # the component's own config stays the rule
+    assert pipe._learner.projection.max_pool is short
+    assert pipe._learner.projection.mean_pool is not short
+    assert pipe.train_config.max_pool is pipe.train_config.mean_pool is None  # still the rule
 
 
 def test_corpus_converter_reads_named_columns(tmp_path: Path) -> None:

@@ -56,20 +56,22 @@ def small_data() -> tuple[Dataset, Dataset, Dataset]:
 
 
 @pytest.mark.parametrize(
-    ("design", "trainer", "max_pool"),
+    ("design", "trainer", "max_pool", "mean_pool"),
     [
-        ("token", "ffn", False),
-        ("text", "ffn", False),
-        ("token", "lstm", False),
-        ("token", "ffn", True),
+        ("token", "ffn", False, False),
+        ("text", "ffn", False, False),
+        ("token", "lstm", False, False),
+        ("token", "ffn", True, False),
+        ("token", "ffn", False, True),
     ],
 )
-def test_networks_learn(small_data, design: str, trainer: str, max_pool: bool) -> None:
+def test_networks_learn(
+    small_data, design: str, trainer: str, max_pool: bool, mean_pool: bool
+) -> None:
     train_data, dev_data, test_data = small_data
     # the trainer trains over the whole run, so the joint loss holds both networks' learning
-    config = TrainConfig(
-        design=design, trainer=trainer, trainer_share=1.0, max_pool=max_pool, **SMALL
-    )
+    pools = {"max_pool": max_pool, "mean_pool": mean_pool}
+    config = TrainConfig(design=design, trainer=trainer, trainer_share=1.0, **pools, **SMALL)
     result = train(train_data, dev_data, test_data, config=config, progress=False)
     history = result.metrics["history"]
     assert history[-1]["loss"] < 0.5 * history[0]["loss"]
@@ -82,7 +84,8 @@ def test_networks_learn(small_data, design: str, trainer: str, max_pool: bool) -
     device = np.array(result.classifier.predict(test_data.texts)) == np.array(test_data.labels)
     measured = result.metrics["projection"]["test"]["accuracy"]
     assert device.mean() == pytest.approx(measured, abs=1.5 / len(test_data))  # a near tie
-    assert result.classifier.header["network"].get("max_pool", False) == max_pool
+    for key, on in pools.items():
+        assert result.classifier.header["network"].get(key, False) == on
 
 
 def _long(data: Dataset, words: int) -> Dataset:
@@ -92,26 +95,32 @@ def _long(data: Dataset, words: int) -> Dataset:
 
 
 @pytest.mark.parametrize("given", [None, True, False])
-def test_max_pool_follows_the_texts_length_unless_given(small_data, given) -> None:
+def test_pooling_follows_the_texts_length_unless_given(small_data, given) -> None:
     train_data, dev_data, _ = small_data
     config = TrainConfig(max_pool=given, **{**SMALL, "epochs": 1})
     for data, short in ((train_data, True), (_long(train_data, MAX_POOL_MEDIAN_TOKENS), False)):
         result = train(data, dev_data, config=config, progress=False)
-        expected = short if given is None else given
-        assert result.classifier.header["network"].get("max_pool", False) is expected
-        assert result.metrics["config"]["train"]["max_pool"] is expected
+        network, trained = result.classifier.header["network"], result.metrics["config"]["train"]
+        expected = {"max_pool": short if given is None else given, "mean_pool": not short}
+        for key, on in expected.items():
+            assert network.get(key, False) is on and trained[key] is on, (key, short)
 
 
-def test_max_pool_rule_is_the_median_token_count() -> None:
+def test_pooling_rule_is_the_median_token_count() -> None:
     auto = TrainConfig()
-    assert auto.max_pool is None
-    assert auto.max_pool_for(MAX_POOL_MEDIAN_TOKENS) is True
-    assert auto.max_pool_for(MAX_POOL_MEDIAN_TOKENS + 0.5) is False
-    assert TrainConfig(design="text").max_pool_for(1) is False  # no token windows to pool
-    assert TrainConfig(max_pool=True).max_pool_for(10**6) is True
-    assert TrainConfig(max_pool=False).max_pool_for(0) is False
-    with pytest.raises(ConfigError, match="max_pool must be true, false or null, got 1"):
-        TrainConfig(max_pool=1)
+    assert auto.max_pool is auto.mean_pool is None
+    short, long = {"max_pool": True, "mean_pool": False}, {"max_pool": False, "mean_pool": True}
+    assert auto.pooling_for(MAX_POOL_MEDIAN_TOKENS) == short
+    assert auto.pooling_for(MAX_POOL_MEDIAN_TOKENS + 0.5) == long
+    none = {"max_pool": False, "mean_pool": False}
+    assert TrainConfig(design="text").pooling_for(1) == none  # no token windows to pool
+    assert TrainConfig(design="text").pooling_for(10**6) == none
+    both = TrainConfig(max_pool=True, mean_pool=True)
+    assert both.pooling_for(10**6) == both.pooling_for(0) == {"max_pool": True, "mean_pool": True}
+    assert TrainConfig(max_pool=False, mean_pool=False).pooling_for(0) == none
+    for key in ("max_pool", "mean_pool"):
+        with pytest.raises(ConfigError, match=f"{key} must be true, false or null, got 1"):
+            TrainConfig(**{key: 1})
 
 
 def test_same_seed_gives_identical_model(small_data) -> None:

@@ -267,6 +267,7 @@ OPTIONS = {
     "bottleneck": "--bottleneck",
     "filters": "--filters",
     "max_pool": "--max-pool",
+    "mean_pool": "--mean-pool",
     "weight_bits": "--weight-bits",
     "epochs": "--epochs",
     "patience": "--patience",
@@ -370,6 +371,16 @@ def train(
             show_default=False,
         ),
     ] = DEFAULTS.max_pool,
+    mean_pool: Annotated[
+        bool | None,
+        typer.Option(
+            "--mean-pool/--no-mean-pool",
+            help="Token design: also pool each channel's mean window value (the output layer "
+            "one pooling wider) [default: on when the training texts' median is over "
+            f"{MAX_POOL_MEDIAN_TOKENS} tokens].",
+            show_default=False,
+        ),
+    ] = DEFAULTS.mean_pool,
     weight_bits: Annotated[
         int,
         typer.Option(
@@ -503,6 +514,7 @@ def train(
         "bottleneck": bottleneck,
         "filters": filters,
         "max_pool": max_pool,
+        "mean_pool": mean_pool,
         "weight_bits": weight_bits,
         "epochs": epochs,
         "patience": patience,
@@ -614,7 +626,8 @@ def _launch_workers(ctx: typer.Context, processes: int) -> NoReturn:
         value = ctx.params[param.name or ""]
         option = param.opts[0]
         if getattr(param, "is_flag", False):
-            args += [option] if value else []
+            off = getattr(param, "secondary_opts", [])  # --no-x of an --x/--no-x pair
+            args += [option] if value else off[:1]
         else:
             args += [option, str(value.value if isinstance(value, Enum) else value)]
     raise typer.Exit(code=distributed.launch(processes, args))
@@ -623,7 +636,7 @@ def _launch_workers(ctx: typer.Context, processes: int) -> NoReturn:
 # train's parameter names that set TrainConfig fields (for --resume's check).
 _PARAM_FIELDS = {
     "design", "trainer", "projections", "bits", "hidden", "bottleneck", "filters", "max_pool",
-    "weight_bits",
+    "mean_pool", "weight_bits",
     "epochs", "patience", "batch_size", "lr", "dev_fraction", "trainer_buckets",
     "trainer_table_lr", "trainer_dropout", "trainer_share", "threads",
     "lambda_distill", "lambda_transfer", "augment", "consistency", "temperature", "seed",
@@ -1085,6 +1098,9 @@ def _run_metrics(path: Path, file_bytes: int) -> dict[str, Any] | None:
     return None
 
 
+POOLING_NAMES = {"max_pool": "max pooling", "mean_pool": "mean pooling"}  # info's network line
+
+
 def _model_summary(path: Path, description: dict[str, Any], scores: dict[str, Any] | None) -> str:
     """``textproj info``'s text: one line per part of the model, then its tensors."""
     projector, network = description["projector"], description["network"]
@@ -1098,8 +1114,8 @@ def _model_summary(path: Path, description: dict[str, Any], scores: dict[str, An
     if features["char_ngram_max"]:
         chars = f"{features['char_ngram_min']}–{features['char_ngram_max']}"
     shape = ", ".join(
-        "max pooling"
-        if key == "max_pool"
+        POOLING_NAMES[key]
+        if key in POOLING_NAMES
         else f"{key} {','.join(map(str, value)) if isinstance(value, list) else value}"
         for key, value in network.items()
         if key not in ("design", "n_bits", "n_labels") and value is not False

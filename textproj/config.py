@@ -105,13 +105,15 @@ LONG_TEXTS_WARN_SHARE = 0.01
 # the trainer alone (docs/training.md, "The served ensemble").
 ENSEMBLE_TRAINER_WEIGHT = 0.3
 
-# Max pooling by default (TrainConfig.max_pool = None) only where the training texts' median
-# length is at most this many tokens. On short texts (banking77, clinc150, sentiment_sentences:
-# medians 8-10) it is ahead of attention pooling alone on dev (docs/training.md, "Twelfth
-# session"); on udhr_langid (median 26) and spamassassin (177) it is behind on dev, and on long
-# documents whose evidence is spread out it fails: documents of 40 banking77 texts, 12 of their
-# label (median about 460 tokens), score dev 0.378 with it and 0.919 without (seeds 0-1;
-# docs/training.md, "Long texts").
+# By default (TrainConfig.max_pool and mean_pool None) attention pooling is joined by max
+# pooling where the training texts' median length is at most this many tokens, and by mean
+# pooling above it. On short texts (banking77, clinc150, sentiment_sentences: medians 8-10) max
+# pooling is ahead of attention pooling alone on dev (docs/training.md, "Twelfth session"), and
+# of mean pooling on their 1,500-text cuts; on udhr_langid (median 26) and spamassassin (177) it
+# is behind on dev, and on long documents whose evidence is spread out it fails: documents of
+# 40 banking77 texts, 12 of their label (median about 460 tokens), score dev 0.378 with it,
+# 0.919 with attention alone and 0.930 with mean pooling (seeds 0-1; docs/training.md, "Long
+# texts" and "Mean pooling").
 MAX_POOL_MEDIAN_TOKENS = 16
 
 # Projection shape per design when the user gives none: SGNN's 80 x 14 whole-text bits; for the
@@ -137,8 +139,10 @@ class TrainConfig:
     # a 150-label model under 64 KiB; dev level with 40 and 32: docs/training.md, "Twelfth session")
     windows: tuple[int, ...] = (1, 2, 3)  # token design: convolution window sizes (tokens)
     max_pool: bool | None = None  # token design: each channel's largest window value joins the
-    # attention pooling (the output layer twice as wide); None: on for short texts only
-    # (max_pool_for, MAX_POOL_MEDIAN_TOKENS)
+    # attention pooling (the output layer one pooling wider); None: on for short texts only
+    # (pooling_for, MAX_POOL_MEDIAN_TOKENS)
+    mean_pool: bool | None = None  # token design: each channel's mean window value joins it too;
+    # None: on for longer texts only (pooling_for)
     trainer: str = "ffn"  # trainer network: "ffn" (hashed-feature bag) or "lstm" (BiLSTM)
     trainer_buckets: int = 2**16  # hashed embedding rows of the trainer
     trainer_dim: int = 64  # trainer embedding width
@@ -232,10 +236,10 @@ class TrainConfig:
             raise ConfigError(
                 f"TrainConfig.dev_fraction must be in (0, 1), got {self.dev_fraction}"
             )
-        if self.max_pool is not None and not isinstance(self.max_pool, bool):
-            raise ConfigError(
-                f"TrainConfig.max_pool must be true, false or null, got {self.max_pool!r}"
-            )
+        for name in ("max_pool", "mean_pool"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, bool):
+                raise ConfigError(f"TrainConfig.{name} must be true, false or null, got {value!r}")
         if self.consistency is not None and not (
             isinstance(self.consistency, int | float)
             and not isinstance(self.consistency, bool)
@@ -290,12 +294,14 @@ class TrainConfig:
         small = n_train < SMALL_DATA_TEXTS and not unlabeled
         return SMALL_DATA_CONSISTENCY if small else 0.0
 
-    def max_pool_for(self, median_tokens: float) -> bool:
-        """Whether the token design max-pools, for training texts of ``median_tokens`` median
-        length: ``max_pool``, or by default only up to MAX_POOL_MEDIAN_TOKENS tokens."""
-        if self.max_pool is not None:
-            return self.max_pool
-        return self.design == "token" and median_tokens <= MAX_POOL_MEDIAN_TOKENS
+    def pooling_for(self, median_tokens: float) -> dict[str, bool]:
+        """``max_pool`` and ``mean_pool`` resolved for training texts of ``median_tokens`` median
+        length (``dataclasses.replace(config, **config.pooling_for(m))``): each as given, or by
+        default max pooling up to MAX_POOL_MEDIAN_TOKENS tokens and mean pooling above."""
+        token, short = self.design == "token", median_tokens <= MAX_POOL_MEDIAN_TOKENS
+        max_pool = token and short if self.max_pool is None else self.max_pool
+        mean_pool = token and not short if self.mean_pool is None else self.mean_pool
+        return {"max_pool": max_pool, "mean_pool": mean_pool}
 
     @property
     def projection_shape(self) -> tuple[int, int]:

@@ -287,8 +287,8 @@ def prepare(
 def build_networks(
     config: TrainConfig, n_bits: int, n_labels: int
 ) -> tuple[torch.nn.Module, torch.nn.Module]:
-    """Fresh (projection network, trainer network) for ``config``; its ``max_pool`` as
-    :func:`train` resolves it from the training texts (None builds no max pooling)."""
+    """Fresh (projection network, trainer network) for ``config``; its ``max_pool`` and
+    ``mean_pool`` as :func:`train` resolves them from the training texts (None builds none)."""
     if config.design == "text":
         projection: torch.nn.Module = nets.TextProjectionNet(
             n_bits, config.hidden, n_labels, config.dropout, config.weight_bits
@@ -296,7 +296,7 @@ def build_networks(
     else:
         projection = nets.TokenProjectionNet(
             n_bits, config.bottleneck, config.filters, config.windows, n_labels, config.dropout,
-            config.token_dropout, config.weight_bits, bool(config.max_pool),
+            config.token_dropout, config.weight_bits, bool(config.max_pool), bool(config.mean_pool),
         )  # fmt: skip
     return projection, trainer_model.build_trainer(config, n_labels)
 
@@ -816,8 +816,8 @@ def _train(
         capped = inputs.texts_at_token_cap(prep.inputs["train"], features.max_tokens)
         n_train = len(prep.inputs["train"])
         warn_long_texts(prep.splits["train"].source, capped, n_train, features.max_tokens)
-        max_pool = config.max_pool_for(inputs.median_tokens(prep.inputs["train"]))
-        config = dataclasses.replace(config, max_pool=max_pool)  # what the model and files hold
+        pooling = config.pooling_for(inputs.median_tokens(prep.inputs["train"]))
+        config = dataclasses.replace(config, **pooling)  # what the model and files hold
         prepared_at = time.perf_counter()
         identity = {
             "config": config.to_dict(),
