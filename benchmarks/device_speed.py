@@ -2,7 +2,7 @@
 
     python benchmarks/device_speed.py                      # banking77
     python benchmarks/device_speed.py --corpora all --rounds 3 --repeats 5
-    python benchmarks/device_speed.py --max-pool-cost --corpora banking77,clinc150 --rounds 5
+    python benchmarks/device_speed.py --pool-cost --corpora banking77,spamassassin --rounds 5
 
 For each corpus, on its test texts: the C runtime (``textproj export --c``, built with the
 export's flags, ``benchmarks/device_speed.c``; its fastest API, ``tp_predict_batch`` on
@@ -41,6 +41,7 @@ from textproj import netspec
 from textproj.config import PROJECTION_DEFAULTS, TrainConfig
 from textproj.corpora import load_corpus
 from textproj.export import COMPILE_FLAGS, LIBRARY_C, WASM_FILE, export_c, export_wasm
+from textproj.features import token_counts
 from textproj.metrics import classification_scores
 from textproj.model_file import encode_model
 from textproj.projector import Projector
@@ -54,20 +55,22 @@ BENCH_SOURCE = Path(__file__).with_name("device_speed.c")
 C_BATCH = 1024  # texts per tp_predict_batch call (its token cache then has 4096 rows)
 
 
-def random_model(
-    path: Path, labels: list[str], seed: int = 0, max_pool: bool | None = None
-) -> Path:
-    """A model of the default architecture (TrainConfig(); ``max_pool`` None takes its default)
-    with random weights."""
+def default_pools(corpus: str) -> dict[str, bool]:
+    """The poolings TrainConfig()'s defaults give ``corpus``'s training texts."""
+    counts = token_counts(load_corpus(corpus, "train").texts)
+    return TrainConfig().pooling_for(float(np.median(counts)))
+
+
+def random_model(path: Path, labels: list[str], pools: dict[str, bool], seed: int = 0) -> Path:
+    """A model of the default architecture (TrainConfig()) with ``pools`` (its max_pool and
+    mean_pool) and random weights."""
     config = TrainConfig()
-    max_pool = config.max_pool if max_pool is None else max_pool
     projector = Projector(*PROJECTION_DEFAULTS[config.design], seed=seed)
     network = {
         "design": "token", "n_bits": projector.n_bits, "bottleneck": config.bottleneck,
         "filters": config.filters, "windows": list(config.windows), "n_labels": len(labels),
+        **{key: True for key, on in pools.items() if on},
     }  # fmt: skip
-    if max_pool:
-        network["max_pool"] = True
     rng = np.random.default_rng(seed)
     params = {}
     for prefix, shape in netspec.expected_tensors(network).items():
@@ -142,7 +145,9 @@ def fasttext_code_bytes() -> int:
 def run_corpus(corpus: str, rounds: int, repeats: int, workdir: Path) -> list[dict]:
     test = load_corpus(corpus, "test")
     labels = sorted(set(load_corpus(corpus, "train").labels))
-    model = BUNDLED if corpus == "banking77" else random_model(workdir / "model.tpn", labels)
+    model = BUNDLED
+    if corpus != "banking77":
+        model = random_model(workdir / "model.tpn", labels, default_pools(corpus))
     program, c_code = build_c(model, workdir / "c")
     peers = fasttext_models(corpus, workdir)
     python = Trained("textproj Python runtime", "textproj", "textproj", model, 0.0, {})
@@ -183,23 +188,32 @@ def run_corpus(corpus: str, rounds: int, repeats: int, workdir: Path) -> list[di
     return rows
 
 
-def max_pool_cost(corpus: str, rounds: int, repeats: int, workdir: Path) -> str:
+POOLINGS = {  # --pool-cost's models: attention pooling alone, then with each other pooling
+    "attention": {},
+    "max": {"max_pool": True},
+    "mean": {"mean_pool": True},
+}
+
+
+def pool_cost(corpus: str, rounds: int, repeats: int, workdir: Path) -> str:
     """The C runtime's texts/s on ``corpus``'s test texts for random models of the default
-    architecture without and with max pooling, alternating per round: a markdown row with the
-    median of each and their ratio."""
+    architecture with each of POOLINGS, in a rotated order per round: a markdown row with the
+    median of each and each one's ratio to attention pooling alone."""
     test = list(load_corpus(corpus, "test").texts)
     labels = sorted(set(load_corpus(corpus, "train").labels))
     programs = {}
-    for max_pool in (False, True):
-        model = random_model(workdir / f"model-{max_pool}.tpn", labels, max_pool=max_pool)
-        programs[max_pool] = (build_c(model, workdir / f"c-{max_pool}")[0], model)
-    speed: dict[bool, list[float]] = {False: [], True: []}
+    for name, pools in POOLINGS.items():
+        model = random_model(workdir / f"model-{name}.tpn", labels, pools)
+        programs[name] = (build_c(model, workdir / f"c-{name}")[0], model)
+    names = list(POOLINGS)
+    speed: dict[str, list[float]] = {name: [] for name in names}
     for r in range(rounds):
-        for max_pool in (r % 2 == 1, r % 2 == 0):
-            program, model = programs[max_pool]
-            speed[max_pool].append(measure_c(program, model, test, repeats)["texts_per_second"])
-    plain, pooled = (statistics.median(speed[k]) for k in (False, True))
-    return f"| {corpus} | {plain:,.0f} | {pooled:,.0f} | {pooled / plain:.2f} |"
+        for name in names[r % len(names) :] + names[: r % len(names)]:
+            program, model = programs[name]
+            speed[name].append(measure_c(program, model, test, repeats)["texts_per_second"])
+    plain, *pooled = (statistics.median(speed[name]) for name in names)
+    cells = " | ".join(f"{value:,.0f} ({value / plain:.2f})" for value in pooled)
+    return f"| {corpus} | {plain:,.0f} | {cells} |"
 
 
 def table(rows: list[dict], wasm_bytes: int | None) -> str:
@@ -229,17 +243,18 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--json", type=Path, help="also write the rows here")
     parser.add_argument(
-        "--max-pool-cost", action="store_true", help="C runtime only: max pooling's cost"
+        "--pool-cost", action="store_true", help="C runtime only: max and mean pooling's cost"
     )
     args = parser.parse_args()
     corpora = CORPORA if args.corpora == "all" else tuple(args.corpora.split(","))
-    if args.max_pool_cost:
-        print("| corpus | texts/s, attention pooling | texts/s, with max pooling | ratio |")
+    if args.pool_cost:
+        print("| corpus | texts/s, attention pooling | with max pooling (ratio) ", end="")
+        print("| with mean pooling (ratio) |")
         print("|---|---:|---:|---:|")
         with tempfile.TemporaryDirectory(prefix="textproj-device-") as tmp:
             for corpus in corpora:
                 (Path(tmp) / corpus).mkdir()
-                print(max_pool_cost(corpus, args.rounds, args.repeats, Path(tmp) / corpus))
+                print(pool_cost(corpus, args.rounds, args.repeats, Path(tmp) / corpus))
         return
     print(json.dumps({**environment.machine(), **environment.versions()}))
     rows = []

@@ -61,7 +61,9 @@ def _caveat_lines(run: dict[str, Any], corpora: list[dict[str, Any]]) -> list[st
     for rerun in run.get("reruns", []):
         lines.append(
             f"Rows of {', '.join(rerun['systems'])} were re-run later by `{rerun['command']}` "
-            f"({rerun['started']}, {rerun['jobs']} corpus at a time) and replace that run's."
+            f"({rerun['started']}, {rerun['jobs']} corpus at a time) and replace that run's; "
+            "their texts/s were measured in that later run, so a speed ratio between them and "
+            "another system's row compares two sittings of the machine."
         )
     if run.get("jobs", 1) > 1:
         lines.append(
