@@ -36,8 +36,9 @@ def test_unlabeled_lines_gz_and_data_files_give_their_texts(tmp_path: Path) -> N
     named = tmp_path / "named.csv"
     named.write_text("intent,utterance\nx,first\ny,second\n", encoding="utf-8")
     assert read_unlabeled(named, text_column="utterance") == ["first", "second"]
-    with pytest.raises(DataError, match=r"named.csv:1: header has no 'text' column"):
+    with pytest.raises(DataError, match=r"named.csv:1: header has no 'text' column") as caught:
         read_unlabeled(named)
+    assert str(caught.value).endswith("(--text-column names another)")  # no labels are read
     fields = tmp_path / "named.jsonl"
     fields.write_text(json.dumps({"utterance": "json text", "text": "other"}) + "\n")
     assert read_unlabeled(fields, text_column="utterance") == ["json text"]

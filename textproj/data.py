@@ -60,6 +60,7 @@ TEXT_COLUMN = "text"  # the TSV/CSV column (JSONL field) read as the text, unles
 LABEL_COLUMN = "label"  # ... and as the label
 DEFAULT_COLUMNS = (TEXT_COLUMN, LABEL_COLUMN)
 COLUMN_HINT = "--text-column / --label-column name others"
+TEXT_COLUMN_HINT = "--text-column names another"  # where only texts are read
 
 
 @dataclass(frozen=True)

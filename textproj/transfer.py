@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from textproj.data import COLUMN_HINT, TEXT_COLUMN
+from textproj.data import TEXT_COLUMN, TEXT_COLUMN_HINT
 from textproj.errors import DataError
 
 MASK_TOKEN = "[mask]"  # what token masking puts in place of a word (one token of its own)
@@ -58,7 +58,7 @@ def _texts_of(
         header = next(reader, None)
         names = [name.strip() for name in header or []]
         if column not in names:
-            raise DataError(f"{path}:1: header has no {column!r} column ({COLUMN_HINT})")
+            raise DataError(f"{path}:1: header has no {column!r} column ({TEXT_COLUMN_HINT})")
         at = names.index(column)
         for row in reader:
             if len(row) > at:
