@@ -12,7 +12,9 @@ from conftest import TINY_CONFIG, per_intent
 
 from textproj import load
 from textproj.config import (
+    LONG_TEXTS_MIN_STEPS,
     MAX_POOL_MEDIAN_TOKENS,
+    MIN_STEPS,
     PROJECTION_DEFAULTS,
     SMALL_DATA_CONSISTENCY,
     SMALL_DATA_TEXTS,
@@ -104,6 +106,7 @@ def test_pooling_follows_the_texts_length_unless_given(small_data, given) -> Non
         expected = {"max_pool": short if given is None else given, "mean_pool": not short}
         for key, on in expected.items():
             assert network.get(key, False) is on and trained[key] is on, (key, short)
+        assert trained["min_steps"] == (MIN_STEPS if short else LONG_TEXTS_MIN_STEPS)
 
 
 def test_pooling_rule_is_the_median_token_count() -> None:

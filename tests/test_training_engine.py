@@ -155,6 +155,19 @@ def test_small_training_sets_get_more_epochs_and_patience() -> None:
     assert (steps, epochs) == (4, 100) and steps * epochs >= 400
     assert patience == 32  # stretched by the same factor (100 / 16), rounded up
     assert TrainConfig(epochs=3).schedule(10) == (1, 3, 5)  # a given number is exact
+    assert TrainConfig(min_steps=800).schedule(9003) == (36, 23, 8)  # 828 steps
+
+
+def test_long_texts_get_more_steps() -> None:
+    from textproj.config import LONG_TEXTS_MIN_STEPS, MAX_POOL_MEDIAN_TOKENS, MIN_STEPS
+
+    auto = TrainConfig()
+    assert auto.min_steps_for(MAX_POOL_MEDIAN_TOKENS) == MIN_STEPS
+    assert auto.min_steps_for(MAX_POOL_MEDIAN_TOKENS + 0.5) == LONG_TEXTS_MIN_STEPS == 800
+    assert auto.min_steps_for(0) == MIN_STEPS  # the text design keeps no tokens: median 0
+    assert TrainConfig(min_steps=50).min_steps_for(10**6) == 50
+    with pytest.raises(ConfigError, match="min_steps must be an int >= 1, got 0"):
+        TrainConfig(min_steps=0)
 
 
 def test_history_follows_the_stretched_schedule() -> None:

@@ -33,6 +33,7 @@ from textproj._kernels.cache import compiled, runtime_kernels, training_kernels
 from textproj.config import (
     DESIGNS,
     EPOCHS,
+    LONG_TEXTS_MIN_STEPS,
     MAX_POOL_MEDIAN_TOKENS,
     MIN_STEPS,
     PROJECTION_DEFAULTS,
@@ -399,7 +400,8 @@ def train(
     epochs: Annotated[
         int | None,
         typer.Option(
-            help=f"Maximum epochs [default: {EPOCHS}, more for small sets: {MIN_STEPS} steps]."
+            help=f"Maximum epochs [default: {EPOCHS}, more for small sets: {MIN_STEPS} steps, "
+            f"{LONG_TEXTS_MIN_STEPS} for texts of median over {MAX_POOL_MEDIAN_TOKENS} tokens]."
         ),
     ] = None,
     patience: Annotated[

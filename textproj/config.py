@@ -79,6 +79,10 @@ WEIGHT_BITS = (8, 4)  # projection layer weights in model.tpn: int8, or int4 (tw
 # steps, so small sets run more epochs (sentiment dev 0.863 against 0.850, udhr 0.970 / 0.965).
 EPOCHS = 16
 MIN_STEPS = 400
+# ... and at least this many for texts whose median is over MAX_POOL_MEDIAN_TOKENS tokens
+# (TrainConfig.min_steps = None; min_steps_for): each of a long text's many windows gets a
+# small share of its gradient. LONG_TEXTS_EVIDENCE
+LONG_TEXTS_MIN_STEPS = 800
 
 # Augmented transfer texts by default only for small training sets (TrainConfig.augment_copies =
 # None): SMALL_DATA_AUGMENT copies of each text below SMALL_DATA_TEXTS training texts. At about
@@ -175,7 +179,9 @@ class TrainConfig:
     token_dropout: float = 0.1  # token design: share of token occurrences dropped (whole tokens)
     label_smoothing: float = 0.1  # projection network's label term (single-label)
     weight_decay: float = 0.05  # decoupled weight decay (AdamW) of the dense parameters
-    epochs: int | None = None  # None: EPOCHS, stretched so a small set takes MIN_STEPS steps
+    epochs: int | None = None  # None: EPOCHS, stretched so a small set takes min_steps steps
+    min_steps: int | None = None  # default schedule's least steps; None: MIN_STEPS, or for
+    # longer texts LONG_TEXTS_MIN_STEPS (min_steps_for)
     patience: int = 5  # stop after this many epochs without a better dev accuracy
     batch_size: int = 256
     learning_rate: float = 4e-3  # AdamW of the projection network; decays linearly to 0
@@ -195,8 +201,10 @@ class TrainConfig:
             raise ConfigError(
                 f"TrainConfig.weight_bits must be one of {WEIGHT_BITS}, not {self.weight_bits!r}"
             )
-        if self.epochs is not None and (not _is_int(self.epochs) or self.epochs < 1):
-            raise ConfigError(f"TrainConfig.epochs must be an int >= 1, got {self.epochs!r}")
+        for name in ("epochs", "min_steps"):
+            value = getattr(self, name)
+            if value is not None and (not _is_int(value) or value < 1):
+                raise ConfigError(f"TrainConfig.{name} must be an int >= 1, got {value!r}")
         copies = self.augment_copies
         if copies is not None and (not _is_int(copies) or copies < 0):
             raise ConfigError(
@@ -269,12 +277,22 @@ class TrainConfig:
     def schedule(self, n_train: int) -> tuple[int, int, int]:
         """(steps per epoch, epochs, patience) for ``n_train`` training texts. A given
         ``epochs`` is exact; by default EPOCHS, and for a set so small that EPOCHS epochs take
-        fewer than MIN_STEPS steps, more epochs and a patience stretched by the same factor."""
+        fewer than ``min_steps`` steps (None: MIN_STEPS), more epochs and a patience stretched
+        by the same factor."""
         steps = max(1, -(-n_train // self.batch_size))
         if self.epochs is not None:
             return steps, self.epochs, self.patience
-        epochs = max(EPOCHS, -(-MIN_STEPS // steps))
+        least = MIN_STEPS if self.min_steps is None else self.min_steps
+        epochs = max(EPOCHS, -(-least // steps))
         return steps, epochs, -(-self.patience * epochs // EPOCHS)
+
+    def min_steps_for(self, median_tokens: float) -> int:
+        """``min_steps`` resolved for training texts of ``median_tokens`` median length (0 for
+        the text design): as given, or MIN_STEPS up to MAX_POOL_MEDIAN_TOKENS tokens and
+        LONG_TEXTS_MIN_STEPS above."""
+        if self.min_steps is not None:
+            return self.min_steps
+        return MIN_STEPS if median_tokens <= MAX_POOL_MEDIAN_TOKENS else LONG_TEXTS_MIN_STEPS
 
     def copies_for(self, n_train: int) -> int:
         """Augmented copies of each of ``n_train`` training texts: ``augment_copies``, or by

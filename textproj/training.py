@@ -816,8 +816,9 @@ def _train(
         capped = inputs.texts_at_token_cap(prep.inputs["train"], features.max_tokens)
         n_train = len(prep.inputs["train"])
         warn_long_texts(prep.splits["train"].source, capped, n_train, features.max_tokens)
-        pooling = config.pooling_for(inputs.median_tokens(prep.inputs["train"]))
-        config = dataclasses.replace(config, **pooling)  # what the model and files hold
+        median = inputs.median_tokens(prep.inputs["train"])
+        resolved = {**config.pooling_for(median), "min_steps": config.min_steps_for(median)}
+        config = dataclasses.replace(config, **resolved)  # what the model and files hold
         prepared_at = time.perf_counter()
         identity = {
             "config": config.to_dict(),
