@@ -81,7 +81,9 @@ EPOCHS = 16
 MIN_STEPS = 400
 # ... and at least this many for texts whose median is over MAX_POOL_MEDIAN_TOKENS tokens
 # (TrainConfig.min_steps = None; min_steps_for): each of a long text's many windows gets a
-# small share of its gradient. LONG_TEXTS_EVIDENCE
+# small share of its gradient. On documents of 40 joined clinc150 texts, dev 0.981 against
+# 0.941 (seeds 0-1); udhr_langid's cut and folds +0.2 and +0.3, its full split level
+# (docs/training.md, "Mean pooling").
 LONG_TEXTS_MIN_STEPS = 800
 
 # Augmented transfer texts by default only for small training sets (TrainConfig.augment_copies =
