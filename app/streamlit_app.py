@@ -497,28 +497,21 @@ def _own_config() -> TrainConfig | None:
         filters = right.number_input(
             "Filters per window", 4, 512, DEFAULTS.filters, key="own_filters"
         )
-        max_pool = st.radio(
-            "Max pooling too (each filter's largest window value; a wider output layer)",
-            list(POOL_CHOICES),
-            index=list(POOL_CHOICES.values()).index(DEFAULTS.max_pool),
-            key="own_max_pool",
-            horizontal=True,
-            help=f"auto: on when the texts' median is at most {MAX_POOL_MEDIAN_TOKENS} tokens",
-        )
-        mean_pool = st.radio(
-            "Mean pooling too (each filter's mean window value; a wider output layer)",
-            list(POOL_CHOICES),
-            index=list(POOL_CHOICES.values()).index(DEFAULTS.mean_pool),
-            key="own_mean_pool",
-            horizontal=True,
-            help=f"auto: on when the texts' median is over {MAX_POOL_MEDIAN_TOKENS} tokens",
-        )
-        shape = {
-            "bottleneck": int(bottleneck),
-            "filters": int(filters),
-            "max_pool": POOL_CHOICES[max_pool],
-            "mean_pool": POOL_CHOICES[mean_pool],
-        }
+        pools = {
+            "max_pool": ("Max", "largest", f"at most {MAX_POOL_MEDIAN_TOKENS}"),
+            "mean_pool": ("Mean", "mean", f"over {MAX_POOL_MEDIAN_TOKENS}"),
+        }  # TrainConfig field -> its radio's words
+        shape = {"bottleneck": int(bottleneck), "filters": int(filters)}
+        for field, (name, value, when) in pools.items():
+            choice = st.radio(
+                f"{name} pooling too (each filter's {value} window value; a wider output layer)",
+                list(POOL_CHOICES),
+                index=list(POOL_CHOICES.values()).index(getattr(DEFAULTS, field)),
+                key=f"own_{field}",
+                horizontal=True,
+                help=f"auto: on when the texts' median is {when} tokens",
+            )
+            shape[field] = POOL_CHOICES[choice]
     epochs = st.slider(
         "Epochs (at most; early stopping on dev accuracy)", 1, 30, 5, key="own_epochs"
     )
