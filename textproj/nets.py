@@ -126,7 +126,7 @@ class TokenProjectionNet(nn.Module):
         self.bottleneck = nn.Linear(n_bits, bottleneck)
         self.value = nn.ModuleList(nn.Conv1d(bottleneck, filters, k) for k in self.windows)
         self.attention = nn.ModuleList(nn.Conv1d(bottleneck, filters, k) for k in self.windows)
-        pools = {"max_pool": max_pool, "mean_pool": mean_pool}
+        pools = dict(zip(netspec.POOLS, (max_pool, mean_pool), strict=True))
         shape = {"filters": filters, "windows": self.windows, **pools}
         self.output = nn.Linear(netspec.pooled_width(shape), n_labels)
 
@@ -353,8 +353,8 @@ def network_config(net: TextProjectionNet | TokenProjectionNet) -> dict[str, obj
         "windows": list(net.windows),
         "n_labels": net.output.out_features,
     }
-    pools = {"max_pool": net.max_pool, "mean_pool": net.mean_pool}
-    return {**config, **{key: True for key, on in pools.items() if on}}  # absent: false
+    pools = zip(netspec.POOLS, (net.max_pool, net.mean_pool), strict=True)
+    return {**config, **{key: True for key, on in pools if on}}  # absent: false
 
 
 def build_projection_net(

@@ -1355,13 +1355,13 @@ static void pool_sum(size_t F, size_t taps, const double *restrict r0, const dou
  * sums the taps without it), 0 takes them as they are. */
 static void pool_extra(const tp_model *m, size_t n, int bias, const double *largest,
                        const double *sums, double *pooled) {
-    size_t F = m->filters, width = F * m->n_windows, at = width;
+    size_t F = m->filters, width = F * m->n_windows;
+    double *means = pooled + (m->max_pool ? 2 : 1) * width;
     for (size_t j = 0; j < m->n_windows; j++)
         for (size_t f = 0; f < F; f++) {
             double b = bias ? m->layers[1 + 2 * j].bias[f] : 0;
-            if (m->max_pool) pooled[at + j * F + f] = b + largest[j * F + f];
-            if (m->mean_pool)
-                pooled[at + (m->max_pool ? width : 0) + j * F + f] = b + sums[j * F + f] / (double)n;
+            if (m->max_pool) pooled[width + j * F + f] = b + largest[j * F + f];
+            if (m->mean_pool) means[j * F + f] = b + sums[j * F + f] / (double)n;
         }
 }
 
