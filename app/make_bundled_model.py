@@ -34,7 +34,8 @@ def make_bundled_model(
     on_epoch: Callable[[dict[str, Any]], None] | None = None,
     epochs: int | None = None,
 ) -> Path:
-    """Train on the bundled corpus into ``output_dir``; return the path of its model.tpn."""
+    """Train on the bundled corpus into ``output_dir`` (replacing the model there); return the
+    path of its model.tpn."""
     splits = [load_corpus(BUNDLED_CORPUS, split) for split in ("train", "dev", "test")]
     config = bundled_config()
     if epochs is not None:
@@ -43,6 +44,7 @@ def make_bundled_model(
         *splits,
         config=config,
         output_dir=output_dir,
+        force=True,
         corpus=BUNDLED_CORPUS,
         progress=on_epoch is None,
         on_epoch=on_epoch,

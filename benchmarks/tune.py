@@ -211,7 +211,9 @@ def main() -> None:
     parser.add_argument("--report", action="store_true", help="print the table of logged runs")
     parser.add_argument("--seeds-report", metavar="NAME", help="print run NAME's mean over seeds")
     parser.add_argument("--log", type=Path, default=Path("docs/sweeps.jsonl"))
-    parser.add_argument("--output", type=Path, default=None, help="also write the model here")
+    parser.add_argument(
+        "--output", type=Path, default=None, help="also write the model here (replaced each run)"
+    )
     parser.add_argument(
         "--train-texts", type=int, default=None, help="cut the train split to about N texts"
     )
@@ -269,6 +271,7 @@ def run(args: argparse.Namespace, corpus: str, train_fields: dict, feature_field
         config=config,
         features=features,
         output_dir=args.output,
+        force=True,
         progress=False,
     )
     metrics = result.metrics

@@ -78,7 +78,7 @@ def test_train_writes_model_trainer_and_metrics(trained: Path) -> None:
 def test_info_describes_the_model(trained: Path) -> None:
     result = runner.invoke(app, ["info", str(trained), "--json"])
     assert result.exit_code == 0, result.output
-    info = json.loads(result.output)
+    info = json.loads(result.stdout)
     assert info["labels"] == ["negative", "positive"]
     assert info["file_bytes"] == (trained / "model.tpn").stat().st_size
     summary = runner.invoke(app, ["info", str(trained)])
@@ -115,11 +115,11 @@ def test_predict_arguments_stdin_and_json(trained: Path) -> None:
     expected = [
         f"{label}\t{row.max():.4f}" for label, row in zip(clf.predict(texts), proba, strict=True)
     ]
-    assert result.output.splitlines() == expected
+    assert result.stdout.splitlines() == expected
     piped = runner.invoke(
         app, ["predict", str(trained / "model.tpn"), "--json"], input="one\ntwo\n"
     )
-    records = [json.loads(line) for line in piped.output.splitlines()]
+    records = [json.loads(line) for line in piped.stdout.splitlines()]
     assert [r["text"] for r in records] == ["one", "two"]
     assert abs(sum(records[0]["probabilities"].values()) - 1) < 1e-4
 
@@ -138,7 +138,7 @@ def test_predict_and_evaluate_with_the_ensemble(
         f"{label}\t{row.max():.4f}"
         for label, row in zip(ensemble.predict(texts), proba, strict=True)
     ]
-    assert result.output.splitlines() == expected
+    assert result.stdout.splitlines() == expected
     test = str(data_files["test"])
     scored = runner.invoke(
         app, ["evaluate", str(trained / "model.tpn"), "--ensemble", "--test", test, "--json"]
@@ -146,7 +146,7 @@ def test_predict_and_evaluate_with_the_ensemble(
     assert scored.exit_code == 0, scored.output
     metrics = json.loads((trained / "metrics.json").read_text())["ensemble"]["test"]
     n_test = metrics["n"]
-    assert json.loads(scored.output)["accuracy"] == pytest.approx(
+    assert json.loads(scored.stdout)["accuracy"] == pytest.approx(
         metrics["accuracy"], abs=1.5 / n_test
     )  # numpy against torch rounding may flip a near tie
     explained = runner.invoke(app, ["predict", str(trained), "--ensemble", "--explain", "x"])
@@ -209,7 +209,7 @@ def test_predict_reads_the_text_column_of_a_data_file(trained: Path, tmp_path: P
               "review", "--json"],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
-    records = [json.loads(line) for line in result.output.splitlines()]
+    records = [json.loads(line) for line in result.stdout.splitlines()]
     assert [r["label"] for r in records] == [labels[0], None, labels[1]]  # a blank text: no label
     lines = tmp_path / "in.jsonl.gz"
     lines.write_bytes(gzip.compress(b'{"text": "great phone", "label": "ignored"}\n'))
@@ -228,7 +228,7 @@ def test_predict_stdin_crlf_blank_lines_and_bad_utf8(trained: Path) -> None:
     piped = runner.invoke(
         app, ["predict", str(trained), "--json"], input="good film\r\n\n   \nbad\n"
     )
-    records = [json.loads(line) for line in piped.output.splitlines()]
+    records = [json.loads(line) for line in piped.stdout.splitlines()]
     assert [r["text"] for r in records] == ["good film", "", "   ", "bad"]
     assert [r["label"] is None for r in records] == [False, True, True, False]
     assert records[1]["probabilities"] == {}
@@ -253,7 +253,7 @@ def test_predict_input_errors_read_as_data_file_errors(trained: Path, tmp_path: 
 def test_predict_explain_shares_add_up_to_the_logit(tiny_models: dict[str, Path]) -> None:
     model = tiny_models["token"]
     result = runner.invoke(app, ["predict", str(model), "--json", "--explain", "my card is lost"])
-    record = json.loads(result.output)
+    record = json.loads(result.stdout)
     explanation = textproj.load(model).explain("my card is lost")
     assert [token for token, _ in record["explanation"]] == ["my", "card", "is", "lost"]
     assert [w for _, w in record["explanation"]] == [
@@ -270,7 +270,7 @@ def test_evaluate_matches_training_metrics(trained: Path, data_files: dict[str, 
         app, ["evaluate", str(trained), "--test", str(data_files["test"]), "--json"]
     )
     assert result.exit_code == 0, result.output
-    scores = json.loads(result.output)
+    scores = json.loads(result.stdout)
     metrics = json.loads((trained / "metrics.json").read_text())
     assert scores["accuracy"] == pytest.approx(metrics["projection"]["test"]["accuracy"])
     assert scores["macro_f1"] == pytest.approx(metrics["projection"]["test"]["macro_f1"])
@@ -284,7 +284,7 @@ def test_evaluate_per_label_confusion_pairs_predictions_and_plot(
     predicted = textproj.load(trained).predict(test.texts)
     args = ["evaluate", str(trained), "--test", str(data_files["test"])]
     out = [f"--predictions={tmp_path / 'p.tsv'}", f"--plot={tmp_path / 'c.png'}"]
-    scores = json.loads(runner.invoke(app, [*args, "--json", *out]).output)
+    scores = json.loads(runner.invoke(app, [*args, "--json", *out]).stdout)
     labels = scores["confusion"]["labels"]
     matrix = np.array(scores["confusion"]["matrix"])
     assert labels == ["negative", "positive"] and matrix.sum() == len(test)

@@ -3,6 +3,7 @@ networks returned ready to predict, data refused before any work, lean files."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -15,7 +16,7 @@ from conftest import TINY_CONFIG, per_intent, tiny_banking
 from textproj import TrainConfig, load_corpus
 from textproj.data import Dataset
 from textproj.errors import ConfigError, TextprojError
-from textproj.layout import TRAINER_WEIGHTS
+from textproj.layout import MODEL_NAME, TRAINER_WEIGHTS
 from textproj.training import split_off_dev, train
 
 TINY = TrainConfig(**TINY_CONFIG)
@@ -63,9 +64,23 @@ def test_data_that_cannot_train_is_refused_before_work(texts, labels, message, t
 def test_output_path_that_is_a_file_is_refused(tmp_path) -> None:
     target = tmp_path / "model"
     target.write_text("keep me")
-    with pytest.raises(ConfigError, match="is a file"):
+    with pytest.raises(ConfigError, match="exists and is not a directory"):
         train(tiny_banking(50), config=TINY, output_dir=target, progress=False)
     assert target.read_text() == "keep me"
+
+
+def test_output_dir_holding_another_run_is_refused_unless_forced(tmp_path) -> None:
+    out = tmp_path / "run"
+    train(tiny_banking(50), config=TINY, output_dir=out, progress=False)
+    first = (out / MODEL_NAME).read_bytes()
+    other = dataclasses.replace(TINY, seed=TINY.seed + 1)
+    with pytest.raises(
+        ConfigError, match=f"{out}: holds another run \\(model.tpn, metrics.json\\)"
+    ):
+        train(tiny_banking(50), config=other, output_dir=out, progress=False)
+    assert (out / MODEL_NAME).read_bytes() == first
+    train(tiny_banking(50), config=other, output_dir=out, progress=False, force=True)
+    assert (out / MODEL_NAME).read_bytes() != first
 
 
 def test_dev_split_is_stratified_and_keeps_every_label_in_train() -> None:

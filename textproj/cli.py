@@ -603,7 +603,7 @@ def train(
     if not quiet:
         _note_first_compile(config.design, training_kernels(config.design))
     result = _run_training(
-        splits, config, features, output, run, quiet, resume is not None, checkpoint_every,
+        splits, config, features, output, run, quiet, resume is not None, force, checkpoint_every,
         transfer,
     )  # fmt: skip
     if result.metrics:  # empty on the ranks of a data-parallel run other than 0
@@ -693,6 +693,7 @@ def _run_training(
     run: dict,
     quiet: bool,
     resume: bool,
+    force: bool,
     checkpoint_every: float,
     unlabeled: list[str] | Path,
 ) -> Any:
@@ -706,8 +707,8 @@ def _run_training(
             warnings.showwarning = lambda message, *_, **__: _warn(str(message))
             return run_training(
                 *splits, config=config, features=features, output_dir=output,
-                corpus=run["corpus"] or run["train"], progress=not quiet, resume=resume, run=run,
-                checkpoint_seconds=checkpoint_every, unlabeled=unlabeled,
+                corpus=run["corpus"] or run["train"], progress=not quiet, resume=resume,
+                force=force, run=run, checkpoint_seconds=checkpoint_every, unlabeled=unlabeled,
                 stream_cache=run.get("stream_cache"),
                 columns=tuple(run.get("columns", DEFAULT_COLUMNS)),
             )  # fmt: skip

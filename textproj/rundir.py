@@ -46,5 +46,6 @@ def check_output_dir(
     if (directory / CHECKPOINT_NAME).is_file() and not resume:
         raise ConfigError(
             f"{directory}: holds an interrupted run's {CHECKPOINT_NAME}; continue it with "
-            f"`textproj train --resume {directory}`, or start over with --force"
+            f"`textproj train --resume {directory}` (resume=True), or start over with --force "
+            "(force=True)"
         )

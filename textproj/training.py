@@ -48,6 +48,7 @@ from textproj.metrics import classification_scores, multilabel_scores
 from textproj.objective import distillation_loss, joint_loss
 from textproj.optimiser import AdamW
 from textproj.projector import Projector
+from textproj.rundir import check_output_dir
 from textproj.transfer import augment, read_unlabeled
 
 FORWARDS = {"projection": forward_projection, "trainer": forward_trainer}
@@ -670,12 +671,6 @@ def save_run(
         raise
 
 
-def check_output_dir(out: Path) -> None:
-    """Refuse an output path that is a file, before any work starts."""
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"--output {out}: is a file, not a directory")
-
-
 def _datasets(
     train_data: Any, dev_data: Any, test_data: Any, multi_label: bool, columns: tuple[str, str]
 ) -> tuple[Dataset, Dataset | None, Dataset | None]:
@@ -709,6 +704,7 @@ def train(
     progress: bool = True,
     on_epoch: Callable[[dict[str, Any]], None] | None = None,
     resume: bool = False,
+    force: bool = False,
     run: dict[str, Any] | None = None,
     callbacks: Callbacks | None = None,
     checkpoint_seconds: float = CHECKPOINT_EVERY_SECONDS,
@@ -726,10 +722,12 @@ def train(
     on-device form. ``on_epoch`` gets each epoch's history row; ``callbacks`` hook progress and
     checkpoints. With an ``output_dir``, a checkpoint is kept there (at the end of an epoch once
     ``checkpoint_seconds`` have passed since the last: 30 s as the CLI's, 0 every epoch) and
-    ``resume=True`` continues from it, giving the model an uninterrupted run gives. ``run`` is
-    stored in the checkpoint (the CLI keeps its data sources there). ``unlabeled`` texts, or a
-    file of them (a ``Path``, read by ``transfer.read_unlabeled``), join the distillation term
-    only (semi-supervised training), labelled by the trainer's soft outputs
+    ``resume=True`` continues from it, giving the model an uninterrupted run gives. An
+    ``output_dir`` holding another run (its model.tpn, metrics.json or checkpoint) is refused
+    before any work starts unless ``force=True`` (replace it) or, for a checkpoint, ``resume``.
+    ``run`` is stored in the checkpoint (the CLI keeps its data sources there). ``unlabeled``
+    texts, or a file of them (a ``Path``, read by ``transfer.read_unlabeled``), join the
+    distillation term only (semi-supervised training), labelled by the trainer's soft outputs
     (``textproj.transfer``).
     With ``stream_cache`` (a cache root directory), the data are file paths, read and
     featurised in chunks into an input cache there (``textproj.streaming``) so memory does not
@@ -755,7 +753,7 @@ def train(
     callbacks = callbacks or Callbacks()
     out = Path(output_dir) if output_dir is not None else None
     if out is not None and distributed.is_main():
-        check_output_dir(out)
+        check_output_dir(out, force=force, resume=resume)
         fsio.remove_stale_staging(out)
     progress = progress and distributed.is_main()
     if on_epoch is not None:
