@@ -115,6 +115,18 @@ class TextProjCategorizer(Pipe):
                 f"textproj component {name!r}: threshold must be in [0, 1] or null, "
                 f"got {threshold!r}"
             )
+        trainable_only = {
+            key: value
+            for key, value in (
+                ("train_config", train_config), ("features", features), ("multi_label", multi_label)
+            )
+            if value
+        }  # fmt: skip
+        if model is not None and trainable_only:
+            raise ConfigError(
+                f"textproj component {name!r}: {', '.join(trainable_only)} apply in trainable "
+                "mode only (no 'model'); the model file carries its own settings"
+            )
         self.name = name
         self.vocab = nlp.vocab
         self.threshold = threshold

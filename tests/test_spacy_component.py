@@ -93,6 +93,23 @@ def test_missing_or_damaged_model_names_the_file(model_file: Path, tmp_path: Pat
         spacy.blank("en").add_pipe("textproj")("text")
 
 
+@pytest.mark.parametrize(
+    ("settings", "named"),
+    [
+        ({"train_config": {"bottleneck": 32}}, "train_config"),
+        ({"features": {"word_ngrams": 1}, "multi_label": True}, "features, multi_label"),
+    ],
+)
+def test_trainable_settings_beside_a_model_file_are_refused(
+    model_file: Path, settings: dict, named: str
+) -> None:
+    message = (
+        rf"^textproj component 'textproj': {named} apply in trainable mode only \(no 'model'\)"
+    )
+    with pytest.raises(ConfigError, match=message):
+        spacy.blank("en").add_pipe("textproj", config={"model": str(model_file), **settings})
+
+
 @pytest.mark.parametrize("threshold", [1.5, -0.1])
 def test_a_threshold_out_of_range_is_refused(model_file: Path, threshold: float) -> None:
     config = {"model": str(model_file), "threshold": threshold}
