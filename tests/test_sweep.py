@@ -136,6 +136,25 @@ def test_sweep_on_your_own_file(tmp_path: Path) -> None:
     assert all(r["test_accuracy"] is None for r in rows)  # no --test given
 
 
+def test_sweep_warns_of_blank_texts_in_the_sample_it_trains_on(monkeypatch, tmp_path) -> None:
+    data = Dataset(["", " ", "good", "bad"] * 5, list("pnpn") * 5, "mine")
+    write_dataset(data, tmp_path / "mine.tsv")
+    trained_on = []
+    monkeypatch.setattr(
+        "textproj.sweep.sweep_to_folder",
+        lambda train, *_, **__: trained_on.append(train) or (tmp_path / "a", tmp_path / "b"),
+    )
+    args = ["sweep", "--train", str(tmp_path / "mine.tsv"), "--limit", "8", "--output", tmp_path]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    picked = sample(Dataset(data.texts, data.labels, "x"), 8)
+    assert trained_on[0].texts == picked.texts
+    blank = sum(not text.strip() for text in picked.texts)
+    source = f"{tmp_path / 'mine.tsv'} (a random 8)"
+    expected = f"warning: {source}: {blank} of 8 texts are empty or white space only"
+    assert expected in " ".join(result.stderr.split())
+
+
 @pytest.mark.parametrize(
     ("args", "message", "code"),
     [

@@ -1258,11 +1258,12 @@ def sweep(
         train_data, dev_data, test_data = _run_data(
             {"corpus": name, "dev": None, "test": None}, False
         )
+    train_data = sample(train_data, limit, base.seed)
     _warn_blank_texts(train_data, dev_data, test_data)
     console = Console(emoji=False, highlight=False)
     cap = f", at most {epochs} epochs" if epochs else ""
     paths = sweep_to_folder(
-        sample(train_data, limit, base.seed), dev_data, test_data, output, base=base,
+        train_data, dev_data, test_data, output, base=base,
         title=f"{name}, {base.design} design{cap}", **grid,
         on_result=lambda row: console.print(
             f"T={row['T']} d={row['d']} width={row['width']} int{row['weight_bits']}: "

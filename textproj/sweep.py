@@ -43,7 +43,9 @@ def sample(data: Dataset, n: int | None, seed: int = 0) -> Dataset:
         return data
     index = sorted(random.Random(seed).sample(range(len(data)), n))
     return Dataset(
-        [data.texts[i] for i in index], [data.labels[i] for i in index], f"{data.source}[:{n}]"
+        [data.texts[i] for i in index],
+        [data.labels[i] for i in index],
+        f"{data.source} (a random {n})",
     )
 
 
