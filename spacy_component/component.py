@@ -115,13 +115,8 @@ class TextProjCategorizer(Pipe):
                 f"textproj component {name!r}: threshold must be in [0, 1] or null, "
                 f"got {threshold!r}"
             )
-        trainable_only = {
-            key: value
-            for key, value in (
-                ("train_config", train_config), ("features", features), ("multi_label", multi_label)
-            )
-            if value
-        }  # fmt: skip
+        settings = {"train_config": train_config, "features": features, "multi_label": multi_label}
+        trainable_only = [key for key, value in settings.items() if value]
         if model is not None and trainable_only:
             raise ConfigError(
                 f"textproj component {name!r}: {', '.join(trainable_only)} apply in trainable "
