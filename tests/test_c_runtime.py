@@ -676,6 +676,10 @@ def test_cli_export(tmp_path: Path) -> None:
     refused = runner.invoke(app, ["export", str(damaged), "--c", str(tmp_path / "d")])
     assert refused.exit_code == 1 and "checksum" in refused.output
     assert not (tmp_path / "d").exists()
+    for option in ("--c", "--wasm"):
+        a_file = runner.invoke(app, ["export", str(BUNDLED), option, str(damaged)])
+        assert a_file.exit_code == 1
+        assert f"error: {option} {damaged}: exists and is not a directory" in a_file.output
 
 
 def _reseal(raw: bytes) -> bytes:

@@ -1291,6 +1291,9 @@ def export(
 
     if c is None and wasm is None:
         _usage("give --c DIR, --wasm DIR or both")
+    for option, directory in (("--c", c), ("--wasm", wasm)):
+        if directory is not None and directory.exists() and not directory.is_dir():
+            _fail(f"{option} {directory}: exists and is not a directory; give a directory")
     try:
         if c is not None:
             typer.echo(f"written: {export_c(model, c)} (build: cd {c} && {compile_command()})")
