@@ -57,7 +57,7 @@ from textproj.data import (
 )
 from textproj.errors import ConfigError, DataError, TextprojError
 from textproj.layout import CHECKPOINT_EVERY_SECONDS, CHECKPOINT_NAME, METRICS_NAME
-from textproj.rundir import check_output_dir
+from textproj.rundir import check_output_dir, refuse_a_file
 
 if TYPE_CHECKING:
     from textproj.ensemble import EnsembleModel
@@ -1291,10 +1291,10 @@ def export(
 
     if c is None and wasm is None:
         _usage("give --c DIR, --wasm DIR or both")
-    for option, directory in (("--c", c), ("--wasm", wasm)):
-        if directory is not None and directory.exists() and not directory.is_dir():
-            _fail(f"{option} {directory}: exists and is not a directory; give a directory")
     try:
+        for option, directory in (("--c", c), ("--wasm", wasm)):
+            if directory is not None:
+                refuse_a_file(directory, f"{option} {directory}")
         if c is not None:
             typer.echo(f"written: {export_c(model, c)} (build: cd {c} && {compile_command()})")
         if wasm is not None:

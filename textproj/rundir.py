@@ -12,7 +12,7 @@ from pathlib import Path
 from textproj.errors import ConfigError
 from textproj.layout import CHECKPOINT_NAME, METRICS_NAME, MODEL_NAME
 
-__all__ = ["RUN_FILES", "check_output_dir", "holds_run"]
+__all__ = ["RUN_FILES", "check_output_dir", "holds_run", "refuse_a_file"]
 
 RUN_FILES = (MODEL_NAME, METRICS_NAME)  # either one marks a directory as a finished run's
 
@@ -21,6 +21,15 @@ def holds_run(directory: str | os.PathLike[str]) -> bool:
     """Whether ``directory`` holds a finished textproj run (a model.tpn or a metrics.json)."""
     directory = Path(directory)
     return any((directory / name).is_file() for name in RUN_FILES)
+
+
+def refuse_a_file(directory: str | os.PathLike[str], named: str | None = None) -> None:
+    """Raise ConfigError if the output ``directory`` exists as something else (a file): nothing
+    could be written into it. ``named`` is how the error names it (default: the path)."""
+    if Path(directory).exists() and not Path(directory).is_dir():
+        raise ConfigError(
+            f"{named or directory}: exists and is not a directory; give another output"
+        )
 
 
 def check_output_dir(
@@ -33,8 +42,7 @@ def check_output_dir(
     it) or, for the checkpoint, ``resume`` (continue it). A missing or unrelated directory is fine.
     """
     directory = Path(directory)
-    if directory.exists() and not directory.is_dir():
-        raise ConfigError(f"{directory}: exists and is not a directory; give another output")
+    refuse_a_file(directory)
     if force or not directory.is_dir():
         return
     if holds_run(directory) and not resume:
