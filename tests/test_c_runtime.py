@@ -628,6 +628,19 @@ def test_wasm_in_node_matches_python(web_dir: Path) -> None:
     assert "python -m http.server --directory ." in readme and "Textproj.create(" in readme
 
 
+def test_wasm_survives_a_failed_allocation(web_dir: Path) -> None:
+    """A text too large for the wasm heap is an error, and the classifier goes on as before
+    (it once wrote the text at address 0, over C's heap, and answered wrongly ever after)."""
+    _need(shutil.which("node") is not None, "node is not installed")
+    script = Path(__file__).parent / "c" / "node_alloc_failure.js"
+    done = subprocess.run(["node", str(script), str(web_dir)], capture_output=True, check=True)
+    result = json.loads(done.stdout)
+    size = 64 << 20
+    assert result["error"] == f"textproj: cannot allocate {size} bytes for a text of {size} bytes"
+    assert result["after"] == result["before"]
+    assert result["before"][0] == textproj.load(BUNDLED).predict(["I lost my card"])[0]
+
+
 @pytest.fixture(scope="module")
 def web_server(web_dir: Path) -> Iterator[str]:
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(web_dir))

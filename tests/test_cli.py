@@ -408,29 +408,69 @@ def test_output_that_is_a_file_fails_before_training(tmp_path: Path) -> None:
 
 
 def test_another_runs_directory_needs_force(tmp_path: Path, data_files: dict[str, Path]) -> None:
-    (tmp_path / "metrics.json").write_text("{}")
-    args = ["train", "--train", str(data_files["train"]), "--output", str(tmp_path), "--quiet"]
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "metrics.json").write_text("{}")
+    args = ["train", "--train", str(data_files["train"]), "--output", str(run), "--quiet"]
     refused = runner.invoke(app, args)
     assert refused.exit_code == 1 and "holds another run (metrics.json)" in refused.output
     # With --force the output passes; the next check (here a one-label training set) runs.
     one_label = tmp_path / "one.tsv"
     one_label.write_text("text\tlabel\na\tx\nb\tx\nc\tx\n", encoding="utf-8")
     forced = runner.invoke(
-        app, ["train", "--train", str(one_label), "--output", str(tmp_path), "--force"]
+        app, ["train", "--train", str(one_label), "--output", str(run), "--force"]
     )
     assert forced.exit_code == 1
     assert f"error: {one_label}" in forced.output
     assert "training data has only the label 'x'" in forced.output
-    assert holds_run(tmp_path) and not holds_run(tmp_path / "elsewhere")
+    assert holds_run(run) and not holds_run(tmp_path / "elsewhere")
+
+
+def test_output_holding_other_files_or_the_data_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run replaces its output directory whole: a directory of the user's files, one holding
+    the training data, and the current directory are refused before any work, losing nothing."""
+    data = tmp_path / "work" / "docs" / "train.tsv"
+    data.parent.mkdir(parents=True)
+    (tmp_path / "here").mkdir()
+    data.write_text("text\tlabel\na\tx\nb\ty\n", encoding="utf-8")
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "thesis.txt").write_text("mine")
+    monkeypatch.chdir(tmp_path / "here")  # for ".": were the check to fail, only tmp_path is lost
+    for output, force, expected in [
+        (tmp_path / "mine", False, "holds files that are not a textproj run (thesis.txt)"),
+        (data.parent, False, f"holds the input {data}"),
+        (data.parent, True, f"holds the input {data}"),
+        (tmp_path / "work", True, f"holds the input {data}"),
+        (Path("."), True, "is the current directory or holds it"),
+    ]:
+        flags = ["--force"] if force else []
+        result = runner.invoke(
+            app, ["train", "--train", str(data), "--output", str(output), *flags]
+        )
+        assert result.exit_code == 1 and "Traceback" not in result.output
+        assert result.output.startswith(f"error: {output}: {expected}")
+        assert "epoch" not in result.output
+    assert [p.name for p in (tmp_path / "mine").iterdir()] == ["thesis.txt"]
+    with pytest.raises(ConfigError, match="holds the input"):
+        textproj.train(str(data), output_dir=data.parent, force=True, progress=False)
+    assert data.read_text(encoding="utf-8").startswith("text\tlabel")
 
 
 def test_check_output_dir_rules(tmp_path: Path) -> None:
     check_output_dir(tmp_path / "new")
-    check_output_dir(tmp_path)  # empty or unrelated directories are fine
+    check_output_dir(tmp_path)  # an empty directory is fine
     (tmp_path / "checkpoint.pt").write_bytes(b"")
     with pytest.raises(ConfigError, match="--resume"):
         check_output_dir(tmp_path)
     check_output_dir(tmp_path, resume=True)
+    check_output_dir(tmp_path, force=True)
+    (tmp_path / "notes.txt").write_text("mine")
+    check_output_dir(tmp_path, resume=True)  # a checkpoint's directory continues as it is
+    (tmp_path / "checkpoint.pt").unlink()
+    with pytest.raises(ConfigError, match=r"not a textproj run \(notes.txt\)"):
+        check_output_dir(tmp_path)
     check_output_dir(tmp_path, force=True)
 
 

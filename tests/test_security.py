@@ -190,6 +190,21 @@ def test_hostile_projector_config_is_refused_at_load(
     _refused_small(path, expected)
 
 
+@pytest.mark.parametrize(("field", "cast"), [("max_chars", float), ("sublinear", int)])
+def test_a_config_equal_to_a_loaded_one_but_of_another_type_is_refused(
+    tiny_models: dict[str, Path], tmp_path: Path, field: str, cast: type
+) -> None:
+    """20000.0 == 20000 and 1 == True: a model loaded first must not vouch for a look-alike."""
+    textproj.load(tiny_models["text"]).predict(["a text"])
+    header, tensors = _tiny_header_and_tensors(tiny_models)
+    features = header["projector"]["features"]
+    features[field] = cast(features[field])
+    path = tmp_path / "model.tpn"
+    write_model(path, header, dict(tensors))
+    with pytest.raises(ModelFormatError, match=f"FeatureConfig.{field} must be"):
+        textproj.load(path)
+
+
 @pytest.mark.parametrize(
     ("network", "expected"),
     [

@@ -585,7 +585,8 @@ def train(
         if multi_label and run["corpus"] is not None:
             _usage(f"bundled corpus {run['corpus']!r} is single-label; give --train FILE")
     try:
-        check_output_dir(output, force=force, resume=resume is not None)
+        data_files = [run[k] for k in ("train", "dev", "test", "unlabeled") if run.get(k)]
+        check_output_dir(output, force=force, resume=resume is not None, inputs=data_files)
     except TextprojError as error:
         _fail(str(error))
     if processes > 1:

@@ -97,7 +97,8 @@ def _rows_of(
     records: Iterator[tuple[int, list[str]]], name: str, fields: tuple[str, str]
 ) -> Iterator[Row]:
     """Rows of a delimited file's records ``(first line, fields)`` whose header names the text
-    and the label column ``fields`` (other columns are ignored)."""
+    and the label column ``fields`` (other columns are ignored). A row with more non-empty
+    fields than the header is refused: an unquoted delimiter in a text would shift its label."""
     header_record = next(records, None)
     if header_record is None:
         raise _fail(name, None, "file is empty")
@@ -113,6 +114,13 @@ def _rows_of(
     for start, row in records:
         if len(row) < needed:
             raise _fail(name, start, f"row has {len(row)} field(s), expected at least {needed}")
+        if len(row) > len(header) and any(field.strip() for field in row[len(header) :]):
+            raise _fail(
+                name,
+                start,
+                f"row has {len(row)} fields, the header {len(header)}: quote a text that holds "
+                "the delimiter",
+            )
         label = row[label_at]
         if not label.strip():
             raise _fail(name, start, "row has no label")

@@ -111,13 +111,13 @@ def normalize(text: str, max_chars: int) -> str:
     return text[:max_chars]
 
 
-@functools.lru_cache(maxsize=64)
 def check_limits(config: FeatureConfig) -> FeatureConfig:
     """``config`` itself, after checking the field types and that the kernels' per-text feature
     bound stays under MAX_FEATURE_BOUND (a ValueError names the field otherwise).
 
     FeatureConfig checks ranges but not types or sizes; a config read from a model file may hold
-    anything JSON can, so this runs before any text reaches the kernels.
+    anything JSON can, so this runs before any text reaches the kernels. The types are checked
+    on every call: a cache keyed by the config would take 20000.0 or True for an equal int.
     """
     for name in _INT_FIELDS:
         value = getattr(config, name)

@@ -7,6 +7,7 @@ is given an output directory), so a bad ``--output`` fails in a second, not afte
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 from textproj.errors import ConfigError
@@ -33,15 +34,35 @@ def refuse_a_file(directory: str | os.PathLike[str], named: str | None = None) -
 
 
 def check_output_dir(
-    directory: str | os.PathLike[str], *, force: bool = False, resume: bool = False
+    directory: str | os.PathLike[str],
+    *,
+    force: bool = False,
+    resume: bool = False,
+    inputs: Iterable[str | os.PathLike[str]] = (),
 ) -> None:
-    """Raise ConfigError unless a run may write into ``directory``.
+    """Raise ConfigError unless a run may write into ``directory``: a run replaces the whole
+    directory, so nothing in it may be lost unasked.
 
-    Refused: a path that exists and is not a directory; a directory holding another run's
-    model.tpn or metrics.json, or an interrupted run's checkpoint, unless ``force`` (overwrite
-    it) or, for the checkpoint, ``resume`` (continue it). A missing or unrelated directory is fine.
+    Refused: the current directory or one holding it, and a directory holding one of the run's
+    ``inputs`` (data files), even with ``force``; a path that exists and is not a directory; a
+    directory holding another run's model.tpn or metrics.json, or an interrupted run's
+    checkpoint, unless ``force`` (replace it) or, for the checkpoint, ``resume`` (continue it);
+    a directory holding anything else, unless ``force``. A missing or empty one is fine.
     """
     directory = Path(directory)
+    where = directory.resolve()
+    here = Path.cwd()
+    if directory.name in ("", "..") or where in (here, *here.parents):
+        raise ConfigError(
+            f"{directory}: is the current directory or holds it, and a run replaces its output "
+            "directory whole; give a new or empty directory"
+        )
+    for source in inputs:
+        if where in Path(source).resolve().parents:
+            raise ConfigError(
+                f"{directory}: holds the input {source}, and a run replaces its output "
+                "directory whole; give another output directory"
+            )
     refuse_a_file(directory)
     if force or not directory.is_dir():
         return
@@ -51,9 +72,19 @@ def check_output_dir(
             f"{directory}: holds another run ({found}); overwrite it with --force "
             "(force=True), or give another output directory"
         )
-    if (directory / CHECKPOINT_NAME).is_file() and not resume:
+    if (directory / CHECKPOINT_NAME).is_file():
+        if not resume:
+            raise ConfigError(
+                f"{directory}: holds an interrupted run's {CHECKPOINT_NAME}; continue it with "
+                f"`textproj train --resume {directory}` (resume=True), or start over with "
+                "--force (force=True)"
+            )
+        return
+    others = sorted(os.listdir(directory))
+    if others and not holds_run(directory):
+        shown = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
         raise ConfigError(
-            f"{directory}: holds an interrupted run's {CHECKPOINT_NAME}; continue it with "
-            f"`textproj train --resume {directory}` (resume=True), or start over with --force "
-            "(force=True)"
+            f"{directory}: holds files that are not a textproj run ({shown}), and a run "
+            "replaces its output directory whole; give a new or empty directory, or replace "
+            "it with --force (force=True)"
         )

@@ -708,7 +708,7 @@ def train(
     run: dict[str, Any] | None = None,
     callbacks: Callbacks | None = None,
     checkpoint_seconds: float = CHECKPOINT_EVERY_SECONDS,
-    unlabeled: Sequence[str] | Path = (),
+    unlabeled: Sequence[str] | str | Path = (),
     stream_cache: str | Path | None = None,
     columns: tuple[str, str] = DEFAULT_COLUMNS,
 ) -> TrainResult:
@@ -723,10 +723,11 @@ def train(
     checkpoints. With an ``output_dir``, a checkpoint is kept there (at the end of an epoch once
     ``checkpoint_seconds`` have passed since the last: 30 s as the CLI's, 0 every epoch) and
     ``resume=True`` continues from it, giving the model an uninterrupted run gives. An
-    ``output_dir`` holding another run (its model.tpn, metrics.json or checkpoint) is refused
-    before any work starts unless ``force=True`` (replace it) or, for a checkpoint, ``resume``.
+    ``output_dir`` holding another run (its model.tpn, metrics.json or checkpoint) or any other
+    files is refused before any work starts unless ``force=True`` (replace it) or, for a
+    checkpoint, ``resume``; the current directory, or one holding a data file of the run, always.
     ``run`` is stored in the checkpoint (the CLI keeps its data sources there). ``unlabeled``
-    texts, or a file of them (a ``Path``, read by ``transfer.read_unlabeled``), join the
+    texts, or a file of them (a str or Path, read by ``transfer.read_unlabeled``), join the
     distillation term only (semi-supervised training), labelled by the trainer's soft outputs
     (``textproj.transfer``).
     With ``stream_cache`` (a cache root directory), the data are file paths, read and
@@ -735,6 +736,17 @@ def train(
     (text, label) columns every data file is read by.
     """
     config = config or TrainConfig()
+    if isinstance(unlabeled, str):
+        unlabeled = Path(unlabeled)
+    data_files = [
+        data
+        for data in (train_data, dev_data, test_data, unlabeled)
+        if isinstance(data, str | Path)
+    ]
+    out = Path(output_dir) if output_dir is not None else None
+    if out is not None and distributed.is_main():
+        check_output_dir(out, force=force, resume=resume, inputs=data_files)
+        fsio.remove_stale_staging(out)
     if stream_cache is not None:
         if unlabeled and not isinstance(unlabeled, Path):
             raise ConfigError("a streamed run reads its unlabeled texts from a file: give a Path")
@@ -751,10 +763,6 @@ def train(
         )
     features = features or FeatureConfig()
     callbacks = callbacks or Callbacks()
-    out = Path(output_dir) if output_dir is not None else None
-    if out is not None and distributed.is_main():
-        check_output_dir(out, force=force, resume=resume)
-        fsio.remove_stale_staging(out)
     progress = progress and distributed.is_main()
     if on_epoch is not None:
         callbacks = dataclasses.replace(callbacks, on_epoch=on_epoch)

@@ -14,19 +14,24 @@
     const { instance } = await WebAssembly.instantiate(wasm, {});
     const e = instance.exports;
     e._initialize();
+    function allocate(bytes, what) { // a failed malloc is 0: writing there would corrupt C's heap
+      const at = e.malloc(bytes);
+      if (!at) throw new Error(`textproj: cannot allocate ${bytes} bytes for ${what}`);
+      return at;
+    }
     const heap = () => new Uint8Array(e.memory.buffer);
     const utf8 = new TextDecoder("utf-8");
     const bytes = new Uint8Array(model);
-    const data = e.malloc(bytes.length); // kept: the model reads its weights in place
+    const data = allocate(bytes.length, "the model"); // kept: the model reads its weights in place
     heap().set(bytes, data);
-    const error = e.malloc(ERROR_BYTES);
+    const error = allocate(ERROR_BYTES, "an error message");
     const handle = e.tp_load(data, bytes.length, error);
     if (!handle) {
       const message = heap().subarray(error + 4, error + ERROR_BYTES);
       throw new Error("textproj: " + utf8.decode(message.subarray(0, message.indexOf(0))));
     }
     const n = e.tp_n_labels(handle);
-    const lengthCell = e.malloc(4);
+    const lengthCell = allocate(4, "a length");
     const labels = [];
     const thresholds = [];
     for (let i = 0; i < n; i++) {
@@ -35,19 +40,23 @@
       labels.push(utf8.decode(heap().slice(at, at + length)));
       thresholds.push(e.tp_threshold(handle, i));
     }
-    const workspace = e.malloc(e.tp_workspace_bytes(handle));
-    const probs = e.malloc(4 * n);
+    const workspace = allocate(e.tp_workspace_bytes(handle), "the workspace");
+    const probs = allocate(4 * n, "the probabilities");
     let text = 0;
     let capacity = 0;
 
     function probabilitiesOfBytes(encoded) {
-      if (encoded.length > capacity) {
+      if (encoded.length > capacity) { // on failure the old buffer stays, for the next text
+        const wanted = Math.max(encoded.length, 1024);
+        const grown = allocate(wanted, `a text of ${encoded.length} bytes`);
         if (text) e.free(text);
-        capacity = Math.max(encoded.length, 1024);
-        text = e.malloc(capacity);
+        text = grown;
+        capacity = wanted;
       }
       heap().set(encoded, text);
-      e.tp_predict(handle, text, encoded.length, workspace, probs);
+      if (e.tp_predict(handle, text, encoded.length, workspace, probs) < 0) {
+        throw new Error("textproj: prediction failed");
+      }
       return new Float32Array(e.memory.buffer.slice(probs, probs + 4 * n));
     }
     const encoder = new TextEncoder();
