@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 import threading
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from spacy.tokens import Doc
 from spacy.training import Example, validate_examples
 from spacy.util import minibatch
 
+from textproj import fsio
 from textproj.config import FeatureConfig, TrainConfig
 from textproj.decisions import DEFAULT_THRESHOLD
 from textproj.errors import ConfigError
@@ -48,6 +50,21 @@ DEFAULT_CONFIG: dict[str, Any] = {
 # Where spaCy's loop differs from textproj's: it sets the steps, so the trainer trains over all
 # of them (TrainConfig.trainer_share needs the run's length up front).
 SPACY_TRAIN_DEFAULTS: dict[str, Any] = {"trainer_share": 1.0}
+# TrainConfig fields of ``textproj train``'s own loop, which spaCy's loop replaces: refused in
+# ``train_config`` (they would be silently unused), each with where spaCy takes it from.
+LOOP_ONLY_TRAIN_KEYS: dict[str, str] = {
+    "epochs": "[training] max_epochs",
+    "min_steps": "[training] max_steps",
+    "patience": "[training] patience",
+    "batch_size": "[training.batcher] size",
+    "dev_fraction": "[paths] dev",
+    "augment_copies": "no transfer texts under spaCy",
+    "lambda_transfer": "no transfer texts under spaCy",
+    "multi_label": "[components.<name>] multi_label",
+}
+HOW_TO_MODEL = (
+    'give config {"model": "path/to/model.tpn"}, or train it (nlp.initialize, spacy train)'
+)
 SCORE_WEIGHTS: dict[str, float | None] = {
     "cats_score": 1.0,
     "cats_score_desc": None,
@@ -84,6 +101,41 @@ def _building_from_config() -> bool:
             return True
         frame = frame.f_back
     return False
+
+
+def _positive(cats: dict[str, float]) -> list[str]:
+    """The labels ``cats`` marks positive (at or above ``DEFAULT_THRESHOLD``), in its order."""
+    return [label for label, value in cats.items() if value >= DEFAULT_THRESHOLD]
+
+
+def _section_config(name: str, section: str, build: Callable[[dict], Any], data: dict) -> Any:
+    """``build(data)``, its ConfigError naming the config section ``data`` came from."""
+    try:
+        return build(data)
+    except ConfigError as error:
+        raise ConfigError(f"[components.{name}.{section}] {error}") from None
+
+
+def _train_config(name: str, overrides: dict[str, Any], multi_label: bool) -> TrainConfig:
+    """The TrainConfig of spaCy training: textproj's defaults, ``SPACY_TRAIN_DEFAULTS``, then
+    the config's ``train_config`` overrides, refusing the fields spaCy's loop replaces."""
+    loop_only = [key for key in overrides if key in LOOP_ONLY_TRAIN_KEYS]
+    if loop_only:
+        where = "; ".join(
+            f"{key}: {LOOP_ONLY_TRAIN_KEYS[key].replace('<name>', name)}" for key in loop_only
+        )
+        raise ConfigError(
+            f"[components.{name}.train_config] {', '.join(loop_only)}: not used by spaCy's "
+            f"training loop ({where})"
+        )
+    values = {**SPACY_TRAIN_DEFAULTS, **overrides, "multi_label": multi_label}
+    config = _section_config(name, "train_config", TrainConfig.from_dict, values)
+    if config.trainer_share != 1:
+        raise ConfigError(
+            f"[components.{name}.train_config] trainer_share: spaCy's training loop sets the "
+            "steps, so the trainer cannot be given a share of them; leave it at 1"
+        )
+    return config
 
 
 def _at_thresholds(scores: np.ndarray, thresholds: np.ndarray, target: float) -> np.ndarray:
@@ -126,19 +178,18 @@ class TextProjCategorizer(Pipe):
         self.vocab = nlp.vocab
         self.threshold = threshold
         self.n_jobs = n_jobs
-        self.train_config = TrainConfig.from_dict(
-            {**SPACY_TRAIN_DEFAULTS, **(train_config or {}), "multi_label": multi_label}
-        )
-        self.features = FeatureConfig.from_dict(features or {})
+        self.train_config = _train_config(name, train_config or {}, multi_label)
+        self.features = _section_config(name, "features", FeatureConfig.from_dict, features or {})
         self._source = model
         self._model_bytes: bytes | None = None
         self._classifier: Classifier | None = None
         self._learner: Any = None  # spacy_component.learner.Learner once initialised to train
         self._lock = threading.Lock()
-        if model is not None and (Path(model).exists() or not _building_from_config()):
+        if model is not None and not _building_from_config():
             self._set_model(_read_model_file(model), str(model))
-        # Under spacy.load the saved config names the original file, which may be gone; the
-        # pipeline's own copy comes from from_disk next (a missing one is reported at first use).
+        # Under spacy.load the saved config names the original file, which may be gone or
+        # damaged: the pipeline's own copy comes from from_disk next. Built from a config alone
+        # (spacy train), the file is read at first use (initialize).
 
     # --- state
     def _set_model(self, data: bytes, name: str) -> None:
@@ -154,8 +205,7 @@ class TextProjCategorizer(Pipe):
                     self._set_model(_read_model_file(self._source), str(self._source))
                 else:
                     raise ValueError(
-                        f"textproj component {self.name!r} has no model: give config "
-                        '{"model": "path/to/model.tpn"}, or train it (nlp.initialize, spacy train)'
+                        f"textproj component {self.name!r} has no model: {HOW_TO_MODEL}"
                     )
             return self._classifier
 
@@ -218,42 +268,91 @@ class TextProjCategorizer(Pipe):
         get_examples: Callable[[], Iterable[Example]],
         *,
         nlp: Language | None = None,
-        labels: Iterable[str] | None = None,
+        labels: str | Iterable[str] | None = None,
     ) -> None:
         """Trainable mode: fresh networks for ``labels`` or the labels of the examples' cats.
 
-        A component given a model file keeps it (nothing to initialise).
+        A component given a model file keeps it (nothing to initialise). ``str`` is in the
+        hint so that spaCy's settings check passes a string here to be refused, instead of
+        splitting it into characters.
         """
         if self._source is not None:
             self._require_classifier()
             return
+        validate_examples(get_examples(), f"{type(self).__name__}.initialize")
+        examples = list(get_examples())
+        self._refuse_several_positive(examples, "training example {}")
         if labels is None:
-            validate_examples(get_examples(), f"{type(self).__name__}.initialize")
-            labels = {label for eg in get_examples() for label in eg.reference.cats}
-        labels = sorted(labels)
+            labels = {label for eg in examples for label in eg.reference.cats}
+        labels = self._checked_labels(labels)
         if len(labels) < 2:
             found = f"only the label {labels[0]!r}" if labels else "no labels (doc.cats is empty)"
             raise ConfigError(
                 f"textproj component {self.name!r}: the training examples carry {found}; "
                 "a classifier needs two"
             )
+        carried = {label for eg in examples for label in _positive(eg.reference.cats)}
+        uncarried = [label for label in labels if label not in carried]
+        if uncarried:
+            warnings.warn(
+                f"textproj component {self.name!r}: no training example has the label(s) "
+                f"{', '.join(map(repr, uncarried))}; the model will learn never to predict them",
+                stacklevel=2,
+            )
         from spacy_component.learner import Learner  # imports torch: trainable mode only
 
-        texts = [eg.reference.text for eg in get_examples()]
+        texts = [eg.reference.text for eg in examples]
         median = float(np.median(token_counts(texts, self.features))) if texts else 0.0
         config = dataclasses.replace(self.train_config, **self.train_config.pooling_for(median))
         with self._lock:
             self._learner = Learner(labels, config, self.features)
             self._classifier = self._model_bytes = None
 
+    def _checked_labels(self, labels: Iterable[str]) -> list[str]:
+        """``labels`` sorted, refusing a string (spaCy would split it into characters) and
+        duplicates (the model file needs distinct labels)."""
+        setting = f"[initialize.components.{self.name}] labels"
+        if isinstance(labels, str):
+            raise ConfigError(f"{setting}: a list of labels, not the string {labels!r}")
+        labels = list(labels)
+        repeated = sorted({label for label in labels if labels.count(label) > 1})
+        if repeated:
+            raise ConfigError(f"{setting}: {', '.join(map(repr, repeated))} given more than once")
+        return sorted(labels)
+
+    def _refuse_several_positive(self, examples: list[Example], which: str) -> None:
+        """Single-label mode: refuse a doc with more than one positive cat (as spaCy's textcat,
+        E895), rather than train on one of them; ``which`` names doc ``{}`` in the message."""
+        if self.multi_label:
+            return
+        for i, eg in enumerate(examples):
+            positive = _positive(eg.reference.cats)
+            if len(positive) > 1:
+                raise ConfigError(
+                    f"textproj component {self.name!r} is single-label, but {which.format(i)} has "
+                    f"several positive cats ({', '.join(map(repr, positive))}); set "
+                    f"[components.{self.name}] multi_label = true for several labels per doc"
+                )
+
     def _gold(self, example: Example) -> str | tuple[str, ...] | None:
         """An example's target: its positive label, the tuple of them (multi-label), or None
         when a single-label example has no positive label."""
         cats = {k: v for k, v in example.reference.cats.items() if k in self._learner.label_index}
         if self.multi_label:
-            return tuple(label for label, value in cats.items() if value >= DEFAULT_THRESHOLD)
+            return tuple(_positive(cats))
         best = max(cats, key=cats.__getitem__, default=None)
         return best if best is not None and cats[best] > 0 else None
+
+    def _known(self, examples: list[Example]) -> np.ndarray | None:
+        """Multi-label: (n_examples, n_labels), False where a doc's cats leave the label out,
+        so that label gives that doc no loss (as spaCy's textcat_multilabel); None when every
+        doc gives every label, or single-label."""
+        if not self.multi_label:
+            return None
+        known = np.array(
+            [[label in eg.reference.cats for label in self.labels] for eg in examples], dtype=bool
+        ).reshape(len(examples), len(self.labels))
+        return None if known.all() else known
 
     def update(
         self,
@@ -275,11 +374,12 @@ class TextProjCategorizer(Pipe):
         losses.setdefault(self.name, 0.0)
         examples = list(examples)
         validate_examples(examples, f"{type(self).__name__}.update")
-        pairs = [(eg.reference.text, self._gold(eg)) for eg in examples]
-        pairs = [(text, gold) for text, gold in pairs if gold is not None]
-        if pairs:
-            texts, gold = map(list, zip(*pairs, strict=True))
-            losses[self.name] += self._learner.accumulate(texts, gold)
+        self._refuse_several_positive(examples, "doc {} of the batch")
+        examples = [eg for eg in examples if self._gold(eg) is not None]
+        if examples:
+            texts = [eg.reference.text for eg in examples]
+            gold = [self._gold(eg) for eg in examples]
+            losses[self.name] += self._learner.accumulate(texts, gold, self._known(examples))
         if sgd not in (None, False):
             self.finish_update(sgd)
         return losses
@@ -347,18 +447,26 @@ class TextProjCategorizer(Pipe):
         return self
 
     def to_disk(self, path: str | Path, *, exclude: Iterable[str] = ()) -> None:
-        """Write ``path/model.tpn`` (the int8 on-device model; loading it needs no torch)."""
+        """Write ``path/model.tpn`` (the int8 on-device model; loading it needs no torch),
+        atomically. A component with no model yet is refused: its pipeline could not load."""
         data = self._current_bytes()
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        if data is not None:
-            (path / MODEL_FILENAME).write_bytes(data)
+        if data is None:
+            raise ValueError(
+                f"textproj component {self.name!r} has no model to save: {HOW_TO_MODEL} first"
+            )
+        fsio.write_bytes(Path(path) / MODEL_FILENAME, data)
 
     def from_disk(self, path: str | Path, *, exclude: Iterable[str] = ()) -> TextProjCategorizer:
-        """Load ``path/model.tpn`` written by :meth:`to_disk` (inference mode)."""
+        """Load ``path/model.tpn`` written by :meth:`to_disk` (inference mode): the pipeline's
+        own copy, never the file its config names; a missing one is a ModelNotFoundError."""
         file = Path(path) / MODEL_FILENAME
-        if file.is_file():
-            self._load_saved(file.read_bytes(), str(file))
+        try:
+            data = file.read_bytes()
+        except FileNotFoundError:
+            raise ModelNotFoundError(
+                f"{file}: no such file (the saved pipeline's textproj model)"
+            ) from None
+        self._load_saved(data, str(file))
         return self
 
     def _load_saved(self, data: bytes, name: str) -> None:

@@ -15,7 +15,6 @@ import torch
 
 from textproj import model_file, nets, netspec
 from textproj.config import FeatureConfig, TrainConfig
-from textproj.errors import ConfigError
 from textproj.inputs import encode_targets, prepare_inputs
 from textproj.projector import Projector
 from textproj.training import JointStep, model_header, reproducible_torch
@@ -27,11 +26,7 @@ class Learner:
     groups and private random stream as ``textproj train``."""
 
     def __init__(self, labels: Sequence[str], config: TrainConfig, features: FeatureConfig) -> None:
-        if config.trainer_share != 1:
-            raise ConfigError(
-                "train_config.trainer_share: spaCy's training loop sets the steps, so the "
-                "trainer cannot be given a share of them; leave it at 1"
-            )
+        """``config`` as the component builds it (``trainer_share`` 1: spaCy sets the steps)."""
         self.labels = list(labels)
         self.label_index = {label: i for i, label in enumerate(self.labels)}
         self.config = config
@@ -50,10 +45,18 @@ class Learner:
         """The trainer network being trained."""
         return self.joint.trainer
 
-    def accumulate(self, texts: list[str], gold: list[str] | list[tuple[str, ...]]) -> float:
+    def accumulate(
+        self,
+        texts: list[str],
+        gold: list[str] | list[tuple[str, ...]],
+        known: np.ndarray | None = None,
+    ) -> float:
         """Add the joint loss's gradients for one batch (``gold``: a label, or a tuple of labels
-        when multi-label); return the loss."""
+        when multi-label); return the loss. ``known`` (multi-label, one bool per text and label):
+        False marks a label the text's annotation leaves out, which then gives it no loss."""
         targets = encode_targets(gold, self.label_index, self.config.multi_label)
+        if known is not None:
+            targets[~known] = np.nan  # objective.label_loss leaves NaN targets out
         batch = prepare_inputs(texts, targets, self.projector, self.config)
         with reproducible_torch(self.config.threads):
             return self.joint(batch, np.arange(len(texts)), apply=False)

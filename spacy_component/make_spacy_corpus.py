@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -21,12 +22,32 @@ import numpy as np
 import spacy
 from spacy.tokens import DocBin
 
+from textproj import fsio
 from textproj.corpora import CORPORA, SPLITS, load_corpus
 from textproj.data import LABEL_COLUMN, TEXT_COLUMN, Dataset, read_dataset
+from textproj.errors import ConfigError, TextprojError
+from textproj.rundir import refuse_a_file
 
 
 def _label_set(label: str | tuple[str, ...]) -> tuple[str, ...]:
     return (label,) if isinstance(label, str) else tuple(label)
+
+
+def _output_name(path: str) -> str:
+    """The name of a data file's ``.spacy`` file: its name up to the first dot."""
+    return Path(path).name.split(".")[0]
+
+
+def _refuse_shared_names(sources: Sequence[str]) -> None:
+    """ConfigError if two data files would write the same ``<name>.spacy`` (one would be lost)."""
+    seen: dict[str, str] = {}
+    for path in sources:
+        name = _output_name(path)
+        if name in seen:
+            raise ConfigError(
+                f"{path}: would write {name}.spacy, as {seen[name]} does; rename one of them"
+            )
+        seen[name] = path
 
 
 def sample(data: Dataset, limit: int | None, seed: int) -> Dataset:
@@ -63,12 +84,23 @@ def convert(
 ) -> dict[str, Path]:
     """Write ``OUTPUT_DIR/<split>.spacy`` for a bundled corpus name, or ``<stem>.spacy`` per data
     file (its ``text_column`` and ``label_column`` read); every file shares the union of the
-    labels. Returns {name: path written}."""
+    labels. Returns {name: path written}. Every input is read and checked (ConfigError,
+    DataError) before anything is written; each file is written atomically."""
+    if limit is not None and limit < 1:
+        raise ConfigError(f"--limit: must be at least 1 row per split, got {limit}")
+    refuse_a_file(output_dir)
     if len(sources) == 1 and sources[0] in CORPORA:
         splits = {split: load_corpus(sources[0], split) for split in SPLITS}
     else:
+        corpus = next((source for source in sources if source in CORPORA), None)
+        if corpus is not None:
+            raise ConfigError(
+                f"{corpus}: a bundled corpus is converted alone (into its {', '.join(SPLITS)} "
+                "splits); give it without data files"
+            )
+        _refuse_shared_names(sources)
         splits = {
-            Path(path).name.split(".")[0]: read_dataset(
+            _output_name(path): read_dataset(
                 path, multi_label=multi_label, text_column=text_column, label_column=label_column
             )
             for path in sources
@@ -77,12 +109,11 @@ def convert(
     labels = sorted(
         {name for data in splits.values() for lab in data.labels for name in _label_set(lab)}
     )
-    out = Path(output_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    docbins = {name: to_docbin(data, labels, lang).to_bytes() for name, data in splits.items()}
     written = {}
-    for name, data in splits.items():
-        written[name] = out / f"{name}.spacy"
-        to_docbin(data, labels, lang).to_disk(written[name])
+    for name, content in docbins.items():
+        written[name] = Path(output_dir) / f"{name}.spacy"
+        fsio.write_bytes(written[name], content)
     return written
 
 
@@ -102,16 +133,20 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--text-column", default=TEXT_COLUMN, help="data files' text column")
     parser.add_argument("--label-column", default=LABEL_COLUMN, help="data files' label column")
     args = parser.parse_args(argv)
-    written = convert(
-        args.sources,
-        args.output_dir,
-        limit=args.limit,
-        seed=args.seed,
-        multi_label=args.multi_label,
-        lang=args.lang,
-        text_column=args.text_column,
-        label_column=args.label_column,
-    )
+    try:
+        written = convert(
+            args.sources,
+            args.output_dir,
+            limit=args.limit,
+            seed=args.seed,
+            multi_label=args.multi_label,
+            lang=args.lang,
+            text_column=args.text_column,
+            label_column=args.label_column,
+        )
+    except (TextprojError, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(1) from None
     for name, path in written.items():
         print(f"{name}: {path}")
 

@@ -80,6 +80,27 @@ def test_saved_pipeline_carries_the_model(nlp: spacy.Language, model_file: Path,
     assert _cats(fresh.from_bytes(data), TEXTS) == expected
 
 
+def test_a_saved_pipeline_loads_its_own_copy_not_the_original(
+    model_file: Path, tmp_path: Path
+) -> None:
+    original = tmp_path / "original.tpn"
+    shutil.copy(model_file, original)
+    nlp = spacy.blank("en")
+    nlp.add_pipe("textproj", config={"model": str(original)})
+    expected = _cats(nlp, TEXTS)
+    nlp.to_disk(tmp_path / "pipeline")
+    original.write_bytes(b"damaged")  # the config still names it
+    assert _cats(spacy.load(tmp_path / "pipeline"), TEXTS) == expected
+    saved = tmp_path / "pipeline" / "textproj" / "model.tpn"
+    saved.unlink()
+    with pytest.raises(ModelFormatError, match=rf"^{saved}: no such file"):
+        spacy.load(tmp_path / "pipeline")
+    blank = spacy.blank("en")
+    blank.add_pipe("textproj")
+    with pytest.raises(ValueError, match="'textproj' has no model to save: give config"):
+        blank.to_disk(tmp_path / "untrained")
+
+
 def test_missing_or_damaged_model_names_the_file(model_file: Path, tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match=r"nowhere\.tpn: no such file"):
         spacy.blank("en").add_pipe("textproj", config={"model": str(tmp_path / "nowhere.tpn")})
@@ -128,6 +149,85 @@ def test_one_label_training_examples_are_refused() -> None:
     examples = _examples(nlp, ["a", "b", "c"], [{"only": 1.0}] * 3)
     with pytest.raises(ValueError, match="carry only the label 'only'; a classifier needs two"):
         nlp.initialize(lambda: examples)
+
+
+def _initialize_with_labels(labels: object, cats: list[dict], multi_label: bool = False):
+    """Initialise a trainable pipeline as spacy train would with
+    ``[initialize.components.textproj] labels = <labels>``."""
+    nlp = spacy.blank("en")
+    nlp.add_pipe("textproj", config={"multi_label": multi_label, "train_config": TINY_TRAIN})
+    nlp.config["initialize"]["components"]["textproj"] = {"labels": labels}
+    examples = _examples(nlp, [f"text {i}" for i in range(len(cats))], cats)
+    nlp.initialize(lambda: examples)
+    return nlp
+
+
+@pytest.mark.parametrize(
+    ("labels", "message"),
+    [
+        ("ab", "[initialize.components.textproj] labels: a list of labels, not the string 'ab'"),
+        (
+            ["a", "b", "a", "c", "c"],
+            "[initialize.components.textproj] labels: 'a', 'c' given more than once",
+        ),
+    ],
+)
+def test_initialize_refuses_a_string_or_repeated_labels(labels: object, message: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        _initialize_with_labels(labels, [{"a": 1.0, "b": 0.0}, {"a": 0.0, "b": 1.0}])
+    assert str(error.value) == message
+
+
+def test_initialize_warns_of_labels_no_example_carries() -> None:
+    cats = [{"a": 1.0, "b": 0.0, "c": 0.0}, {"a": 0.0, "b": 1.0, "c": 0.0}]
+    message = (
+        r"^textproj component 'textproj': no training example has the label\(s\) 'c', 'd'; "
+        "the model will learn never to predict them$"
+    )
+    with pytest.warns(UserWarning, match=message):
+        nlp = _initialize_with_labels(["a", "b", "c", "d"], cats)
+    assert nlp.get_pipe("textproj").labels == ("a", "b", "c", "d")
+
+
+def test_single_label_refuses_a_doc_with_several_positive_cats() -> None:
+    cats = [{"a": 1.0, "b": 0.0, "c": 0.0}, {"a": 1.0, "b": 0.0, "c": 1.0}]
+    message = (
+        "textproj component 'textproj' is single-label, but training example 1 has several "
+        "positive cats ('a', 'c'); set [components.textproj] multi_label = true for several "
+        "labels per doc"
+    )
+    with pytest.raises(ConfigError) as error:
+        _initialize_with_labels(None, cats)
+    assert str(error.value) == message
+    nlp = _initialize_with_labels(None, [cats[0], {"a": 0.0, "b": 1.0, "c": 0.0}])
+    batch = _examples(nlp, ["x", "y", "z"], [cats[0], cats[0], cats[1]])
+    with pytest.raises(ConfigError, match=r"but doc 2 of the batch has several positive cats"):
+        nlp.update(batch)
+
+
+def test_multi_label_leaves_labels_a_doc_omits_out_of_its_loss() -> None:
+    """As spaCy's textcat_multilabel: a label missing from a doc's cats is unknown, not a
+    negative, so the doc gives that label no loss."""
+    cats = [{"a": 1.0, "b": 0.0}, {"a": 0.0, "b": 1.0}]
+    texts = ["text 0", "text 1", "text 2"]
+
+    def loss(third: dict[str, float]) -> float:
+        nlp = _initialize_with_labels(None, cats, multi_label=True)
+        losses: dict[str, float] = {}
+        nlp.update(_examples(nlp, texts, [*cats, third]), losses=losses)
+        return losses["textproj"]
+
+    assert loss({"a": 1.0}) != loss({"a": 1.0, "b": 0.0})  # once the same: b counted negative
+    import torch
+
+    from textproj.objective import label_loss
+
+    logits = torch.tensor([[0.3, -1.2], [2.0, 0.5]])
+    targets = torch.tensor([[1.0, float("nan")], [0.0, 1.0]])
+    bce = torch.nn.functional.binary_cross_entropy_with_logits
+    known = bce(logits[0, :1], targets[0, :1], reduction="sum")
+    expected = (known + bce(logits[1], targets[1], reduction="sum")) / 2
+    assert label_loss(logits, targets, multi_label=True).item() == pytest.approx(expected.item())
 
 
 def test_entry_point_and_saved_pipeline_need_no_import_and_no_torch(
@@ -246,7 +346,9 @@ def test_multi_label_mode_trains_sigmoids_and_scores_like_textcat_multilabel(
     assert min(both.values()) > 0.5 > max(neither.values())
     scores = nlp.evaluate(examples)
     assert scores["cats_macro_f"] > 0.9
-    assert {"cats_micro_f", "cats_macro_auc"} <= scores.keys()
+    assert scores["cats_score_desc"] == "macro AUC"  # spaCy's multi-label cats_score
+    assert scores["cats_score"] == scores["cats_macro_auc"]
+    assert "cats_micro_f" in scores
     nlp.to_disk(tmp_path / "pipeline")
     loaded = spacy.load(tmp_path / "pipeline")
     assert loaded.get_pipe("textproj").multi_label
@@ -292,13 +394,43 @@ def test_corpus_converter_writes_every_label_per_doc(tmp_path: Path) -> None:
     assert all(doc.cats[gold[doc.text]] == 1.0 for doc in docs)
 
 
-def test_the_learner_refuses_a_trainer_share() -> None:
-    from spacy_component.learner import Learner
-
-    with pytest.raises(ConfigError, match=r"^train_config.trainer_share: spaCy's training loop"):
-        Learner(["a", "b"], TrainConfig(trainer_share=0.5), FeatureConfig())
+def test_a_trainer_share_is_refused_naming_the_section() -> None:
+    message = r"^\[components.textproj.train_config\] trainer_share: spaCy's training loop"
+    with pytest.raises(ConfigError, match=message):
+        spacy.blank("en").add_pipe("textproj", config={"train_config": {"trainer_share": 0.5}})
     component = spacy.blank("en").add_pipe("textproj")  # trains its trainer over every step
     assert component.train_config.trainer_share == 1
+
+
+@pytest.mark.parametrize(
+    ("train_config", "message"),
+    [
+        (
+            {"epochs": 3, "batch_size": 32},
+            "[components.textproj.train_config] epochs, batch_size: not used by spaCy's training "
+            "loop (epochs: [training] max_epochs; batch_size: [training.batcher] size)",
+        ),
+        (
+            {"multi_label": True},
+            "[components.textproj.train_config] multi_label: not used by spaCy's training loop "
+            "(multi_label: [components.textproj] multi_label)",
+        ),
+        (
+            {"dropout": 3},
+            "[components.textproj.train_config] TrainConfig.dropout must be in [0, 1), got 3",
+        ),
+        ({"bogus": 1}, "[components.textproj.train_config] unknown TrainConfig keys: bogus"),
+    ],
+)
+def test_train_config_keys_spacy_would_not_use_are_refused(train_config: dict, message: str):
+    with pytest.raises(ConfigError) as error:
+        spacy.blank("en").add_pipe("textproj", config={"train_config": train_config})
+    assert str(error.value) == message
+
+
+def test_a_bad_features_setting_names_its_section() -> None:
+    with pytest.raises(ConfigError, match=r"^\[components.textproj.features\] unknown Feature"):
+        spacy.blank("en").add_pipe("textproj", config={"features": {"bogus": 1}})
 
 
 def test_the_learner_takes_r_drop_only_when_asked() -> None:
@@ -334,6 +466,37 @@ def test_corpus_converter_reads_named_columns(tmp_path: Path) -> None:
         ("hello there", {"greet": 1.0, "leave": 0.0}),
         ("bye", {"greet": 0.0, "leave": 1.0}),
     ]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["{d}/x.tsv", "{d}/sub/x.tsv", "{d}/out"], "{d}/sub/x.tsv: would write x.spacy, as "
+         "{d}/x.tsv does; rename one of them"),
+        (["{d}/x.tsv", "{d}/out", "--limit", "0"], "--limit: must be at least 1 row per split, "
+         "got 0"),
+        (["{d}/x.tsv", "{d}/out", "--limit", "-5"], "--limit: must be at least 1 row per split, "
+         "got -5"),
+        (["{d}/nowhere.tsv", "{d}/out"], "{d}/nowhere.tsv: no such file"),
+        (["banking77", "{d}/x.tsv", "{d}/out"], "banking77: a bundled corpus is converted alone "
+         "(into its train, dev, test splits); give it without data files"),
+        (["{d}/x.tsv", "{d}/x.tsv"], "{d}/x.tsv: exists and is not a directory; give another "
+         "output"),
+    ],
+)  # fmt: skip
+def test_corpus_converter_refuses_bad_input_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture, args: list[str], message: str
+) -> None:
+    from spacy_component.make_spacy_corpus import main
+
+    (tmp_path / "sub").mkdir()
+    for path in (tmp_path / "x.tsv", tmp_path / "sub" / "x.tsv"):
+        path.write_text("text\tlabel\nhello\tgreet\nbye\tleave\n")
+    with pytest.raises(SystemExit) as exit_:
+        main([arg.format(d=tmp_path) for arg in args])
+    assert exit_.value.code == 1
+    assert capsys.readouterr().err == f"error: {message.format(d=tmp_path)}\n"
+    assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.slow

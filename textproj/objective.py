@@ -23,9 +23,16 @@ from textproj.config import TrainConfig
 def label_loss(
     logits: torch.Tensor, targets: torch.Tensor, multi_label: bool, smoothing: float = 0.0
 ) -> torch.Tensor:
-    """Cross-entropy, or for multi-label the per-label binary cross-entropy summed over labels."""
+    """Cross-entropy, or for multi-label the per-label binary cross-entropy summed over labels
+    (a NaN target, a label the text's annotation leaves out, adds nothing)."""
     if not multi_label:
         return F.cross_entropy(logits, targets, label_smoothing=smoothing)
+    missing = torch.isnan(targets)
+    if missing.any():
+        per_label = F.binary_cross_entropy_with_logits(
+            logits, targets.nan_to_num(0.0), reduction="none"
+        )
+        return per_label.masked_fill(missing, 0.0).sum(1).mean()
     return F.binary_cross_entropy_with_logits(logits, targets, reduction="none").sum(1).mean()
 
 
