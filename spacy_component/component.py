@@ -279,12 +279,13 @@ class TextProjCategorizer(Pipe):
         if self._source is not None:
             self._require_classifier()
             return
+        if labels is not None:
+            labels = self._checked_labels(labels)
         validate_examples(get_examples(), f"{type(self).__name__}.initialize")
         examples = list(get_examples())
         self._refuse_several_positive(examples, "training example {}")
         if labels is None:
-            labels = {label for eg in examples for label in eg.reference.cats}
-        labels = self._checked_labels(labels)
+            labels = sorted({label for eg in examples for label in eg.reference.cats})
         if len(labels) < 2:
             found = f"only the label {labels[0]!r}" if labels else "no labels (doc.cats is empty)"
             raise ConfigError(
@@ -375,10 +376,10 @@ class TextProjCategorizer(Pipe):
         examples = list(examples)
         validate_examples(examples, f"{type(self).__name__}.update")
         self._refuse_several_positive(examples, "doc {} of the batch")
-        examples = [eg for eg in examples if self._gold(eg) is not None]
-        if examples:
+        golds = [(eg, gold) for eg in examples if (gold := self._gold(eg)) is not None]
+        if golds:
+            examples, gold = map(list, zip(*golds, strict=True))
             texts = [eg.reference.text for eg in examples]
-            gold = [self._gold(eg) for eg in examples]
             losses[self.name] += self._learner.accumulate(texts, gold, self._known(examples))
         if sgd not in (None, False):
             self.finish_update(sgd)
