@@ -224,6 +224,25 @@ def test_predict_reads_the_text_column_of_a_data_file(trained: Path, tmp_path: P
     )
 
 
+def test_predict_reads_input_records_as_training_does(trained: Path, tmp_path: Path) -> None:
+    texts = ["great phone", 'the "best" film', "awful,\nbroke in a day", "it is a film"]
+    clf = textproj.load(trained)
+    for name in ("in.csv", "in.tsv", "in.ft"):
+        path = tmp_path / name
+        ft = name.endswith(".ft")  # its label tokens are not text
+        rows = [t.replace("\n", " ") for t in texts] if ft else texts
+        write_dataset(Dataset(rows, ["pos", "neg"] * 2, "made"), path)
+        result = runner.invoke(app, ["predict", str(trained), "--input", str(path), "--json"])
+        assert result.exit_code == 0, result.output
+        records = [json.loads(line) for line in result.stdout.splitlines()]
+        assert [r["label"] for r in records] == clf.predict(rows)  # one line per record
+    short = tmp_path / "short.csv"
+    short.write_text("id,text\n1,great phone\n2\n3,it is a film\n", encoding="utf-8")
+    refused = runner.invoke(app, ["predict", str(trained), "--input", str(short)])
+    assert refused.exit_code == 1 and refused.stdout == ""  # refused before any prediction
+    assert refused.output == f"error: {short}:3: row has 1 field(s), expected at least 2\n"
+
+
 def test_predict_stdin_crlf_blank_lines_and_bad_utf8(trained: Path) -> None:
     piped = runner.invoke(
         app, ["predict", str(trained), "--json"], input="good film\r\n\n   \nbad\n"

@@ -38,10 +38,64 @@ def test_unlabeled_lines_gz_and_data_files_give_their_texts(tmp_path: Path) -> N
     assert read_unlabeled(named, text_column="utterance") == ["first", "second"]
     with pytest.raises(DataError, match=r"named.csv:1: header has no 'text' column") as caught:
         read_unlabeled(named)
-    assert str(caught.value).endswith("(--text-column names another)")  # no labels are read
+    assert str(caught.value).endswith(  # training's message, naming no label column
+        "(found: ['intent', 'utterance']; --text-column names another)"
+    )
     fields = tmp_path / "named.jsonl"
     fields.write_text(json.dumps({"utterance": "json text", "text": "other"}) + "\n")
     assert read_unlabeled(fields, text_column="utterance") == ["json text"]
+
+
+@pytest.mark.parametrize("name", ["a.tsv", "a.csv", "a.jsonl", "a.ft", "a.csv.gz"])
+def test_unlabeled_texts_are_the_training_readers_texts_a_block_at_a_time(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, name: str
+) -> None:
+    from textproj import data as data_module
+    from textproj.data import Dataset, iter_texts, read_dataset, write_dataset
+
+    monkeypatch.setattr(data_module, "STREAM_BLOCK_BYTES", 64)  # records span blocks
+    texts = ['"Pending" payment', 'say "hi"', "tab\there", "two\nlines", "x" * 150, "plain"]
+    if name == "a.ft":  # fastText: one line each, no surrounding white space
+        texts = [t.replace("\n", " ").replace("\t", " ") for t in texts]
+    path = tmp_path / name
+    write_dataset(Dataset(texts, ["a", "b"] * 3, "made"), path)
+    assert read_dataset(path).texts == texts
+    assert list(iter_texts(path)) == texts  # the label tokens of a.ft are not text
+    assert read_unlabeled(path) == texts
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [  # each a silent loss or merge before: the lax csv.reader
+        ("u.csv", 'text\n"fine\nlost\nmore\n',
+         "u.csv:2: malformed CSV: a quote opened here never closes"),
+        ("u.csv", "id,text\n1,fine\n2\n3,more\n",
+         "u.csv:3: row has 1 field(s), expected at least 2"),
+        ("u.tsv", 'text\n"open\tquote\nlost\n',
+         "u.tsv:2: a field opens with '\"' that never closes"),
+        ("u.csv", "text\na,b\n",
+         "u.csv:2: row has 2 fields, the header 1: quote a text that holds"),
+        ("u.jsonl", '{"text": "a"}\n{"body": "b"}\n',
+         "u.jsonl:2: object has no 'text' field (--text-column names another)"),
+        ("u.jsonl", '{"text": "a"}\n[1]\n', "u.jsonl:2: expected a JSON object, got list"),
+    ],
+)  # fmt: skip
+def test_malformed_unlabeled_records_are_refused_naming_file_and_line(
+    tmp_path: Path, name: str, content: str, message: str
+) -> None:
+    path = tmp_path / name
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(DataError) as caught:
+        read_unlabeled(path)
+    assert str(caught.value).startswith(f"{tmp_path / message}")
+
+
+def test_invalid_utf8_is_reported_at_its_line_past_read_ahead(tmp_path: Path) -> None:
+    path = tmp_path / "u.txt"
+    path.write_bytes(b"".join(b"text %d\n" % i for i in range(1, 3000)) + b"bad \xff\n")
+    with pytest.raises(DataError) as caught:
+        read_unlabeled(path)
+    assert str(caught.value) == f"{path}:3000: invalid UTF-8 (byte 0xff)"
 
 
 def test_unlabeled_reader_reports_progress(tmp_path: Path) -> None:

@@ -52,10 +52,12 @@ from textproj.data import (
     TEXT_COLUMN,
     Dataset,
     blank_texts,
+    has_columns,
+    iter_texts,
     read_dataset,
     read_lines,
 )
-from textproj.errors import ConfigError, DataError, TextprojError
+from textproj.errors import ConfigError, TextprojError
 from textproj.layout import CHECKPOINT_EVERY_SECONDS, CHECKPOINT_NAME, METRICS_NAME
 from textproj.rundir import check_output_dir, refuse_a_file
 
@@ -905,11 +907,9 @@ def evaluate(
 def _texts(
     texts: list[str] | None, input_file: Path | None, text_column: str = TEXT_COLUMN
 ) -> list[str]:
-    """The texts to classify: arguments, or --input's (a data file's text column, else its
-    lines; ``-``: stdin), or stdin's lines."""
-    from textproj.transfer import is_data_file, read_texts
-
-    is_data = input_file is not None and is_data_file(input_file)
+    """The texts to classify: arguments, or --input's (``data.iter_texts``: a data file's text
+    column, record by record, else its lines; ``-``: stdin), or stdin's lines."""
+    is_data = input_file is not None and has_columns(input_file)
     if text_column != TEXT_COLUMN and not is_data:
         _usage("--text-column names a column of a .tsv/.csv/.jsonl --input file")
     if texts:
@@ -917,25 +917,11 @@ def _texts(
             _usage("give texts as arguments or with --input, not both")
         return texts
     try:
-        if is_data:
-            return read_texts(input_file, text_column=text_column)
         if input_file is None or str(input_file) == "-":
             return read_lines(sys.stdin.buffer.read(), "stdin")
-        return read_lines(_read_bytes(input_file), str(input_file))
+        return list(iter_texts(input_file, text_column=text_column))
     except TextprojError as error:
         _fail(str(error))
-
-
-def _read_bytes(path: Path) -> bytes:
-    """A file's bytes, or a DataError worded as a data file's (``x.txt: no such file``)."""
-    if path.is_dir():
-        raise DataError(f"{path}: is a directory, not a data file")
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such file") from None
-    except OSError as error:
-        raise DataError(f"{path}: cannot read file: {error.strerror or error}") from None
 
 
 def _chosen(

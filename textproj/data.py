@@ -38,7 +38,9 @@ __all__ = [
     "DataError",
     "Dataset",
     "blank_texts",
+    "has_columns",
     "iter_dataset",
+    "iter_texts",
     "read_dataset",
     "read_lines",
     "write_dataset",
@@ -53,6 +55,8 @@ _FASTTEXT_LABEL = re.compile(r"__label__(\S*)\s*")
 
 # A row's label as read: one string, or a list of strings (JSONL list, several fastText labels).
 Row = tuple[int, str, str | list[str]]
+# The (text, label) columns or fields to read; a label of None reads texts only.
+Fields = tuple[str, str | None]
 # A dataset's label: one string, or for multi-label data a tuple of strings.
 Label = str | tuple[str, ...]
 MULTI_LABEL_SEPARATOR = "|"  # multi-label TSV/CSV (and JSONL string) labels: "a|b"
@@ -93,24 +97,25 @@ def _fail(name: str, line: int | None, message: str) -> DataError:
 # --- readers: each turns decoded file content into (line_no, text, label) rows ---
 
 
-def _rows_of(
-    records: Iterator[tuple[int, list[str]]], name: str, fields: tuple[str, str]
-) -> Iterator[Row]:
+def _rows_of(records: Iterator[tuple[int, list[str]]], name: str, fields: Fields) -> Iterator[Row]:
     """Rows of a delimited file's records ``(first line, fields)`` whose header names the text
-    and the label column ``fields`` (other columns are ignored). A row with more non-empty
-    fields than the header is refused: an unquoted delimiter in a text would shift its label."""
+    and the label column ``fields`` (other columns are ignored; no label column: texts only,
+    each label ``""``). A row with more non-empty fields than the header is refused: an
+    unquoted delimiter in a text would shift its label."""
     header_record = next(records, None)
     if header_record is None:
         raise _fail(name, None, "file is empty")
     start, header = header_record
     columns = [column.strip() for column in header]
+    hint = COLUMN_HINT if fields[1] is not None else TEXT_COLUMN_HINT
     for required in fields:
-        if required not in columns:
+        if required is not None and required not in columns:
             raise _fail(
-                name, start, f"header has no {required!r} column (found: {header!r}; {COLUMN_HINT})"
+                name, start, f"header has no {required!r} column (found: {header!r}; {hint})"
             )
-    text_at, label_at = columns.index(fields[0]), columns.index(fields[1])
-    needed = max(text_at, label_at) + 1
+    text_at = columns.index(fields[0])
+    label_at = None if fields[1] is None else columns.index(fields[1])
+    needed = max(text_at, -1 if label_at is None else label_at) + 1
     for start, row in records:
         if len(row) < needed:
             raise _fail(name, start, f"row has {len(row)} field(s), expected at least {needed}")
@@ -121,8 +126,8 @@ def _rows_of(
                 f"row has {len(row)} fields, the header {len(header)}: quote a text that holds "
                 "the delimiter",
             )
-        label = row[label_at]
-        if not label.strip():
+        label = "" if label_at is None else row[label_at]
+        if label_at is not None and not label.strip():
             raise _fail(name, start, "row has no label")
         yield start, row[text_at], label
 
@@ -221,12 +226,12 @@ def _csv_records(content: str, name: str) -> Iterator[tuple[int, list[str]]]:
         raise _fail(name, start, f"malformed CSV: {why}") from None
 
 
-def _iter_tsv(content: str, name: str, fields: tuple[str, str]) -> Iterator[Row]:
+def _iter_tsv(content: str, name: str, fields: Fields) -> Iterator[Row]:
     """Rows of a tab-separated file."""
     return _rows_of(_tsv_records(content, name), name, fields)
 
 
-def _iter_csv(content: str, name: str, fields: tuple[str, str]) -> Iterator[Row]:
+def _iter_csv(content: str, name: str, fields: Fields) -> Iterator[Row]:
     """Rows of a comma-separated file."""
     return _rows_of(_csv_records(content, name), name, fields)
 
@@ -237,9 +242,10 @@ def _physical_lines(content: str) -> Iterator[tuple[int, str]]:
         yield line_no, line.removesuffix("\r")
 
 
-def _iter_jsonl(content: str, name: str, fields: tuple[str, str]) -> Iterator[Row]:
+def _iter_jsonl(content: str, name: str, fields: Fields) -> Iterator[Row]:
     """Rows of a JSON Lines file: one object per line with a string text field and a label
-    field (``fields``: by default ``text`` and ``label``)."""
+    field (``fields``: by default ``text`` and ``label``; no label field: texts only, each
+    label ``""``, and a line may also be a bare JSON string)."""
     text_key, label_key = fields
     for line_no, line in _physical_lines(content):
         if not line.strip():
@@ -250,14 +256,21 @@ def _iter_jsonl(content: str, name: str, fields: tuple[str, str]) -> Iterator[Ro
             raise _fail(
                 name, line_no, f"invalid JSON: {error.msg} (column {error.colno})"
             ) from None
+        if label_key is None and isinstance(record, str):
+            yield line_no, record, ""
+            continue
         if not isinstance(record, dict):
             raise _fail(name, line_no, f"expected a JSON object, got {type(record).__name__}")
+        hint = COLUMN_HINT if label_key is not None else TEXT_COLUMN_HINT
         for key in fields:
-            if key not in record:
-                raise _fail(name, line_no, f"object has no {key!r} field ({COLUMN_HINT})")
+            if key is not None and key not in record:
+                raise _fail(name, line_no, f"object has no {key!r} field ({hint})")
         text = record[text_key]
         if not isinstance(text, str):
             raise _fail(name, line_no, f"{text_key!r} must be a string, got {type(text).__name__}")
+        if label_key is None:
+            yield line_no, text, ""
+            continue
         label = record[label_key]
         if isinstance(label, list) and all(isinstance(item, str) for item in label):
             yield line_no, text, label
@@ -272,17 +285,23 @@ def _iter_jsonl(content: str, name: str, fields: tuple[str, str]) -> Iterator[Ro
         yield line_no, text, label
 
 
-def _iter_fasttext(content: str, name: str, fields: tuple[str, str]) -> Iterator[Row]:
+def _fasttext_labels(line: str) -> tuple[list[str], int]:
+    """The ``__label__`` tokens a fastText line starts with, and where its text begins."""
+    labels: list[str] = []
+    position = len(line) - len(line.lstrip())
+    while match := _FASTTEXT_LABEL.match(line, position):
+        labels.append(match.group(1))
+        position = match.end()
+    return labels, position
+
+
+def _iter_fasttext(content: str, name: str, fields: Fields) -> Iterator[Row]:
     """Rows of a fastText file: ``__label__X`` at the start of the line, then the text (it has
     no named columns, so ``fields`` is not read)."""
     for line_no, line in _physical_lines(content):
         if not line.strip():
             continue
-        labels: list[str] = []
-        position = len(line) - len(line.lstrip())
-        while match := _FASTTEXT_LABEL.match(line, position):
-            labels.append(match.group(1))
-            position = match.end()
+        labels, position = _fasttext_labels(line)
         if not labels:
             raise _fail(name, line_no, "line does not start with a __label__ token")
         if not all(labels):
@@ -290,7 +309,20 @@ def _iter_fasttext(content: str, name: str, fields: tuple[str, str]) -> Iterator
         yield line_no, line[position:].rstrip(), labels[0] if len(labels) == 1 else labels
 
 
-_READERS: dict[str, Callable[[str, str, tuple[str, str]], Iterator[Row]]] = {
+def _iter_lines(content: str, name: str, fields: Fields) -> Iterator[Row]:
+    """Texts of a file of one text per line, blank lines kept (as empty texts, so outputs stay
+    aligned with input lines) and no labels: a fastText line's leading ``__label__`` tokens are
+    dropped and its text read as :func:`_iter_fasttext` reads it; any other line is kept as it
+    is. ``name`` and ``fields`` are not read (a reader's signature)."""
+    lines = list(_physical_lines(content))
+    if lines[-1][1] == "":
+        lines.pop()  # after the last line break
+    for line_no, line in lines:
+        labels, position = _fasttext_labels(line)
+        yield line_no, line[position:].rstrip() if labels else line, ""
+
+
+_READERS: dict[str, Callable[[str, str, Fields], Iterator[Row]]] = {
     ".tsv": _iter_tsv,
     ".csv": _iter_csv,
     ".jsonl": _iter_jsonl,
@@ -298,13 +330,30 @@ _READERS: dict[str, Callable[[str, str, tuple[str, str]], Iterator[Row]]] = {
     ".ft": _iter_fasttext,
 }
 SUPPORTED_EXTENSIONS: tuple[str, ...] = tuple(_READERS)
+# Texts only (predict --input, train --unlabeled): a TSV/CSV/JSONL file by the readers of
+# labelled data, its labels not read; any other file (fastText, plain text) one text per line
+# (_iter_lines).
+_TEXT_READERS: dict[str, Callable[[str, str, Fields], Iterator[Row]]] = {
+    extension: _READERS[extension] for extension in (".tsv", ".csv", ".jsonl")
+}
+
+
+def _name_parts(path: Path) -> tuple[str, bool]:
+    """The file's extension before any ``.gz`` (e.g. ``.tsv``, or ``""``), and whether it is
+    gzipped."""
+    name = path.name.lower()
+    return Path(name.removesuffix(".gz")).suffix, name.endswith(".gz")
+
+
+def _refuse_directory(path: Path) -> None:
+    """A directory given as a data file is an error naming it (not an Errno)."""
+    if path.is_dir():
+        raise _fail(str(path), None, "is a directory, not a data file")
 
 
 def _format_of(path: Path) -> tuple[str, bool]:
     """Return the format extension (e.g. ``.tsv``) and whether the file is gzipped."""
-    name = path.name.lower()
-    gzipped = name.endswith(".gz")
-    extension = Path(name.removesuffix(".gz")).suffix
+    extension, gzipped = _name_parts(path)
     if extension not in _READERS:
         supported = ", ".join(f"{ext}[.gz]" for ext in SUPPORTED_EXTENSIONS)
         raise _fail(str(path), None, f"unknown file extension; supported: {supported}")
@@ -373,8 +422,7 @@ def read_dataset(
     Raises DataError (naming file and line) for any missing, unreadable or malformed input.
     """
     path = Path(path)
-    if path.is_dir():
-        raise _fail(str(path), None, "is a directory, not a data file")
+    _refuse_directory(path)
     extension, gzipped = _format_of(path)
     content = _read_text(path, gzipped)
     texts: list[str] = []
@@ -401,29 +449,23 @@ def _shift_error(error: DataError, name: str, lines_before: int) -> DataError:
     return DataError(message)
 
 
-def iter_dataset(
-    path: str | os.PathLike[str],
-    *,
-    multi_label: bool = False,
-    digest: Any = None,
-    text_column: str = TEXT_COLUMN,
-    label_column: str = LABEL_COLUMN,
-) -> Iterator[tuple[str, Label]]:
-    """The (text, label) rows of a dataset file, read a block at a time (memory does not grow
-    with the file): the same rows, labels and errors as :func:`read_dataset`. ``digest`` (a
-    hashlib object) is fed the file's decompressed bytes."""
-    path = Path(path)
+def _stream_rows(
+    path: Path, extension: str, gzipped: bool, fields: Fields, digest: Any = None
+) -> Iterator[Row]:
+    """The rows of the reader of ``extension`` (with no label field, of :data:`_TEXT_READERS`),
+    a block at a time so that memory does not grow with the file, with line numbers (and
+    errors) counted from the file's start. ``digest`` (a hashlib object) is fed the
+    decompressed bytes."""
     name = str(path)
-    if path.is_dir():
-        raise _fail(name, None, "is a directory, not a data file")
-    extension, gzipped = _format_of(path)
-    fields = _checked_fields(name, extension, text_column, label_column)
-    reader, delimited = _READERS[extension], extension in (".tsv", ".csv")
+    readers = _READERS if fields[1] is not None else _TEXT_READERS
+    reader, delimited = readers.get(extension, _iter_lines), extension in (".tsv", ".csv")
     try:
         stream = gzip.open(path, "rb") if gzipped else path.open("rb")  # noqa: SIM115 (with below)
     except FileNotFoundError:
         raise _fail(name, None, "no such file") from None
-    header, lines_before, pending, rows = None, 0, b"", 0
+    except OSError as error:
+        raise _fail(name, None, f"cannot read file: {error.strerror or error}") from None
+    header, lines_before, pending = None, 0, b""
     with stream:
         while True:
             try:
@@ -451,7 +493,7 @@ def iter_dataset(
                 piece, offset = header + piece, lines_before - 1
             try:
                 parsed = [
-                    (text, _label_of(label, multi_label, name, line_no + offset))
+                    (line_no + offset, text, label)
                     for line_no, text, label in reader(piece, name, fields)
                 ]
             except DataError as error:
@@ -462,16 +504,69 @@ def iter_dataset(
                 header = next((line + "\n" for line in piece.split("\n") if line.strip()), None)
             lines_before += raw.count(b"\n")
             pending = rest
-            rows += len(parsed)
             yield from parsed
             if not block:
                 break
+
+
+def iter_dataset(
+    path: str | os.PathLike[str],
+    *,
+    multi_label: bool = False,
+    digest: Any = None,
+    text_column: str = TEXT_COLUMN,
+    label_column: str = LABEL_COLUMN,
+) -> Iterator[tuple[str, Label]]:
+    """The (text, label) rows of a dataset file, read a block at a time (memory does not grow
+    with the file): the same rows, labels and errors as :func:`read_dataset`. ``digest`` (a
+    hashlib object) is fed the file's decompressed bytes."""
+    path = Path(path)
+    _refuse_directory(path)
+    extension, gzipped = _format_of(path)
+    fields = _checked_fields(str(path), extension, text_column, label_column)
+    rows = 0
+    for line_no, text, label in _stream_rows(path, extension, gzipped, fields, digest):
+        rows += 1
+        yield text, _label_of(label, multi_label, str(path), line_no)
     if not rows:
-        raise _fail(name, None, "no data rows")
+        raise _fail(str(path), None, "no data rows")
+
+
+TEXT_PROGRESS_LINES = 10_000  # lines between progress reports of :func:`iter_texts`
+
+
+def has_columns(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` (``.gz`` or not) is a TSV, CSV or JSONL file, whose texts are a named
+    column or field; any other file is read by :func:`iter_texts` as one text per line."""
+    return _name_parts(Path(path))[0] in _TEXT_READERS
+
+
+def iter_texts(
+    path: str | os.PathLike[str],
+    *,
+    text_column: str = TEXT_COLUMN,
+    on_progress: Callable[[int], None] | None = None,
+) -> Iterator[str]:
+    """Every text of a file, in order, labels not read; ``.gz`` too. A TSV, CSV or JSONL file
+    is read record by record as :func:`read_dataset` reads it (its ``text_column``; a label
+    column need not be there), so it gives the same texts and the same one-line errors; any
+    other file is one text per line (blank lines kept, a fastText line's ``__label__`` tokens
+    dropped). Read a block at a time, reporting the line reached every
+    TEXT_PROGRESS_LINES lines to ``on_progress``."""
+    path = Path(path)
+    _refuse_directory(path)
+    extension, gzipped = _name_parts(path)
+    report_at = TEXT_PROGRESS_LINES
+    for line_no, text, _ in _stream_rows(path, extension, gzipped, (text_column, None)):
+        yield text
+        if on_progress is not None and line_no >= report_at:
+            on_progress(line_no)
+            report_at = (line_no // TEXT_PROGRESS_LINES + 1) * TEXT_PROGRESS_LINES
 
 
 def read_lines(raw: bytes, name: str) -> list[str]:
-    """Unlabelled texts, one per line, from UTF-8 bytes (a file or stdin called ``name``).
+    """Unlabelled texts, one per line, from UTF-8 bytes (stdin, called ``name``), as
+    :func:`iter_texts` reads a file of them.
 
     Lines split at ``\\n`` only, a ``\\r`` before it is dropped (CRLF input), and a byte that
     is not UTF-8 is a DataError naming the line, as in every data file. Blank lines are kept
@@ -483,8 +578,7 @@ def read_lines(raw: bytes, name: str) -> list[str]:
     except UnicodeDecodeError as error:
         line_no = raw.count(b"\n", 0, error.start) + 1
         raise _fail(name, line_no, f"invalid UTF-8 (byte 0x{raw[error.start]:02x})") from None
-    lines = [line for _, line in _physical_lines(content)]
-    return lines[:-1] if lines and lines[-1] == "" else lines
+    return [text for _, text, _ in _iter_lines(content, name, (TEXT_COLUMN, None))]
 
 
 def blank_texts(dataset: Dataset) -> int:
