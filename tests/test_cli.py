@@ -243,6 +243,27 @@ def test_predict_reads_input_records_as_training_does(trained: Path, tmp_path: P
     assert refused.output == f"error: {short}:3: row has 1 field(s), expected at least 2\n"
 
 
+def test_lone_surrogates_in_jsonl_are_refused_at_reading(trained: Path, tmp_path: Path) -> None:
+    path = tmp_path / "s.jsonl"  # json.loads accepts the escape; UTF-8 cannot hold it
+    path.write_text('{"text": "fine", "label": "pos"}\n{"text": "a\\udc80", "label": "pos"}\n')
+    why = f"error: {path}:2: 'text' holds a lone surrogate (U+DC80, half of a UTF-16 pair), "
+    why += "which UTF-8 cannot encode"
+    predicted = runner.invoke(app, ["predict", str(trained), "--json", "--input", str(path)])
+    assert predicted.exit_code == 1 and predicted.stdout == ""  # a crash writing JSON before
+    assert predicted.output.rstrip("\n") == why
+    scores = tmp_path / "p.tsv"
+    args = ["evaluate", str(trained), "--test", str(path), f"--predictions={scores}"]
+    evaluated = runner.invoke(app, args)
+    assert evaluated.exit_code == 1 and evaluated.output.rstrip("\n") == why
+    assert not scores.exists()
+    label = tmp_path / "l.jsonl"  # crashed writing model.tpn after training
+    label.write_text('{"text": "fine", "label": "pos"}\n{"text": "a", "label": "\\udc80"}\n')
+    out = tmp_path / "out"
+    trained_on = runner.invoke(app, ["train", "--train", str(label), "--output", str(out)])
+    assert trained_on.exit_code == 1 and not out.exists()
+    assert trained_on.output.startswith(f"error: {label}:2: 'label' holds a lone surrogate")
+
+
 def test_predict_stdin_crlf_blank_lines_and_bad_utf8(trained: Path) -> None:
     piped = runner.invoke(
         app, ["predict", str(trained), "--json"], input="good film\r\n\n   \nbad\n"

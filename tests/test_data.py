@@ -13,6 +13,8 @@ from textproj.data import (
     DataError,
     Dataset,
     blank_texts,
+    iter_dataset,
+    iter_texts,
     read_dataset,
     write_dataset,
 )
@@ -290,6 +292,34 @@ def test_error_in_multiline_row_names_its_first_line(tmp_path: Path) -> None:
 def test_jsonl_errors(tmp_path: Path, line: str, fragment: str) -> None:
     content = '{"text": "fine", "label": "A"}\n\n' + line + "\n"
     assert_data_error(write_bytes(tmp_path, "d.jsonl", content), 3, fragment)
+
+
+SURROGATE = "holds a lone surrogate (U+DC80, half of a UTF-16 pair), which UTF-8 cannot encode"
+
+
+@pytest.mark.parametrize(
+    ("record", "field"),
+    [
+        ({"text": "t", "label": "a\udc80"}, "label"),
+        ({"text": "t", "label": ["a", "\udc80"]}, "label"),
+        ({"text": "t\udc80", "label": "a"}, "text"),
+    ],
+)
+def test_jsonl_lone_surrogates_are_refused_naming_line_and_field(
+    tmp_path: Path, record: dict, field: str
+) -> None:
+    content = '{"text": "fine", "label": "A"}\n' + json.dumps(record) + "\n"  # json: \\udc80
+    assert "\\udc80" in content and json.loads(content.splitlines()[1]) == record
+    path = write_bytes(tmp_path, "d.jsonl", content)
+    expected = f"{path}:2: {field!r} {SURROGATE}"
+    for read in (read_dataset, lambda p: list(iter_dataset(p, multi_label=True))):
+        with pytest.raises(DataError) as caught:
+            read(path)
+        assert str(caught.value) == expected
+    if field == "text":  # predict --input, train --unlabeled
+        with pytest.raises(DataError) as caught:
+            list(iter_texts(path))
+        assert str(caught.value) == expected
 
 
 @pytest.mark.parametrize(

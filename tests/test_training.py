@@ -281,6 +281,19 @@ def test_train_reads_data_files_and_pairs_texts_with_labels(monkeypatch, tmp_pat
         train(["a", "b"], "xy", progress=False)
 
 
+def test_a_label_with_a_lone_surrogate_is_refused_before_training(tmp_path) -> None:
+    texts = ["good film", "bad film", "fine film", "awful film"]
+    rows = Dataset(texts, ["pos", "neg\udc80", "pos", "neg\udc80"], "rows")
+    out = tmp_path / "out"
+    with pytest.raises(ConfigError) as caught:  # it crashed writing model.tpn, after training
+        train(rows, config=TrainConfig(**TINY_CONFIG), output_dir=out, progress=False)
+    assert str(caught.value) == (
+        "rows:train: label 'neg\\udc80' holds a lone surrogate (U+DC80, half of a UTF-16 pair), "
+        "which UTF-8 cannot encode; a model file could not store it"
+    )
+    assert not out.exists()
+
+
 def test_ragged_positions_gathers_rows_of_chosen_items() -> None:
     offsets = np.array([0, 2, 2, 5, 6])
     positions, lengths = ragged_positions(offsets, np.array([2, 0, 1, 3]))

@@ -41,6 +41,7 @@ __all__ = [
     "has_columns",
     "iter_dataset",
     "iter_texts",
+    "lone_surrogate",
     "read_dataset",
     "read_lines",
     "write_dataset",
@@ -52,6 +53,7 @@ _UTF8_BOM = b"\xef\xbb\xbf"
 _CSV_FIELD_LIMIT = 2**31 - 1
 # fastText label token at the start of a line, with the white space after it.
 _FASTTEXT_LABEL = re.compile(r"__label__(\S*)\s*")
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 # A row's label as read: one string, or a list of strings (JSONL list, several fastText labels).
 Row = tuple[int, str, str | list[str]]
@@ -242,6 +244,27 @@ def _physical_lines(content: str) -> Iterator[tuple[int, str]]:
         yield line_no, line.removesuffix("\r")
 
 
+def lone_surrogate(value: str, what: str) -> str | None:
+    """Why ``value`` (called ``what``) cannot be read, if it holds a lone surrogate (as a JSON
+    ``\\udc80`` escape can): no UTF-8 file can hold one, so neither a model file (its labels)
+    nor an output file could be written, and the C and wasm runtimes, which read UTF-8, could
+    never be given that text. Such input is refused, as invalid UTF-8 is; nothing is replaced."""
+    found = _LONE_SURROGATE.search(value)
+    if found is None:
+        return None
+    return (
+        f"{what} holds a lone surrogate (U+{ord(found.group()):04X}, half of a UTF-16 pair), "
+        "which UTF-8 cannot encode"
+    )
+
+
+def _refuse_surrogates(value: str | list[str], name: str, line_no: int, key: str) -> None:
+    """A DataError naming the file, line and field if a JSON string holds a lone surrogate."""
+    for part in [value] if isinstance(value, str) else value:
+        if problem := lone_surrogate(part, repr(key)):
+            raise _fail(name, line_no, problem)
+
+
 def _iter_jsonl(content: str, name: str, fields: Fields) -> Iterator[Row]:
     """Rows of a JSON Lines file: one object per line with a string text field and a label
     field (``fields``: by default ``text`` and ``label``; no label field: texts only, each
@@ -257,6 +280,7 @@ def _iter_jsonl(content: str, name: str, fields: Fields) -> Iterator[Row]:
                 name, line_no, f"invalid JSON: {error.msg} (column {error.colno})"
             ) from None
         if label_key is None and isinstance(record, str):
+            _refuse_surrogates(record, name, line_no, text_key)
             yield line_no, record, ""
             continue
         if not isinstance(record, dict):
@@ -268,11 +292,13 @@ def _iter_jsonl(content: str, name: str, fields: Fields) -> Iterator[Row]:
         text = record[text_key]
         if not isinstance(text, str):
             raise _fail(name, line_no, f"{text_key!r} must be a string, got {type(text).__name__}")
+        _refuse_surrogates(text, name, line_no, text_key)
         if label_key is None:
             yield line_no, text, ""
             continue
         label = record[label_key]
         if isinstance(label, list) and all(isinstance(item, str) for item in label):
+            _refuse_surrogates(label, name, line_no, label_key)
             yield line_no, text, label
             continue
         if not isinstance(label, str):
@@ -282,6 +308,7 @@ def _iter_jsonl(content: str, name: str, fields: Fields) -> Iterator[Row]:
             )
         if not label.strip():
             raise _fail(name, line_no, "row has no label")
+        _refuse_surrogates(label, name, line_no, label_key)
         yield line_no, text, label
 
 

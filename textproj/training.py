@@ -32,7 +32,7 @@ import torch
 
 from textproj import checkpoint, distributed, ensemble, fsio, inputs, nets, netspec, trainer_model
 from textproj.config import LONG_TEXTS_WARN_SHARE, FeatureConfig, TrainConfig
-from textproj.data import DEFAULT_COLUMNS, Dataset, read_dataset
+from textproj.data import DEFAULT_COLUMNS, Dataset, lone_surrogate, read_dataset
 from textproj.decisions import DEFAULT_THRESHOLD, decide, dev_score, tune_thresholds
 from textproj.errors import ConfigError
 from textproj.inputs import (
@@ -193,6 +193,9 @@ def label_set(data: Dataset, multi_label: bool) -> list[str]:
     """The sorted labels of a training set, refused when it cannot train a classifier."""
     sets = data.labels if multi_label else [[label] for label in data.labels]
     labels = sorted({label for labels in sets for label in labels})
+    for label in labels:
+        if problem := lone_surrogate(label, f"label {label!r}"):
+            raise ConfigError(f"{data.source}: {problem}; a model file could not store it")
     if len(labels) < 2:
         found = f"only the label {labels[0]!r}" if labels else "no labels"
         raise ConfigError(f"{data.source}: training data has {found}; a classifier needs two")
