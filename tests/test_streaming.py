@@ -170,6 +170,11 @@ def test_iter_dataset_reads_what_read_dataset_reads_a_block_at_a_time(
     bad.write_text("text\tlabel\n" + "a\tb\n" * 500 + "no label here\n", encoding="utf-8")
     with pytest.raises(DataError, match=r"bad\.tsv:502: row has 1 field"):
         list(iter_dataset(bad))
+    late = tmp_path / "late.jsonl"  # a label refused past the first block: its line counted once
+    late.write_text('{"text": "t", "label": "a"}\n' * 300 + '{"text": "t", "label": ["a", "b"]}\n')
+    with pytest.raises(DataError) as caught:
+        list(iter_dataset(late))
+    assert str(caught.value) == f"{late}:301: row has 2 labels; read it as multi-label data"
 
 
 CLI = [sys.executable, "-c", "from textproj.cli import app; app(prog_name='textproj')"]
