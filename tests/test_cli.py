@@ -236,6 +236,9 @@ def test_predict_reads_input_records_as_training_does(trained: Path, tmp_path: P
         assert result.exit_code == 0, result.output
         records = [json.loads(line) for line in result.stdout.splitlines()]
         assert [r["label"] for r in records] == clf.predict(rows)  # one line per record
+        assert [r["text"] for r in records] == rows
+    piped = runner.invoke(app, ["predict", str(trained), "--json"], input=path.read_text())
+    assert [json.loads(line)["text"] for line in piped.stdout.splitlines()] == rows  # stdin: .ft
     short = tmp_path / "short.csv"
     short.write_text("id,text\n1,great phone\n2\n3,it is a film\n", encoding="utf-8")
     refused = runner.invoke(app, ["predict", str(trained), "--input", str(short)])

@@ -963,8 +963,9 @@ def predict(
         typer.Option(
             "--input",
             "-i",
-            help="File of texts, one per line (UTF-8; - is stdin), or a .tsv/.csv/.jsonl[.gz] "
-            "data file's text column (labels ignored).",
+            help="File of texts, one per line (UTF-8; - is stdin; fastText __label__ tokens "
+            "dropped), or a .tsv/.csv/.jsonl[.gz] data file's text column, read as training "
+            "reads it (labels ignored).",
         ),
     ] = None,
     text_column: TextColumnOption = TEXT_COLUMN,
