@@ -23,7 +23,7 @@ from textproj.config import (
 )
 from textproj.corpora import load_corpus
 from textproj.data import Dataset, write_dataset
-from textproj.errors import CheckpointError, ConfigError
+from textproj.errors import CheckpointError, ConfigError, DataError
 from textproj.features import tokens
 from textproj.inputs import ragged_positions
 from textproj.layout import CHECKPOINT_NAME, MODEL_NAME
@@ -569,3 +569,43 @@ def test_trainer_table_rate_and_dropout_are_its_own() -> None:
     table_group, trainer_group, _ = make_optimiser(projection, trainer, same).param_groups
     assert table_group["lr"] == trainer_group["lr"] == 4e-3
     assert trainer.dropout.p == projection.dropout.p == 0.3
+
+
+@pytest.mark.parametrize(
+    ("texts", "labels", "kwargs", "error", "message"),
+    [
+        (["a", "b"], [1, 2], {}, TypeError, "train(texts, labels): labels[0] is int 1, not a str"),
+        (["a", "b"], np.array([3, 4]), {}, TypeError, "labels[0] is int64 np.int64(3), not a str"),
+        (["a", "b"], ["x", " "], {}, DataError, "labels[1]: row has no label"),
+        (["a", None], ["x", "y"], {}, TypeError, "texts[1] is NoneType None, not a str"),
+        (["a", "b"], None, {}, TypeError, "labels are missing; give one label per text"),
+        (["a"], ["x", "y"], {}, ValueError, "train(texts, labels): 1 texts but 2 labels"),
+        (["a", "b"], [("x", "y"), "z"], {}, DataError, "labels[0]: row has 2 labels; read it as"),
+        (["a", "b"], ["x", "y"], {"config": {"epochs": 1}}, TypeError,
+         "train: config is a dict, not a TrainConfig; give TrainConfig(**config)"),
+        (["a", "b"], ["x", "y"], {"features": {}}, TypeError,
+         "train: features is a dict, not a FeatureConfig; give FeatureConfig(**features)"),
+    ],
+)  # fmt: skip
+def test_train_refuses_bad_texts_labels_and_configs_naming_them(
+    monkeypatch, tmp_path, texts, labels, kwargs, error, message
+) -> None:
+    import textproj.training as training
+
+    monkeypatch.setattr(training, "_train", lambda *args: pytest.fail("training started"))
+    out = tmp_path / "out"
+    with pytest.raises(error) as caught:
+        train(texts, labels, output_dir=out, progress=False, **kwargs)
+    assert message in str(caught.value) and "\n" not in str(caught.value)
+    assert not out.exists()
+
+
+def test_train_takes_numpy_texts_and_labels_trimmed_as_the_file_readers_trim() -> None:
+    import textproj.training as training
+
+    texts = np.array(["good film", "bad film", "fine"])
+    single, _, _ = training._datasets(texts, np.array([" pos", "neg ", "pos"]), None, False, ())
+    assert single.labels == ["pos", "neg", "pos"] and single.texts == list(texts)
+    assert all(type(item) is str for item in single.texts + single.labels)
+    multi, _, _ = training._datasets(texts, ["a| b", ["b", " c "], ("a",)], None, True, ())
+    assert multi.labels == [("a", "b"), ("b", "c"), ("a",)]

@@ -38,6 +38,7 @@ __all__ = [
     "DataError",
     "Dataset",
     "blank_texts",
+    "dataset_of",
     "has_columns",
     "iter_dataset",
     "iter_texts",
@@ -66,6 +67,7 @@ TEXT_COLUMN = "text"  # the TSV/CSV column (JSONL field) read as the text, unles
 LABEL_COLUMN = "label"  # ... and as the label
 DEFAULT_COLUMNS = (TEXT_COLUMN, LABEL_COLUMN)
 COLUMN_HINT = "--text-column / --label-column name others"
+MULTI_LABEL_HINT = "read it as multi-label data (--multi-label, multi_label=True)"
 TEXT_COLUMN_HINT = "--text-column names another"  # where only texts are read
 
 
@@ -410,19 +412,58 @@ def _read_text(path: Path, gzipped: bool) -> str:
         raise _fail(name, line_no, f"invalid UTF-8 (byte 0x{byte:02x})") from None
 
 
-def _label_of(raw: str | list[str], multi_label: bool, name: str, line_no: int) -> Label:
-    """A row's label for the dataset: a string, or with ``multi_label`` a tuple of strings."""
+def _label_of(raw: str | list[str], multi_label: bool, where: str) -> Label:
+    """A row's label for the dataset: a string, or with ``multi_label`` a tuple of strings, with
+    surrounding white space trimmed; a DataError starting with ``where`` if it has none."""
     if not multi_label:
         if isinstance(raw, str):
-            return raw.strip()
-        if len(raw) == 1:
-            return raw[0].strip()
-        raise _fail(name, line_no, f"row has {len(raw)} labels; read it as multi-label data")
+            label = raw.strip()
+        elif len(raw) == 1:
+            label = raw[0].strip()
+        else:
+            raise DataError(f"{where}: row has {len(raw)} labels; {MULTI_LABEL_HINT}")
+        if not label:
+            raise DataError(f"{where}: row has no label")
+        return label
     parts = raw.split(MULTI_LABEL_SEPARATOR) if isinstance(raw, str) else raw
     label_set = tuple(dict.fromkeys(part.strip() for part in parts if part.strip()))
     if not label_set:
-        raise _fail(name, line_no, "row has no label")
+        raise DataError(f"{where}: row has no label")
     return label_set
+
+
+def _checked_str(value: Any, where: str) -> str:
+    """``value`` as a plain str (a numpy string too); a TypeError naming ``where`` otherwise."""
+    if not isinstance(value, str):
+        raise TypeError(f"{where} is {type(value).__name__} {value!r}, not a str")
+    return str(value)
+
+
+def dataset_of(texts: Any, labels: Any, multi_label: bool, where: str) -> Dataset:
+    """Texts and labels given in memory (lists, tuples, numpy arrays) as a Dataset, by the file
+    readers' rules: every text a str, every label a non-empty str trimmed of white space (with
+    ``multi_label``, a list of them or an ``a|b`` str). Errors start with ``where`` and name the
+    first bad element (``labels[3]``); other label types (ints) are refused, not converted, so
+    that ``1`` and ``"1.0"`` never become classes unasked."""
+    if labels is None:
+        raise TypeError(f"{where}: labels are missing; give one label per text")
+    for name, values in (("texts", texts), ("labels", labels)):
+        if isinstance(values, str):
+            raise TypeError(f"{where}: {name} is one str; give a list of {name}")
+    checked_texts = [_checked_str(text, f"{where}: texts[{i}]") for i, text in enumerate(texts)]
+    checked_labels: list[Label] = []
+    for i, label in enumerate(labels):
+        at = f"{where}: labels[{i}]"
+        if isinstance(label, str):
+            raw: str | list[str] = str(label)
+        elif isinstance(label, list | tuple):
+            raw = [_checked_str(part, f"{at}[{j}]") for j, part in enumerate(label)]
+        else:
+            raise TypeError(f"{at} is {type(label).__name__} {label!r}, not a str")
+        checked_labels.append(_label_of(raw, multi_label, at))
+    if len(checked_texts) != len(checked_labels):
+        raise ValueError(f"{where}: {len(checked_texts)} texts but {len(checked_labels)} labels")
+    return Dataset(checked_texts, checked_labels, "texts")
 
 
 def _checked_fields(
@@ -457,7 +498,7 @@ def read_dataset(
     fields = _checked_fields(str(path), extension, text_column, label_column)
     for line_no, text, label in _READERS[extension](content, str(path), fields):
         texts.append(text)
-        labels.append(_label_of(label, multi_label, str(path), line_no))
+        labels.append(_label_of(label, multi_label, f"{path}:{line_no}"))
     if not texts:
         raise _fail(str(path), None, "no data rows")
     return Dataset(texts=texts, labels=labels, source=str(path))
@@ -554,7 +595,7 @@ def iter_dataset(
     rows = 0
     for line_no, text, label in _stream_rows(path, extension, gzipped, fields, digest):
         rows += 1
-        yield text, _label_of(label, multi_label, str(path), line_no)
+        yield text, _label_of(label, multi_label, f"{path}:{line_no}")
     if not rows:
         raise _fail(str(path), None, "no data rows")
 

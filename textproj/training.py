@@ -32,7 +32,7 @@ import torch
 
 from textproj import checkpoint, distributed, ensemble, fsio, inputs, nets, netspec, trainer_model
 from textproj.config import LONG_TEXTS_WARN_SHARE, FeatureConfig, TrainConfig
-from textproj.data import DEFAULT_COLUMNS, Dataset, lone_surrogate, read_dataset
+from textproj.data import DEFAULT_COLUMNS, Dataset, dataset_of, lone_surrogate, read_dataset
 from textproj.decisions import DEFAULT_THRESHOLD, decide, dev_score, tune_thresholds
 from textproj.errors import ConfigError
 from textproj.inputs import (
@@ -690,9 +690,8 @@ def _datasets(
 
     if isinstance(train_data, Dataset | str | os.PathLike):
         return read(train_data), read(dev_data), read(test_data)
-    if isinstance(dev_data, str):
-        raise TypeError("train(texts, labels): labels is one str; give a list of labels")
-    return Dataset(list(train_data), list(dev_data or []), "texts"), None, read(test_data)
+    pairs = dataset_of(train_data, dev_data, multi_label, "train(texts, labels)")
+    return pairs, None, read(test_data)
 
 
 def train(
@@ -738,7 +737,17 @@ def train(
     grow with the corpus; the model is the one the in-memory run gives. ``columns`` are the
     (text, label) columns every data file is read by.
     """
-    config = config or TrainConfig()
+    config = TrainConfig() if config is None else config
+    features = FeatureConfig() if features is None else features
+    for name, value, kind in (
+        ("config", config, TrainConfig),
+        ("features", features, FeatureConfig),
+    ):
+        if not isinstance(value, kind):
+            raise TypeError(
+                f"train: {name} is a {type(value).__name__}, not a {kind.__name__}; "
+                f"give {kind.__name__}(**{name})"
+            )
     if isinstance(unlabeled, str):
         unlabeled = Path(unlabeled)
     data_files = [
@@ -764,7 +773,6 @@ def train(
         train_data, dev_data, test_data = _datasets(
             train_data, dev_data, test_data, config.multi_label, columns
         )
-    features = features or FeatureConfig()
     callbacks = callbacks or Callbacks()
     progress = progress and distributed.is_main()
     if on_epoch is not None:
