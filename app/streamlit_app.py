@@ -54,7 +54,7 @@ import textproj
 from textproj import Classifier, DataError, Dataset, ModelFormatError, TextprojError, TrainConfig
 from textproj.config import DESIGNS, MAX_POOL_MEDIAN_TOKENS, PROJECTION_DEFAULTS
 from textproj.corpora import CORPORA, load_corpus
-from textproj.data import LABEL_COLUMN, TEXT_COLUMN
+from textproj.data import LABEL_COLUMN, TEXT_COLUMN, is_blank
 from textproj.layout import METRICS_NAME, MODEL_NAME, TRAINER_WEIGHTS
 from textproj.sweep import read_csv, sample
 
@@ -67,6 +67,7 @@ SWEEP_COMMAND = "textproj sweep --corpus banking77 --weight-bits 4,8 --output ap
 # fastText's quantized model tuned on dev, banking77 (docs/benchmarks.md; compare.py's run)
 FASTTEXT_REFERENCE = ("fastText tuned, quantized (.ftz)", 1_331_167, 0.882)
 DEFAULT_TEXT = "I still have not received my new card"
+ENTER_A_TEXT = "Enter a text above to classify it."
 TOP_LABELS = 5
 LATENCY_RUNS = 5
 MAX_GRID_ROWS = 40
@@ -662,7 +663,10 @@ def main() -> None:
         ["Classify", "Projection bits", "Model card", "Train your own", "Bits vs accuracy"]
     )
     with tabs[0]:
-        classify_section(model, text)
+        if is_blank(text):  # no text, no label: as textproj predict, not the model's prior
+            st.info(ENTER_A_TEXT)
+        else:
+            classify_section(model, text)
     with tabs[1]:
         projection_section(model, text)
     with tabs[2]:

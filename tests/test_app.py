@@ -204,3 +204,18 @@ def test_multi_label_model_shows_the_labels_its_thresholds_give(monkeypatch, tmp
     clf = textproj.load(out)
     text = app.text_input(key="text").value
     assert _predicted(app)[0] == (", ".join(clf.predict([text])[0]) or "(no label)")
+
+
+def test_a_blank_text_asks_for_a_text_instead_of_a_label(monkeypatch, tiny_models) -> None:
+    app = _start(monkeypatch, tiny_models["token"])
+    for blank in ("", " \u3000\t"):
+        app.text_input(key="text").input(blank).run()
+        assert not app.exception
+        assert _predicted(app) == [] and "Enter a text above to classify it." in [
+            info.value for info in app.info
+        ]
+    app.text_input(key="text").input("my card was declined").run()
+    assert (
+        _predicted(app)[0]
+        == textproj.load(tiny_models["token"]).predict(["my card was declined"])[0]
+    )

@@ -20,6 +20,7 @@ import os
 import shutil
 import struct
 import subprocess
+import sys
 import threading
 import unicodedata
 import warnings
@@ -38,7 +39,7 @@ import textproj
 from textproj import c_tables, nets, netspec
 from textproj.config import FeatureConfig
 from textproj.corpora import load_corpus
-from textproj.export import compile_command, decode_like_c, export_c, export_wasm
+from textproj.export import WEB_DIR, compile_command, decode_like_c, export_c, export_wasm
 from textproj.features import normalize
 from textproj.model_file import encode_model
 from textproj.projector import Projector
@@ -272,14 +273,20 @@ def test_export_builds_with_the_documented_command(export_dir: Path, tmp_path: P
     out = tmp_path / "build"
     shutil.copytree(export_dir, out)
     subprocess.run(compile_command() + " -Werror", shell=True, cwd=out, check=True)
-    lines = "I lost my card\nwhat is the exchange rate today?\n\n"
+    spaces = [chr(c) for c in range(sys.maxunicode + 1) if chr(c).isspace() and chr(c) != "\n"]
+    texts = ["I lost my card", "what is the exchange rate today?", "", "".join(spaces), "\u200b",
+             "\ufeff", "\u00a0x", *spaces]  # fmt: skip
+    lines = "\n".join(texts) + "\n"
     done = subprocess.run(["./classify"], input=lines.encode(), cwd=out, capture_output=True)
     clf = textproj.load(BUNDLED)
-    texts = lines.split("\n")[:-1]
-    proba = clf.predict_proba(texts)
-    rows = [line.split("\t") for line in done.stdout.decode().splitlines()]
+    answers = done.stdout.decode().split("\n")
+    assert len(answers) == len(texts) + 1 and answers.pop() == ""
+    blank = [not text.strip() for text in texts]  # textproj predict's rule: no label
+    assert [answer for answer, b in zip(answers, blank, strict=True) if b] == [""] * sum(blank)
+    texts = [text for text, b in zip(texts, blank, strict=True) if not b]
+    rows = [answer.split("\t") for answer, b in zip(answers, blank, strict=True) if not b]
     assert [r[0] for r in rows] == clf.predict(texts)
-    assert np.allclose([float(r[1]) for r in rows], proba.max(1), atol=1e-5)
+    assert np.allclose([float(r[1]) for r in rows], clf.predict_proba(texts).max(1), atol=1e-5)
     from_file = subprocess.run(["./classify", str(BUNDLED)], input=lines.encode(), cwd=out,
                                capture_output=True)  # fmt: skip
     assert from_file.stdout == done.stdout
@@ -641,6 +648,20 @@ def test_wasm_survives_a_failed_allocation(web_dir: Path) -> None:
     assert result["before"][0] == textproj.load(BUNDLED).predict(["I lost my card"])[0]
 
 
+def test_wasm_page_and_python_agree_on_blank_texts() -> None:
+    """Textproj.isBlank, by which the page asks for a text, is Python's ``not text.strip()``."""
+    _need(shutil.which("node") is not None, "node is not installed")
+    spaces = [chr(c) for c in range(sys.maxunicode + 1) if chr(c).isspace()]
+    texts = ["", "".join(spaces), "\u200b", "\ufeff", "\u00a0x", " a ", "\x1b", *spaces]
+    script = "const T = require(process.argv[1]); process.stdout.write(JSON.stringify("
+    script += "JSON.parse(require('fs').readFileSync(0, 'utf8')).map(T.isBlank)))"
+    command = ["node", "-e", script, str(WEB_DIR / "textproj.js")]
+    done = subprocess.run(
+        command, input=json.dumps(texts).encode(), capture_output=True, check=True
+    )
+    assert json.loads(done.stdout) == [not text.strip() for text in texts]
+
+
 @pytest.fixture(scope="module")
 def web_server(web_dir: Path) -> Iterator[str]:
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(web_dir))
@@ -669,6 +690,11 @@ def test_page_classifies_as_you_type(web_server: str, browser) -> None:  # noqa:
         assert abs(shown - clf.predict_proba([text]).max()) < 1e-3
     expect(page.locator("#labels .row")).to_have_count(5)
     assert "77 labels" in page.locator("#status").inner_text()
+    page.locator("#text").fill(" \u3000\n")  # a blank text: the page asks for one, no label
+    expect(page.locator("#labels .hint")).to_have_text("Enter a text to classify.")
+    expect(page.locator("#labels .row")).to_have_count(0)
+    page.locator("#text").fill("my top up did not go through")
+    expect(first).to_have_attribute("data-label", clf.predict(["my top up did not go through"])[0])
     page.close()
 
 

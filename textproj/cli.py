@@ -53,6 +53,7 @@ from textproj.data import (
     Dataset,
     blank_texts,
     has_columns,
+    is_blank,
     iter_texts,
     read_dataset,
     read_lines,
@@ -1007,7 +1008,7 @@ def predict(
     if explain and classifier.design != "token":
         _usage(f"--explain needs a token-design model; {model} is a {classifier.design} model")
     texts = _texts(texts, input_file, text_column)
-    present = [i for i, text in enumerate(texts) if text.strip()]
+    present = [i for i, text in enumerate(texts) if not is_blank(text)]
     probabilities = np.zeros((len(texts), len(classifier.labels)), dtype=np.float32)
     if present:
         probabilities[present] = classifier.predict_proba([texts[i] for i in present])

@@ -40,6 +40,7 @@ __all__ = [
     "blank_texts",
     "dataset_of",
     "has_columns",
+    "is_blank",
     "iter_dataset",
     "iter_texts",
     "lone_surrogate",
@@ -649,9 +650,16 @@ def read_lines(raw: bytes, name: str) -> list[str]:
     return [text for _, text, _ in _iter_lines(content, name, (TEXT_COLUMN, None))]
 
 
+def is_blank(text: str) -> bool:
+    """Whether ``text`` is empty or white space only (``str.isspace``): it projects to all-zero
+    bits, so ``textproj predict`` and the demo give it no label (the C example and the web
+    page mirror this set of characters)."""
+    return not text.strip()
+
+
 def blank_texts(dataset: Dataset) -> int:
-    """How many texts are empty or white space only (a fastText line that is only a label)."""
-    return sum(not text.strip() for text in dataset.texts)
+    """How many texts are blank (:func:`is_blank`; a fastText line that is only a label)."""
+    return sum(is_blank(text) for text in dataset.texts)
 
 
 # --- writers ---

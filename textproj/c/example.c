@@ -1,7 +1,8 @@
 /* Example: classify one text per line of stdin with the model compiled in (model_data.c), or
  * with a model.tpn given as the only argument. Prints "label<TAB>probability" per line (for a
  * multi-label model, every label at or above its threshold, comma-separated, then the top
- * probability). */
+ * probability). A blank line (empty or white space only) gets no label: an empty output line,
+ * as from `textproj predict`, so that the output stays aligned with the input. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,31 @@ static unsigned char *read_file(const char *path, size_t *size) {
     fclose(f);
     *size = n;
     return data;
+}
+
+/* Whether a text is empty or only white space: every code point one of those Python's
+ * str.isspace() takes (textproj predict's rule for a blank text), in well-formed UTF-8. */
+static int is_blank(const unsigned char *s, size_t n) {
+    size_t i = 0;
+    while (i < n) {
+        unsigned char c = s[i];
+        if ((c >= 0x09 && c <= 0x0d) || (c >= 0x1c && c <= 0x20)) {
+            i += 1;
+        } else if (c == 0xc2 && i + 1 < n && (s[i + 1] == 0x85 || s[i + 1] == 0xa0)) {
+            i += 2;
+        } else if ((c & 0xf0) == 0xe0 && i + 2 < n && (s[i + 1] & 0xc0) == 0x80 &&
+                   (s[i + 2] & 0xc0) == 0x80) {
+            unsigned long cp = (unsigned long)(c & 0x0f) << 12 |
+                               (unsigned long)(s[i + 1] & 0x3f) << 6 | (s[i + 2] & 0x3f);
+            if (cp != 0x1680 && (cp < 0x2000 || cp > 0x200a) && cp != 0x2028 && cp != 0x2029 &&
+                cp != 0x202f && cp != 0x205f && cp != 0x3000)
+                return 0;
+            i += 3;
+        } else {
+            return 0;
+        }
+    }
+    return 1;
 }
 
 int main(int argc, char **argv) {
@@ -58,6 +84,12 @@ int main(int argc, char **argv) {
         }
         if (c == EOF && len == 0) break;
         if (len && line[len - 1] == '\r') len--;
+        if (is_blank(line, len)) {
+            putchar('\n');
+            len = 0;
+            if (c == EOF) break;
+            continue;
+        }
         long best = tp_predict(model, line, len, work, probs);
         if (tp_multi_label(model)) {
             int first = 1;

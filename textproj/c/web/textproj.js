@@ -3,6 +3,7 @@
  *   const clf = await Textproj.create(wasmBytes, modelBytes);  // node: require("./textproj.js")
  *   clf.top("I lost my card", 5);   // [{label, probability}, ...], most probable first
  *   clf.probabilities(text);        // Float32Array, one per label (clf.labels)
+ *   Textproj.isBlank(text);         // empty or white space only (a page asks for a text)
  *
  * A JS string reaches C as UTF-8 from TextEncoder, which writes a lone surrogate as U+FFFD;
  * probabilitiesOfBytes takes UTF-8 bytes as they are. */
@@ -72,7 +73,12 @@
     };
   }
 
-  const api = { create };
+  // White space as Python's str.isspace() has it, the rule textproj predict uses for a blank
+  // text (JS's trim() differs: it strips U+FEFF and keeps U+001C..U+001F and U+0085).
+  const BLANK = /^[\t-\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$/;
+  const isBlank = (s) => BLANK.test(s);
+
+  const api = { create, isBlank };
   if (typeof module === "object" && module.exports) module.exports = api;
   else root.Textproj = api;
 })(typeof self !== "undefined" ? self : this);
