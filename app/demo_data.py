@@ -1,7 +1,8 @@
 """Data and model files handed to the demo: uploaded bytes in, checked datasets and models out.
 
-Uploads arrive as bytes with a file name; the library reads files, choosing the format from the
-extension, so the bytes are written to a private temporary file with the same suffix first. Any
+Uploads arrive as bytes with a file name; the library reads data files, choosing the format from
+the extension, so a dataset's bytes are written to a private temporary file with the same suffix
+first (a model is loaded from its bytes). Any
 problem is raised as ``DataError`` / ``ModelFormatError`` whose message names the uploaded file
 (not the temporary one), ready to show the user.
 """
@@ -9,14 +10,21 @@ problem is raised as ``DataError`` / ``ModelFormatError`` whose message names th
 from __future__ import annotations
 
 import tempfile
+import unicodedata
 from pathlib import Path
 
 import textproj
-from textproj import Classifier, DataError, Dataset, ModelFormatError
-from textproj.data import COLUMN_HINT, LABEL_COLUMN, TEXT_COLUMN
-from textproj.layout import MODEL_NAME
+from textproj import Classifier, DataError, Dataset
+from textproj.data import COLUMN_HINT, LABEL_COLUMN, MULTI_LABEL_HINT, TEXT_COLUMN
+from textproj.model_file import unicode_mismatch
+from textproj.runtime import load_bytes
 
 UPLOAD_TYPES = ("tsv", "csv", "jsonl", "txt", "ft", "gz")
+# The demo trains single-label models: what a row with several labels can do instead.
+SINGLE_LABEL_ONLY = (
+    "the demo trains single-label models: keep one label per row, or train a multi-label model "
+    "with `textproj train --multi-label`"
+)
 
 
 def _suffix(name: str) -> str:
@@ -44,8 +52,10 @@ def read_uploaded_dataset(
                 path, text_column=text_column, label_column=label_column
             )
         except DataError as error:
-            message = _renamed(error, path, name).replace(
-                COLUMN_HINT, "name others in the column fields"
+            message = (
+                _renamed(error, path, name)
+                .replace(COLUMN_HINT, "name others in the column fields")
+                .replace(MULTI_LABEL_HINT, SINGLE_LABEL_ONLY)
             )
             raise DataError(message) from None
     return Dataset(dataset.texts, dataset.labels, name)
@@ -63,11 +73,14 @@ def check_training_set(dataset: Dataset) -> None:
         )
 
 
-def load_uploaded_model(name: str, data: bytes, folder: Path) -> Classifier:
-    """Write an uploaded model.tpn into ``folder`` and load it; ModelFormatError names ``name``."""
-    path = folder / MODEL_NAME
-    path.write_bytes(data)
-    try:
-        return textproj.load(path)
-    except ModelFormatError as error:
-        raise ModelFormatError(_renamed(error, path, name)) from None
+def load_uploaded_model(name: str, data: bytes) -> Classifier:
+    """Load an uploaded model.tpn from its bytes (no file is written, none is left behind);
+    ModelFormatError names ``name``."""
+    return load_bytes(data, name=name)
+
+
+def load_warnings(classifier: Classifier, name: str) -> list[str]:
+    """What loading ``classifier`` (the model ``name``) warns of, for the page to show: the
+    runtime's warning goes to the server log, which the user does not see."""
+    mismatch = unicode_mismatch(classifier.header, unicodedata.unidata_version)
+    return [f"{name}: {mismatch}"] if mismatch else []

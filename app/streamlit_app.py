@@ -40,6 +40,7 @@ from demo_data import (
     UPLOAD_TYPES,
     check_training_set,
     load_uploaded_model,
+    load_warnings,
     read_uploaded_dataset,
 )
 from make_bundled_model import (
@@ -114,8 +115,7 @@ def _load_trainer(directory: str, stamp: str) -> TrainerModel:
 
 @st.cache_resource(show_spinner="Loading the uploaded model…")
 def _load_uploaded(digest: str, name: str, _data: bytes) -> Classifier:
-    folder = Path(tempfile.mkdtemp(prefix=f"textproj-model-{digest[:12]}-"))
-    return load_uploaded_model(name, _data, folder)
+    return load_uploaded_model(name, _data)
 
 
 @st.cache_resource(show_spinner=False)
@@ -176,6 +176,10 @@ def choose_model() -> ActiveModel:
     upload = st.sidebar.file_uploader("Use another model.tpn", type=["tpn"], key="model_upload")
     own = st.session_state.get("own")
     use_own = own is not None and st.sidebar.toggle("Use the model I trained", key="use_own")
+    if use_own:
+        if upload is not None:
+            st.sidebar.caption(f"{upload.name} is not used while the toggle above is on.")
+        return _model_from_path(Path(own["directory"]), "trained in this session")
     if upload is not None:
         data = upload.getvalue()
         digest = hashlib.sha256(data).hexdigest()
@@ -184,9 +188,9 @@ def choose_model() -> ActiveModel:
         except ModelFormatError as error:
             st.sidebar.error(str(error))
         else:
+            for warning in load_warnings(classifier, upload.name):
+                st.sidebar.warning(warning)
             return ActiveModel(classifier, f"uploaded {upload.name}", None, digest)
-    if use_own:
-        return _model_from_path(Path(own["directory"]), "trained in this session")
     env_model = os.environ.get("TEXTPROJ_MODEL")
     if env_model:
         return _model_from_path(Path(env_model), f"TEXTPROJ_MODEL={env_model}")

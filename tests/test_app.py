@@ -7,6 +7,7 @@ one checks the bundled default model that ``streamlit run`` uses with no set-up.
 from __future__ import annotations
 
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -219,3 +220,34 @@ def test_a_blank_text_asks_for_a_text_instead_of_a_label(monkeypatch, tiny_model
         _predicted(app)[0]
         == textproj.load(tiny_models["token"]).predict(["my card was declined"])[0]
     )
+
+
+def test_the_toggle_wins_over_an_upload_which_leaves_no_folder(
+    monkeypatch, tiny_models, tmp_path
+) -> None:
+    from test_app_helpers import old_unicode_model
+
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temporary))
+    app = _start(monkeypatch, tiny_models["token"])
+    old = old_unicode_model(tiny_models["text"])
+    app.sidebar.file_uploader(key="model_upload").upload("old.tpn", old).run()
+    assert "uploaded old.tpn" in app.sidebar.caption[-1].value
+    (warning,) = app.sidebar.warning  # the load warning is on the page, not only in the log
+    assert warning.value.startswith("old.tpn: model written with Unicode '1.1.0'")
+    assert list(temporary.iterdir()) == []  # the upload was loaded from its bytes
+    row = {"epoch": 1, "loss": 1.0, "dev_projection": 0.5, "dev_trainer": 0.5}
+    app.session_state["own"] = {
+        "directory": str(tiny_models["token"]), "history": [row], "accuracy": 0.5,
+        "trainer_accuracy": 0.5, "bytes": 1000, "name": "mine",
+    }  # fmt: skip
+    app.run()
+    app.sidebar.toggle(key="use_own").set_value(True).run()
+    assert not app.exception
+    captions = [caption.value for caption in app.sidebar.caption]
+    assert captions[0] == "old.tpn is not used while the toggle above is on."
+    assert captions[1].startswith("Using trained in this session")
+    assert "Per-token model" in " ".join(_markdown(app))
+    app.sidebar.toggle(key="use_own").set_value(False).run()
+    assert "uploaded old.tpn" in app.sidebar.caption[-1].value

@@ -25,10 +25,15 @@ from demo_charts import (
     probability_chart,
 )
 from demo_data import (
+    SINGLE_LABEL_ONLY,
     check_training_set,
     load_uploaded_model,
+    load_warnings,
     read_uploaded_dataset,
 )
+
+from textproj import netspec
+from textproj.model_file import UNICODE_VERSION_KEY, encode_model, read_model
 
 
 @pytest.fixture(scope="module")
@@ -144,15 +149,38 @@ def test_training_set_checks() -> None:
     check_training_set(read_uploaded_dataset("ok.tsv", b"text\tlabel\na\tx\nb\ty\nc\tx\nd\ty\n"))
 
 
-def test_uploaded_model(tiny_models: dict[str, Path], tmp_path: Path) -> None:
+def test_uploaded_model(tiny_models: dict[str, Path]) -> None:
     data = (tiny_models["text"] / "model.tpn").read_bytes()
-    clf = load_uploaded_model("mine.tpn", data, tmp_path)
+    clf = load_uploaded_model("mine.tpn", data)
     assert clf.predict(["I lost my card"]) == textproj.load(tiny_models["text"]).predict(
         ["I lost my card"]
     )
-    with pytest.raises(ModelFormatError, match=r"^mine\.tpn") as caught:
-        load_uploaded_model("mine.tpn", data[: len(data) // 2], tmp_path)
-    assert str(tmp_path) not in str(caught.value)
+    assert load_warnings(clf, "mine.tpn") == []
+    with pytest.raises(ModelFormatError, match=r"^mine\.tpn: ") as caught:
+        load_uploaded_model("mine.tpn", data[: len(data) // 2])
+    assert "tmp" not in str(caught.value)
+
+
+def old_unicode_model(folder: Path) -> bytes:
+    """The tiny model in ``folder`` as written under Unicode 1.1.0: loading it warns."""
+    header, tensors = read_model(folder / "model.tpn")
+    header = {**header, UNICODE_VERSION_KEY: "1.1.0"}
+    bits = header["train_config"]["weight_bits"]
+    return encode_model(header, tensors, int4=netspec.int4_tensors(tensors, bits))
+
+
+def test_uploaded_model_load_warnings_are_for_the_page(tiny_models: dict[str, Path]) -> None:
+    with pytest.warns(UserWarning, match=r"^old\.tpn: model written with Unicode '1\.1\.0'"):
+        clf = load_uploaded_model("old.tpn", old_unicode_model(tiny_models["text"]))
+    (warning,) = load_warnings(clf, "old.tpn")
+    assert warning.startswith("old.tpn: model written with Unicode '1.1.0', this reader has")
+
+
+def test_a_multi_label_upload_says_what_the_demo_can_do() -> None:
+    with pytest.raises(DataError) as caught:
+        read_uploaded_dataset("multi.txt", b"__label__a __label__b both\n__label__a one\n")
+    assert str(caught.value) == f"multi.txt:1: row has 2 labels; {SINGLE_LABEL_ONLY}"
+    assert "--multi-label`" in SINGLE_LABEL_ONLY and "read it as" not in SINGLE_LABEL_ONLY
 
 
 def test_shared_models_answer_concurrent_sessions(classifiers, tiny_models) -> None:
