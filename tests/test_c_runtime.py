@@ -269,10 +269,18 @@ def check_parity(driver: Path, model: Path, data: list[bytes]) -> None:
         assert [clf.labels[j] for j in best] == clf.predict(texts)
 
 
-def test_export_builds_with_the_documented_command(export_dir: Path, tmp_path: Path) -> None:
-    out = tmp_path / "build"
+@pytest.fixture(scope="module")
+def example_dir(tmp_path_factory: pytest.TempPathFactory, export_dir: Path) -> Path:
+    """The example program ./classify, built by the documented command, warning-free with
+    -pedantic too."""
+    out = tmp_path_factory.mktemp("example") / "build"
     shutil.copytree(export_dir, out)
-    subprocess.run(compile_command() + " -Werror", shell=True, cwd=out, check=True)
+    subprocess.run(compile_command() + " -pedantic -Werror", shell=True, cwd=out, check=True)
+    return out
+
+
+def test_export_builds_with_the_documented_command(example_dir: Path) -> None:
+    out = example_dir
     spaces = [chr(c) for c in range(sys.maxunicode + 1) if chr(c).isspace() and chr(c) != "\n"]
     texts = ["I lost my card", "what is the exchange rate today?", "", "".join(spaces), "\u200b",
              "\ufeff", "\u00a0x", *spaces]  # fmt: skip
@@ -290,13 +298,31 @@ def test_export_builds_with_the_documented_command(export_dir: Path, tmp_path: P
     from_file = subprocess.run(["./classify", str(BUNDLED)], input=lines.encode(), cwd=out,
                                capture_output=True)  # fmt: skip
     assert from_file.stdout == done.stdout
-    readme = (export_dir / "README.md").read_text()
+    readme = (out / "README.md").read_text()
     assert "cc -std=c99" in readme
     sizes = c_tables.table_bytes(c_tables.build())
     listed = ", ".join(f"{name} {size:,}" for name, size in sizes.items())
     assert f"Its Unicode tables ({sum(sizes.values()):,} bytes: {listed})" in " ".join(
         readme.split()
     )
+
+
+def test_example_program_errors_name_the_file(example_dir: Path, tmp_path: Path) -> None:
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "empty.tpn").write_bytes(b"")
+    (tmp_path / "cut.tpn").write_bytes(BUNDLED.read_bytes()[:-1])
+    cases = {
+        ("folder",): "error: folder: cannot read: Is a directory\n",
+        ("missing.tpn",): "error: missing.tpn: cannot open: No such file or directory\n",
+        ("empty.tpn",): "error: empty.tpn: file is empty, too small to be a textproj model\n",
+        ("cut.tpn",): "error: cut.tpn: checksum mismatch",
+        ("a.tpn", "b"): "error: give at most one model.tpn (the texts come on stdin)\n",
+    }
+    for args, message in cases.items():
+        done = subprocess.run([str(example_dir / "classify"), *args], input=b"I lost my card\n",
+                              cwd=tmp_path, capture_output=True)  # fmt: skip
+        assert done.returncode in (1, 2) and done.stdout == b""
+        assert done.stderr.decode().startswith(message), (args, done.stderr)
 
 
 @pytest.mark.parametrize("corpus", CORPORA)
@@ -379,6 +405,18 @@ def test_sanitizers_find_nothing(sanitized_driver: Path, models: dict) -> None:
 
 
 BATCH_SIZES = (1, 7, 4096)  # one text, odd, larger than every corpus's test split
+
+
+def test_public_functions_take_null_pointers(sanitized_driver: Path) -> None:
+    """No public function crashes on a NULL pointer (tp_n_labels(NULL) once did): each answers
+    0, NULL or -1, under AddressSanitizer and UBSan."""
+    done = subprocess.run([str(sanitized_driver), str(BUNDLED), "null"], capture_output=True)
+    assert done.returncode == 0, done.stderr.decode(errors="replace")[-2000:]
+    assert done.stdout.decode() == (
+        "n_labels 0 label NULL/0 past NULL/0 multi 0 threshold 0/0 workspace 0 batch 0 words 0 "
+        "rows 0 predict -1/-1/-1/-1 batch -1 bits 0/0/0/0 normalize 0/0/0/0 load NULL/1 "
+        "memory 0\n"
+    )
 
 
 def check_batches(driver: Path, model: Path, data: list[bytes]) -> None:

@@ -2,7 +2,9 @@
  * (uint32 little-endian length, bytes) records, binary answers on stdout (see
  * tests/test_c_runtime.py). Modes: norm (normalised UTF-8), bits (rows of words), predict
  * (best label index, then the probabilities as float32), batchN (what predict prints, from
- * tp_predict_batch on N texts at a time, an empty text passed as NULL). A refused model prints
+ * tp_predict_batch on N texts at a time, an empty text passed as NULL), null (every public
+ * function given NULL pointers and a label index out of range, one line of answers). A refused
+ * model prints
  * "error CODE: MESSAGE" on stderr and exits 2. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,6 +56,45 @@ static int batch(const tp_model *model, size_t n) {
     return 0;
 }
 
+/* Mode null: what every public function answers for NULL pointers (and tp_label, tp_threshold
+ * for an index past the labels), as text on stdout; under the sanitizers nothing may crash. */
+static int null_answers(const tp_model *model) {
+    size_t length = 7, n = tp_n_labels(model);
+    tp_error err;
+    void *work = malloc(tp_workspace_bytes(model));
+    float *probs = malloc(n * sizeof(float));
+    uint64_t row[1];
+    uint8_t out[1];
+    const uint8_t *text = (const uint8_t *)"a";
+    if (!work || !probs) return 1;
+    const char *none = tp_label(NULL, 0, &length);
+    printf("n_labels %zu label %s/%zu", tp_n_labels(NULL), none ? "set" : "NULL", length);
+    length = 7;
+    none = tp_label(model, n, &length);
+    printf(" past %s/%zu multi %d", none ? "set" : "NULL", length, tp_multi_label(NULL));
+    printf(" threshold %g/%g", (double)tp_threshold(NULL, 0), (double)tp_threshold(model, n));
+    printf(" workspace %zu batch %zu words %zu rows %zu", tp_workspace_bytes(NULL),
+           tp_batch_workspace_bytes(NULL, 4), tp_bit_words(NULL), tp_max_bit_rows(NULL));
+    printf(" predict %ld/%ld/%ld/%ld", tp_predict(NULL, text, 1, work, probs),
+           tp_predict(model, NULL, 1, work, probs), tp_predict(model, text, 1, NULL, probs),
+           tp_predict(model, text, 1, work, NULL));
+    printf(" batch %d", tp_predict_batch(model, NULL, NULL, 1, work, probs, NULL));
+    printf(" bits %zu/%zu/%zu/%zu", tp_bits(NULL, text, 1, work, row),
+           tp_bits(model, NULL, 1, work, row), tp_bits(model, text, 1, NULL, row),
+           tp_bits(model, text, 1, work, NULL));
+    printf(" normalize %zu/%zu/%zu/%zu", tp_normalize(NULL, text, 1, work, out),
+           tp_normalize(model, NULL, 1, work, out), tp_normalize(model, text, 1, NULL, out),
+           tp_normalize(model, text, 1, work, NULL));
+    tp_model *loaded = tp_load(NULL, 100, &err);
+    printf(" load %s/%d", loaded ? "set" : "NULL", (int)err.code);
+    printf(" memory %zu", tp_load_memory(NULL, 100, NULL));
+    tp_free(NULL);
+    printf("\n");
+    free(probs);
+    free(work);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc != 3) return 1;
     FILE *f = fopen(argv[1], "rb");
@@ -71,6 +112,12 @@ int main(int argc, char **argv) {
         fprintf(stderr, "error %d: %s\n", (int)err.code, err.message);
         free(data);
         return 2;
+    }
+    if (!strcmp(argv[2], "null")) {
+        int status = null_answers(model);
+        tp_free(model);
+        free(data);
+        return status;
     }
     if (!strncmp(argv[2], "batch", 5)) {
         int status = batch(model, (size_t)atol(argv[2] + 5));

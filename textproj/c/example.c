@@ -2,7 +2,10 @@
  * with a model.tpn given as the only argument. Prints "label<TAB>probability" per line (for a
  * multi-label model, every label at or above its threshold, comma-separated, then the top
  * probability). A blank line (empty or white space only) gets no label: an empty output line,
- * as from `textproj predict`, so that the output stays aligned with the input. */
+ * as from `textproj predict`, so that the output stays aligned with the input. An error is one
+ * line on stderr naming the model file ("error: FILE: ...") and exit status 1. */
+#include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,16 +15,39 @@
 extern const unsigned char textproj_model[];
 extern const size_t textproj_model_size;
 
+/* The whole file at path (its bytes in *size), or NULL after a one-line error naming it: one
+ * that cannot be opened or read (a directory: "Is a directory"), or no memory for it. */
 static unsigned char *read_file(const char *path, size_t *size) {
+    errno = 0;
     FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    size_t cap = 1 << 16, n = 0, got;
-    unsigned char *data = malloc(cap);
-    while (data && (got = fread(data + n, 1, cap - n, f)) > 0) {
-        n += got;
-        if (n == cap) data = realloc(data, cap *= 2);
+    if (!f) {
+        fprintf(stderr, "error: %s: cannot open: %s\n", path, errno ? strerror(errno) : "failed");
+        return NULL;
     }
+    size_t cap = 1 << 16, n = 0;
+    unsigned char *data = malloc(cap);
+    while (data && !feof(f) && !ferror(f)) {
+        if (n == cap) {
+            unsigned char *grown = cap <= SIZE_MAX / 2 ? realloc(data, cap * 2) : NULL;
+            if (!grown) free(data);
+            data = grown;
+            cap *= 2;
+            if (!data) break;
+        }
+        errno = 0;
+        n += fread(data + n, 1, cap - n, f);
+    }
+    int failed = data && ferror(f), error = errno;
     fclose(f);
+    if (!data) {
+        fprintf(stderr, "error: %s: out of memory reading it\n", path);
+        return NULL;
+    }
+    if (failed) {
+        fprintf(stderr, "error: %s: cannot read: %s\n", path, error ? strerror(error) : "failed");
+        free(data);
+        return NULL;
+    }
     *size = n;
     return data;
 }
@@ -55,30 +81,45 @@ int main(int argc, char **argv) {
     size_t size = textproj_model_size;
     unsigned char *file = NULL;
     const unsigned char *bytes = textproj_model;
+    const char *name = "the compiled-in model";
+    if (argc > 2) {
+        fprintf(stderr, "error: give at most one model.tpn (the texts come on stdin)\n");
+        return 2;
+    }
     if (argc > 1) {
-        bytes = file = read_file(argv[1], &size);
-        if (!file) {
-            fprintf(stderr, "error: cannot read %s\n", argv[1]);
-            return 1;
-        }
+        name = argv[1];
+        bytes = file = read_file(name, &size);
+        if (!file) return 1;
     }
     tp_error err;
     tp_model *model = tp_load(bytes, size, &err);
     if (!model) {
-        fprintf(stderr, "error: %s\n", err.message);
+        fprintf(stderr, "error: %s: %s\n", name, err.message);
+        free(file);
         return 1;
     }
     size_t n_labels = tp_n_labels(model), cap = 1024, len = 0;
     void *work = malloc(tp_workspace_bytes(model));
     float *probs = malloc(n_labels * sizeof(float));
     unsigned char *line = malloc(cap);
-    if (!work || !probs || !line) return 1;
-    int c;
-    for (;;) {
+    int c, status = 0;
+    if (!work || !probs || !line) {
+        fprintf(stderr, "error: out of memory for the model's working memory\n");
+        status = 1;
+    }
+    while (!status) {
         c = getchar();
         if (c != EOF && c != '\n') {
-            if (len + 1 >= cap) line = realloc(line, cap *= 2);
-            if (!line) return 1;
+            if (len + 1 >= cap) {
+                unsigned char *grown = cap <= SIZE_MAX / 2 ? realloc(line, cap * 2) : NULL;
+                if (!grown) {
+                    fprintf(stderr, "error: out of memory for a line of %zu bytes\n", len + 1);
+                    status = 1;
+                    break;
+                }
+                line = grown;
+                cap *= 2;
+            }
             line[len++] = (unsigned char)c;
             continue;
         }
@@ -114,5 +155,5 @@ int main(int argc, char **argv) {
     free(work);
     tp_free(model);
     free(file);
-    return 0;
+    return status;
 }

@@ -84,6 +84,10 @@ tp_model *tp_load_into(const uint8_t *data, size_t size, void *memory, size_t me
 tp_model *tp_load(const uint8_t *data, size_t size, tp_error *err);
 void tp_free(tp_model *model);
 
+/* Every function here takes a NULL pointer without crashing: the accessors answer a NULL model
+ * with 0 (tp_label: NULL, and *length 0, also for i out of range; tp_threshold 0 then too),
+ * tp_predict -1, tp_predict_batch -1, tp_bits and tp_normalize 0, tp_load NULL with
+ * TP_ERR_ARGUMENT, and tp_free does nothing. */
 size_t tp_n_labels(const tp_model *model);
 /* Label i as UTF-8 (not NUL-terminated if it holds NUL; *length gets its bytes). */
 const char *tp_label(const tp_model *model, size_t i, size_t *length);

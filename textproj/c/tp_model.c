@@ -1083,17 +1083,21 @@ void tp_free(tp_model *model) {
     if (model) free(model->owned);
 }
 
-size_t tp_n_labels(const tp_model *m) { return m->n_labels; }
+/* The accessors answer a NULL model (and a label index out of range) with 0 or NULL. */
+size_t tp_n_labels(const tp_model *m) { return m ? m->n_labels : 0; }
 const char *tp_label(const tp_model *m, size_t i, size_t *length) {
-    if (length) *length = m->label_lengths[i];
-    return m->labels[i];
+    int known = m && i < m->n_labels;
+    if (length) *length = known ? m->label_lengths[i] : 0;
+    return known ? m->labels[i] : NULL;
 }
-int tp_multi_label(const tp_model *m) { return m->multi_label; }
-float tp_threshold(const tp_model *m, size_t i) { return m->thresholds[i]; }
+int tp_multi_label(const tp_model *m) { return m ? m->multi_label : 0; }
+float tp_threshold(const tp_model *m, size_t i) {
+    return m && i < m->n_labels ? m->thresholds[i] : 0.0f;
+}
 const char *tp_unicode_version(void) { return tp_unicode_version_string; }
-size_t tp_workspace_bytes(const tp_model *m) { return m->workspace_bytes; }
-size_t tp_bit_words(const tp_model *m) { return m->n_words; }
-size_t tp_max_bit_rows(const tp_model *m) { return m->max_rows; }
+size_t tp_workspace_bytes(const tp_model *m) { return m ? m->workspace_bytes : 0; }
+size_t tp_bit_words(const tp_model *m) { return m ? m->n_words : 0; }
+size_t tp_max_bit_rows(const tp_model *m) { return m ? m->max_rows : 0; }
 
 /* ---- forward pass --------------------------------------------------------------------- */
 
@@ -1203,6 +1207,7 @@ size_t tp_bits(const tp_model *m, const uint8_t *text, size_t length, void *work
                uint64_t *rows) {
     tp_text t;
     uint8_t *rest;
+    if (!m || !workspace || !rows || (!text && length)) return 0;
     return text_bits(m, text, length, workspace, &t, rows, &rest);
 }
 
@@ -1210,6 +1215,7 @@ size_t tp_normalize(const tp_model *m, const uint8_t *text, size_t length, void 
                     uint8_t *out) {
     tp_text t;
     tp_feature *feats;
+    if (!m || !workspace || !out || (!text && length)) return 0;
     tp_prepare_text(&m->features, m->max_features, text, length, workspace, &t, &feats);
     memcpy(out, t.utf8, t.n_bytes);
     return t.n_bytes;
