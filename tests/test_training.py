@@ -579,6 +579,7 @@ def test_trainer_table_rate_and_dropout_are_its_own() -> None:
         (["a", "b"], ["x", " "], {}, DataError, "labels[1]: row has no label"),
         (["a", None], ["x", "y"], {}, TypeError, "texts[1] is NoneType None, not a str"),
         (["a", "b"], None, {}, TypeError, "labels are missing; give one label per text"),
+        (None, ["x"], {}, TypeError, "train(texts, labels): texts is NoneType; give a list of"),
         (["a"], ["x", "y"], {}, ValueError, "train(texts, labels): 1 texts but 2 labels"),
         (["a", "b"], [("x", "y"), "z"], {}, DataError, "labels[0]: row has 2 labels; read it as"),
         (["a", "b"], ["x", "y"], {"config": {"epochs": 1}}, TypeError,

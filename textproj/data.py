@@ -26,7 +26,7 @@ import json
 import os
 import re
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -445,12 +445,14 @@ def dataset_of(texts: Any, labels: Any, multi_label: bool, where: str) -> Datase
     readers' rules: every text a str, every label a non-empty str trimmed of white space (with
     ``multi_label``, a list of them or an ``a|b`` str). Errors start with ``where`` and name the
     first bad element (``labels[3]``); other label types (ints) are refused, not converted, so
-    that ``1`` and ``"1.0"`` never become classes unasked."""
+    that ``1`` and ``1.0`` never silently become the two classes ``"1"`` and ``"1.0"``."""
     if labels is None:
         raise TypeError(f"{where}: labels are missing; give one label per text")
     for name, values in (("texts", texts), ("labels", labels)):
         if isinstance(values, str):
             raise TypeError(f"{where}: {name} is one str; give a list of {name}")
+        if not isinstance(values, Iterable):
+            raise TypeError(f"{where}: {name} is {type(values).__name__}; give a list of {name}")
     checked_texts = [_checked_str(text, f"{where}: texts[{i}]") for i, text in enumerate(texts)]
     checked_labels: list[Label] = []
     for i, label in enumerate(labels):
