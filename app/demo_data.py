@@ -2,21 +2,19 @@
 
 Uploads arrive as bytes with a file name; the library reads data files, choosing the format from
 the extension, so a dataset's bytes are written to a private temporary file with the same suffix
-first (a model is loaded from its bytes). Any
-problem is raised as ``DataError`` / ``ModelFormatError`` whose message names the uploaded file
-(not the temporary one), ready to show the user.
+first (a model is loaded from its bytes). Any problem is raised as ``DataError`` /
+``ModelFormatError`` whose message names the uploaded file (not the temporary one), ready to show
+the user.
 """
 
 from __future__ import annotations
 
 import tempfile
-import unicodedata
 from pathlib import Path
 
 import textproj
 from textproj import Classifier, DataError, Dataset
 from textproj.data import COLUMN_HINT, LABEL_COLUMN, MULTI_LABEL_HINT, TEXT_COLUMN
-from textproj.model_file import unicode_mismatch
 from textproj.runtime import load_bytes
 
 UPLOAD_TYPES = ("tsv", "csv", "jsonl", "txt", "ft", "gz")
@@ -77,10 +75,3 @@ def load_uploaded_model(name: str, data: bytes) -> Classifier:
     """Load an uploaded model.tpn from its bytes (no file is written, none is left behind);
     ModelFormatError names ``name``."""
     return load_bytes(data, name=name)
-
-
-def load_warnings(classifier: Classifier, name: str) -> list[str]:
-    """What loading ``classifier`` (the model ``name``) warns of, for the page to show: the
-    runtime's warning goes to the server log, which the user does not see."""
-    mismatch = unicode_mismatch(classifier.header, unicodedata.unidata_version)
-    return [f"{name}: {mismatch}"] if mismatch else []

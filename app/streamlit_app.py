@@ -40,7 +40,6 @@ from demo_data import (
     UPLOAD_TYPES,
     check_training_set,
     load_uploaded_model,
-    load_warnings,
     read_uploaded_dataset,
 )
 from make_bundled_model import (
@@ -57,6 +56,7 @@ from textproj.config import DESIGNS, MAX_POOL_MEDIAN_TOKENS, PROJECTION_DEFAULTS
 from textproj.corpora import CORPORA, load_corpus
 from textproj.data import LABEL_COLUMN, TEXT_COLUMN, is_blank
 from textproj.layout import METRICS_NAME, MODEL_NAME, TRAINER_WEIGHTS
+from textproj.runtime import load_warnings
 from textproj.sweep import read_csv, sample
 
 if TYPE_CHECKING:
@@ -188,7 +188,7 @@ def choose_model() -> ActiveModel:
         except ModelFormatError as error:
             st.sidebar.error(str(error))
         else:
-            for warning in load_warnings(classifier, upload.name):
+            for warning in load_warnings(classifier.header, upload.name):
                 st.sidebar.warning(warning)
             return ActiveModel(classifier, f"uploaded {upload.name}", None, digest)
     env_model = os.environ.get("TEXTPROJ_MODEL")

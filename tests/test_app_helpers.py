@@ -28,12 +28,12 @@ from demo_data import (
     SINGLE_LABEL_ONLY,
     check_training_set,
     load_uploaded_model,
-    load_warnings,
     read_uploaded_dataset,
 )
 
 from textproj import netspec
 from textproj.model_file import UNICODE_VERSION_KEY, encode_model, read_model
+from textproj.runtime import load_warnings
 
 
 @pytest.fixture(scope="module")
@@ -155,7 +155,7 @@ def test_uploaded_model(tiny_models: dict[str, Path]) -> None:
     assert clf.predict(["I lost my card"]) == textproj.load(tiny_models["text"]).predict(
         ["I lost my card"]
     )
-    assert load_warnings(clf, "mine.tpn") == []
+    assert load_warnings(clf.header, "mine.tpn") == []
     with pytest.raises(ModelFormatError, match=r"^mine\.tpn: ") as caught:
         load_uploaded_model("mine.tpn", data[: len(data) // 2])
     assert "tmp" not in str(caught.value)
@@ -172,7 +172,7 @@ def old_unicode_model(folder: Path) -> bytes:
 def test_uploaded_model_load_warnings_are_for_the_page(tiny_models: dict[str, Path]) -> None:
     with pytest.warns(UserWarning, match=r"^old\.tpn: model written with Unicode '1\.1\.0'"):
         clf = load_uploaded_model("old.tpn", old_unicode_model(tiny_models["text"]))
-    (warning,) = load_warnings(clf, "old.tpn")
+    (warning,) = load_warnings(clf.header, "old.tpn")
     assert warning.startswith("old.tpn: model written with Unicode '1.1.0', this reader has")
 
 

@@ -129,9 +129,8 @@ class Classifier:
     ) -> None:
         self.header = header
         self.n_bytes = n_bytes
-        mismatch = unicode_mismatch(header, unicodedata.unidata_version)
-        if mismatch:
-            warnings.warn(f"{name}: {mismatch}", stacklevel=3)
+        for warning in load_warnings(header, name):
+            warnings.warn(warning, stacklevel=3)
         labels = header.get("labels")
         if not isinstance(labels, list) or not labels or len(labels) > MAX_LABELS:
             raise ModelFormatError(f"{name}: header needs a non-empty 'labels' list")
@@ -410,6 +409,13 @@ class Classifier:
 
     def __repr__(self) -> str:
         return f"Classifier({self.design!r}, labels={len(self.labels)}, bytes={self.n_bytes})"
+
+
+def load_warnings(header: dict[str, Any], name: str) -> list[str]:
+    """What loading the model ``name`` with ``header`` warns of (a Unicode version other than
+    this Python's), for a caller that shows them rather than logging them (the demo)."""
+    mismatch = unicode_mismatch(header, unicodedata.unidata_version)
+    return [f"{name}: {mismatch}"] if mismatch else []
 
 
 def load(path: str | os.PathLike[str], *, n_jobs: int = -1) -> Classifier:
