@@ -299,7 +299,7 @@ def test_export_builds_with_the_documented_command(example_dir: Path) -> None:
                                capture_output=True)  # fmt: skip
     assert from_file.stdout == done.stdout
     readme = (out / "README.md").read_text()
-    assert "cc -std=c99" in readme
+    assert "cc -std=c99" in readme and "an empty line for a blank text" in " ".join(readme.split())
     sizes = c_tables.table_bytes(c_tables.build())
     listed = ", ".join(f"{name} {size:,}" for name, size in sizes.items())
     assert f"Its Unicode tables ({sum(sizes.values()):,} bytes: {listed})" in " ".join(

@@ -80,7 +80,8 @@ def _readme(name: str, table_bytes: dict[str, int]) -> str:
     tables = ", ".join(f"{table} {size:,}" for table, size in table_bytes.items())
     return f"""# textproj C runtime for `{name}`
 
-Build the example (reads one text per line on stdin, prints `label<TAB>probability`):
+Build the example (reads one text per line on stdin, prints `label<TAB>probability`, or an
+empty line for a blank text, as `textproj predict` does):
 
     {compile_command()}
 
