@@ -718,8 +718,9 @@ def train(
 
     ``train_data`` is a :class:`Dataset` or a data file (a str or Path, read as
     :func:`~textproj.data.read_dataset` reads it), or texts with their labels as ``dev_data``
-    (``train(texts, labels)``, scikit-learn style); ``dev_data`` and ``test_data`` are Datasets
-    or files too. With no dev split one is carved from train,
+    (``train(texts, labels)``, scikit-learn style: lists or numpy arrays of str, checked by the
+    file readers' rules, :func:`~textproj.data.dataset_of`); ``dev_data`` and ``test_data`` are
+    Datasets or files too. With no dev split one is carved from train,
     stratified by label (``config.dev_fraction``). The projection network is scored in its quantized
     on-device form. ``on_epoch`` gets each epoch's history row; ``callbacks`` hook progress and
     checkpoints. With an ``output_dir``, a checkpoint is kept there (at the end of an epoch once
