@@ -287,6 +287,7 @@ def test_error_in_multiline_row_names_its_first_line(tmp_path: Path) -> None:
         ('{"text": "t", "label": 3}', "'label' must be a string or a list of strings, got int"),
         ('{"text": null, "label": "x"}', "'text' must be a string"),
         ('{"text": "t", "label": ""}', "row has no label"),
+        ('{"text": "t", "label": [" "]}', "row has no label"),  # once read as the label ""
     ],
 )
 def test_jsonl_errors(tmp_path: Path, line: str, fragment: str) -> None:
