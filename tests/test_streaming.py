@@ -174,7 +174,10 @@ def test_iter_dataset_reads_what_read_dataset_reads_a_block_at_a_time(
     late.write_text('{"text": "t", "label": "a"}\n' * 300 + '{"text": "t", "label": ["a", "b"]}\n')
     with pytest.raises(DataError) as caught:
         list(iter_dataset(late))
-    assert str(caught.value) == f"{late}:301: row has 2 labels; read it as multi-label data"
+    assert str(caught.value) == (
+        f"{late}:301: row has 2 labels; read it as multi-label data "
+        "(--multi-label, multi_label=True)"
+    )
 
 
 CLI = [sys.executable, "-c", "from textproj.cli import app; app(prog_name='textproj')"]
