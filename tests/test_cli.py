@@ -366,6 +366,54 @@ def test_evaluate_writes_csv_predictions_to_a_csv_file(
     assert rows_read.texts == test.texts and rows_read.labels == test.labels
 
 
+def test_evaluate_gzips_predictions_named_gz(
+    trained: Path, data_files: dict[str, Path], tmp_path: Path
+) -> None:
+    test = read_dataset(data_files["test"])
+    path = tmp_path / "p.jsonl.gz"
+    args = ["evaluate", str(trained), "--test", str(data_files["test"]), f"--predictions={path}"]
+    assert runner.invoke(app, args).exit_code == 0
+    records = [json.loads(line) for line in gzip.decompress(path.read_bytes()).splitlines()]
+    assert [r["predicted"] for r in records] == textproj.load(trained).predict(test.texts)
+    rows_read = read_dataset(path)
+    assert rows_read.texts == test.texts and rows_read.labels == test.labels
+
+
+@pytest.mark.parametrize("name", ["p.json", "p.gz", "p.txt", "p.json.gz"])
+def test_evaluate_refuses_a_predictions_name_it_cannot_honour(tmp_path: Path, name: str) -> None:
+    target = tmp_path / name
+    # The model does not exist: the name is refused before the model is loaded or scored.
+    result = runner.invoke(
+        app, ["evaluate", str(tmp_path / "no-model"), "--test", "t.tsv", "--predictions", target]
+    )
+    assert result.exit_code == 2
+    assert " ".join(result.stderr.split()) == (
+        f"error: --predictions {target}: predictions are written as .tsv, .csv, .jsonl (each "
+        "optionally .gz); give a name ending in one of them"
+    )
+    assert not target.exists()
+
+
+def test_evaluate_checks_its_output_targets_before_scoring(tmp_path: Path) -> None:
+    (tmp_path / "taken.tsv").mkdir()
+    (tmp_path / "file").write_text("mine", encoding="utf-8")
+    model = str(tmp_path / "no-model")  # never loaded: the targets are checked first
+    cases = {
+        ("--predictions", tmp_path / "taken.tsv"): "is a directory; give a file name",
+        ("--predictions", tmp_path / "file" / "p.tsv"): (
+            f"{tmp_path / 'file'} is a file, not a directory; give another path"
+        ),
+        ("--plot", tmp_path / "file" / "c.png"): (
+            f"{tmp_path / 'file'} is a file, not a directory; give another path"
+        ),
+    }
+    for (option, target), message in cases.items():
+        result = runner.invoke(app, ["evaluate", model, "--test", "t.tsv", option, target])
+        assert result.exit_code == 1
+        assert " ".join(result.stderr.split()) == f"error: {option} {target}: {message}"
+    assert (tmp_path / "file").read_text(encoding="utf-8") == "mine"
+
+
 def test_evaluate_reports_unseen_labels(trained: Path, tmp_path: Path) -> None:
     odd = tmp_path / "odd.txt"
     odd.write_text("__label__sarcastic oh great\n__label__positive lovely\n", encoding="utf-8")

@@ -60,7 +60,7 @@ from textproj.data import (
 )
 from textproj.errors import ConfigError, TextprojError
 from textproj.layout import CHECKPOINT_EVERY_SECONDS, CHECKPOINT_NAME, METRICS_NAME
-from textproj.rundir import check_output_dir, refuse_a_file
+from textproj.rundir import check_output_dir, refuse_a_directory, refuse_a_file
 
 if TYPE_CHECKING:
     from textproj.ensemble import EnsembleModel
@@ -851,20 +851,39 @@ def evaluate(
     ] = None,
     predictions: Annotated[
         Path | None,
-        typer.Option(help="Write each text, gold and predicted label (.tsv, .csv or .jsonl) here."),
+        typer.Option(
+            help="Write each text, gold and predicted label here (.tsv, .csv or .jsonl; .gz "
+            "after one of them gzips it)."
+        ),
     ] = None,
     ensemble: EnsembleOption = False,
 ) -> None:
     """Score a model on labelled data: accuracy, macro-F1, per-label precision/recall/F1, the
     confusion matrix and the most confused label pairs, and labels the model never saw."""
     from textproj.evaluation import evaluate as score
-    from textproj.evaluation import plot_confusion, render_text, write_predictions
+    from textproj.evaluation import (
+        plot_confusion,
+        predictions_format,
+        render_text,
+        write_predictions,
+    )
 
     if corpus is not None and test_file is not None:
         _usage("give exactly one of --corpus or --test")
     _refuse_unread_columns((text_column, label_column), {"--test": test_file})
     if plot is not None and plot.suffix.lower() != ".png":
         _usage(f"--plot writes a PNG image: give a FILE.png, not {plot}")
+    if predictions is not None:
+        try:
+            predictions_format(predictions)
+        except ConfigError as error:
+            _usage(f"--predictions {error}")
+    try:
+        for option, target in (("--predictions", predictions), ("--plot", plot)):
+            if target is not None:
+                refuse_a_directory(target, f"{option} {target}")
+    except TextprojError as error:
+        _fail(str(error))
     classifier = _load_ensemble(model) if ensemble else _load_model(model)
     if corpus is None and test_file is None:
         from textproj.model_file import model_path

@@ -8,6 +8,7 @@ Labels the model was not trained on count as errors and are listed.
 from __future__ import annotations
 
 import csv
+import gzip
 import io
 import json
 import os
@@ -18,7 +19,7 @@ import numpy as np
 
 from textproj import fsio
 from textproj.data import Dataset
-from textproj.errors import DataError
+from textproj.errors import ConfigError, DataError
 from textproj.metrics import (
     classification_scores,
     confused_pairs,
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
     from textproj.runtime import Classifier
 
 WORST_PAIRS = 10  # confused pairs listed
+PREDICTION_FORMATS = (".tsv", ".csv", ".jsonl")  # each may end in .gz too (gzipped)
 
 
 def label_sets(labels: list) -> list[tuple[str, ...]]:
@@ -69,6 +71,22 @@ def evaluate(
     return report, predictions, probabilities
 
 
+def predictions_format(path: str | os.PathLike[str]) -> tuple[str, bool]:
+    """The format (one of ``PREDICTION_FORMATS``) and gzip flag a predictions file's name asks
+    for; ConfigError for a name that asks for another (``x.json``, ``x.gz``), so nothing is
+    written under a name that belies its content."""
+    name = Path(path).name.lower()
+    gzipped = name.endswith(".gz")
+    extension = Path(name.removesuffix(".gz")).suffix
+    if extension not in PREDICTION_FORMATS:
+        shown = ", ".join(PREDICTION_FORMATS)
+        raise ConfigError(
+            f"{path}: predictions are written as {shown} (each optionally .gz); "
+            "give a name ending in one of them"
+        )
+    return extension, gzipped
+
+
 def write_predictions(
     path: str | os.PathLike[str],
     data: Dataset,
@@ -77,8 +95,10 @@ def write_predictions(
     labels: list[str],
 ) -> None:
     """Each example's text, gold label, predicted label and its probability, as JSONL (``.jsonl``),
-    CSV (``.csv``) or TSV (anything else; multi-labels joined with ``|``), written atomically:
-    a file ``read_dataset`` reads back as the texts with their gold labels."""
+    CSV (``.csv``) or TSV (``.tsv``; multi-labels joined with ``|``), gzipped for a name ending
+    in ``.gz``, written atomically: a file ``read_dataset`` reads back as the texts with their
+    gold labels. Another name is refused (:func:`predictions_format`)."""
+    extension, gzipped = predictions_format(path)
     index = {label: i for i, label in enumerate(labels)}
     rows = []
     for text, gold, predicted, row in zip(
@@ -96,12 +116,11 @@ def write_predictions(
                 "correct": (set(gold) if isinstance(gold, tuple) else {gold}) == set(chosen),
             }
         )
-    path = Path(path)
-    if path.name.lower().endswith(".jsonl"):
+    if extension == ".jsonl":
         content = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
     else:
         buffer = io.StringIO()
-        delimiter = "," if path.name.lower().endswith(".csv") else "\t"
+        delimiter = "," if extension == ".csv" else "\t"
         writer = csv.writer(buffer, delimiter=delimiter, lineterminator="\n")
         writer.writerow(list(rows[0]) if rows else ["text", "label", "predicted", "probability"])
         for row in rows:
@@ -112,7 +131,8 @@ def write_predictions(
                 ]
             )
         content = buffer.getvalue()
-    fsio.write_bytes(path, content.encode("utf-8"))
+    data_bytes = content.encode("utf-8")
+    fsio.write_bytes(path, gzip.compress(data_bytes, mtime=0) if gzipped else data_bytes)
 
 
 def plot_confusion(report: dict[str, Any], path: str | os.PathLike[str], title: str) -> None:

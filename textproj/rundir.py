@@ -13,7 +13,13 @@ from pathlib import Path
 from textproj.errors import ConfigError
 from textproj.layout import CHECKPOINT_NAME, METRICS_NAME, MODEL_NAME
 
-__all__ = ["RUN_FILES", "check_output_dir", "holds_run", "refuse_a_file"]
+__all__ = [
+    "RUN_FILES",
+    "check_output_dir",
+    "holds_run",
+    "refuse_a_directory",
+    "refuse_a_file",
+]
 
 RUN_FILES = (MODEL_NAME, METRICS_NAME)  # either one marks a directory as a finished run's
 
@@ -24,13 +30,36 @@ def holds_run(directory: str | os.PathLike[str]) -> bool:
     return any((directory / name).is_file() for name in RUN_FILES)
 
 
+def _refuse_a_file_above(path: Path, named: str) -> None:
+    """Raise ConfigError if a parent of ``path`` exists as a file: nothing can be made under it."""
+    for parent in path.absolute().parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ConfigError(
+                    f"{named}: {parent} is a file, not a directory; give another path"
+                )
+            return
+
+
 def refuse_a_file(directory: str | os.PathLike[str], named: str | None = None) -> None:
-    """Raise ConfigError if the output ``directory`` exists as something else (a file): nothing
-    could be written into it. ``named`` is how the error names it (default: the path)."""
-    if Path(directory).exists() and not Path(directory).is_dir():
-        raise ConfigError(
-            f"{named or directory}: exists and is not a directory; give another output"
-        )
+    """Raise ConfigError if the output ``directory``, or a parent of it, exists as something else
+    (a file): nothing could be written into it. ``named`` is how the error names it (default:
+    the path)."""
+    directory = Path(directory)
+    named = named or str(directory)
+    if directory.exists() and not directory.is_dir():
+        raise ConfigError(f"{named}: exists and is not a directory; give another output")
+    _refuse_a_file_above(directory, named)
+
+
+def refuse_a_directory(path: str | os.PathLike[str], named: str | None = None) -> None:
+    """Raise ConfigError if the output file ``path`` is a directory, or a parent of it is a file:
+    checked before the work whose result it is to hold."""
+    path = Path(path)
+    named = named or str(path)
+    if path.is_dir():
+        raise ConfigError(f"{named}: is a directory; give a file name")
+    _refuse_a_file_above(path, named)
 
 
 def check_output_dir(
