@@ -479,6 +479,36 @@ def test_errors_are_one_line_without_traceback(args: list[str], message: str, co
     assert "Traceback" not in result.output
 
 
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (["predict", "m", "-k", "0"], "-k: Input should be greater than or equal to 1"),
+        (["predict", "m", "x", "--threshold", "2"], "--threshold: Input should be less than or "
+         "equal to 1"),
+        (["train", "--max-tokens", "0"], "--max-tokens: Input should be greater than or equal "
+         "to 1"),
+        (["train", "--checkpoint-every", "-1"], "--checkpoint-every: Input should be greater "
+         "than or equal to 0"),
+        (["train", "--processes", "0"], "--processes: Input should be greater than or equal to 1"),
+        (["sweep", "--limit", "0"], "--limit: Input should be greater than or equal to 1"),
+        (["train", "-T", "x"], "--projections: Input should be a valid integer, unable to parse "
+         "string as an integer"),
+        (["train", "--design", "rnn"], "--design: 'rnn' is not one of 'token', 'text'."),
+    ],
+)  # fmt: skip
+def test_bad_option_values_are_one_error_line_naming_the_option(args: list[str], line: str) -> None:
+    result = runner.invoke(app, args, prog_name="textproj")
+    assert result.exit_code == 2
+    assert result.stderr == f"error: {line}\n"  # not click's usage block
+
+
+def test_a_missing_argument_keeps_clicks_usage_block() -> None:
+    result = runner.invoke(app, ["predict"], prog_name="textproj")
+    assert result.exit_code == 2
+    assert result.stderr.startswith("Usage: textproj predict [OPTIONS] MODEL [TEXTS...]")
+    assert "Missing argument 'MODEL'." in result.stderr
+
+
 def test_bad_options_leave_no_output(tmp_path: Path) -> None:
     out = tmp_path / "never"
     for bad in (["--design", "text", "--hidden", "0"], ["-T", "0"]):

@@ -79,7 +79,27 @@ app = typer.Typer(
 
 
 class _Command(TyperCommand):
-    """Usage lines as ``MODEL [TEXTS]...`` (Typer writes required arguments as ``{model}``)."""
+    """Usage lines as ``MODEL [TEXTS]...`` (Typer writes required arguments as ``{model}``), and
+    a bad option value (out of a declared range, not a number, not a choice) as one ``error:``
+    line naming the option, as every other usage error, not click's usage block."""
+
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: typer.Context | None = None,
+        **extra: Any,
+    ) -> typer.Context:
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except typer.BadParameter as error:
+            # Exactly BadParameter: its subclass MissingParameter keeps click's block, which
+            # names the missing argument beside the usage line.
+            param = error.param
+            if type(error) is typer.BadParameter and param and param.param_type_name == "option":
+                reason = error.message.removeprefix("Value error, ")  # pydantic's prefix
+                _usage(f"{param.opts[0]}: {reason}")
+            raise
 
     def collect_usage_pieces(self, ctx: typer.Context) -> list[str]:
         pieces = [self.options_metavar] if self.options_metavar else []
