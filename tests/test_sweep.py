@@ -126,9 +126,9 @@ def test_sweep_on_your_own_file(tmp_path: Path) -> None:
     data = load_corpus("sentiment_sentences", "train")
     write_dataset(Dataset(data.texts[:160], data.labels[:160], "mine"), tmp_path / "mine.jsonl")
     args = ["sweep", "--train", str(tmp_path / "mine.jsonl"), "-T", "2", "-d", "8"]
-    result = CliRunner().invoke(app, [*args, "--epochs", "1", "--output", tmp_path])
+    result = CliRunner().invoke(app, [*args, "--epochs", "1", "--output", tmp_path / "out"])
     assert result.exit_code == 0, result.output
-    rows = read_csv(tmp_path / "sweep.csv")
+    rows = read_csv(tmp_path / "out" / "sweep.csv")
     assert [(r["T"], r["d"], r["width"]) for r in rows] == [
         (2, 8, 32),
         (2, 8, 64),
@@ -144,8 +144,8 @@ def test_sweep_warns_of_blank_texts_in_the_sample_it_trains_on(monkeypatch, tmp_
         "textproj.sweep.sweep_to_folder",
         lambda train, *_, **__: trained_on.append(train) or (tmp_path / "a", tmp_path / "b"),
     )
-    args = ["sweep", "--train", str(tmp_path / "mine.tsv"), "--limit", "8", "--output", tmp_path]
-    result = CliRunner().invoke(app, args)
+    args = ["sweep", "--train", str(tmp_path / "mine.tsv"), "--limit", "8"]
+    result = CliRunner().invoke(app, [*args, "--output", tmp_path / "out"])
     assert result.exit_code == 0, result.output
     picked = sample(Dataset(data.texts, data.labels, "x"), 8)
     assert trained_on[0].texts == picked.texts
@@ -171,3 +171,76 @@ def test_sweep_errors(args: list[str], message: str, code: int) -> None:
     result = CliRunner().invoke(app, ["sweep", *args])
     assert result.exit_code == code
     assert message in " ".join(result.output.split())
+
+
+def _sweep_args(data: Path, output: Path) -> list[str]:
+    return ["sweep", "--train", str(data), "-T", "2", "-d", "8", "--widths", "8", "--epochs", "1",
+            "--output", str(output)]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("texts", "labels", "message"),
+    [
+        (
+            ["good", "fine", "nice"],
+            ["p", "p", "p"],
+            "training data has only the label 'p'; a classifier needs two",
+        ),
+        (["good"], ["p"], "1 training example(s); at least 2 are needed"),
+    ],
+)
+def test_sweep_refuses_data_that_cannot_train_with_one_line(
+    tmp_path: Path, texts: list[str], labels: list[str], message: str
+) -> None:
+    write_dataset(Dataset(texts, labels, "mine"), tmp_path / "mine.tsv")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(
+        app, [*_sweep_args(tmp_path / "mine.tsv", out), "--dev", str(tmp_path / "mine.tsv")]
+    )
+    assert result.exit_code == 1
+    assert result.stderr == f"error: {tmp_path / 'mine.tsv'}: {message}\n"
+    assert "Traceback" not in result.output and not out.exists()
+
+
+def test_sweep_refuses_an_output_it_would_overwrite_before_reading_data(tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("mine", encoding="utf-8")
+    users = tmp_path / "users"
+    users.mkdir()
+    (users / "notes.txt").write_text("keep", encoding="utf-8")
+    previous = tmp_path / "previous"
+    write_csv([_row(2, 8, 16, 0.7)], tmp_path / "previous.csv")
+    previous.mkdir()
+    (tmp_path / "previous.csv").rename(previous / "sweep.csv")
+    missing = tmp_path / "missing.tsv"  # never read: the output is refused first
+    cases = {
+        tmp_path / "a-file": "exists and is not a directory; give another output",
+        tmp_path / "a-file" / "sub": f"{tmp_path / 'a-file'} is a file, not a directory; give "
+        "another path",
+        users: "holds files that are not a textproj sweep (notes.txt), and a sweep replaces its "
+        "output directory whole; give a new or empty directory, or replace it with --force "
+        "(force=True)",
+        previous: "holds another sweep (sweep.csv); overwrite it with --force (force=True), or "
+        "give another output directory",
+    }
+    for output, message in cases.items():
+        result = CliRunner().invoke(app, _sweep_args(missing, output))
+        assert result.exit_code == 1
+        assert " ".join(result.stderr.split()) == f"error: {output}: {message}"
+    assert (tmp_path / "a-file").read_text(encoding="utf-8") == "mine"
+    assert (users / "notes.txt").read_text(encoding="utf-8") == "keep"
+    assert read_csv(previous / "sweep.csv")[0]["dev_accuracy"] == 0.7
+
+
+def test_sweep_force_replaces_the_output_whole(monkeypatch, tmp_path: Path) -> None:
+    write_dataset(Dataset(["good", "bad"] * 4, list("pn") * 4, "mine"), tmp_path / "mine.tsv")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "sweep.csv").write_text("an older sweep", encoding="utf-8")
+    (out / "stale.txt").write_text("old", encoding="utf-8")
+    monkeypatch.setattr("textproj.sweep.run_sweep", lambda *_, **__: [_row(2, 8, 8, 0.9)])
+    result = CliRunner().invoke(app, [*_sweep_args(tmp_path / "mine.tsv", out), "--force"])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.iterdir()) == ["sweep.csv", "sweep.png"]
+    assert [r["dev_accuracy"] for r in read_csv(out / "sweep.csv")] == [0.9]
+    assert (out / "sweep.png").read_bytes().startswith(PNG_MAGIC)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.tsv", "out"]  # no staging left

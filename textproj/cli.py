@@ -1251,13 +1251,16 @@ def sweep(
         int | None, typer.Option(min=1, help="Train on a random sample of this many texts.")
     ] = None,
     threads: Annotated[int, typer.Option(help="Torch threads per training run.")] = 1,
-    output: Annotated[Path, typer.Option(help="Folder for sweep.csv and sweep.png.")] = Path(
-        "sweep"
-    ),
+    output: Annotated[
+        Path, typer.Option(help="Folder for sweep.csv and sweep.png (replaced whole).")
+    ] = Path("sweep"),
+    force: Annotated[
+        bool, typer.Option("--force", help="Overwrite the output folder of another sweep.")
+    ] = False,
 ) -> None:
     """Accuracy against bits and model bytes over a grid of T, d, width and weight bits: writes
     CSV and PNG."""
-    from textproj.sweep import default_grid, sample, sweep_to_folder
+    from textproj.sweep import SWEEP_FILES, default_grid, sample, sweep_to_folder
 
     if corpus and train_file:
         _usage("give either --corpus or --train, not both")
@@ -1275,6 +1278,11 @@ def sweep(
     }
     if bad := [b for b in grid["weight_bits"] if b not in WEIGHT_BITS]:
         _usage(f"--weight-bits takes values of {WEIGHT_BITS}, not {bad[0]}")
+    try:
+        data_files = [path for path in (train_file, dev_file, test_file) if path is not None]
+        check_output_dir(output, force=force, inputs=data_files, marks=SWEEP_FILES, kind="sweep")
+    except TextprojError as error:
+        _fail(str(error))
     if train_file is not None:
         files = {"corpus": None, "train": train_file, "dev": dev_file, "test": test_file}
         train_data, dev_data, test_data = _run_data(
@@ -1290,15 +1298,18 @@ def sweep(
     _warn_blank_texts(train_data, dev_data, test_data)
     console = Console(emoji=False, highlight=False)
     cap = f", at most {epochs} epochs" if epochs else ""
-    paths = sweep_to_folder(
-        train_data, dev_data, test_data, output, base=base,
-        title=f"{name}, {base.design} design{cap}", **grid,
-        on_result=lambda row: console.print(
-            f"T={row['T']} d={row['d']} width={row['width']} int{row['weight_bits']}: "
-            f"dev acc {row['dev_accuracy']:.4f}, "
-            f"{row['model_bytes']:,} bytes", highlight=False,
-        ),
-    )  # fmt: skip
+    try:
+        paths = sweep_to_folder(
+            train_data, dev_data, test_data, output, base=base, force=force,
+            title=f"{name}, {base.design} design{cap}", **grid,
+            on_result=lambda row: console.print(
+                f"T={row['T']} d={row['d']} width={row['width']} int{row['weight_bits']}: "
+                f"dev acc {row['dev_accuracy']:.4f}, "
+                f"{row['model_bytes']:,} bytes", highlight=False,
+            ),
+        )  # fmt: skip
+    except TextprojError as error:
+        _fail(str(error))
     console.print(f"written: {paths[0]}, {paths[1]}")
 
 

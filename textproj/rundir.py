@@ -7,7 +7,7 @@ is given an output directory), so a bad ``--output`` fails in a second, not afte
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from textproj.errors import ConfigError
@@ -24,10 +24,11 @@ __all__ = [
 RUN_FILES = (MODEL_NAME, METRICS_NAME)  # either one marks a directory as a finished run's
 
 
-def holds_run(directory: str | os.PathLike[str]) -> bool:
-    """Whether ``directory`` holds a finished textproj run (a model.tpn or a metrics.json)."""
+def holds_run(directory: str | os.PathLike[str], marks: Sequence[str] = RUN_FILES) -> bool:
+    """Whether ``directory`` holds a finished textproj run: one of ``marks`` (by default a
+    model.tpn or a metrics.json; a sweep's or an export's files for those)."""
     directory = Path(directory)
-    return any((directory / name).is_file() for name in RUN_FILES)
+    return any((directory / name).is_file() for name in marks)
 
 
 def _refuse_a_file_above(path: Path, named: str) -> None:
@@ -68,9 +69,12 @@ def check_output_dir(
     force: bool = False,
     resume: bool = False,
     inputs: Iterable[str | os.PathLike[str]] = (),
+    marks: Sequence[str] = RUN_FILES,
+    kind: str = "run",
 ) -> None:
     """Raise ConfigError unless a run may write into ``directory``: a run replaces the whole
-    directory, so nothing in it may be lost unasked.
+    directory, so nothing in it may be lost unasked. ``marks`` are the files that make a
+    directory another ``kind`` of output (a training run's, a sweep's, an export's).
 
     Refused: the current directory or one holding it, and a directory holding one of the run's
     ``inputs`` (data files), even with ``force``; a path that exists and is not a directory; a
@@ -95,10 +99,10 @@ def check_output_dir(
     refuse_a_file(directory)
     if force or not directory.is_dir():
         return
-    if holds_run(directory) and not resume:
-        found = ", ".join(name for name in RUN_FILES if (directory / name).is_file())
+    if holds_run(directory, marks) and not resume:
+        found = ", ".join(name for name in marks if (directory / name).is_file())
         raise ConfigError(
-            f"{directory}: holds another run ({found}); overwrite it with --force "
+            f"{directory}: holds another {kind} ({found}); overwrite it with --force "
             "(force=True), or give another output directory"
         )
     if (directory / CHECKPOINT_NAME).is_file():
@@ -110,10 +114,10 @@ def check_output_dir(
             )
         return
     others = sorted(os.listdir(directory))
-    if others and not holds_run(directory):
+    if others and not holds_run(directory, marks):
         shown = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
         raise ConfigError(
-            f"{directory}: holds files that are not a textproj run ({shown}), and a run "
+            f"{directory}: holds files that are not a textproj {kind} ({shown}), and a {kind} "
             "replaces its output directory whole; give a new or empty directory, or replace "
             "it with --force (force=True)"
         )

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import io
 import itertools
 import os
 import random
@@ -19,8 +20,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from textproj import fsio
 from textproj.config import PROJECTION_DEFAULTS, TrainConfig
 from textproj.data import Dataset
+from textproj.rundir import check_output_dir
+
+CSV_NAME, PNG_NAME = "sweep.csv", "sweep.png"
+SWEEP_FILES = (CSV_NAME, PNG_NAME)  # either one marks a directory as a sweep's output
 
 COLUMNS = (
     "design",
@@ -98,8 +104,8 @@ def run_sweep(
     base = base or TrainConfig()
     rows = []
     grid = itertools.product(projections, bits, widths, weight_bits or (base.weight_bits,))
-    for t, d, width, stored_bits in grid:
-        config = grid_config(base, t, d, width, stored_bits)
+    configs = [(*point, grid_config(base, *point)) for point in grid]  # all refused up front
+    for t, d, width, _, config in configs:
         result = train(train_data, dev_data, test_data, config=config, progress=False)
         n_bytes = len(result.model_bytes())
         scores = result.metrics["projection"]
@@ -123,11 +129,12 @@ def run_sweep(
 
 
 def write_csv(rows: Sequence[dict[str, Any]], path: str | os.PathLike[str]) -> None:
-    """The sweep's rows as CSV with a header of ``COLUMNS``."""
-    with open(path, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=COLUMNS)
-        writer.writeheader()
-        writer.writerows(rows)
+    """The sweep's rows as CSV with a header of ``COLUMNS``, written atomically."""
+    buffer = io.StringIO(newline="")
+    writer = csv.DictWriter(buffer, fieldnames=COLUMNS)
+    writer.writeheader()
+    writer.writerows(rows)
+    fsio.write_bytes(path, buffer.getvalue().encode("utf-8"))
 
 
 def read_csv(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
@@ -148,7 +155,7 @@ def read_csv(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
 
 def plot(rows: Sequence[dict[str, Any]], path: str | os.PathLike[str], title: str = "") -> None:
     """Two panels: dev accuracy against input bits, and against model bytes; one line per width
-    and weight width."""
+    and weight width. The PNG is written atomically."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -181,8 +188,10 @@ def plot(rows: Sequence[dict[str, Any]], path: str | os.PathLike[str], title: st
         axes.legend()
     if title:
         figure.suptitle(title)
-    figure.savefig(path, dpi=100)
+    image = io.BytesIO()
+    figure.savefig(image, format="png", dpi=100)
     plt.close(figure)
+    fsio.write_bytes(path, image.getvalue())
 
 
 def sweep_to_folder(
@@ -192,13 +201,24 @@ def sweep_to_folder(
     output: str | os.PathLike[str],
     *,
     title: str = "",
+    force: bool = False,
     **grid: Any,
 ) -> tuple[Path, Path]:
-    """:func:`run_sweep`, then ``sweep.csv`` and ``sweep.png`` in ``output``; returns both paths."""
+    """:func:`run_sweep`, then ``sweep.csv`` and ``sweep.png`` in ``output``; returns both paths.
+
+    ``output`` is checked first as ``train`` checks its output directory (another sweep's or
+    other files in it are replaced only with ``force``), and is replaced whole once both files
+    are written, so it holds the previous complete sweep or the new one.
+    """
     folder = Path(output)
-    folder.mkdir(parents=True, exist_ok=True)
+    check_output_dir(folder, force=force, marks=SWEEP_FILES, kind="sweep")
     rows = run_sweep(train_data, dev_data, test_data, **grid)
-    csv_path, png_path = folder / "sweep.csv", folder / "sweep.png"
-    write_csv(rows, csv_path)
-    plot(rows, png_path, title)
-    return csv_path, png_path
+    staging = fsio.staging_directory(folder)
+    try:
+        write_csv(rows, staging / CSV_NAME)
+        plot(rows, staging / PNG_NAME, title)
+        fsio.replace_directory(staging, folder)
+    except BaseException:
+        fsio.remove_stale_staging(folder)
+        raise
+    return folder / CSV_NAME, folder / PNG_NAME
