@@ -759,6 +759,81 @@ def test_cli_export(tmp_path: Path) -> None:
         assert f"error: {option} {damaged}: exists and is not a directory" in a_file.output
 
 
+def test_cli_export_refuses_what_it_would_overwrite(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from textproj.cli import app
+
+    runner = CliRunner()
+    users = tmp_path / "users"
+    users.mkdir()
+    for name in ("README.md", "Makefile", "index.html"):
+        (users / name).write_text(f"my {name}", encoding="utf-8")
+    other_run = tmp_path / "other-run"
+    other_run.mkdir()
+    (other_run / "model.tpn").write_bytes(b"another run's model")
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "model.tpn").write_bytes(BUNDLED.read_bytes())
+    (tmp_path / "a-file").write_text("mine", encoding="utf-8")
+    not_users = "holds files that are not a textproj {kind} export ({files}), and a {kind} " \
+        "export replaces its output directory whole; give a new or empty directory, or " \
+        "replace it with --force (force=True)"  # fmt: skip
+    cases = [
+        (["--c", users], not_users.format(kind="C", files="Makefile, README.md, index.html")),
+        (
+            ["--wasm", users],
+            not_users.format(kind="WebAssembly", files="Makefile, README.md, index.html"),
+        ),
+        (["--wasm", other_run], not_users.format(kind="WebAssembly", files="model.tpn")),
+        (
+            ["--c", tmp_path / "a-file" / "c"],
+            f"{tmp_path / 'a-file'} is a file, not a directory; give another path",
+        ),
+    ]
+    for args, message in cases:
+        result = runner.invoke(app, ["export", str(BUNDLED), *map(str, args)])
+        assert result.exit_code == 1
+        assert " ".join(result.stderr.split()) == f"error: {args[0]} {args[1]}: {message}"
+    into_the_run = runner.invoke(app, ["export", str(run), "--wasm", str(run), "--force"])
+    assert into_the_run.exit_code == 1
+    assert " ".join(into_the_run.stderr.split()) == (
+        f"error: --wasm {run}: holds the input {run / 'model.tpn'}, and a run replaces its output "
+        "directory whole; give another output directory"
+    )
+    same = runner.invoke(app, ["export", str(BUNDLED), "--c", "x", "--wasm", "./x"])
+    assert same.exit_code == 2
+    assert same.stderr == "error: --c and --wasm name the same directory (x); give each its own\n"
+    for name in ("README.md", "Makefile", "index.html"):
+        assert (users / name).read_text(encoding="utf-8") == f"my {name}"
+    assert (other_run / "model.tpn").read_bytes() == b"another run's model"
+    assert (run / "model.tpn").read_bytes() == BUNDLED.read_bytes()
+    assert not (tmp_path / "x").exists()
+
+
+def test_cli_export_replaces_its_own_export_and_with_force_any_directory(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from textproj.cli import app
+
+    runner = CliRunner()
+    c = tmp_path / "c"
+    assert runner.invoke(app, ["export", str(BUNDLED), "--c", str(c)]).exit_code == 0
+    exported = sorted(p.name for p in c.iterdir())
+    (c / "classify").write_bytes(b"a build of the previous export")
+    again = runner.invoke(app, ["export", str(BUNDLED), "--c", str(c)])  # no --force needed
+    assert again.exit_code == 0, again.output
+    assert sorted(p.name for p in c.iterdir()) == exported  # replaced whole
+    users = tmp_path / "users"
+    users.mkdir()
+    (users / "README.md").write_text("mine", encoding="utf-8")
+    forced = runner.invoke(app, ["export", str(BUNDLED), "--c", str(users), "--force"])
+    assert forced.exit_code == 0, forced.output
+    assert sorted(p.name for p in users.iterdir()) == exported
+    assert (users / "model_data.c").read_text() == (c / "model_data.c").read_text()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c", "users"]  # no staging left
+
+
 def _reseal(raw: bytes) -> bytes:
     """``raw`` with its checksum recomputed, so that the damage reaches the header checks."""
     import hashlib

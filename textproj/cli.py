@@ -60,7 +60,7 @@ from textproj.data import (
 )
 from textproj.errors import ConfigError, TextprojError
 from textproj.layout import CHECKPOINT_EVERY_SECONDS, CHECKPOINT_NAME, METRICS_NAME
-from textproj.rundir import check_output_dir, refuse_a_directory, refuse_a_file
+from textproj.rundir import check_output_dir, refuse_a_directory
 
 if TYPE_CHECKING:
     from textproj.ensemble import EnsembleModel
@@ -1324,24 +1324,47 @@ def export(
     wasm: Annotated[
         Path | None, typer.Option("--wasm", help="Write textproj.wasm and a web page here.")
     ] = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force", help="Replace a directory holding other files than a previous export."
+        ),
+    ] = False,
 ) -> None:
-    """Export a model for devices: C99 sources and example (--c), or a WebAssembly page (--wasm)."""
-    from textproj.export import compile_command, export_c, export_wasm
+    """Export a model for devices: C99 sources and example (--c), or a WebAssembly page (--wasm).
+
+    Each directory is replaced whole: a missing or empty one, or a previous export of the same
+    kind; one holding other files only with --force."""
+    from textproj.export import check_export_dir, compile_command, export_c, export_wasm
+    from textproj.model_file import model_path
 
     if c is None and wasm is None:
         _usage("give --c DIR, --wasm DIR or both")
+    if c is not None and wasm is not None and c.resolve() == wasm.resolve():
+        _usage(f"--c and --wasm name the same directory ({c}); give each its own")
     try:
-        for option, directory in (("--c", c), ("--wasm", wasm)):
-            if directory is not None:
-                refuse_a_file(directory, f"{option} {directory}")
-        if c is not None:
-            typer.echo(f"written: {export_c(model, c)} (build: cd {c} && {compile_command()})")
-        if wasm is not None:
-            written = export_wasm(model, wasm)
-            typer.echo(
-                f"written: {written} (serve it: python -m http.server --directory {wasm}, "
-                "then open http://localhost:8000)"
-            )
+        model_path(model)  # a directory without model.tpn is named as the model, not a target
+    except TextprojError as error:
+        _fail(str(error))
+    targets = (("--c", c, "C", export_c), ("--wasm", wasm, "WebAssembly", export_wasm))
+    for option, directory, kind, _ in targets:
+        if directory is not None:
+            try:
+                check_export_dir(directory, kind, model, force)
+            except TextprojError as error:
+                _fail(f"{option} {error}")
+    try:
+        for option, directory, _, write in targets:
+            if directory is None:
+                continue
+            written = write(model, directory, force)
+            if option == "--c":
+                typer.echo(f"written: {written} (build: cd {c} && {compile_command()})")
+            else:
+                typer.echo(
+                    f"written: {written} (serve it: python -m http.server --directory {wasm}, "
+                    "then open http://localhost:8000)"
+                )
     except (TextprojError, OSError) as error:
         _fail(str(error))
 

@@ -18,12 +18,14 @@ import os
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
-from textproj import c_tables
+from textproj import c_tables, fsio
 from textproj.c_tables import write_atomic
 from textproj.errors import TextprojError
 from textproj.model_file import MODEL_FILENAME, model_path
+from textproj.rundir import check_output_dir, holds_run
 from textproj.runtime import load
 
 C_DIR = Path(__file__).parent / "c"
@@ -41,6 +43,9 @@ WASM_EXPORTS = (
     "malloc", "free", "tp_load", "tp_workspace_bytes", "tp_predict", "tp_n_labels", "tp_label",
     "tp_multi_label", "tp_threshold",
 )  # fmt: skip
+# The file that marks a directory as an export of each kind: such a directory is replaced whole
+# by a new export of that kind; any other non-empty one only with ``force``.
+EXPORT_MARKS = {"C": MODEL_SOURCE, "WebAssembly": WASM_FILE}
 _ERRORS = "textproj-c"  # codecs error handler: U+FFFD per maximal subpart, surrogates passed
 
 
@@ -115,6 +120,37 @@ def _checked(model: str | os.PathLike[str]) -> Path:
     return path
 
 
+def check_export_dir(
+    directory: str | os.PathLike[str],
+    kind: str,
+    model: str | os.PathLike[str],
+    force: bool = False,
+) -> None:
+    """Raise ConfigError unless a ``kind`` export (a key of ``EXPORT_MARKS``) of ``model`` may
+    replace ``directory``: missing, empty or a previous export of that kind; other files only
+    with ``force``; never the current directory or one holding the model (or a path under a
+    file). The rules are ``rundir.check_output_dir``'s."""
+    mark = EXPORT_MARKS[kind]
+    check_output_dir(
+        directory,
+        force=force or holds_run(directory, (mark,)),
+        inputs=(model_path(model),),
+        marks=(mark,),
+        kind=f"{kind} export",
+    )
+
+
+def _replace_with(directory: Path, write: Callable[[Path], None]) -> None:
+    """Run ``write`` on a fresh staging directory, then make it ``directory`` in one step."""
+    staging = fsio.staging_directory(directory)
+    try:
+        write(staging)
+        fsio.replace_directory(staging, directory)
+    except BaseException:
+        fsio.remove_stale_staging(directory)
+        raise
+
+
 def write_library(directory: Path) -> dict[str, int]:
     """Write the C library (sources, generated tables and constants) into ``directory``;
     returns the Unicode table bytes."""
@@ -124,15 +160,23 @@ def write_library(directory: Path) -> dict[str, int]:
     return c_tables.write_sources(directory)
 
 
-def export_c(model: str | os.PathLike[str], directory: str | os.PathLike[str]) -> Path:
+def export_c(
+    model: str | os.PathLike[str], directory: str | os.PathLike[str], force: bool = False
+) -> Path:
     """Write the C runtime, ``model`` as a C array, the example, Makefile and README into
-    ``directory``; returns it. The model is checked by the Python reader first."""
-    path = _checked(model)
+    ``directory``, replacing it whole (:func:`check_export_dir` says when it may); returns it.
+    The model is checked by the Python reader first."""
     directory = Path(directory)
-    table_bytes = write_library(directory)
-    write_atomic(directory / MODEL_SOURCE, model_array(path.read_bytes()))
-    write_atomic(directory / "Makefile", _makefile())
-    write_atomic(directory / "README.md", _readme(path.name, table_bytes))
+    check_export_dir(directory, "C", model, force)
+    path = _checked(model)
+
+    def write(staging: Path) -> None:
+        table_bytes = write_library(staging)
+        write_atomic(staging / MODEL_SOURCE, model_array(path.read_bytes()))
+        write_atomic(staging / "Makefile", _makefile())
+        write_atomic(staging / "README.md", _readme(path.name, table_bytes))
+
+    _replace_with(directory, write)
     return directory
 
 
@@ -146,25 +190,32 @@ def wasm_command(output: Path) -> list[str]:
     ]  # fmt: skip
 
 
-def export_wasm(model: str | os.PathLike[str], directory: str | os.PathLike[str]) -> Path:
+def export_wasm(
+    model: str | os.PathLike[str], directory: str | os.PathLike[str], force: bool = False
+) -> Path:
     """Write a static web page classifying as you type into ``directory``: ``textproj.wasm``,
-    ``textproj.js``, ``index.html`` and the model; returns it. Needs the ``ziglang`` package."""
+    ``textproj.js``, ``index.html`` and the model, replacing it whole (:func:`check_export_dir`
+    says when it may); returns it. Needs the ``ziglang`` package."""
+    directory = Path(directory)
+    check_export_dir(directory, "WebAssembly", model, force)
     path = _checked(model)
     if importlib.util.find_spec("ziglang") is None:
         raise ExportError("textproj export --wasm needs zig's compiler: pip install ziglang")
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as build:
-        write_library(Path(build))
-        wasm = Path(build) / WASM_FILE
-        done = subprocess.run(wasm_command(wasm), cwd=build, capture_output=True, text=True)
-        if done.returncode != 0:
-            raise ExportError(f"building {WASM_FILE} failed: {done.stderr.strip()[-500:]}")
-        write_atomic(directory / WASM_FILE, wasm.read_bytes())
-    for name in WEB_FILES:
-        write_atomic(directory / name, (WEB_DIR / name).read_bytes())
-    write_atomic(directory / MODEL_FILENAME, path.read_bytes())
-    write_atomic(directory / "README.md", _web_readme(path.name).encode("utf-8"))
+
+    def write(staging: Path) -> None:
+        with tempfile.TemporaryDirectory() as build:
+            write_library(Path(build))
+            wasm = Path(build) / WASM_FILE
+            done = subprocess.run(wasm_command(wasm), cwd=build, capture_output=True, text=True)
+            if done.returncode != 0:
+                raise ExportError(f"building {WASM_FILE} failed: {done.stderr.strip()[-500:]}")
+            write_atomic(staging / WASM_FILE, wasm.read_bytes())
+        for name in WEB_FILES:
+            write_atomic(staging / name, (WEB_DIR / name).read_bytes())
+        write_atomic(staging / MODEL_FILENAME, path.read_bytes())
+        write_atomic(staging / "README.md", _web_readme(path.name).encode("utf-8"))
+
+    _replace_with(directory, write)
     return directory
 
 
