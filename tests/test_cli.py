@@ -691,20 +691,86 @@ def test_train_options_reach_the_config(monkeypatch, data_files, tmp_path) -> No
     options += ["--dev-fraction", "0.2", "--trainer-buckets", "1024", "--design", "text"]
     options += ["--trainer", "lstm", "-T", "4", "-d", "8", "--hidden", "16,8", "--seed", "7"]
     options += ["--trainer-table-lr", "0.2", "--trainer-dropout", "0.3", "--weight-bits", "8"]
-    options += ["--max-tokens", "512", "--augment", "1", "--consistency", "0.5", "--max-pool"]
-    options += ["--no-mean-pool"]
-    runner.invoke(
-        app,
-        ["train", "--train", str(data_files["train"]), "--output", str(tmp_path / "o"), *options],
-    )
+    options += ["--max-tokens", "512", "--augment", "1", "--consistency", "0.5"]
+    args = ["train", "--train", str(data_files["train"]), "--output", str(tmp_path / "o")]
+    runner.invoke(app, [*args, *options])
     assert calls[0]["config"] == TrainConfig(
         threads=2, batch_size=8, learning_rate=0.004, patience=3, dev_fraction=0.2,
         trainer_buckets=1024, design="text", trainer="lstm", num_projections=4,
         bits_per_projection=8, hidden=(16, 8), seed=7, trainer_table_learning_rate=0.2,
-        trainer_dropout=0.3, weight_bits=8, augment_copies=1, consistency=0.5, max_pool=True,
-        mean_pool=False,
+        trainer_dropout=0.3, weight_bits=8, augment_copies=1, consistency=0.5,
     )  # fmt: skip
     assert calls[0]["features"] == FeatureConfig(max_tokens=512)
+    token = ["--bottleneck", "24", "--filters", "12", "--max-pool", "--no-mean-pool"]
+    runner.invoke(app, [*args, *token])
+    assert calls[1]["config"] == TrainConfig(
+        bottleneck=24, filters=12, max_pool=True, mean_pool=False
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (["--hidden", "64"], "--hidden sets the text design's network; it does not go with "
+         "--design token"),
+        (["--design", "token", "--hidden", "8"], "--hidden sets the text design's network; it "
+         "does not go with --design token"),
+        (["--design", "text", "--bottleneck", "8"], "--bottleneck sets the token design's "
+         "network; it does not go with --design text"),
+        (["--design", "text", "--filters", "8"], "--filters sets the token design's network; it "
+         "does not go with --design text"),
+        (["--design", "text", "--no-max-pool"], "--max-pool/--no-max-pool sets the token "
+         "design's network; it does not go with --design text"),
+        (["--design", "text", "--mean-pool"], "--mean-pool/--no-mean-pool sets the token "
+         "design's network; it does not go with --design text"),
+    ],
+)  # fmt: skip
+def test_train_refuses_an_option_of_the_other_design(
+    monkeypatch, tmp_path: Path, args: list[str], line: str
+) -> None:
+    calls = _stub_training(monkeypatch, lambda kwargs: None)
+    result = runner.invoke(app, ["train", "--output", str(tmp_path / "o"), *args])
+    assert result.exit_code == 2
+    assert result.stderr == f"error: {line}\n"
+    assert calls == [] and not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (["--design", "text", "--hidden", "65537"], "--hidden, --projections, --bits: layer "
+         "'dense.0' would hold 65537 x 1120 = 73,401,440 weights (80 x 14 input bits, 2 labels), "
+         "over the 67,108,864 a model file can hold; make it smaller"),
+        (["--design", "text", "--hidden", "8,8388609"], "--hidden: layer 'dense.1' would hold "
+         "8388609 x 8 = 67,108,872 weights (80 x 14 input bits, 2 labels), over the 67,108,864 a "
+         "model file can hold; make it smaller"),
+        (["-T", "256", "-d", "256", "--bottleneck", "1025"], "--bottleneck, --projections, "
+         "--bits: layer 'bottleneck' would hold 1025 x 65536 = 67,174,400 weights (256 x 256 "
+         "input bits, 2 labels), over the 67,108,864 a model file can hold; make it smaller"),
+    ],
+)  # fmt: skip
+def test_train_refuses_a_network_a_model_file_cannot_hold_before_training(
+    monkeypatch, tmp_path: Path, args: list[str], line: str
+) -> None:
+    calls = _stub_training(monkeypatch, lambda kwargs: None)
+    result = runner.invoke(app, ["train", "--output", str(tmp_path / "o"), *args])
+    assert result.exit_code == 2
+    assert result.stderr == f"error: {line}\n"
+    assert calls == []
+
+
+def test_training_refuses_an_output_layer_a_model_file_cannot_hold() -> None:
+    from textproj.training import train
+
+    labels = [f"l{i}" for i in range(40)]
+    data = Dataset([f"text {label}" for label in labels] * 2, labels * 2, "many")
+    config = TrainConfig(design="text", hidden=(2**21,), num_projections=1, bits_per_projection=1)
+    with pytest.raises(ConfigError) as refused:  # dense.0 (2**21 x 1) fits, dense.1 does not
+        train(data, data, config=config, progress=False)
+    assert str(refused.value) == (
+        "TrainConfig.hidden: layer 'dense.1' would hold 40 x 2097152 = 83,886,080 weights "
+        "(1 x 1 input bits, 40 labels), over the 67,108,864 a model file can hold; make it smaller"
+    )
 
 
 def test_processes_pass_each_given_option_to_the_workers(monkeypatch, data_files) -> None:

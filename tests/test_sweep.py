@@ -244,3 +244,18 @@ def test_sweep_force_replaces_the_output_whole(monkeypatch, tmp_path: Path) -> N
     assert [r["dev_accuracy"] for r in read_csv(out / "sweep.csv")] == [0.9]
     assert (out / "sweep.png").read_bytes().startswith(PNG_MAGIC)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.tsv", "out"]  # no staging left
+
+
+def test_sweep_refuses_a_grid_point_a_model_file_cannot_hold_before_any_trains(
+    monkeypatch, tmp_path: Path
+) -> None:
+    write_dataset(Dataset(["good", "bad"] * 4, list("pn") * 4, "mine"), tmp_path / "mine.tsv")
+    monkeypatch.setattr("textproj.training.train", lambda *_, **__: pytest.fail("trained"))
+    args = _sweep_args(tmp_path / "mine.tsv", tmp_path / "out")
+    result = CliRunner().invoke(app, [*args, "--design", "text", "--widths", "8,4194305"])
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "error: --widths, --projections, --bits: layer 'dense.0' would hold 4194305 x 16 = "
+        "67,108,880 weights (2 x 8 input bits, 2 labels), over the 67,108,864 a model file can "
+        "hold; make it smaller\n"
+    )

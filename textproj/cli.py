@@ -311,6 +311,24 @@ OPTIONS = {
     "seed": "--seed",
     "multi_label": "--multi-label",
 }
+# The train options that shape one design's network only (parameter -> how errors name it).
+DESIGN_OPTIONS = {
+    "text": {"hidden": "--hidden"},
+    "token": {
+        "bottleneck": "--bottleneck",
+        "filters": "--filters",
+        "max_pool": "--max-pool/--no-max-pool",
+        "mean_pool": "--mean-pool/--no-mean-pool",
+    },
+}
+# TrainConfig field -> the sweep option that sets it (a grid point's width is its design's).
+SWEEP_OPTIONS = {
+    **{field: OPTIONS[field] for field in ("design", "epochs", "threads", "weight_bits")},
+    "num_projections": "--projections",
+    "bits_per_projection": "--bits",
+    "hidden": "--widths",
+    "bottleneck": "--widths",
+}
 DATA_OPTIONS = (
     "corpus", "train_file", "dev_file", "test_file", "text_column", "label_column", "unlabeled",
     "stream", "cache_dir",
@@ -318,14 +336,22 @@ DATA_OPTIONS = (
 
 
 def _config(values: dict[str, Any]) -> TrainConfig:
-    """TrainConfig from option values; an out-of-range value is a usage error naming its option."""
+    """TrainConfig from option values; an out-of-range value, or a network whose layers a model
+    file cannot hold (whatever the labels), is a usage error naming its option."""
+    from textproj.netspec import refuse_unstorable_shapes
+
     try:
-        return TrainConfig(**values)
+        config = TrainConfig(**values)
+        refuse_unstorable_shapes(config, 2)
+        return config
     except ConfigError as error:
-        message = re.sub(
-            r"TrainConfig\.(\w+)", lambda m: OPTIONS.get(m.group(1), m.group(0)), str(error)
-        )
-        _usage(message)
+        _usage(_option_names(str(error)))
+
+
+def _option_names(message: str, options: dict[str, str] = OPTIONS) -> str:
+    """``message`` with each ``TrainConfig.field`` written as the option (``options``) that sets
+    it."""
+    return re.sub(r"TrainConfig\.(\w+)", lambda m: options.get(m.group(1), m.group(0)), message)
 
 
 @app.command(
@@ -574,6 +600,7 @@ def train(
         run, config, features = _resumed(resume)
         output = resume
     else:
+        _refuse_other_designs_options(ctx, design.value)
         config = _config(values)
         features = FeatureConfig(max_tokens=max_tokens)
         sources = (("train", train_file), ("dev", dev_file), ("test", test_file))
@@ -632,6 +659,18 @@ def train(
     )  # fmt: skip
     if result.metrics:  # empty on the ranks of a data-parallel run other than 0
         _print_summary(result.metrics, output)
+
+
+def _refuse_other_designs_options(ctx: typer.Context, design: str) -> None:
+    """A usage error for an option given on the command line that shapes another design's
+    network: it would be ignored."""
+    for other, options in DESIGN_OPTIONS.items():
+        given = [shown for name, shown in options.items() if _on_command_line(ctx, name)]
+        if other != design and given:
+            _usage(
+                f"{given[0]} sets the {other} design's network; it does not go with "
+                f"--design {design}"
+            )
 
 
 def _on_command_line(ctx: typer.Context, name: str) -> bool:
@@ -1309,7 +1348,7 @@ def sweep(
             ),
         )  # fmt: skip
     except TextprojError as error:
-        _fail(str(error))
+        _fail(_option_names(str(error), SWEEP_OPTIONS))
     console.print(f"written: {paths[0]}, {paths[1]}")
 
 

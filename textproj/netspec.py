@@ -14,8 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from textproj.config import WEIGHT_BITS
-from textproj.model_file import ModelFormatError
+from textproj.config import WEIGHT_BITS, TrainConfig
+from textproj.errors import ConfigError
+from textproj.model_file import MAX_TENSOR_ELEMENTS, ModelFormatError
 
 # A header may list at most this many hidden layers or windows: refused before any shape is built.
 MAX_LAYERS = 64
@@ -63,6 +64,47 @@ def expected_tensors(network: dict[str, Any]) -> dict[str, tuple[int, ...]]:
         shapes[f"attention.{j}"] = (filters, bottleneck, k)
     shapes["output"] = (n_labels, pooled_width(network))
     return shapes
+
+
+# TrainConfig fields that set each layer's weight shape, by design: named when one is too big.
+_LAYER_FIELDS = {
+    "text": {
+        "dense.0": ("hidden", "num_projections", "bits_per_projection"),
+        "dense": ("hidden",),
+    },
+    "token": {
+        "bottleneck": ("bottleneck", "num_projections", "bits_per_projection"),
+        "value": ("filters", "bottleneck"),
+        "attention": ("filters", "bottleneck"),
+        "output": ("filters", "max_pool", "mean_pool"),
+    },
+}
+
+
+def refuse_unstorable_shapes(config: TrainConfig, n_labels: int) -> None:
+    """ConfigError naming the options when a layer of ``config``'s projection network would
+    hold more weights than a model file may (``MAX_TENSOR_ELEMENTS``): called before
+    any training, since the model writer would refuse it only at the end. A ``max_pool`` or
+    ``mean_pool`` of None counts as off (the check after they are resolved sees them)."""
+    t, d = config.projection_shape
+    network: dict[str, Any] = {"design": config.design, "n_bits": t * d, "n_labels": n_labels}
+    if config.design == "text":
+        network["hidden"] = list(config.hidden)
+    else:
+        network.update(bottleneck=config.bottleneck, filters=config.filters,
+                       windows=list(config.windows), max_pool=bool(config.max_pool),
+                       mean_pool=bool(config.mean_pool))  # fmt: skip
+    fields = _LAYER_FIELDS[config.design]
+    for prefix, shape in expected_tensors(network).items():
+        elements = int(np.prod(shape))
+        if elements > MAX_TENSOR_ELEMENTS:
+            named = fields.get(prefix) or fields[prefix.partition(".")[0]]
+            options = ", ".join(f"TrainConfig.{name}" for name in named)
+            raise ConfigError(
+                f"{options}: layer {prefix!r} would hold {' x '.join(map(str, shape))} = "
+                f"{elements:,} weights ({t} x {d} input bits, {n_labels} labels), over the "
+                f"{MAX_TENSOR_ELEMENTS:,} a model file can hold; make it smaller"
+            )
 
 
 def pooled_width(network: dict[str, Any]) -> int:

@@ -23,6 +23,7 @@ from typing import Any
 from textproj import fsio
 from textproj.config import PROJECTION_DEFAULTS, TrainConfig
 from textproj.data import Dataset
+from textproj.netspec import refuse_unstorable_shapes
 from textproj.rundir import check_output_dir
 
 CSV_NAME, PNG_NAME = "sweep.csv", "sweep.png"
@@ -104,7 +105,9 @@ def run_sweep(
     base = base or TrainConfig()
     rows = []
     grid = itertools.product(projections, bits, widths, weight_bits or (base.weight_bits,))
-    configs = [(*point, grid_config(base, *point)) for point in grid]  # all refused up front
+    configs = [(*point, grid_config(base, *point)) for point in grid]
+    for *_, config in configs:  # a point the model file cannot hold, before any point trains
+        refuse_unstorable_shapes(config, 2)
     for t, d, width, _, config in configs:
         result = train(train_data, dev_data, test_data, config=config, progress=False)
         n_bytes = len(result.model_bytes())

@@ -260,6 +260,7 @@ def prepare(
         train_data, dev_data = split_off_dev(train_data, config.dev_fraction, config.seed)
         refuse_empty_dev(source, len(train_data), len(dev_data))
     labels = label_set(train_data, config.multi_label)
+    netspec.refuse_unstorable_shapes(config, len(labels))
     splits = {"train": train_data, "dev": dev_data}
     if test_data is not None:
         splits["test"] = test_data
@@ -837,6 +838,7 @@ def _train(
         median = inputs.median_tokens(prep.inputs["train"])
         resolved = {**config.pooling_for(median), "min_steps": config.min_steps_for(median)}
         config = dataclasses.replace(config, **resolved)  # what the model and files hold
+        netspec.refuse_unstorable_shapes(config, len(prep.labels))  # its pooling resolved
         prepared_at = time.perf_counter()
         identity = {
             "config": config.to_dict(),
