@@ -18,7 +18,6 @@ import os
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
 
 from textproj import c_tables, fsio
@@ -140,17 +139,6 @@ def check_export_dir(
     )
 
 
-def _replace_with(directory: Path, write: Callable[[Path], None]) -> None:
-    """Run ``write`` on a fresh staging directory, then make it ``directory`` in one step."""
-    staging = fsio.staging_directory(directory)
-    try:
-        write(staging)
-        fsio.replace_directory(staging, directory)
-    except BaseException:
-        fsio.remove_stale_staging(directory)
-        raise
-
-
 def write_library(directory: Path) -> dict[str, int]:
     """Write the C library (sources, generated tables and constants) into ``directory``;
     returns the Unicode table bytes."""
@@ -176,7 +164,7 @@ def export_c(
         write_atomic(staging / "Makefile", _makefile())
         write_atomic(staging / "README.md", _readme(path.name, table_bytes))
 
-    _replace_with(directory, write)
+    fsio.build_directory(directory, write)
     return directory
 
 
@@ -215,7 +203,7 @@ def export_wasm(
         write_atomic(staging / MODEL_FILENAME, path.read_bytes())
         write_atomic(staging / "README.md", _web_readme(path.name).encode("utf-8"))
 
-    _replace_with(directory, write)
+    fsio.build_directory(directory, write)
     return directory
 
 

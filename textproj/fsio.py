@@ -16,6 +16,7 @@ import os
 import secrets
 import shutil
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -104,6 +105,18 @@ def replace_directory(staging: str | os.PathLike[str], target: str | os.PathLike
         os.rename(staging, target)
         shutil.rmtree(aside)
     _sync_directory(target.parent)
+
+
+def build_directory(target: str | os.PathLike[str], write: Callable[[Path], None]) -> None:
+    """Run ``write`` on a fresh staging directory beside ``target``, then make it ``target`` in
+    one step (:func:`replace_directory`); a failure leaves ``target`` as it was."""
+    staging = staging_directory(target)
+    try:
+        write(staging)
+        replace_directory(staging, target)
+    except BaseException:
+        remove_stale_staging(target)
+        raise
 
 
 def _alive(pid: int) -> bool:

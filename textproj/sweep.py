@@ -216,12 +216,10 @@ def sweep_to_folder(
     folder = Path(output)
     check_output_dir(folder, force=force, marks=SWEEP_FILES, kind="sweep")
     rows = run_sweep(train_data, dev_data, test_data, **grid)
-    staging = fsio.staging_directory(folder)
-    try:
+
+    def write(staging: Path) -> None:
         write_csv(rows, staging / CSV_NAME)
         plot(rows, staging / PNG_NAME, title)
-        fsio.replace_directory(staging, folder)
-    except BaseException:
-        fsio.remove_stale_staging(folder)
-        raise
+
+    fsio.build_directory(folder, write)
     return folder / CSV_NAME, folder / PNG_NAME
