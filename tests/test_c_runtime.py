@@ -307,6 +307,33 @@ def test_export_builds_with_the_documented_command(example_dir: Path) -> None:
     )
 
 
+def test_generated_sources_are_replaced_whole_or_not_at_all(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    c_tables.write_sources(tmp_path)
+    tables = c_tables.build()
+    written = {
+        name: (tmp_path / name).read_text() for name in (c_tables.TABLE_FILE, c_tables.SPEC_FILE)
+    }
+    assert written == {
+        c_tables.TABLE_FILE: c_tables.table_source(tables),
+        c_tables.SPEC_FILE: c_tables.spec_source(tables),
+    }
+    for name in written:
+        (tmp_path / name).write_text("old")
+
+    def disk_full(fd: int) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", disk_full)
+    with pytest.raises(OSError, match="No space left on device"):
+        c_tables.write_sources(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(written)
+    assert {name: (tmp_path / name).read_text() for name in written} == dict.fromkeys(
+        written, "old"
+    )
+
+
 def test_example_program_errors_name_the_file(example_dir: Path, tmp_path: Path) -> None:
     (tmp_path / "folder").mkdir()
     (tmp_path / "empty.tpn").write_bytes(b"")

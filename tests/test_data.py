@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import gzip
 import json
+import os
 import re
 from pathlib import Path
 
@@ -430,6 +432,23 @@ def test_fasttext_writer_refuses_lossy_rows(
     assert "out.txt" in str(caught.value)
     assert "row 2" in str(caught.value)
     assert not path.exists()
+
+
+def test_a_failed_write_leaves_the_old_file_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "out.tsv"
+    write_dataset(Dataset(texts=["old"], labels=["a"], source="m"), path)
+    before = path.read_bytes()
+
+    def disk_full(fd: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", disk_full)
+    with pytest.raises(OSError, match="No space left on device"):
+        write_dataset(Dataset(texts=["new"] * 100, labels=["b"] * 100, source="m"), path)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["out.tsv"]
 
 
 def test_write_unknown_extension(tmp_path: Path) -> None:

@@ -19,15 +19,13 @@ Python homes, so the C side never restates them.
 from __future__ import annotations
 
 import dataclasses
-import os
-import secrets
 import sys
 import unicodedata
 from pathlib import Path
 
 import numpy as np
 
-from textproj import decisions, model_file, netspec
+from textproj import decisions, fsio, model_file, netspec
 from textproj._kernels import features as _kf
 from textproj._kernels import projection as _kp
 from textproj.config import FeatureConfig
@@ -225,23 +223,11 @@ def spec_source(tables: dict[str, object]) -> str:
     return "\n".join(lines)
 
 
-def write_atomic(path: Path, content: str | bytes) -> None:
-    """Write ``path`` atomically: a temporary file in the same directory, then a rename."""
-    data = content.encode("utf-8") if isinstance(content, str) else content
-    temp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    try:
-        temp.write_bytes(data)
-        os.replace(temp, path)
-    finally:
-        temp.unlink(missing_ok=True)
-
-
 def write_sources(directory: Path) -> dict[str, int]:
     """Write ``tp_unicode.c`` and ``tp_spec.h`` into ``directory``; returns the table bytes."""
     tables = build()
-    directory.mkdir(parents=True, exist_ok=True)
-    write_atomic(directory / TABLE_FILE, table_source(tables))
-    write_atomic(directory / SPEC_FILE, spec_source(tables))
+    fsio.write_text(directory / TABLE_FILE, table_source(tables))
+    fsio.write_text(directory / SPEC_FILE, spec_source(tables))
     return table_bytes(tables)
 
 

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from textproj import fsio
 from textproj.errors import DataError
 
 __all__ = [
@@ -717,7 +718,8 @@ def _write_fasttext(dataset: Dataset, name: str) -> str:
 
 
 def write_dataset(dataset: Dataset, path: str | os.PathLike[str]) -> None:
-    """Write a dataset in the format given by the extension (gzipped if it ends in ``.gz``).
+    """Write a dataset in the format given by the extension (gzipped if it ends in ``.gz``),
+    atomically: an existing file is replaced whole or left as it was.
 
     csv, tsv and jsonl round-trip any text or label exactly; fastText refuses rows it
     cannot represent (line breaks or surrounding white space in texts, white space in labels).
@@ -731,4 +733,4 @@ def write_dataset(dataset: Dataset, path: str | os.PathLike[str]) -> None:
     else:
         content = _write_fasttext(dataset, str(path))
     data = content.encode("utf-8")
-    path.write_bytes(gzip.compress(data, mtime=0) if gzipped else data)
+    fsio.write_bytes(path, gzip.compress(data, mtime=0) if gzipped else data)

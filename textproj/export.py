@@ -21,7 +21,6 @@ import tempfile
 from pathlib import Path
 
 from textproj import c_tables, fsio
-from textproj.c_tables import write_atomic
 from textproj.errors import TextprojError
 from textproj.model_file import MODEL_FILENAME, model_path
 from textproj.rundir import check_output_dir, holds_run
@@ -142,9 +141,8 @@ def check_export_dir(
 def write_library(directory: Path) -> dict[str, int]:
     """Write the C library (sources, generated tables and constants) into ``directory``;
     returns the Unicode table bytes."""
-    directory.mkdir(parents=True, exist_ok=True)
     for name in (*LIBRARY_SOURCES, EXAMPLE):
-        write_atomic(directory / name, (C_DIR / name).read_bytes())
+        fsio.write_bytes(directory / name, (C_DIR / name).read_bytes())
     return c_tables.write_sources(directory)
 
 
@@ -160,9 +158,9 @@ def export_c(
 
     def write(staging: Path) -> None:
         table_bytes = write_library(staging)
-        write_atomic(staging / MODEL_SOURCE, model_array(path.read_bytes()))
-        write_atomic(staging / "Makefile", _makefile())
-        write_atomic(staging / "README.md", _readme(path.name, table_bytes))
+        fsio.write_text(staging / MODEL_SOURCE, model_array(path.read_bytes()))
+        fsio.write_text(staging / "Makefile", _makefile())
+        fsio.write_text(staging / "README.md", _readme(path.name, table_bytes))
 
     fsio.build_directory(directory, write)
     return directory
@@ -197,11 +195,11 @@ def export_wasm(
             done = subprocess.run(wasm_command(wasm), cwd=build, capture_output=True, text=True)
             if done.returncode != 0:
                 raise ExportError(f"building {WASM_FILE} failed: {done.stderr.strip()[-500:]}")
-            write_atomic(staging / WASM_FILE, wasm.read_bytes())
+            fsio.write_bytes(staging / WASM_FILE, wasm.read_bytes())
         for name in WEB_FILES:
-            write_atomic(staging / name, (WEB_DIR / name).read_bytes())
-        write_atomic(staging / MODEL_FILENAME, path.read_bytes())
-        write_atomic(staging / "README.md", _web_readme(path.name).encode("utf-8"))
+            fsio.write_bytes(staging / name, (WEB_DIR / name).read_bytes())
+        fsio.write_bytes(staging / MODEL_FILENAME, path.read_bytes())
+        fsio.write_text(staging / "README.md", _web_readme(path.name))
 
     fsio.build_directory(directory, write)
     return directory

@@ -57,10 +57,14 @@ def write_bytes(path: str | os.PathLike[str], content: bytes) -> int:
     return len(content)
 
 
+def write_text(path: str | os.PathLike[str], text: str) -> int:
+    """``text`` as UTF-8, written atomically; return the bytes written."""
+    return write_bytes(path, text.encode("utf-8"))
+
+
 def write_json(path: str | os.PathLike[str], data: Any) -> int:
     """``data`` as indented UTF-8 JSON, written atomically."""
-    text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
-    return write_bytes(path, text.encode("utf-8"))
+    return write_text(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
 
 def staging_directory(target: str | os.PathLike[str]) -> Path:
