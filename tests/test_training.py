@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import errno
 import warnings
 
 import numpy as np
@@ -10,7 +11,7 @@ import pytest
 import torch
 from conftest import TINY_CONFIG, per_intent
 
-from textproj import load
+from textproj import fsio, load
 from textproj.config import (
     LONG_TEXTS_MIN_STEPS,
     MAX_POOL_MEDIAN_TOKENS,
@@ -437,6 +438,39 @@ def test_resume_gives_the_model_of_an_uninterrupted_run(small_data, tmp_path) ->
     assert [row["epoch"] for row in rows] == [3, 4]
     assert (tmp_path / "b" / MODEL_NAME).read_bytes() == (tmp_path / "a" / MODEL_NAME).read_bytes()
     assert resumed.metrics["history"] == whole.metrics["history"]
+
+
+def test_a_failed_save_keeps_the_checkpoint_and_leaves_no_staging(
+    small_data, tmp_path, monkeypatch
+) -> None:
+    train_data, dev_data, test_data = small_data
+    config = TrainConfig(**{**SMALL, "epochs": 2})
+    out = tmp_path / "run"
+    with pytest.raises(Interrupt):
+        train(
+            train_data, dev_data, test_data, config=config, output_dir=out,
+            progress=False, on_epoch=_interrupt_after(1), checkpoint_seconds=0,
+        )  # fmt: skip
+    before = {path.name: path.read_bytes() for path in out.iterdir()}
+    assert CHECKPOINT_NAME in before
+
+    def disk_full(path, data) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(fsio, "write_json", disk_full)
+        with pytest.raises(OSError, match="No space left on device"):
+            train(
+                train_data, dev_data, test_data, config=config, output_dir=out,
+                progress=False, resume=True,
+            )  # fmt: skip
+    assert [path.name for path in tmp_path.iterdir()] == ["run"]
+    assert {path.name: path.read_bytes() for path in out.iterdir()} == before
+    train(
+        train_data, dev_data, test_data, config=config, output_dir=out,
+        progress=False, resume=True,
+    )  # fmt: skip
+    assert (out / MODEL_NAME).exists() and not (out / CHECKPOINT_NAME).exists()
 
 
 def test_a_trainer_share_freezes_the_trainer_at_its_best_and_resumes_alike(

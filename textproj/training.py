@@ -655,12 +655,11 @@ def save_run(
     int4: frozenset[str] = frozenset(),
 ) -> None:
     """Write model.tpn (the ``int4`` tensors as 4-bit), the trainer and metrics.json into a
-    staging directory, then swap it in for ``out`` as one unit (the old directory, checkpoint
-    included, goes with the swap)."""
+    staging directory, then swap it in for ``out`` as one unit (:func:`fsio.build_directory`; the
+    old directory, checkpoint included, goes with the swap)."""
     from textproj import model_file
 
-    staging = fsio.staging_directory(out)
-    try:
+    def write(staging: Path) -> None:
         metrics["model_bytes"] = model_file.write_model(
             staging / MODEL_NAME, header, tensors, int4=int4
         )
@@ -669,10 +668,8 @@ def save_run(
             thresholds["trainer"], thresholds["ensemble"],
         )  # fmt: skip
         fsio.write_json(staging / METRICS_NAME, metrics)
-        fsio.replace_directory(staging, out)
-    except BaseException:
-        fsio.remove_stale_staging(out)
-        raise
+
+    fsio.build_directory(out, write)
 
 
 def _datasets(
