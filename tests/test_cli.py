@@ -351,31 +351,32 @@ def test_evaluate_per_label_confusion_pairs_predictions_and_plot(
     assert "precision  recall" in text and "most confused" in text and "confusion matrix" in text
 
 
-def test_evaluate_writes_csv_predictions_to_a_csv_file(
-    trained: Path, data_files: dict[str, Path], tmp_path: Path
-) -> None:
-    test = read_dataset(data_files["test"])
-    path = tmp_path / "p.csv"
-    args = ["evaluate", str(trained), "--test", str(data_files["test"]), f"--predictions={path}"]
-    assert runner.invoke(app, args).exit_code == 0
+def _predicted_in_csv(path: Path) -> list[str]:
     with path.open(encoding="utf-8", newline="") as file:
         header, *rows = list(csv.reader(file))
     assert header == ["text", "label", "predicted", "probability", "correct"]
-    assert [row[2] for row in rows] == textproj.load(trained).predict(test.texts)
-    rows_read = read_dataset(path)  # a data file like any other
-    assert rows_read.texts == test.texts and rows_read.labels == test.labels
+    return [row[2] for row in rows]
 
 
-def test_evaluate_gzips_predictions_named_gz(
-    trained: Path, data_files: dict[str, Path], tmp_path: Path
+def _predicted_in_gzipped_jsonl(path: Path) -> list[str]:
+    return [
+        json.loads(line)["predicted"] for line in gzip.decompress(path.read_bytes()).splitlines()
+    ]
+
+
+@pytest.mark.parametrize(
+    ("name", "predicted_in"),
+    [("p.csv", _predicted_in_csv), ("p.jsonl.gz", _predicted_in_gzipped_jsonl)],
+)
+def test_evaluate_writes_predictions_in_the_format_their_name_gives(
+    trained: Path, data_files: dict[str, Path], tmp_path: Path, name: str, predicted_in
 ) -> None:
     test = read_dataset(data_files["test"])
-    path = tmp_path / "p.jsonl.gz"
+    path = tmp_path / name
     args = ["evaluate", str(trained), "--test", str(data_files["test"]), f"--predictions={path}"]
     assert runner.invoke(app, args).exit_code == 0
-    records = [json.loads(line) for line in gzip.decompress(path.read_bytes()).splitlines()]
-    assert [r["predicted"] for r in records] == textproj.load(trained).predict(test.texts)
-    rows_read = read_dataset(path)
+    assert predicted_in(path) == textproj.load(trained).predict(test.texts)
+    rows_read = read_dataset(path)  # a data file like any other
     assert rows_read.texts == test.texts and rows_read.labels == test.labels
 
 
@@ -723,21 +724,6 @@ def test_train_options_reach_the_config(monkeypatch, data_files, tmp_path) -> No
          "design's network; it does not go with --design text"),
         (["--design", "text", "--mean-pool"], "--mean-pool/--no-mean-pool sets the token "
          "design's network; it does not go with --design text"),
-    ],
-)  # fmt: skip
-def test_train_refuses_an_option_of_the_other_design(
-    monkeypatch, tmp_path: Path, args: list[str], line: str
-) -> None:
-    calls = _stub_training(monkeypatch, lambda kwargs: None)
-    result = runner.invoke(app, ["train", "--output", str(tmp_path / "o"), *args])
-    assert result.exit_code == 2
-    assert result.stderr == f"error: {line}\n"
-    assert calls == [] and not (tmp_path / "o").exists()
-
-
-@pytest.mark.parametrize(
-    ("args", "line"),
-    [
         (["--design", "text", "--hidden", "65537"], "--hidden, --projections, --bits: layer "
          "'dense.0' would hold 65537 x 1120 = 73,401,440 weights (80 x 14 input bits, 2 labels), "
          "over the 67,108,864 a model file can hold; make it smaller"),
@@ -749,14 +735,15 @@ def test_train_refuses_an_option_of_the_other_design(
          "input bits, 2 labels), over the 67,108,864 a model file can hold; make it smaller"),
     ],
 )  # fmt: skip
-def test_train_refuses_a_network_a_model_file_cannot_hold_before_training(
+def test_train_refuses_a_network_option_it_cannot_use_before_training(
     monkeypatch, tmp_path: Path, args: list[str], line: str
 ) -> None:
+    """An option of the other design's network, or a layer a model file cannot hold."""
     calls = _stub_training(monkeypatch, lambda kwargs: None)
     result = runner.invoke(app, ["train", "--output", str(tmp_path / "o"), *args])
     assert result.exit_code == 2
     assert result.stderr == f"error: {line}\n"
-    assert calls == []
+    assert calls == [] and not (tmp_path / "o").exists()
 
 
 def test_training_refuses_an_output_layer_a_model_file_cannot_hold() -> None:
