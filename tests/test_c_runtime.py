@@ -786,7 +786,9 @@ def test_cli_export(tmp_path: Path) -> None:
         assert f"error: {option} {damaged}: exists and is not a directory" in a_file.output
 
 
-def test_cli_export_refuses_what_it_would_overwrite(tmp_path: Path) -> None:
+def test_cli_export_refuses_what_it_would_overwrite(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from typer.testing import CliRunner
 
     from textproj.cli import app
@@ -803,6 +805,9 @@ def test_cli_export_refuses_what_it_would_overwrite(tmp_path: Path) -> None:
     run.mkdir()
     (run / "model.tpn").write_bytes(BUNDLED.read_bytes())
     (tmp_path / "a-file").write_text("mine", encoding="utf-8")
+    interrupted = tmp_path / "interrupted"
+    interrupted.mkdir()
+    (interrupted / "checkpoint.pt").write_bytes(b"an interrupted run's checkpoint")
     not_users = "holds files that are not a textproj {kind} export ({files}), and a {kind} " \
         "export replaces its output directory whole; give a new or empty directory, or " \
         "replace it with --force (force=True)"  # fmt: skip
@@ -817,17 +822,32 @@ def test_cli_export_refuses_what_it_would_overwrite(tmp_path: Path) -> None:
             ["--c", tmp_path / "a-file" / "c"],
             f"{tmp_path / 'a-file'} is a file, not a directory; give another path",
         ),
+        (
+            ["--c", interrupted],
+            "holds an interrupted run's checkpoint.pt, and a C export replaces its output "
+            "directory whole; give another output directory, or replace it with --force "
+            "(force=True)",
+        ),
     ]
     for args, message in cases:
         result = runner.invoke(app, ["export", str(BUNDLED), *map(str, args)])
         assert result.exit_code == 1
         assert " ".join(result.stderr.split()) == f"error: {args[0]} {args[1]}: {message}"
-    into_the_run = runner.invoke(app, ["export", str(run), "--wasm", str(run), "--force"])
-    assert into_the_run.exit_code == 1
-    assert " ".join(into_the_run.stderr.split()) == (
-        f"error: --wasm {run}: holds the input {run / 'model.tpn'}, and a run replaces its output "
-        "directory whole; give another output directory"
+    for option, kind in (("--c", "C"), ("--wasm", "WebAssembly")):
+        into_the_run = runner.invoke(app, ["export", str(run), option, str(run), "--force"])
+        assert into_the_run.exit_code == 1
+        assert " ".join(into_the_run.stderr.split()) == (
+            f"error: {option} {run}: holds the input {run / 'model.tpn'}, and a {kind} export "
+            "replaces its output directory whole; give another output directory"
+        )
+    monkeypatch.chdir(tmp_path)  # for ".": were the check to fail, only tmp_path is lost
+    here = runner.invoke(app, ["export", str(BUNDLED), "--c", "."])
+    assert here.exit_code == 1
+    assert " ".join(here.stderr.split()) == (
+        "error: --c .: is the current directory or holds it, and a C export replaces its output "
+        "directory whole; give a new or empty directory"
     )
+    assert (interrupted / "checkpoint.pt").read_bytes() == b"an interrupted run's checkpoint"
     same = runner.invoke(app, ["export", str(BUNDLED), "--c", "x", "--wasm", "./x"])
     assert same.exit_code == 2
     assert same.stderr == "error: --c and --wasm name the same directory (x); give each its own\n"

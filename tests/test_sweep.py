@@ -211,8 +211,14 @@ def test_sweep_refuses_an_output_it_would_overwrite_before_reading_data(tmp_path
     write_csv([_row(2, 8, 16, 0.7)], tmp_path / "previous.csv")
     previous.mkdir()
     (tmp_path / "previous.csv").rename(previous / "sweep.csv")
+    interrupted = tmp_path / "interrupted"
+    interrupted.mkdir()
+    (interrupted / "checkpoint.pt").write_bytes(b"")
     missing = tmp_path / "missing.tsv"  # never read: the output is refused first
     cases = {
+        interrupted: "holds an interrupted run's checkpoint.pt, and a sweep replaces its output "
+        "directory whole; give another output directory, or replace it with --force "
+        "(force=True)",
         tmp_path / "a-file": "exists and is not a directory; give another output",
         tmp_path / "a-file" / "sub": f"{tmp_path / 'a-file'} is a file, not a directory; give "
         "another path",

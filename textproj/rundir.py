@@ -79,22 +79,24 @@ def check_output_dir(
     Refused: the current directory or one holding it, and a directory holding one of the run's
     ``inputs`` (data files), even with ``force``; a path that exists and is not a directory; a
     directory holding another run's model.tpn or metrics.json, or an interrupted run's
-    checkpoint, unless ``force`` (replace it) or, for the checkpoint, ``resume`` (continue it);
-    a directory holding anything else, unless ``force``. A missing or empty one is fine.
+    checkpoint, unless ``force`` (replace it) or, for a training run's check, ``resume``
+    (continue it); a directory holding anything else, unless ``force``. A missing or empty one
+    is fine. Messages name the ``kind`` of output that would replace the directory.
     """
     directory = Path(directory)
+    replaces = f"a {kind} replaces its output directory whole"
     where = directory.resolve()
     here = Path.cwd()
     if directory.name in ("", "..") or where in (here, *here.parents):
         raise ConfigError(
-            f"{directory}: is the current directory or holds it, and a run replaces its output "
-            "directory whole; give a new or empty directory"
+            f"{directory}: is the current directory or holds it, and {replaces}; give a new or "
+            "empty directory"
         )
     for source in inputs:
         if where in Path(source).resolve().parents:
             raise ConfigError(
-                f"{directory}: holds the input {source}, and a run replaces its output "
-                "directory whole; give another output directory"
+                f"{directory}: holds the input {source}, and {replaces}; give another output "
+                "directory"
             )
     refuse_a_file(directory)
     if force or not directory.is_dir():
@@ -106,6 +108,11 @@ def check_output_dir(
             "(force=True), or give another output directory"
         )
     if (directory / CHECKPOINT_NAME).is_file():
+        if kind != "run":
+            raise ConfigError(
+                f"{directory}: holds an interrupted run's {CHECKPOINT_NAME}, and {replaces}; "
+                "give another output directory, or replace it with --force (force=True)"
+            )
         if not resume:
             raise ConfigError(
                 f"{directory}: holds an interrupted run's {CHECKPOINT_NAME}; continue it with "
@@ -117,7 +124,6 @@ def check_output_dir(
     if others and not holds_run(directory, marks):
         shown = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
         raise ConfigError(
-            f"{directory}: holds files that are not a textproj {kind} ({shown}), and a {kind} "
-            "replaces its output directory whole; give a new or empty directory, or replace "
-            "it with --force (force=True)"
+            f"{directory}: holds files that are not a textproj {kind} ({shown}), and "
+            f"{replaces}; give a new or empty directory, or replace it with --force (force=True)"
         )
