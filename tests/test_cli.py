@@ -483,17 +483,20 @@ def test_errors_are_one_line_without_traceback(args: list[str], message: str, co
 @pytest.mark.parametrize(
     ("args", "line"),
     [
-        (["predict", "m", "-k", "0"], "-k: Input should be greater than or equal to 1"),
-        (["predict", "m", "x", "--threshold", "2"], "--threshold: Input should be less than or "
+        (["predict", "m", "-k", "0"], "-k: got 0; it should be greater than or equal to 1"),
+        (["predict", "m", "x", "--threshold", "2"], "--threshold: got 2; it should be less than "
+         "or equal to 1"),
+        (["train", "--max-tokens", "0"], "--max-tokens: got 0; it should be greater than or "
          "equal to 1"),
-        (["train", "--max-tokens", "0"], "--max-tokens: Input should be greater than or equal "
+        (["train", "--checkpoint-every", "-1"], "--checkpoint-every: got -1; it should be "
+         "greater than or equal to 0"),
+        (["train", "--processes", "0"], "--processes: got 0; it should be greater than or equal "
          "to 1"),
-        (["train", "--checkpoint-every", "-1"], "--checkpoint-every: Input should be greater "
-         "than or equal to 0"),
-        (["train", "--processes", "0"], "--processes: Input should be greater than or equal to 1"),
-        (["sweep", "--limit", "0"], "--limit: Input should be greater than or equal to 1"),
-        (["train", "-T", "x"], "--projections: Input should be a valid integer, unable to parse "
-         "string as an integer"),
+        (["sweep", "--limit", "0"], "--limit: got 0; it should be greater than or equal to 1"),
+        (["train", "-T", "x"], "--projections: got x; it should be a valid integer, unable to "
+         "parse string as an integer"),
+        (["train", "-T", ""], "--projections: got ''; it should be a valid integer, unable to "
+         "parse string as an integer"),
         (["train", "--design", "rnn"], "--design: 'rnn' is not one of 'token', 'text'."),
     ],
 )  # fmt: skip

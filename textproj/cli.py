@@ -78,6 +78,21 @@ app = typer.Typer(
 )
 
 
+def _bad_value_reason(error: typer.BadParameter) -> str:
+    """Why an option's value was refused, with the value given: pydantic's ``Input should be
+    ...`` (as Typer passes it on) becomes ``got 0; it should be ...``."""
+    from pydantic import ValidationError  # Typer's coercion, imported only on this error path
+
+    cause = error.__cause__
+    if isinstance(cause, ValidationError) and cause.errors():
+        first = cause.errors()[0]
+        given = first.get("input")
+        if first["msg"].startswith("Input should") and isinstance(given, str):
+            shown = given if given and given.strip() == given else repr(given)
+            return f"got {shown}; it should{first['msg'].removeprefix('Input should')}"
+    return error.message.removeprefix("Value error, ")  # pydantic's prefix
+
+
 class _Command(TyperCommand):
     """Usage lines as ``MODEL [TEXTS]...`` (Typer writes required arguments as ``{model}``), and
     a bad option value (out of a declared range, not a number, not a choice) as one ``error:``
@@ -97,8 +112,7 @@ class _Command(TyperCommand):
             # names the missing argument beside the usage line.
             param = error.param
             if type(error) is typer.BadParameter and param and param.param_type_name == "option":
-                reason = error.message.removeprefix("Value error, ")  # pydantic's prefix
-                _usage(f"{param.opts[0]}: {reason}")
+                _usage(f"{param.opts[0]}: {_bad_value_reason(error)}")
             raise
 
     def collect_usage_pieces(self, ctx: typer.Context) -> list[str]:
