@@ -300,6 +300,7 @@ def test_export_builds_with_the_documented_command(example_dir: Path) -> None:
     assert from_file.stdout == done.stdout
     readme = (out / "README.md").read_text()
     assert "cc -std=c99" in readme and "an empty line for a blank text" in " ".join(readme.split())
+    assert "output that cannot be written) is one `error:` line" in " ".join(readme.split())
     sizes = c_tables.table_bytes(c_tables.build())
     listed = ", ".join(f"{name} {size:,}" for name, size in sizes.items())
     assert f"Its Unicode tables ({sum(sizes.values()):,} bytes: {listed})" in " ".join(
@@ -350,6 +351,35 @@ def test_example_program_errors_name_the_file(example_dir: Path, tmp_path: Path)
                               cwd=tmp_path, capture_output=True)  # fmt: skip
         assert done.returncode in (1, 2) and done.stdout == b""
         assert done.stderr.decode().startswith(message), (args, done.stderr)
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+@pytest.mark.parametrize("lines", [1, 5000], ids=["at-exit", "mid-stream"])
+def test_example_program_fails_when_stdout_cannot_be_written(example_dir: Path, lines: int) -> None:
+    """Output to a full disk is an error: one line and status 1, whether it fails when the last
+    buffer is flushed at exit or while lines are still coming (not a silent exit 0)."""
+    texts = b"I lost my card\n\n" * lines
+    with open("/dev/full", "wb") as full:
+        done = subprocess.run([str(example_dir / "classify")], input=texts, stdout=full,
+                              stderr=subprocess.PIPE)  # fmt: skip
+    assert done.returncode == 1
+    assert done.stderr == b"error: cannot write to stdout: No space left on device\n"
+
+
+def test_driver_without_memory_exits_with_one_line(driver: Path) -> None:
+    """The test driver checks its allocations: a text it has no memory for (4 GiB under a 1 GiB
+    address-space limit) is one error line and exit 3, not a write through NULL."""
+    import resource
+
+    def limit_memory() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
+
+    record = b"\xff\xff\xff\xff"  # a text of 2**32 - 1 bytes
+    for mode, size in (("predict", 2**32), ("batch1", 2**32 - 1)):  # predict asks one byte more
+        done = subprocess.run([str(driver), str(BUNDLED), mode], input=record,
+                              capture_output=True, preexec_fn=limit_memory)  # fmt: skip
+        assert done.returncode == 3, mode
+        assert done.stderr == f"error: out of memory for {size} bytes\n".encode(), mode
 
 
 @pytest.mark.parametrize("corpus", CORPORA)

@@ -89,7 +89,8 @@ empty line for a blank text, as `textproj predict` does):
     {compile_command()}
 
 or `make`. Then `echo "I lost my card" | ./{PROGRAM}` (the model is compiled in, from
-`{MODEL_SOURCE}`), or `./{PROGRAM} model.tpn` to load a file instead.
+`{MODEL_SOURCE}`), or `./{PROGRAM} model.tpn` to load a file instead. An error (a refused
+model, output that cannot be written) is one `error:` line on stderr and exit status 1.
 
 The library is `textproj.h` with `tp_model.c`, `tp_text.c` and `{c_tables.TABLE_FILE}` (C99,
 libc and libm only, no global state; `tp_predict` is thread-safe with one workspace per thread).

@@ -4,13 +4,24 @@
  * (best label index, then the probabilities as float32), batchN (what predict prints, from
  * tp_predict_batch on N texts at a time, an empty text passed as NULL), null (every public
  * function given NULL pointers and a label index out of range, one line of answers). A refused
- * model prints
- * "error CODE: MESSAGE" on stderr and exits 2. */
+ * model prints "error CODE: MESSAGE" on stderr and exits 2; no memory for a text or a buffer,
+ * "error: out of memory for N bytes" and exits 3. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "textproj.h"
+
+/* realloc (malloc for p NULL), or exit 3 with one error line: the driver never goes on without
+ * its memory. */
+static void *need(void *p, size_t bytes) {
+    void *grown = realloc(p, bytes);
+    if (!grown) {
+        fprintf(stderr, "error: out of memory for %zu bytes\n", bytes);
+        exit(3);
+    }
+    return grown;
+}
 
 static void put32(unsigned long v) {
     unsigned char b[4] = {(unsigned char)v, (unsigned char)(v >> 8), (unsigned char)(v >> 16),
@@ -21,22 +32,22 @@ static void put32(unsigned long v) {
 /* Mode batchN: every text of stdin through tp_predict_batch, n texts per call. */
 static int batch(const tp_model *model, size_t n) {
     size_t cap = 16, count = 0, n_labels = tp_n_labels(model);
-    unsigned char **texts = malloc(cap * sizeof *texts);
-    size_t *lengths = malloc(cap * sizeof *lengths);
+    unsigned char **texts = need(NULL, cap * sizeof *texts);
+    size_t *lengths = need(NULL, cap * sizeof *lengths);
     unsigned char head[4];
     while (fread(head, 1, 4, stdin) == 4) {
         size_t len = head[0] | (size_t)head[1] << 8 | (size_t)head[2] << 16 | (size_t)head[3] << 24;
         if (count == cap) {
-            texts = realloc(texts, (cap *= 2) * sizeof *texts);
-            lengths = realloc(lengths, cap * sizeof *lengths);
+            texts = need(texts, (cap *= 2) * sizeof *texts);
+            lengths = need(lengths, cap * sizeof *lengths);
         }
-        texts[count] = len ? malloc(len) : NULL;
+        texts[count] = len ? need(NULL, len) : NULL;
         if (len && fread(texts[count], 1, len, stdin) != len) return 1;
         lengths[count++] = len;
     }
-    void *work = malloc(tp_batch_workspace_bytes(model, n));
-    float *probs = malloc(n * n_labels * sizeof(float));
-    long *labels = malloc(n * sizeof(long));
+    void *work = need(NULL, tp_batch_workspace_bytes(model, n));
+    float *probs = need(NULL, n * n_labels * sizeof(float));
+    long *labels = need(NULL, n * sizeof(long));
     for (size_t lo = 0; lo < count; lo += n) {
         size_t k = count - lo < n ? count - lo : n;
         if (tp_predict_batch(model, (const unsigned char *const *)texts + lo, lengths + lo, k, work,
@@ -100,10 +111,10 @@ int main(int argc, char **argv) {
     FILE *f = fopen(argv[1], "rb");
     if (!f) return 1;
     size_t cap = 1 << 20, size = 0, got;
-    unsigned char *data = malloc(cap);
+    unsigned char *data = need(NULL, cap);
     while ((got = fread(data + size, 1, cap - size, f)) > 0) {
         size += got;
-        if (size == cap) data = realloc(data, cap *= 2);
+        if (size == cap) data = need(data, cap *= 2);
     }
     fclose(f);
     tp_error err;
@@ -125,18 +136,18 @@ int main(int argc, char **argv) {
         free(data);
         return status;
     }
-    void *work = malloc(tp_workspace_bytes(model));
+    void *work = need(NULL, tp_workspace_bytes(model));
     size_t n_labels = tp_n_labels(model), words = tp_bit_words(model);
-    float *probs = malloc(n_labels * sizeof(float));
-    uint64_t *rows = malloc(tp_max_bit_rows(model) * words * sizeof(uint64_t));
+    float *probs = need(NULL, n_labels * sizeof(float));
+    uint64_t *rows = need(NULL, tp_max_bit_rows(model) * words * sizeof(uint64_t));
     unsigned char *out = NULL;
     unsigned char head[4];
     while (fread(head, 1, 4, stdin) == 4) {
         size_t len = head[0] | (size_t)head[1] << 8 | (size_t)head[2] << 16 | (size_t)head[3] << 24;
-        unsigned char *text = malloc(len + 1);
+        unsigned char *text = need(NULL, len + 1);
         if (fread(text, 1, len, stdin) != len) return 1;
         if (!strcmp(argv[2], "norm")) {
-            out = realloc(out, 4 * 4 * 1000000 + 16);
+            out = need(out, 4 * 4 * 1000000 + 16);
             size_t n = tp_normalize(model, text, len, work, out);
             put32(n);
             fwrite(out, 1, n, stdout);

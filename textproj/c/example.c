@@ -3,7 +3,8 @@
  * multi-label model, every label at or above its threshold, comma-separated, then the top
  * probability). A blank line (empty or white space only) gets no label: an empty output line,
  * as from `textproj predict`, so that the output stays aligned with the input. An error is one
- * line on stderr naming the model file ("error: FILE: ...") and exit status 1. */
+ * line on stderr naming the model file ("error: FILE: ...") or saying the output could not be
+ * written (a full disk: "error: cannot write to stdout: ..."), and exit status 1. */
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -50,6 +51,14 @@ static unsigned char *read_file(const char *path, size_t *size) {
     }
     *size = n;
     return data;
+}
+
+/* One error line for output that stdout did not take (its error indicator is set); returns the
+ * exit status 1. errno is the failed write's, when the C library says. */
+static int write_failed(void) {
+    int error = errno;
+    fprintf(stderr, "error: cannot write to stdout: %s\n", error ? strerror(error) : "failed");
+    return 1;
 }
 
 /* Whether a text is empty or only white space: every code point one of those Python's
@@ -128,6 +137,7 @@ int main(int argc, char **argv) {
         if (is_blank(line, len)) {
             putchar('\n');
             len = 0;
+            if (ferror(stdout)) status = write_failed();
             if (c == EOF) break;
             continue;
         }
@@ -148,8 +158,11 @@ int main(int argc, char **argv) {
         }
         printf("\t%.6f\n", probs[best]);
         len = 0;
+        if (ferror(stdout)) status = write_failed();
         if (c == EOF) break;
     }
+    errno = 0;
+    if (!status && (fflush(stdout) == EOF || ferror(stdout))) status = write_failed();
     free(line);
     free(probs);
     free(work);
