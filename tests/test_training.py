@@ -635,6 +635,48 @@ def test_train_refuses_bad_texts_labels_and_configs_naming_them(
     assert not out.exists()
 
 
+@pytest.mark.parametrize(
+    ("labels", "split", "error", "message"),
+    [
+        ([1, 2], "train_data", TypeError,
+         "train: train_data Dataset 'rows': labels[0] is int 1, not a str"),
+        (["x", " "], "train_data", DataError,
+         "train: train_data Dataset 'rows': labels[1]: row has no label"),
+        (["x", 2.0], "dev_data", TypeError,
+         "train: dev_data Dataset 'rows': labels[1] is float 2.0, not a str"),
+        ([("x", "y"), "z"], "test_data", DataError,
+         "train: test_data Dataset 'rows': labels[0]: row has 2 labels; read it as"),
+    ],
+)  # fmt: skip
+def test_train_refuses_a_datasets_bad_labels_by_the_texts_labels_rule(
+    monkeypatch, tmp_path, labels, split, error, message
+) -> None:
+    """A Dataset given directly is checked as ``train(texts, labels)`` is, before any work."""
+    import textproj.training as training
+
+    monkeypatch.setattr(training, "_train", lambda *args: pytest.fail("training started"))
+    good = Dataset(["good", "bad"], ["pos", "neg"], "good")
+    splits = {"train_data": good, "dev_data": good, "test_data": good}
+    splits[split] = Dataset(["a", "b"], labels, "rows")
+    out = tmp_path / "out"
+    with pytest.raises(error) as caught:
+        train(**splits, output_dir=out, progress=False)
+    assert str(caught.value).startswith(message) and "\n" not in str(caught.value)
+    assert not out.exists()
+
+
+def test_a_dataset_given_directly_is_trimmed_as_the_file_readers_trim() -> None:
+    import textproj.training as training
+
+    rows = Dataset(["good film", "bad film", "fine"], [" pos", "neg ", "pos"], "rows")
+    single, dev, test = training._datasets(rows, None, rows, False, ())
+    assert single.labels == test.labels == ["pos", "neg", "pos"] and dev is None
+    assert single.texts == rows.texts and single.source == test.source == "rows"
+    read = Dataset(["a", "b"], [("a", "b"), ("c",)], "multi.jsonl")  # as read_dataset gives
+    multi, _, _ = training._datasets(read, None, None, True, ())
+    assert multi == read  # the readers' Datasets already keep the rule: unchanged
+
+
 def test_train_takes_numpy_texts_and_labels_trimmed_as_the_file_readers_trim() -> None:
     import textproj.training as training
 

@@ -441,12 +441,15 @@ def _checked_str(value: Any, where: str) -> str:
     return str(value)
 
 
-def dataset_of(texts: Any, labels: Any, multi_label: bool, where: str) -> Dataset:
-    """Texts and labels given in memory (lists, tuples, numpy arrays) as a Dataset, by the file
-    readers' rules: every text a str, every label a non-empty str trimmed of white space (with
-    ``multi_label``, a list of them or an ``a|b`` str). Errors start with ``where`` and name the
-    first bad element (``labels[3]``); other label types (ints) are refused, not converted, so
-    that ``1`` and ``1.0`` never silently become the two classes ``"1"`` and ``"1.0"``."""
+def dataset_of(
+    texts: Any, labels: Any, multi_label: bool, where: str, source: str = "texts"
+) -> Dataset:
+    """Texts and labels given in memory (lists, tuples, numpy arrays, a Dataset's lists) as a
+    Dataset from ``source``, by the file readers' rules: every text a str, every label a
+    non-empty str trimmed of white space (with ``multi_label``, a list of them or an ``a|b``
+    str). Errors start with ``where`` and name the first bad element (``labels[3]``); other
+    label types (ints) are refused, not converted, so that ``1`` and ``1.0`` never silently
+    become the two classes ``"1"`` and ``"1.0"``."""
     if labels is None:
         raise TypeError(f"{where}: labels are missing; give one label per text")
     for name, values in (("texts", texts), ("labels", labels)):
@@ -467,7 +470,7 @@ def dataset_of(texts: Any, labels: Any, multi_label: bool, where: str) -> Datase
         checked_labels.append(_label_of(raw, multi_label, at))
     if len(checked_texts) != len(checked_labels):
         raise ValueError(f"{where}: {len(checked_texts)} texts but {len(checked_labels)} labels")
-    return Dataset(checked_texts, checked_labels, "texts")
+    return Dataset(checked_texts, checked_labels, source)
 
 
 def _checked_fields(

@@ -676,20 +676,28 @@ def _datasets(
     train_data: Any, dev_data: Any, test_data: Any, multi_label: bool, columns: tuple[str, str]
 ) -> tuple[Dataset, Dataset | None, Dataset | None]:
     """The splits as Datasets: a file path (str or Path) read by ``columns``, texts paired with
-    their labels (``train(texts, labels)``), a Dataset or None as it is."""
+    their labels (``train(texts, labels)``), a Dataset checked by the same rule
+    (:func:`~textproj.data.dataset_of`: a label 1 is refused, " pos" trimmed), None as it is."""
 
-    def read(data: Any) -> Any:
+    def read(data: Any, name: str) -> Any:
         if isinstance(data, str | os.PathLike):
             text_column, label_column = columns
             return read_dataset(
                 data, multi_label=multi_label, text_column=text_column, label_column=label_column
             )
+        if isinstance(data, Dataset):
+            where = f"train: {name} Dataset {data.source!r}"
+            return dataset_of(data.texts, data.labels, multi_label, where, data.source)
         return data
 
     if isinstance(train_data, Dataset | str | os.PathLike):
-        return read(train_data), read(dev_data), read(test_data)
+        return (
+            read(train_data, "train_data"),
+            read(dev_data, "dev_data"),
+            read(test_data, "test_data"),
+        )
     pairs = dataset_of(train_data, dev_data, multi_label, "train(texts, labels)")
-    return pairs, None, read(test_data)
+    return pairs, None, read(test_data, "test_data")
 
 
 def train(
@@ -717,20 +725,20 @@ def train(
     ``train_data`` is a :class:`Dataset` or a data file (a str or Path, read as
     :func:`~textproj.data.read_dataset` reads it), or texts with their labels as ``dev_data``
     (``train(texts, labels)``, scikit-learn style: lists or numpy arrays of str, checked by the
-    file readers' rules, :func:`~textproj.data.dataset_of`); ``dev_data`` and ``test_data`` are
-    Datasets or files too. With no dev split one is carved from train,
-    stratified by label (``config.dev_fraction``). The projection network is scored in its quantized
-    on-device form. ``on_epoch`` gets each epoch's history row; ``callbacks`` hook progress and
-    checkpoints. With an ``output_dir``, a checkpoint is kept there (at the end of an epoch once
-    ``checkpoint_seconds`` have passed since the last: 30 s as the CLI's, 0 every epoch) and
-    ``resume=True`` continues from it, giving the model an uninterrupted run gives. An
-    ``output_dir`` holding another run (its model.tpn, metrics.json or checkpoint) or any other
-    files is refused before any work starts unless ``force=True`` (replace it) or, for a
-    checkpoint, ``resume``; the current directory, or one holding a data file of the run, always.
-    ``run`` is stored in the checkpoint (the CLI keeps its data sources there). ``unlabeled``
-    texts, or a file of them (a str or Path, read by ``transfer.read_unlabeled``), join the
-    distillation term only (semi-supervised training), labelled by the trainer's soft outputs
-    (``textproj.transfer``).
+    file readers' rules, :func:`~textproj.data.dataset_of`, as a Dataset given is too);
+    ``dev_data`` and ``test_data`` are Datasets or files too. With no dev split one is carved
+    from train, stratified by label (``config.dev_fraction``). The projection network is scored
+    in its quantized on-device form. ``on_epoch`` gets each epoch's history row; ``callbacks``
+    hook progress and checkpoints. With an ``output_dir``, a checkpoint is kept there (at the
+    end of an epoch once ``checkpoint_seconds`` have passed since the last: 30 s as the CLI's, 0
+    every epoch) and ``resume=True`` continues from it, giving the model an uninterrupted run
+    gives. An ``output_dir`` holding another run (its model.tpn, metrics.json or checkpoint) or
+    any other files is refused before any work starts unless ``force=True`` (replace it) or, for
+    a checkpoint, ``resume``; the current directory, or one holding a data file of the run,
+    always. ``run`` is stored in the checkpoint (the CLI keeps its data sources there).
+    ``unlabeled`` texts, or a file of them (a str or Path, read by ``transfer.read_unlabeled``),
+    join the distillation term only (semi-supervised training), labelled by the trainer's soft
+    outputs (``textproj.transfer``).
     With ``stream_cache`` (a cache root directory), the data are file paths, read and
     featurised in chunks into an input cache there (``textproj.streaming``) so memory does not
     grow with the corpus; the model is the one the in-memory run gives. ``columns`` are the
