@@ -23,7 +23,7 @@ from conftest import per_intent
 import textproj
 from textproj.config import TrainConfig
 from textproj.corpora import load_corpus
-from textproj.data import write_dataset
+from textproj.data import read_dataset, write_dataset
 from textproj.distributed import DataParallel
 from textproj.layout import CHECKPOINT_NAME, METRICS_NAME, MODEL_NAME
 from textproj.runtime import load
@@ -136,6 +136,50 @@ def test_killed_two_process_run_resumes_to_the_uninterrupted_model(
     history = json.loads((cut / METRICS_NAME).read_text())["history"]
     assert [row["epoch"] for row in history] == list(range(1, len(history) + 1))
     assert torch.distributed.is_available()
+
+
+def _workers_writing(out: Path) -> list[int]:
+    """The pids of the processes whose command line names ``out`` (torchrun workers of a run)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        with contextlib.suppress(OSError):
+            if entry.name.isdigit() and str(out).encode() in (entry / "cmdline").read_bytes():
+                pids.append(int(entry.name))
+    return pids
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds the workers in /proc (Linux)")
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
+def test_a_stopped_two_process_run_says_how_to_resume_and_resumes_in_one_process(
+    stop: signal.Signals, corpus: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "run"
+    args = ["--train", str(corpus), "--output", str(out), "--epochs", "40", "--patience", "40",
+            "--checkpoint-every", "0", "--processes", "2", *OPTIONS]  # fmt: skip
+    # Ctrl-C raises KeyboardInterrupt even where this test runs with SIGINT ignored
+    interruptible = [sys.executable, "-c", "import signal; signal.signal(signal.SIGINT, "
+                     "signal.default_int_handler); " + CLI[-1]]  # fmt: skip
+    process = subprocess.Popen([*interruptible, "train", *args], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)  # fmt: skip
+    deadline = time.monotonic() + 600
+    while not (out / CHECKPOINT_NAME).exists():
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    process.send_signal(stop)  # to the launcher only, as Ctrl-C or `kill` do
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 128 + stop, stderr
+    assert stderr.splitlines() == [
+        f"interrupted; the latest checkpoint is {out / CHECKPOINT_NAME}: continue with "
+        f"`textproj train --resume {out}`"
+    ], stderr
+    assert _workers_writing(out) == [] and not (out / MODEL_NAME).exists()
+    assert [p.name for p in out.iterdir()] == [CHECKPOINT_NAME]
+    resumed = _cli(["--resume", str(out), "--quiet"])  # one process resumes a 2-process run
+    assert resumed.returncode == 0, resumed.stderr
+    assert load(out / MODEL_NAME).labels == sorted(set(read_dataset(corpus).labels))
+    assert not (out / CHECKPOINT_NAME).exists()
 
 
 @pytest.mark.slow

@@ -654,7 +654,7 @@ def train(
     except TextprojError as error:
         _fail(str(error))
     if processes > 1:
-        _launch_workers(ctx, processes)
+        _launch_workers(ctx, processes, output)
     text_column = run.get("columns", DEFAULT_COLUMNS)[0]
     if run.get("stream_cache"):
         if config.augment_copies:
@@ -692,8 +692,10 @@ def _on_command_line(ctx: typer.Context, name: str) -> bool:
     return getattr(ctx.get_parameter_source(name), "name", None) == "COMMANDLINE"
 
 
-def _launch_workers(ctx: typer.Context, processes: int) -> NoReturn:
-    """Run this command line (without --processes) in ``processes`` torchrun workers."""
+def _launch_workers(ctx: typer.Context, processes: int, output: Path) -> NoReturn:
+    """Run this command line (without --processes) in ``processes`` torchrun workers. torchrun
+    passes a stop signal on to the workers: after Ctrl-C they write the note on resuming; after
+    another signal (SIGTERM) they die without one, so this process cleans ``output`` and says."""
     from textproj import distributed
 
     if distributed.launched():
@@ -709,7 +711,10 @@ def _launch_workers(ctx: typer.Context, processes: int) -> NoReturn:
             args += [option] if value else off[:1]
         else:
             args += [option, str(value.value if isinstance(value, Enum) else value)]
-    raise typer.Exit(code=distributed.launch(processes, args))
+    code = distributed.launch(processes, args)
+    if code > 128 and code != INTERRUPTED:  # 128 + the signal that stopped the run
+        _interrupted(output, code)
+    raise typer.Exit(code=code)
 
 
 # train's parameter names that set TrainConfig fields (for --resume's check).
@@ -792,19 +797,26 @@ def _run_training(
     except TextprojError as error:
         _fail(str(error))
     except KeyboardInterrupt:
-        _remove_temporary_files(output)
-        if (output / CHECKPOINT_NAME).is_file():
-            message = (
-                f"interrupted; the latest checkpoint is {output / CHECKPOINT_NAME}"
-                f": continue with `textproj train --resume {output}`"
-            )
-        else:
-            message = (
-                "interrupted before a checkpoint was written (one is written at the end of the "
-                "first epoch after every --checkpoint-every seconds)"
-            )
+        _interrupted(output)
+
+
+def _interrupted(output: Path, code: int = INTERRUPTED) -> NoReturn:
+    """Exit ``code`` after a stop signal, with no half-written file left in ``output`` and one
+    note (from the first process of a machine) on how to resume."""
+    _remove_temporary_files(output)
+    if (output / CHECKPOINT_NAME).is_file():
+        message = (
+            f"interrupted; the latest checkpoint is {output / CHECKPOINT_NAME}"
+            f": continue with `textproj train --resume {output}`"
+        )
+    else:
+        message = (
+            "interrupted before a checkpoint was written (one is written at the end of the "
+            "first epoch after every --checkpoint-every seconds)"
+        )
+    if _first_on_machine():
         _stderr().print(Text(message))
-        raise typer.Exit(code=INTERRUPTED) from None
+    raise typer.Exit(code=code) from None
 
 
 def _remove_temporary_files(directory: Path) -> None:

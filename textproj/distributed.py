@@ -36,6 +36,7 @@ WORLD_ENV = "WORLD_SIZE"  # set by torchrun for every worker
 ALLREDUCE_MODES = ("flat", "tensor", "rows")  # how gradients are summed (DataParallel)
 ALLREDUCE = "flat"  # the fastest measured (docs/scale.md; benchmarks/scale.py allreduce)
 ALLREDUCE_ENV = "TEXTPROJ_ALLREDUCE"  # benchmarks override the mode with this
+ELASTIC_LOGGER = "torch.distributed.elastic"  # torchrun's log, hushed under --processes
 
 
 def launched() -> bool:
@@ -49,11 +50,20 @@ def initialise() -> None:
         dist.init_process_group(BACKEND)
 
 
-def shutdown() -> None:
-    """Leave the process group, if this process joined one, once every rank is done (rank 0
-    evaluates and writes after the others finish stepping)."""
-    if dist.is_initialized():
-        dist.barrier()
+def shutdown(wait: bool = True) -> bool:
+    """Leave the process group, if this process joined one; with ``wait``, once every rank is
+    done (rank 0 evaluates and writes after the others finish stepping). A rank that stopped on
+    an error or a signal leaves without waiting: the others may be gone or inside another
+    collective, where a barrier fails or hangs. False: a rank left while this one waited."""
+    if not dist.is_initialized():
+        return True
+    try:
+        if wait:
+            dist.barrier()
+        return True
+    except RuntimeError:  # torch's DistBackendError: a peer closed its connection
+        return False
+    finally:
         dist.destroy_process_group()
 
 
@@ -196,8 +206,10 @@ def attach(step: Any) -> DataParallel | None:
 def launch(processes: int, train_args: Sequence[str]) -> int:
     """Run ``processes`` workers of ``textproj train train_args`` on this machine with
     ``torch.distributed.run`` (torchrun's own launcher, in this process); the exit code of the
-    first worker that failed (0: none). Workers report their own errors; torchrun's report of a
-    failed worker is kept to one line."""
+    first worker that failed (0: none), or 128 + the signal (Ctrl-C: 130) that stopped this
+    process, which torchrun passes on to the workers before it returns. Workers report their
+    own errors; torchrun's report of a failed worker is kept to one line, its log to none."""
+    from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.run import parse_args, run
 
@@ -205,9 +217,14 @@ def launch(processes: int, train_args: Sequence[str]) -> int:
     command = [
         "--standalone", f"--nproc-per-node={processes}", "-m", "textproj.train", *train_args,
     ]  # fmt: skip
-    elastic = logging.getLogger("torch.distributed.elastic")
-    level = elastic.level
-    elastic.setLevel(logging.CRITICAL)
+    elastic = [  # torchrun's loggers each have a level of their own
+        logging.getLogger(name)
+        for name in [ELASTIC_LOGGER, *logging.root.manager.loggerDict]
+        if name.startswith(ELASTIC_LOGGER)
+    ]
+    levels = [logger.level for logger in elastic]
+    for logger in elastic:
+        logger.setLevel(logging.CRITICAL)
     try:
         run(parse_args(command))
     except ChildFailedError as error:
@@ -215,6 +232,9 @@ def launch(processes: int, train_args: Sequence[str]) -> int:
         if failure.exitcode not in (1, 2):  # 1, 2: the worker printed its own error line
             print(f"error: worker {rank} failed (exit code {failure.exitcode})", file=sys.stderr)
         return failure.exitcode if failure.exitcode > 0 else 1
+    except SignalException as error:
+        return 128 + int(error.sigval)
     finally:
-        elastic.setLevel(level)
+        for logger, level in zip(elastic, levels, strict=True):
+            logger.setLevel(level)
     return 0

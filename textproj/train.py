@@ -15,15 +15,21 @@ from typing import Any
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Join torchrun's process group, run ``textproj train`` with ``argv``, leave the group."""
+    """Join torchrun's process group, run ``textproj train`` with ``argv``, leave the group
+    (exit 1 if another rank failed while this one finished: that rank reported why)."""
     from textproj import distributed
     from textproj.cli import app
 
     distributed.initialise()
+    finished = False
     try:
         app(["train", *(sys.argv[1:] if argv is None else argv)], prog_name="textproj.train")
+    except SystemExit as stop:
+        finished = stop.code in (0, None)
+        raise
     finally:
-        distributed.shutdown()
+        if not distributed.shutdown(wait=finished):
+            raise SystemExit(1)
 
 
 class _CallableModule(types.ModuleType):
