@@ -8,6 +8,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,7 @@ from textproj import inputs, streaming
 from textproj.config import FeatureConfig, TrainConfig
 from textproj.corpora import load_corpus
 from textproj.data import DataError, Dataset, iter_dataset, read_dataset, write_dataset
-from textproj.errors import ConfigError
+from textproj.errors import CheckpointError, ConfigError
 from textproj.layout import CHECKPOINT_NAME, MODEL_NAME
 from textproj.projector import Projector
 from textproj.training import train
@@ -153,6 +154,34 @@ def test_stale_and_damaged_caches_are_rebuilt(small_blocks: None, tmp_path: Path
         stale = run("changed")
     train(changed, config=CONFIG, output_dir=tmp_path / "changed-mem", progress=False)
     assert stale == _model(tmp_path / "changed-mem") and _cache_dir(root) == directory
+
+
+def test_a_resume_after_the_training_file_changed_is_refused_before_featurising(
+    tmp_path: Path,
+) -> None:
+    path, root, out = tmp_path / "train.tsv", tmp_path / "cache", tmp_path / "run"
+    write_dataset(tiny_banking(200), path)
+
+    def stop_after_first_epoch(row: dict) -> None:
+        if row["epoch"] == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(path, config=CONFIG, output_dir=out, progress=False, stream_cache=root,
+              on_epoch=stop_after_first_epoch, checkpoint_seconds=0)  # fmt: skip
+    built = (_cache_dir(root) / streaming.MANIFEST).stat().st_mtime_ns
+    write_dataset(tiny_banking(220), path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "stale: rebuilding it" before the refusal
+        with pytest.raises(CheckpointError) as refused:
+            train(path, config=CONFIG, output_dir=out, progress=False, stream_cache=root,
+                  resume=True)  # fmt: skip
+    assert str(refused.value) == (
+        f"{out / CHECKPOINT_NAME}: the data differ from the interrupted run's (a data file "
+        "changed since); cannot resume"
+    )
+    assert (_cache_dir(root) / streaming.MANIFEST).stat().st_mtime_ns == built
+    assert (out / CHECKPOINT_NAME).is_file()
 
 
 def test_iter_dataset_reads_what_read_dataset_reads_a_block_at_a_time(

@@ -507,10 +507,10 @@ def test_resume_refuses_other_data_or_config(small_data, tmp_path) -> None:
             on_epoch=_interrupt_after(1), checkpoint_seconds=0,
         )  # fmt: skip
     other_config = TrainConfig(**{**SMALL, "epochs": 3, "seed": 5})
-    with pytest.raises(ValueError, match="config differs"):
+    with pytest.raises(ValueError, match="training options differ from the interrupted run's;"):
         train(train_data, dev_data, config=other_config, output_dir=tmp_path, resume=True)
     fewer = Dataset(train_data.texts[1:], train_data.labels[1:], "fewer")
-    with pytest.raises(ValueError, match="fingerprint differs"):
+    with pytest.raises(ValueError, match=r"the data differ from the interrupted run's \(a data"):
         train(fewer, dev_data, config=config, output_dir=tmp_path, resume=True)
     with pytest.raises(ValueError, match="no checkpoint to resume"):
         train(train_data, dev_data, config=config, output_dir=tmp_path / "none", resume=True)

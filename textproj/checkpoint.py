@@ -46,13 +46,19 @@ def read(directory: str | Path) -> dict[str, Any]:
     return state
 
 
+# Why a resume is refused when a checkpoint's identity key differs from the run's.
+IDENTITY = {
+    "config": "the training options differ from the interrupted run's",
+    "features": "the feature options differ from the interrupted run's",
+    "fingerprint": "the data differ from the interrupted run's (a data file changed since)",
+}
+
+
 def check_resumable(state: dict[str, Any], expected: dict[str, Any], directory: Path) -> None:
     """Refuse a checkpoint whose config, features or data differ from this run's."""
     for key, value in expected.items():
         if state.get(key) != value:
-            raise CheckpointError(
-                f"{directory / CHECKPOINT_NAME}: {key} differs from this run's; cannot resume"
-            )
+            raise CheckpointError(f"{directory / CHECKPOINT_NAME}: {IDENTITY[key]}; cannot resume")
 
 
 def load_into(step: Any, state: dict[str, Any], directory: Path) -> None:

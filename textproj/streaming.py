@@ -363,13 +363,18 @@ def prepare(
     cache_root: Path,
     on_progress: inputs.Progress | None = None,
     columns: tuple[str, str] = DEFAULT_COLUMNS,
+    check_fingerprint: Callable[[str], None] | None = None,
 ) -> Any:
     """``training.Prepared`` from the files' cache (their ``columns``: text, label), reused or
     (re)built, memory-mapped. In a data-parallel run the first process of each machine builds;
-    the others wait, then map it."""
+    the others wait, then map it. ``check_fingerprint`` gets the data's fingerprint after the
+    scan, before any featurising (a resume refuses changed files there)."""
     from textproj.training import Prepared, warn_unseen_labels
 
     the_plan = plan(files, projector, config, features, columns)
+    fingerprint = hashlib.sha256(json.dumps(the_plan.key).encode("utf-8")).hexdigest()
+    if check_fingerprint is not None:
+        check_fingerprint(fingerprint)
     check_no_copies(files["train"], the_plan.sizes()["train"], config)
     directory = cache_directory(cache_root, files)
     builder = int(os.environ.get("LOCAL_RANK", distributed.world()[0])) == 0
@@ -396,7 +401,6 @@ def prepare(
     for split in ("dev", "test"):
         if split in splits:
             warn_unseen_labels(splits[split], the_plan.labels, config.multi_label)
-    fingerprint = hashlib.sha256(json.dumps(the_plan.key).encode("utf-8")).hexdigest()
     return Prepared(splits, the_plan.labels, projector, mapped.splits, fingerprint, mapped.release)
 
 

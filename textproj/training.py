@@ -831,7 +831,10 @@ def _train(
                 Path(stream_cache),
                 hooks.on_prepare,
                 columns,
-            )
+                None if saved is None else (  # a resume refuses changed files before featurising
+                    lambda found: checkpoint.check_resumable(saved, {"fingerprint": found}, out)
+                ),
+            )  # fmt: skip
             streaming.release_pages(hooks, prep.release, config.batch_size)
         else:
             prep = prepare(
