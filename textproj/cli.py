@@ -694,8 +694,8 @@ def _on_command_line(ctx: typer.Context, name: str) -> bool:
 
 def _launch_workers(ctx: typer.Context, processes: int, output: Path) -> NoReturn:
     """Run this command line (without --processes) in ``processes`` torchrun workers. torchrun
-    passes a stop signal on to the workers: after Ctrl-C they write the note on resuming; after
-    another signal (SIGTERM) they die without one, so this process cleans ``output`` and says."""
+    passes a stop signal on to the workers (Ctrl-C may come while they load torch; SIGTERM kills
+    them), so after one this process cleans ``output`` and writes the note on resuming."""
     from textproj import distributed
 
     if distributed.launched():
@@ -712,7 +712,7 @@ def _launch_workers(ctx: typer.Context, processes: int, output: Path) -> NoRetur
         else:
             args += [option, str(value.value if isinstance(value, Enum) else value)]
     code = distributed.launch(processes, args)
-    if code > 128 and code != INTERRUPTED:  # 128 + the signal that stopped the run
+    if code > 128:  # 128 + the signal that stopped the run
         _interrupted(output, code)
     raise typer.Exit(code=code)
 
@@ -802,7 +802,9 @@ def _run_training(
 
 def _interrupted(output: Path, code: int = INTERRUPTED) -> NoReturn:
     """Exit ``code`` after a stop signal, with no half-written file left in ``output`` and one
-    note (from the first process of a machine) on how to resume."""
+    note on how to resume (from the first process of a machine, or ``--processes``'s launcher)."""
+    from textproj import distributed
+
     _remove_temporary_files(output)
     if (output / CHECKPOINT_NAME).is_file():
         message = (
@@ -814,7 +816,7 @@ def _interrupted(output: Path, code: int = INTERRUPTED) -> NoReturn:
             "interrupted before a checkpoint was written (one is written at the end of the "
             "first epoch after every --checkpoint-every seconds)"
         )
-    if _first_on_machine():
+    if _first_on_machine() and not os.environ.get(distributed.LAUNCHER_ENV):
         _stderr().print(Text(message))
     raise typer.Exit(code=code) from None
 

@@ -37,6 +37,7 @@ ALLREDUCE_MODES = ("flat", "tensor", "rows")  # how gradients are summed (DataPa
 ALLREDUCE = "flat"  # the fastest measured (docs/scale.md; benchmarks/scale.py allreduce)
 ALLREDUCE_ENV = "TEXTPROJ_ALLREDUCE"  # benchmarks override the mode with this
 ELASTIC_LOGGER = "torch.distributed.elastic"  # torchrun's log, hushed under --processes
+LAUNCHER_ENV = "TEXTPROJ_LAUNCHER"  # set for the workers `textproj train --processes` starts
 
 
 def launched() -> bool:
@@ -225,6 +226,7 @@ def launch(processes: int, train_args: Sequence[str]) -> int:
     levels = [logger.level for logger in elastic]
     for logger in elastic:
         logger.setLevel(logging.CRITICAL)
+    os.environ[LAUNCHER_ENV] = "1"  # the workers leave the note on a stop signal to this process
     try:
         run(parse_args(command))
     except ChildFailedError as error:
@@ -235,6 +237,7 @@ def launch(processes: int, train_args: Sequence[str]) -> int:
     except SignalException as error:
         return 128 + int(error.sigval)
     finally:
+        del os.environ[LAUNCHER_ENV]
         for logger, level in zip(elastic, levels, strict=True):
             logger.setLevel(level)
     return 0

@@ -16,7 +16,17 @@ from typing import Any
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Join torchrun's process group, run ``textproj train`` with ``argv``, leave the group
-    (exit 1 if another rank failed while this one finished: that rank reported why)."""
+    (exit 1 if another rank failed while this one finished: that rank reported why). Ctrl-C
+    before training starts (while torch loads) exits 130 without a traceback."""
+    from textproj.cli import INTERRUPTED
+
+    try:
+        _join_and_train(argv)
+    except KeyboardInterrupt:
+        raise SystemExit(INTERRUPTED) from None
+
+
+def _join_and_train(argv: Sequence[str] | None) -> None:
     from textproj import distributed
     from textproj.cli import app
 
