@@ -184,6 +184,28 @@ def test_a_resume_after_the_training_file_changed_is_refused_before_featurising(
     assert (out / CHECKPOINT_NAME).is_file()
 
 
+def test_a_file_that_grows_between_the_scan_and_featurising_leaves_no_cache(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    path, root = tmp_path / "train.tsv", tmp_path / "cache"
+    write_dataset(tiny_banking(200), path)
+    scan_then_append = streaming.plan
+
+    def plan(*args: object, **kwargs: object) -> streaming.Plan:
+        planned = scan_then_append(*args, **kwargs)
+        write_dataset(tiny_banking(230), path)  # a writer still appending to the file
+        return planned
+
+    monkeypatch.setattr(streaming, "plan", plan)
+    with pytest.raises(DataError) as refused:
+        train(path, config=CONFIG, output_dir=tmp_path / "out", progress=False, stream_cache=root)
+    assert str(refused.value) == (
+        f"{path}: changed while it was read (200 rows in the scan, another count in the "
+        "featurise pass); train again once it is complete"
+    )
+    assert [p.name for p in root.iterdir()] == [] and not (tmp_path / "out").exists()
+
+
 def test_iter_dataset_reads_what_read_dataset_reads_a_block_at_a_time(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

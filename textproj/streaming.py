@@ -37,7 +37,7 @@ import numpy as np
 from textproj import distributed, fsio, inputs
 from textproj.config import SMALL_DATA_TEXTS, FeatureConfig, TrainConfig
 from textproj.data import DEFAULT_COLUMNS, Dataset, Label, iter_dataset
-from textproj.errors import ConfigError
+from textproj.errors import ConfigError, DataError
 from textproj.inputs import PREPARE_CHUNK, SHUFFLE_BLOCK, TRANSFER, SplitInputs
 from textproj.projector import Projector
 
@@ -239,8 +239,16 @@ def _rows(plan_: Plan) -> Iterator[tuple[str, str, Label]]:
             scanned.path, multi_label=plan_.key["multi_label"], text_column=text_column,
             label_column=label_column,
         )  # fmt: skip
-        for i, (text, label) in enumerate(rows):
-            yield ("dev" if is_dev is not None and is_dev[i] else source), text, label
+        n = 0
+        for n, (text, label) in enumerate(rows, start=1):
+            if n > len(scanned.codes):
+                break
+            yield ("dev" if is_dev is not None and is_dev[n - 1] else source), text, label
+        if n != len(scanned.codes):
+            raise DataError(
+                f"{scanned.path}: changed while it was read ({len(scanned.codes)} rows in the "
+                "scan, another count in the featurise pass); train again once it is complete"
+            )
 
 
 def build(
