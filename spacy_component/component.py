@@ -283,7 +283,7 @@ class TextProjCategorizer(Pipe):
             labels = self._checked_labels(labels)
         validate_examples(get_examples(), f"{type(self).__name__}.initialize")
         examples = list(get_examples())
-        self._refuse_several_positive(examples, "training example {}")
+        self._check_cats(examples, "training example {}")
         if labels is None:
             labels = sorted({label for eg in examples for label in eg.reference.cats})
         if len(labels) < 2:
@@ -300,6 +300,7 @@ class TextProjCategorizer(Pipe):
                 f"{', '.join(map(repr, uncarried))}; the model will learn never to predict them",
                 stacklevel=2,
             )
+        self._warn_left_out(examples, labels, "training examples")
         from spacy_component.learner import Learner  # imports torch: trainable mode only
 
         texts = [eg.reference.text for eg in examples]
@@ -321,19 +322,44 @@ class TextProjCategorizer(Pipe):
             raise ConfigError(f"{setting}: {', '.join(map(repr, repeated))} given more than once")
         return sorted(labels)
 
-    def _refuse_several_positive(self, examples: list[Example], which: str) -> None:
-        """Single-label mode: refuse a doc with more than one positive cat (as spaCy's textcat,
-        E895), rather than train on one of them; ``which`` names doc ``{}`` in the message."""
-        if self.multi_label:
-            return
+    def _check_cats(self, examples: list[Example], which: str) -> None:
+        """Refuse, as spaCy's textcat does, a cat whose value is not 0 or 1 (E851) and, in
+        single-label mode, a doc with more than one positive cat (E895), rather than train on a
+        guess; ``which`` names doc ``{}`` in the message."""
         for i, eg in enumerate(examples):
-            positive = _positive(eg.reference.cats)
-            if len(positive) > 1:
+            cats = eg.reference.cats
+            for label, value in cats.items():
+                if not (value == 1.0 or value == 0.0):
+                    raise ConfigError(
+                        f"textproj component {self.name!r}: {which.format(i)} has cats[{label!r}]"
+                        f" = {value!r}; a cat is 1.0 (the doc has the label) or 0.0 (it has not)"
+                    )
+            positive = _positive(cats)
+            if not self.multi_label and len(positive) > 1:
                 raise ConfigError(
                     f"textproj component {self.name!r} is single-label, but {which.format(i)} has "
                     f"several positive cats ({', '.join(map(repr, positive))}); set "
                     f"[components.{self.name}] multi_label = true for several labels per doc"
                 )
+
+    def _warn_left_out(self, examples: list[Example], labels: Iterable[str], which: str) -> None:
+        """Single-label mode: warn, once for ``examples``, of the docs whose positive label is
+        not among ``labels``: they have no target, so training leaves them out (spaCy's textcat
+        trains them towards no label at all, which one softmax cannot)."""
+        if self.multi_label:
+            return
+        known = set(labels)
+        outside = [positive[0] for eg in examples if (positive := _positive(eg.reference.cats))]
+        outside = [label for label in outside if label not in known]
+        if outside:
+            named = ", ".join(map(repr, sorted(set(outside))))
+            warnings.warn(
+                f"textproj component {self.name!r}: {len(outside)} doc(s) of the {which} have "
+                f"a positive label not among its labels ({named}) and are left out of "
+                "training; add the label(s) to "
+                f"[initialize.components.{self.name}] labels to train on them",
+                stacklevel=3,
+            )
 
     def _gold(self, example: Example) -> str | tuple[str, ...] | None:
         """An example's target: its positive label, the tuple of them (multi-label), or None
@@ -375,7 +401,8 @@ class TextProjCategorizer(Pipe):
         losses.setdefault(self.name, 0.0)
         examples = list(examples)
         validate_examples(examples, f"{type(self).__name__}.update")
-        self._refuse_several_positive(examples, "doc {} of the batch")
+        self._check_cats(examples, "doc {} of the batch")
+        self._warn_left_out(examples, self.labels, "batch")
         golds = [(eg, gold) for eg in examples if (gold := self._gold(eg)) is not None]
         if golds:
             examples, gold = map(list, zip(*golds, strict=True))

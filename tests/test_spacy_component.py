@@ -190,6 +190,56 @@ def test_single_label_refuses_a_doc_with_several_positive_cats() -> None:
         nlp.update(batch)
 
 
+def test_single_label_warns_of_docs_whose_positive_label_is_not_among_its_labels() -> None:
+    """spaCy's textcat trains such a doc towards no label; one softmax cannot, so the docs are
+    left out of training, and a warning per initialize or update call says how many and which."""
+    a, b = {"a": 1.0, "b": 0.0, "c": 0.0, "d": 0.0}, {"a": 0.0, "b": 1.0, "c": 0.0, "d": 0.0}
+    c, d = {"a": 0.0, "b": 0.0, "c": 1.0, "d": 0.0}, {"a": 0.0, "b": 0.0, "c": 0.0, "d": 1.0}
+
+    def message(n: int, which: str, labels: str) -> str:
+        return (
+            f"textproj component 'textproj': {n} doc(s) of the {which} have a positive label "
+            f"not among its labels ({labels}) and are left out of training; add the label(s) "
+            "to [initialize.components.textproj] labels to train on them"
+        )
+
+    with pytest.warns(UserWarning) as records:
+        nlp = _initialize_with_labels(["a", "b"], [a, c, b, d, c])
+    assert [str(record.message) for record in records] == [
+        message(3, "training examples", "'c', 'd'")
+    ]
+
+    def loss(texts: list[str], cats: list[dict]) -> float:
+        losses: dict[str, float] = {}
+        nlp.update(_examples(nlp, texts, cats), losses=losses)
+        return losses["textproj"]
+
+    with pytest.warns(UserWarning) as records:
+        with_c = loss(["one", "two", "three"], [a, c, b])
+    assert [str(record.message) for record in records] == [message(1, "batch", "'c'")]
+    nlp = _initialize_with_labels(["a", "b"], [a, b])
+    assert with_c == loss(["one", "three"], [a, b])  # the doc of label 'c' trained nothing
+
+
+@pytest.mark.parametrize("multi_label", [False, True])
+def test_cats_other_than_0_and_1_are_refused_like_spacy_textcat(multi_label: bool) -> None:
+    """As spaCy's textcat and textcat_multilabel (E851): a cat is exactly 1.0 or 0.0."""
+    good = [{"a": 1.0, "b": 0.0}, {"a": 0.0, "b": 1.0}]
+    rule = "a cat is 1.0 (the doc has the label) or 0.0 (it has not)"
+    with pytest.raises(ConfigError) as error:
+        _initialize_with_labels(None, [good[0], {"a": 0.7, "b": 0.3}], multi_label)
+    assert str(error.value) == (
+        f"textproj component 'textproj': training example 1 has cats['a'] = 0.7; {rule}"
+    )
+    nlp = _initialize_with_labels(None, good, multi_label)
+    batch = _examples(nlp, ["x", "y", "z"], [*good, {"a": 1.0, "b": 2.0}])
+    with pytest.raises(ConfigError) as error:
+        nlp.update(batch)
+    assert str(error.value) == (
+        f"textproj component 'textproj': doc 2 of the batch has cats['b'] = 2.0; {rule}"
+    )
+
+
 def test_multi_label_leaves_labels_a_doc_omits_out_of_its_loss() -> None:
     """As spaCy's textcat_multilabel: a label missing from a doc's cats is unknown, not a
     negative, so the doc gives that label no loss."""
