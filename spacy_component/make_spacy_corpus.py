@@ -50,6 +50,19 @@ def _refuse_shared_names(sources: Sequence[str]) -> None:
         seen[name] = path
 
 
+def _refuse_existing(output_dir: str | Path, names: Sequence[str]) -> None:
+    """ConfigError naming the ``<name>.spacy`` files already in ``output_dir`` (a user's earlier
+    corpus is not replaced unasked)."""
+    existing = [
+        str(path) for name in names if (path := Path(output_dir) / f"{name}.spacy").exists()
+    ]
+    if existing:
+        raise ConfigError(
+            f"{', '.join(existing)}: already there; replace with --force (force=True), or give "
+            "another output folder"
+        )
+
+
 def sample(data: Dataset, limit: int | None, seed: int) -> Dataset:
     """At most ``limit`` rows of ``data`` drawn at random (seeded), in their original order."""
     if limit is None or limit >= len(data):
@@ -81,15 +94,19 @@ def convert(
     lang: str = "en",
     text_column: str = TEXT_COLUMN,
     label_column: str = LABEL_COLUMN,
+    force: bool = False,
 ) -> dict[str, Path]:
     """Write ``OUTPUT_DIR/<split>.spacy`` for a bundled corpus name, or ``<stem>.spacy`` per data
     file (its ``text_column`` and ``label_column`` read); every file shares the union of the
     labels. Returns {name: path written}. Every input is read and checked (ConfigError,
-    DataError) before anything is written; each file is written atomically."""
+    DataError) before anything is written; each file is written atomically, and one already
+    there is replaced only with ``force``."""
     if limit is not None and limit < 1:
         raise ConfigError(f"--limit: must be at least 1 row per split, got {limit}")
     refuse_a_file(output_dir)
     if len(sources) == 1 and sources[0] in CORPORA:
+        if not force:
+            _refuse_existing(output_dir, SPLITS)
         splits = {split: load_corpus(sources[0], split) for split in SPLITS}
     else:
         corpus = next((source for source in sources if source in CORPORA), None)
@@ -99,6 +116,8 @@ def convert(
                 "splits); give it without data files"
             )
         _refuse_shared_names(sources)
+        if not force:
+            _refuse_existing(output_dir, [_output_name(path) for path in sources])
         splits = {
             _output_name(path): read_dataset(
                 path, multi_label=multi_label, text_column=text_column, label_column=label_column
@@ -118,7 +137,8 @@ def convert(
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Command line: SOURCE... OUTPUT_DIR [--limit N] [--seed S] [--multi-label] [--lang L]."""
+    """Command line: SOURCE... OUTPUT_DIR [--limit N] [--seed S] [--multi-label] [--lang L]
+    [--force]."""
     parser = argparse.ArgumentParser(
         prog="python -m spacy_component.make_spacy_corpus", description=__doc__.splitlines()[0]
     )
@@ -132,6 +152,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--lang", default="en", help="spaCy language of the tokenizer")
     parser.add_argument("--text-column", default=TEXT_COLUMN, help="data files' text column")
     parser.add_argument("--label-column", default=LABEL_COLUMN, help="data files' label column")
+    parser.add_argument(
+        "--force", action="store_true", help="replace .spacy files already in OUTPUT_DIR"
+    )
     args = parser.parse_args(argv)
     try:
         written = convert(
@@ -143,6 +166,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             lang=args.lang,
             text_column=args.text_column,
             label_column=args.label_column,
+            force=args.force,
         )
     except (TextprojError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)

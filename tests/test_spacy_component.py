@@ -534,6 +534,35 @@ def test_corpus_converter_refuses_bad_input_in_one_line(
     assert not (tmp_path / "out").exists()
 
 
+def test_corpus_converter_replaces_spacy_files_only_with_force(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    from spacy_component.make_spacy_corpus import main
+
+    (tmp_path / "x.tsv").write_text("text\tlabel\nhello\tgreet\nbye\tleave\n")
+    (tmp_path / "y.tsv").write_text("text\tlabel\nhi\tgreet\n")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "y.spacy").write_bytes(b"the user's own corpus")
+    args = [str(tmp_path / "x.tsv"), str(tmp_path / "y.tsv"), str(out)]
+    with pytest.raises(SystemExit) as exit_:
+        main(args)
+    assert exit_.value.code == 1
+    assert capsys.readouterr().err == (
+        f"error: {out}/y.spacy: already there; replace with --force (force=True), or give "
+        "another output folder\n"
+    )
+    assert (out / "y.spacy").read_bytes() == b"the user's own corpus"
+    assert sorted(path.name for path in out.iterdir()) == ["y.spacy"]  # nothing written
+    (out / "dev.spacy").write_bytes(b"")
+    with pytest.raises(ConfigError, match=rf"^{out}/dev.spacy: already there; replace with"):
+        convert(["banking77"], out)
+    main([*args, "--force"])
+    vocab = spacy.blank("en").vocab
+    docs = list(DocBin().from_disk(out / "y.spacy").get_docs(vocab))
+    assert [(doc.text, doc.cats) for doc in docs] == [("hi", {"greet": 1.0, "leave": 0.0})]
+
+
 @pytest.mark.slow
 def test_spacy_train_evaluate_and_load(tmp_path: Path) -> None:
     corpus = convert(["sentiment_sentences"], tmp_path / "corpus", limit=300)
