@@ -281,8 +281,8 @@ class TextProjCategorizer(Pipe):
             return
         if labels is not None:
             labels = self._checked_labels(labels)
-        validate_examples(get_examples(), f"{type(self).__name__}.initialize")
-        examples = list(get_examples())
+        examples = list(get_examples())  # under spacy train, each call reads the corpus again
+        validate_examples(examples, f"{type(self).__name__}.initialize")
         self._check_cats(examples, "training example {}")
         if labels is None:
             labels = sorted({label for eg in examples for label in eg.reference.cats})

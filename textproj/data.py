@@ -45,6 +45,7 @@ __all__ = [
     "iter_dataset",
     "iter_texts",
     "lone_surrogate",
+    "name_parts",
     "read_dataset",
     "read_lines",
     "write_dataset",
@@ -369,7 +370,7 @@ _TEXT_READERS: dict[str, Callable[[str, str, Fields], Iterator[Row]]] = {
 }
 
 
-def _name_parts(path: Path) -> tuple[str, bool]:
+def name_parts(path: Path) -> tuple[str, bool]:
     """The file's extension before any ``.gz`` (e.g. ``.tsv``, or ``""``), and whether it is
     gzipped."""
     name = path.name.lower()
@@ -384,7 +385,7 @@ def _refuse_directory(path: Path) -> None:
 
 def _format_of(path: Path) -> tuple[str, bool]:
     """Return the format extension (e.g. ``.tsv``) and whether the file is gzipped."""
-    extension, gzipped = _name_parts(path)
+    extension, gzipped = name_parts(path)
     if extension not in _READERS:
         supported = ", ".join(f"{ext}[.gz]" for ext in SUPPORTED_EXTENSIONS)
         raise _fail(str(path), None, f"unknown file extension; supported: {supported}")
@@ -613,7 +614,7 @@ TEXT_PROGRESS_LINES = 10_000  # lines between progress reports of :func:`iter_te
 def has_columns(path: str | os.PathLike[str]) -> bool:
     """Whether ``path`` (``.gz`` or not) is a TSV, CSV or JSONL file, whose texts are a named
     column or field; any other file is read by :func:`iter_texts` as one text per line."""
-    return _name_parts(Path(path))[0] in _TEXT_READERS
+    return name_parts(Path(path))[0] in _TEXT_READERS
 
 
 def iter_texts(
@@ -630,7 +631,7 @@ def iter_texts(
     TEXT_PROGRESS_LINES lines to ``on_progress``."""
     path = Path(path)
     _refuse_directory(path)
-    extension, gzipped = _name_parts(path)
+    extension, gzipped = name_parts(path)
     report_at = TEXT_PROGRESS_LINES
     for line_no, text, _ in _stream_rows(path, extension, gzipped, (text_column, None)):
         yield text

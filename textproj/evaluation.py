@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from textproj import fsio
-from textproj.data import Dataset
+from textproj.data import Dataset, name_parts
 from textproj.errors import ConfigError, DataError
 from textproj.metrics import (
     classification_scores,
@@ -75,9 +75,7 @@ def predictions_format(path: str | os.PathLike[str]) -> tuple[str, bool]:
     """The format (one of ``PREDICTION_FORMATS``) and gzip flag a predictions file's name asks
     for; ConfigError for a name that asks for another (``x.json``, ``x.gz``), so nothing is
     written under a name that belies its content."""
-    name = Path(path).name.lower()
-    gzipped = name.endswith(".gz")
-    extension = Path(name.removesuffix(".gz")).suffix
+    extension, gzipped = name_parts(Path(path))
     if extension not in PREDICTION_FORMATS:
         shown = ", ".join(PREDICTION_FORMATS)
         raise ConfigError(

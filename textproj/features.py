@@ -141,7 +141,12 @@ def encode_texts(texts: Sequence[str], config: FeatureConfig) -> tuple[np.ndarra
 
     Lone surrogates are kept (encoded as their 3-byte form) rather than raising.
     """
-    check_limits(config)
+    return encode_checked(texts, check_limits(config))
+
+
+def encode_checked(texts: Sequence[str], config: FeatureConfig) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`encode_texts` for a ``config`` that :func:`check_limits` has passed (a Projector
+    checks its config once, when it prepares), so the per-batch path checks it no more."""
     if isinstance(texts, str):
         raise TypeError("expected a sequence of texts, got one str: wrap it in a list")
     encoded = []
@@ -179,16 +184,18 @@ def featurize(
     projection computes the same features without materialising them.
     """
     config = config or FeatureConfig()
-    buf, offsets = encode_texts(texts, config)
-    return _kf.featurize_batch(buf, offsets, class_table(), kernel_params(config))
+    params = kernel_params(config)
+    buf, offsets = encode_checked(texts, config)
+    return _kf.featurize_batch(buf, offsets, class_table(), params)
 
 
 def token_counts(texts: Sequence[str], config: FeatureConfig | None = None) -> np.ndarray:
     """Tokens per text (int64, at most ``config.max_tokens``): how long the texts are as the
     token design reads them."""
     config = config or FeatureConfig()
-    buf, offsets = encode_texts(texts, config)
-    return _kf.count_tokens(buf, offsets, class_table(), kernel_params(config))
+    params = kernel_params(config)
+    buf, offsets = encode_checked(texts, config)
+    return _kf.count_tokens(buf, offsets, class_table(), params)
 
 
 def tokens(text: str, config: FeatureConfig | None = None) -> list[str]:

@@ -24,7 +24,7 @@ from textproj._kernels import features as _kf
 from textproj._kernels import hashing as _kh
 from textproj._kernels import projection as _kp
 from textproj.config import PROJECTION_DEFAULTS, FeatureConfig
-from textproj.features import class_table, encode_texts, kernel_params
+from textproj.features import class_table, encode_checked, kernel_params
 
 PARALLEL_MIN_TEXTS = 1024  # below this, thread hand-off costs more than it saves
 
@@ -127,7 +127,7 @@ class Projector:
     def transform_words(self, texts: Sequence[str]) -> np.ndarray:
         """Whole-text bits as uint64 words, shape (n, ceil(T*d / 64)); bit j in word j // 64."""
         config, params, keys, last_mask, n_words = self._prepared()
-        buf, offsets = encode_texts(texts, config)
+        buf, offsets = encode_checked(texts, config)
         out = np.zeros((len(offsets) - 1, n_words), dtype=np.uint64)
         table = class_table()
 
@@ -159,7 +159,7 @@ class Projector:
     def transform_tokens_words(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """:meth:`transform_tokens` with the bits left packed in uint64 words."""
         config, params, keys, last_mask, n_words = self._prepared()
-        buf, offsets = encode_texts(texts, config)
+        buf, offsets = encode_checked(texts, config)
         table = class_table()
         counts = _kf.count_tokens(buf, offsets, table, params)
         rows = np.zeros(len(counts) + 1, dtype=np.int64)

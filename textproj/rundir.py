@@ -101,10 +101,10 @@ def check_output_dir(
     refuse_a_file(directory)
     if force or not directory.is_dir():
         return
-    if holds_run(directory, marks) and not resume:
-        found = ", ".join(name for name in marks if (directory / name).is_file())
+    found = [name for name in marks if (directory / name).is_file()]
+    if found and not resume:
         raise ConfigError(
-            f"{directory}: holds another {kind} ({found}); overwrite it with --force "
+            f"{directory}: holds another {kind} ({', '.join(found)}); overwrite it with --force "
             "(force=True), or give another output directory"
         )
     if (directory / CHECKPOINT_NAME).is_file():
@@ -121,7 +121,7 @@ def check_output_dir(
             )
         return
     others = sorted(os.listdir(directory))
-    if others and not holds_run(directory, marks):
+    if others and not found:
         shown = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
         raise ConfigError(
             f"{directory}: holds files that are not a textproj {kind} ({shown}), and "
