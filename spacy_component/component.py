@@ -81,13 +81,15 @@ SCORE_WEIGHTS: dict[str, float | None] = {
 
 def _read_model_file(path: str | Path) -> bytes:
     """The bytes of a model file (or of ``model.tpn`` in a directory), or a ModelFormatError."""
-    file = model_path(path)
+    return _read_bytes(model_path(path), "the textproj component's 'model'")
+
+
+def _read_bytes(file: Path, what: str) -> bytes:
+    """``file``'s bytes; a missing one is a ModelNotFoundError naming it and ``what`` it is."""
     try:
         return file.read_bytes()
     except FileNotFoundError:
-        raise ModelNotFoundError(
-            f"{file}: no such file (the textproj component's 'model')"
-        ) from None
+        raise ModelNotFoundError(f"{file}: no such file ({what})") from None
 
 
 def _building_from_config() -> bool:
@@ -488,13 +490,7 @@ class TextProjCategorizer(Pipe):
         """Load ``path/model.tpn`` written by :meth:`to_disk` (inference mode): the pipeline's
         own copy, never the file its config names; a missing one is a ModelNotFoundError."""
         file = Path(path) / MODEL_FILENAME
-        try:
-            data = file.read_bytes()
-        except FileNotFoundError:
-            raise ModelNotFoundError(
-                f"{file}: no such file (the saved pipeline's textproj model)"
-            ) from None
-        self._load_saved(data, str(file))
+        self._load_saved(_read_bytes(file, "the saved pipeline's textproj model"), str(file))
         return self
 
     def _load_saved(self, data: bytes, name: str) -> None:
