@@ -65,6 +65,22 @@ LOOP_ONLY_TRAIN_KEYS: dict[str, str] = {
 HOW_TO_MODEL = (
     'give config {"model": "path/to/model.tpn"}, or train it (nlp.initialize, spacy train)'
 )
+# Single-label training leaves out a doc with no target: the warning that says so, and each
+# reason's wording and remedy ({labels}: the labels concerned; {name}: the component's name).
+LEFT_OUT_WARNING = (
+    "textproj component {name!r}: {count} doc(s) of the {which} {reason} and are left out of "
+    "training; {remedy}"
+)
+OUTSIDE_LABELS = (
+    "have a positive label not among its labels ({labels})",
+    "add the label(s) to [initialize.components.{name}] labels to train on them",
+)
+NO_POSITIVE_LABEL = (
+    "have no positive label (spaCy's textcat trains such a doc towards no label, which one "
+    "softmax cannot)",
+    "give each a positive cat (a label of its own for none of the others), or set "
+    "[components.{name}] multi_label = true to train them towards no label",
+)
 SCORE_WEIGHTS: dict[str, float | None] = {
     "cats_score": 1.0,
     "cats_score_desc": None,
@@ -186,6 +202,8 @@ class TextProjCategorizer(Pipe):
         self._model_bytes: bytes | None = None
         self._classifier: Classifier | None = None
         self._learner: Any = None  # spacy_component.learner.Learner once initialised to train
+        # What update has warned of left-out docs in this training run (_warn_left_out)
+        self._warned: set[str | None] = set()
         self._lock = threading.Lock()
         if model is not None and not _building_from_config():
             self._set_model(_read_model_file(model), str(model))
@@ -285,7 +303,7 @@ class TextProjCategorizer(Pipe):
             labels = self._checked_labels(labels)
         examples = list(get_examples())  # under spacy train, each call reads the corpus again
         validate_examples(examples, f"{type(self).__name__}.initialize")
-        self._check_cats(examples, "training example {}")
+        positives = self._check_cats(examples, "training example {}")
         if labels is None:
             labels = sorted({label for eg in examples for label in eg.reference.cats})
         if len(labels) < 2:
@@ -294,7 +312,7 @@ class TextProjCategorizer(Pipe):
                 f"textproj component {self.name!r}: the training examples carry {found}; "
                 "a classifier needs two"
             )
-        carried = {label for eg in examples for label in _positive(eg.reference.cats)}
+        carried = {label for positive in positives for label in positive}
         uncarried = [label for label in labels if label not in carried]
         if uncarried:
             warnings.warn(
@@ -302,7 +320,7 @@ class TextProjCategorizer(Pipe):
                 f"{', '.join(map(repr, uncarried))}; the model will learn never to predict them",
                 stacklevel=2,
             )
-        self._warn_left_out(examples, labels, "training examples")
+        self._warn_left_out(positives, labels, "training examples")
         from spacy_component.learner import Learner  # imports torch: trainable mode only
 
         texts = [eg.reference.text for eg in examples]
@@ -311,6 +329,7 @@ class TextProjCategorizer(Pipe):
         with self._lock:
             self._learner = Learner(labels, config, self.features)
             self._classifier = self._model_bytes = None
+            self._warned = set()  # a new training run, perhaps with other labels
 
     def _checked_labels(self, labels: Iterable[str]) -> list[str]:
         """``labels`` sorted, refusing a string (spaCy would split it into characters) and
@@ -324,10 +343,12 @@ class TextProjCategorizer(Pipe):
             raise ConfigError(f"{setting}: {', '.join(map(repr, repeated))} given more than once")
         return sorted(labels)
 
-    def _check_cats(self, examples: list[Example], which: str) -> None:
-        """Refuse, as spaCy's textcat does, a cat whose value is not 0 or 1 (E851) and, in
+    def _check_cats(self, examples: list[Example], which: str) -> list[list[str]]:
+        """Each example's positive labels (``_positive``), worked out once for the batch.
+        Refuses, as spaCy's textcat does, a cat whose value is not 0 or 1 (E851) and, in
         single-label mode, a doc with more than one positive cat (E895), rather than train on a
         guess; ``which`` names doc ``{}`` in the message."""
+        positives = []
         for i, eg in enumerate(examples):
             cats = eg.reference.cats
             for label, value in cats.items():
@@ -343,34 +364,54 @@ class TextProjCategorizer(Pipe):
                     f"several positive cats ({', '.join(map(repr, positive))}); set "
                     f"[components.{self.name}] multi_label = true for several labels per doc"
                 )
+            positives.append(positive)
+        return positives
 
-    def _warn_left_out(self, examples: list[Example], labels: Iterable[str], which: str) -> None:
-        """Single-label mode: warn, once for ``examples``, of the docs whose positive label is
-        not among ``labels``: they have no target, so training leaves them out (spaCy's textcat
-        trains them towards no label at all, which one softmax cannot)."""
+    def _warn_left_out(
+        self,
+        positives: list[list[str]],
+        labels: Iterable[str],
+        which: str,
+        warned: set[str | None] | None = None,
+    ) -> None:
+        """Single-label mode: warn of the docs that have no target, so training leaves them out
+        (spaCy's textcat trains them towards no label at all, which one softmax cannot): those
+        whose positive label is not among ``labels``, and those with no positive label. One
+        warning per reason for ``positives`` (the batch's, from ``_check_cats``), counting its
+        docs. ``warned`` (update's, per training run) holds what was warned of, each outside
+        label and None for no positive label; only what is not in it yet is warned of, so
+        spacy train's batches do not repeat a warning."""
         if self.multi_label:
             return
         known = set(labels)
-        outside = [positive[0] for eg in examples if (positive := _positive(eg.reference.cats))]
-        outside = [label for label in outside if label not in known]
+        outside = [positive[0] for positive in positives if positive and positive[0] not in known]
+        unlabelled = sum(not positive for positive in positives)
+        if warned is not None:
+            outside = [label for label in outside if label not in warned]
+            unlabelled = 0 if None in warned else unlabelled
+            warned.update(outside, [None] if unlabelled else [])
         if outside:
             named = ", ".join(map(repr, sorted(set(outside))))
-            warnings.warn(
-                f"textproj component {self.name!r}: {len(outside)} doc(s) of the {which} have "
-                f"a positive label not among its labels ({named}) and are left out of "
-                "training; add the label(s) to "
-                f"[initialize.components.{self.name}] labels to train on them",
-                stacklevel=3,
-            )
+            self._warn_of(len(outside), which, OUTSIDE_LABELS, named)
+        if unlabelled:
+            self._warn_of(unlabelled, which, NO_POSITIVE_LABEL)
 
-    def _gold(self, example: Example) -> str | tuple[str, ...] | None:
-        """An example's target: its positive label, the tuple of them (multi-label), or None
-        when a single-label example has no positive label."""
-        cats = {k: v for k, v in example.reference.cats.items() if k in self._learner.label_index}
+    def _warn_of(self, count: int, which: str, why: tuple[str, str], labels: str = "") -> None:
+        """Warn that ``count`` docs of the ``which`` are left out of training, ``why`` being
+        the reason and remedy (``OUTSIDE_LABELS`` or ``NO_POSITIVE_LABEL``)."""
+        reason, remedy = (part.format(labels=labels, name=self.name) for part in why)
+        message = LEFT_OUT_WARNING.format(
+            name=self.name, count=count, which=which, reason=reason, remedy=remedy
+        )
+        warnings.warn(message, stacklevel=4)
+
+    def _gold(self, positive: list[str]) -> str | tuple[str, ...] | None:
+        """An example's target from its ``positive`` labels: the one among the labels, the
+        tuple of them (multi-label), or None when a single-label example has none there."""
+        index = self._learner.label_index
         if self.multi_label:
-            return tuple(_positive(cats))
-        best = max(cats, key=cats.__getitem__, default=None)
-        return best if best is not None and cats[best] > 0 else None
+            return tuple(label for label in positive if label in index)
+        return positive[0] if positive and positive[0] in index else None
 
     def _known(self, examples: list[Example]) -> np.ndarray | None:
         """Multi-label: (n_examples, n_labels), False where a doc's cats leave the label out,
@@ -403,9 +444,13 @@ class TextProjCategorizer(Pipe):
         losses.setdefault(self.name, 0.0)
         examples = list(examples)
         validate_examples(examples, f"{type(self).__name__}.update")
-        self._check_cats(examples, "doc {} of the batch")
-        self._warn_left_out(examples, self.labels, "batch")
-        golds = [(eg, gold) for eg in examples if (gold := self._gold(eg)) is not None]
+        positives = self._check_cats(examples, "doc {} of the batch")
+        self._warn_left_out(positives, self.labels, "batch", self._warned)
+        golds = [
+            (eg, gold)
+            for eg, positive in zip(examples, positives, strict=True)
+            if (gold := self._gold(positive)) is not None
+        ]
         if golds:
             examples, gold = map(list, zip(*golds, strict=True))
             texts = [eg.reference.text for eg in examples]

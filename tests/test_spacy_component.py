@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -219,6 +220,92 @@ def test_single_label_warns_of_docs_whose_positive_label_is_not_among_its_labels
     assert [str(record.message) for record in records] == [message(1, "batch", "'c'")]
     nlp = _initialize_with_labels(["a", "b"], [a, b])
     assert with_c == loss(["one", "three"], [a, b])  # the doc of label 'c' trained nothing
+
+
+def _no_positive_message(n: int, which: str) -> str:
+    return (
+        f"textproj component 'textproj': {n} doc(s) of the {which} have no positive label "
+        "(spaCy's textcat trains such a doc towards no label, which one softmax cannot) and are "
+        "left out of training; give each a positive cat (a label of its own for none of the "
+        "others), or set [components.textproj] multi_label = true to train them towards no label"
+    )
+
+
+def test_single_label_warns_of_docs_with_no_positive_label_and_leaves_them_out() -> None:
+    """A doc whose cats are all 0.0, or empty, has no single-label target: it is left out of
+    training (as before), now with a warning saying how many, at initialize and at update."""
+    a, b, zeros = {"a": 1.0, "b": 0.0}, {"a": 0.0, "b": 1.0}, {"a": 0.0, "b": 0.0}
+    with pytest.warns(UserWarning) as records:
+        nlp = _initialize_with_labels(None, [a, zeros, b, {}, zeros])
+    assert [str(record.message) for record in records] == [
+        _no_positive_message(3, "training examples")
+    ]
+
+    def loss(texts: list[str], cats: list[dict]) -> float:
+        losses: dict[str, float] = {}
+        nlp.update(_examples(nlp, texts, cats), losses=losses)
+        return losses["textproj"]
+
+    with pytest.warns(UserWarning) as records:
+        with_none = loss(["one", "two", "three", "four"], [a, zeros, b, {}])
+    assert [str(record.message) for record in records] == [_no_positive_message(2, "batch")]
+    nlp = _initialize_with_labels(None, [a, b])
+    assert with_none == loss(["one", "three"], [a, b])  # the docs of no label trained nothing
+
+
+def test_update_warns_of_each_left_out_reason_and_label_once_per_training_run(
+    recwarn: pytest.WarningsRecorder,
+) -> None:
+    """spacy train's batches would repeat the same warnings: update gives each (no positive
+    label; each label not among the component's) once, until initialize starts a new run."""
+    a, b, zeros = {"a": 1.0, "b": 0.0, "c": 0.0}, {"a": 0.0, "b": 1.0, "c": 0.0}, {"a": 0.0}
+    c, d = {"a": 0.0, "c": 1.0}, {"a": 0.0, "d": 1.0}
+    outside = (
+        "textproj component 'textproj': {} doc(s) of the batch have a positive label not among "
+        "its labels ({}) and are left out of training; add the label(s) to "
+        "[initialize.components.textproj] labels to train on them"
+    )
+    nlp = _initialize_with_labels(["a", "b"], [a, b])
+
+    def warned(cats: list[dict]) -> list[str]:
+        recwarn.clear()
+        warnings.simplefilter("always")  # recwarn's "default" would hide a repeat by itself
+        nlp.update(_examples(nlp, [f"doc {i}" for i in range(len(cats))], cats))
+        return [str(record.message) for record in recwarn]
+
+    assert warned([a, b]) == []
+    first = [outside.format(2, "'c'"), _no_positive_message(1, "batch")]
+    assert warned([a, c, zeros, c]) == first
+    assert warned([a, c, zeros, c]) == []  # the same batch again: the same messages, unsaid
+    assert warned([c, zeros, b, zeros]) == []
+    assert warned([a, c, d, d, zeros]) == [outside.format(2, "'d'")]
+    assert warned([d, c, zeros]) == []
+    nlp.initialize(lambda: _examples(nlp, ["x", "y"], [a, b]))  # a new run warns again
+    assert warned([a, c, zeros, c]) == first
+
+
+@pytest.mark.parametrize("multi_label", [False, True])
+def test_positive_cats_are_worked_out_once_per_example_of_a_call(
+    monkeypatch: pytest.MonkeyPatch, multi_label: bool
+) -> None:
+    """initialize and update read each example's positive cats once and pass them along (to
+    the checks, the warnings, the targets), rather than working them out again in each."""
+    from spacy_component import component
+
+    calls: list[dict] = []
+
+    def counted(cats: dict[str, float]) -> list[str]:
+        calls.append(cats)
+        return positive(cats)
+
+    positive = component._positive
+    monkeypatch.setattr(component, "_positive", counted)
+    cats = [{"a": 1.0, "b": 0.0}, {"a": 0.0, "b": 1.0}, {"a": 0.0, "b": 1.0}]
+    nlp = _initialize_with_labels(None, cats, multi_label)
+    assert calls == cats
+    calls.clear()
+    nlp.update(_examples(nlp, ["x", "y"], cats[:2]))
+    assert calls == cats[:2]
 
 
 @pytest.mark.parametrize("multi_label", [False, True])
