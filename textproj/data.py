@@ -134,8 +134,8 @@ def _rows_of(records: Iterator[tuple[int, list[str]]], name: str, fields: Fields
                 "the delimiter",
             )
         label = "" if label_at is None else row[label_at]
-        if label_at is not None and not label.strip():
-            raise _fail(name, start, "row has no label")
+        if label_at is not None:
+            _label_set([label], f"{name}:{start}")
         yield start, row[text_at], label
 
 
@@ -311,8 +311,7 @@ def _iter_jsonl(content: str, name: str, fields: Fields) -> Iterator[Row]:
             raise _fail(
                 name, line_no, f"{label_key!r} must be a string or a list of strings, got {kind}"
             )
-        if not label.strip():
-            raise _fail(name, line_no, "row has no label")
+        _label_set([label], f"{name}:{line_no}")
         _refuse_surrogates(label, name, line_no, label_key)
         yield line_no, text, label
 
@@ -336,8 +335,8 @@ def _iter_fasttext(content: str, name: str, fields: Fields) -> Iterator[Row]:
         labels, position = _fasttext_labels(line)
         if not labels:
             raise _fail(name, line_no, "line does not start with a __label__ token")
-        if not all(labels):
-            raise _fail(name, line_no, "row has no label (empty __label__ token)")
+        for label in labels:
+            _label_set([label], f"{name}:{line_no}", " (empty __label__ token)")
         yield line_no, line[position:].rstrip(), labels[0] if len(labels) == 1 else labels
 
 
@@ -415,24 +414,28 @@ def _read_text(path: Path, gzipped: bool) -> str:
         raise _fail(name, line_no, f"invalid UTF-8 (byte 0x{byte:02x})") from None
 
 
-def _label_of(raw: str | list[str], multi_label: bool, where: str) -> Label:
-    """A row's label for the dataset: a string, or with ``multi_label`` a tuple of strings, with
-    surrounding white space trimmed; a DataError starting with ``where`` if it has none."""
-    if not multi_label:
-        if isinstance(raw, str):
-            label = raw.strip()
-        elif len(raw) == 1:
-            label = raw[0].strip()
-        else:
-            raise DataError(f"{where}: row has {len(raw)} labels; {MULTI_LABEL_HINT}")
-        if not label:
-            raise DataError(f"{where}: row has no label")
-        return label
-    parts = raw.split(MULTI_LABEL_SEPARATOR) if isinstance(raw, str) else raw
+def _label_set(parts: Iterable[str], where: str, note: str = "") -> tuple[str, ...]:
+    """The labels among ``parts``, by the one rule for labels (of every file format and of data
+    in memory): each trimmed of surrounding white space, blank ones dropped, repeats dropped
+    (first order kept). A DataError ``<where>: row has no label`` (``note`` appended) if none is
+    left. The readers call it too, so that in a streamed block a row with no label is refused
+    before a later row's error, as when the file is read whole."""
     label_set = tuple(dict.fromkeys(part.strip() for part in parts if part.strip()))
     if not label_set:
-        raise DataError(f"{where}: row has no label")
+        raise DataError(f"{where}: row has no label{note}")
     return label_set
+
+
+def _label_of(raw: str | list[str], multi_label: bool, where: str) -> Label:
+    """A row's label for the dataset (:func:`_label_set`'s rule): a string, or with
+    ``multi_label`` a tuple of strings (``raw`` split at ``|``); a DataError starting with
+    ``where`` if it has none, or (without ``multi_label``) several."""
+    if not multi_label:
+        if isinstance(raw, list) and len(raw) != 1:
+            raise DataError(f"{where}: row has {len(raw)} labels; {MULTI_LABEL_HINT}")
+        (label,) = _label_set([raw] if isinstance(raw, str) else raw, where)
+        return label
+    return _label_set(raw.split(MULTI_LABEL_SEPARATOR) if isinstance(raw, str) else raw, where)
 
 
 def _checked_str(value: Any, where: str) -> str:
