@@ -599,6 +599,37 @@ def test_check_output_dir_rules(tmp_path: Path) -> None:
     check_output_dir(tmp_path, force=True)
 
 
+def test_export_refuses_an_export_of_the_other_kind_unless_forced(tmp_path: Path) -> None:
+    """A C export's directory given as --wasm (or a page's as --c) is named and kept, as a run's
+    directory is by train; --force replaces it."""
+    from textproj.export import check_export_dir
+
+    model = Path(__file__).parents[1] / "app" / "models" / "banking77" / "model.tpn"
+    c_export, web_export = tmp_path / "c", tmp_path / "web"
+    for directory, names in (
+        (c_export, ("model_data.c", "Makefile", "textproj.h")),
+        (web_export, ("textproj.wasm", "textproj.js", "index.html")),
+    ):
+        directory.mkdir()
+        for name in names:
+            (directory / name).write_text(f"the export's {name}", encoding="utf-8")
+    for option, directory, other, mark in (
+        ("--wasm", c_export, "C", "model_data.c"),
+        ("--c", web_export, "WebAssembly", "textproj.wasm"),
+    ):
+        refused = runner.invoke(app, ["export", str(model), option, str(directory)])
+        assert refused.exit_code == 1
+        assert " ".join(refused.stderr.split()) == (
+            f"error: {option} {directory}: holds a {other} export ({mark}); overwrite it with "
+            "--force (force=True), or give another output directory"
+        )
+        assert (directory / mark).read_text(encoding="utf-8") == f"the export's {mark}"
+    check_export_dir(c_export, "WebAssembly", model, force=True)
+    check_export_dir(web_export, "C", model, force=True)
+    check_export_dir(c_export, "C", model)  # its own kind's earlier export: replaced unasked
+    check_export_dir(web_export, "WebAssembly", model)
+
+
 def _stub_training(monkeypatch: pytest.MonkeyPatch, effect) -> list[dict]:
     """Replace training by ``effect(kwargs)``; return the list of calls it received."""
     import textproj.training

@@ -42,7 +42,8 @@ WASM_EXPORTS = (
     "tp_multi_label", "tp_threshold",
 )  # fmt: skip
 # The file that marks a directory as an export of each kind: such a directory is replaced whole
-# by a new export of that kind; any other non-empty one only with ``force``.
+# by a new export of that kind; an export of another kind, as any other non-empty directory, only
+# with ``force``.
 EXPORT_MARKS = {"C": MODEL_SOURCE, "WebAssembly": WASM_FILE}
 _ERRORS = "textproj-c"  # codecs error handler: U+FFFD per maximal subpart, surrogates passed
 
@@ -126,16 +127,18 @@ def check_export_dir(
     force: bool = False,
 ) -> None:
     """Raise ConfigError unless a ``kind`` export (a key of ``EXPORT_MARKS``) of ``model`` may
-    replace ``directory``: missing, empty or a previous export of that kind; other files only
-    with ``force``; never the current directory or one holding the model (or a path under a
-    file). The rules are ``rundir.check_output_dir``'s."""
-    mark = EXPORT_MARKS[kind]
+    replace ``directory``: missing, empty or a previous export of that kind; an export of
+    another kind (named as one) or other files only with ``force``; never the current directory
+    or one holding the model (or a path under a file). The rules are
+    ``rundir.check_output_dir``'s."""
+    others = [other for other in EXPORT_MARKS if other != kind]
     check_output_dir(
         directory,
-        force=force or holds_run(directory, (mark,)),
+        force=force or holds_run(directory, (EXPORT_MARKS[kind],)),
         inputs=(model_path(model),),
-        marks=(mark,),
+        marks=tuple(EXPORT_MARKS[other] for other in others),
         kind=f"{kind} export",
+        marked=" or ".join(f"a {other} export" for other in others),
     )
 
 

@@ -71,17 +71,19 @@ def check_output_dir(
     inputs: Iterable[str | os.PathLike[str]] = (),
     marks: Sequence[str] = RUN_FILES,
     kind: str = "run",
+    marked: str | None = None,
 ) -> None:
     """Raise ConfigError unless a run may write into ``directory``: a run replaces the whole
     directory, so nothing in it may be lost unasked. ``marks`` are the files that make a
-    directory another ``kind`` of output (a training run's, a sweep's, an export's).
+    directory another output: by default another of this ``kind`` (a training run's, a
+    sweep's); ``marked`` names it when it is of another kind (``a C export``).
 
     Refused: the current directory or one holding it, and a directory holding one of the run's
     ``inputs`` (data files), even with ``force``; a path that exists and is not a directory; a
-    directory holding another run's model.tpn or metrics.json, or an interrupted run's
-    checkpoint, unless ``force`` (replace it) or, for a training run's check, ``resume``
-    (continue it); a directory holding anything else, unless ``force``. A missing or empty one
-    is fine. Messages name the ``kind`` of output that would replace the directory.
+    directory holding one of ``marks`` (another run's model.tpn or metrics.json), or an
+    interrupted run's checkpoint, unless ``force`` (replace it) or, for a training run's check,
+    ``resume`` (continue it); a directory holding anything else, unless ``force``. A missing or
+    empty one is fine. Messages name the ``kind`` of output that would replace the directory.
     """
     directory = Path(directory)
     replaces = f"a {kind} replaces its output directory whole"
@@ -104,8 +106,8 @@ def check_output_dir(
     found = [name for name in marks if (directory / name).is_file()]
     if found and not resume:
         raise ConfigError(
-            f"{directory}: holds another {kind} ({', '.join(found)}); overwrite it with --force "
-            "(force=True), or give another output directory"
+            f"{directory}: holds {marked or f'another {kind}'} ({', '.join(found)}); overwrite it "
+            "with --force (force=True), or give another output directory"
         )
     if (directory / CHECKPOINT_NAME).is_file():
         if kind != "run":
