@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,13 @@ TINY_CONFIG = dict(
     augment_copies=0,  # tests of other things train on the given texts alone (small sets augment)
     consistency=0,  # ... with one dropout draw per batch (small sets take two)
 )
+
+
+def need(ok: bool, why: str) -> None:
+    """Skip outside CI when a tool (node, a compiler, ziglang) is missing; under CI (.ci/run
+    installs it) fail."""
+    if not ok:
+        (pytest.fail if os.environ.get("CI") == "true" else pytest.skip)(why)
 
 
 def tiny_banking(n: int = 300) -> Dataset:

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import TINY_CONFIG
+from conftest import TINY_CONFIG, need
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_browser import browser  # noqa: F401 (the fixture: Debian's Chromium via Playwright)
@@ -700,20 +700,14 @@ def test_tiny_config_models_are_real(models: dict) -> None:
 NODE_SCRIPT = Path(__file__).parent / "c" / "node_predict.js"
 
 
-def _need(ok: bool, why: str) -> None:
-    """Skip outside CI when a tool is missing; under CI (.ci/run installs it) fail."""
-    if not ok:
-        (pytest.fail if os.environ.get("CI") == "true" else pytest.skip)(why)
-
-
 @pytest.fixture(scope="module")
 def web_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    _need(importlib.util.find_spec("ziglang") is not None, "ziglang is not installed")
+    need(importlib.util.find_spec("ziglang") is not None, "ziglang is not installed")
     return export_wasm(BUNDLED, tmp_path_factory.mktemp("web"))
 
 
 def test_wasm_in_node_matches_python(web_dir: Path) -> None:
-    _need(shutil.which("node") is not None, "node is not installed")
+    need(shutil.which("node") is not None, "node is not installed")
     data = [t.encode() for t in load_corpus("banking77", "test").texts[:400]] + _hard_data()
     stdin = json.dumps([base64.b64encode(d).decode() for d in data])
     done = subprocess.run(["node", str(NODE_SCRIPT), str(web_dir)], input=stdin.encode(),
@@ -733,7 +727,7 @@ def test_wasm_in_node_matches_python(web_dir: Path) -> None:
 def test_wasm_survives_a_failed_allocation(web_dir: Path) -> None:
     """A text too large for the wasm heap is an error, and the classifier goes on as before
     (it once wrote the text at address 0, over C's heap, and answered wrongly ever after)."""
-    _need(shutil.which("node") is not None, "node is not installed")
+    need(shutil.which("node") is not None, "node is not installed")
     script = Path(__file__).parent / "c" / "node_alloc_failure.js"
     done = subprocess.run(["node", str(script), str(web_dir)], capture_output=True, check=True)
     result = json.loads(done.stdout)
@@ -745,7 +739,7 @@ def test_wasm_survives_a_failed_allocation(web_dir: Path) -> None:
 
 def test_wasm_page_and_python_agree_on_blank_texts() -> None:
     """Textproj.isBlank, by which the page asks for a text, is Python's ``not text.strip()``."""
-    _need(shutil.which("node") is not None, "node is not installed")
+    need(shutil.which("node") is not None, "node is not installed")
     spaces = [chr(c) for c in range(sys.maxunicode + 1) if chr(c).isspace()]
     texts = ["", "".join(spaces), "\u200b", "\ufeff", "\u00a0x", " a ", "\x1b", *spaces]
     script = "const T = require(process.argv[1]); process.stdout.write(JSON.stringify("
@@ -1084,8 +1078,8 @@ def test_int4_under_the_sanitizers(sanitized_driver: Path, bit_models: dict) -> 
 
 
 def test_int4_wasm_in_node_matches_python(bit_models: dict, tmp_path: Path) -> None:
-    _need(importlib.util.find_spec("ziglang") is not None, "ziglang is not installed")
-    _need(shutil.which("node") is not None, "node is not installed")
+    need(importlib.util.find_spec("ziglang") is not None, "ziglang is not installed")
+    need(shutil.which("node") is not None, "node is not installed")
     model = bit_models["bundled", 4]
     web = export_wasm(model, tmp_path / "web")
     data = [t.encode() for t in load_corpus("banking77", "test").texts[:200]] + _hard_data()
