@@ -625,18 +625,20 @@ def iter_texts(
     *,
     text_column: str = TEXT_COLUMN,
     on_progress: Callable[[int], None] | None = None,
+    digest: Any = None,
 ) -> Iterator[str]:
     """Every text of a file, in order, labels not read; ``.gz`` too. A TSV, CSV or JSONL file
     is read record by record as :func:`read_dataset` reads it (its ``text_column``; a label
     column need not be there), so it gives the same texts and the same one-line errors; any
     other file is one text per line (blank lines kept, a fastText line's ``__label__`` tokens
     dropped). Read a block at a time, reporting the line reached every
-    TEXT_PROGRESS_LINES lines to ``on_progress``."""
+    TEXT_PROGRESS_LINES lines to ``on_progress``; ``digest`` (a hashlib object) is fed the
+    decompressed bytes."""
     path = Path(path)
     _refuse_directory(path)
     extension, gzipped = name_parts(path)
     report_at = TEXT_PROGRESS_LINES
-    for line_no, text, _ in _stream_rows(path, extension, gzipped, (text_column, None)):
+    for line_no, text, _ in _stream_rows(path, extension, gzipped, (text_column, None), digest):
         yield text
         if on_progress is not None and line_no >= report_at:
             on_progress(line_no)

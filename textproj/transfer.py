@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -29,11 +30,14 @@ def iter_unlabeled(
     path: str | os.PathLike[str],
     on_progress: Callable[[int], None] | None = None,
     text_column: str = TEXT_COLUMN,
+    digest: Any = None,
 ) -> Iterator[str]:
     """The non-blank texts of ``data.iter_texts`` (streamed, reporting lines read to
-    ``on_progress``); none at all is a DataError naming the file."""
+    ``on_progress``, feeding the decompressed bytes to ``digest``); none at all is a DataError
+    naming the file."""
     empty = True
-    for text in iter_texts(path, text_column=text_column, on_progress=on_progress):
+    texts = iter_texts(path, text_column=text_column, on_progress=on_progress, digest=digest)
+    for text in texts:
         if text.strip():
             empty = False
             yield text
