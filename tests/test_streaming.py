@@ -199,11 +199,48 @@ def test_a_file_that_grows_between_the_scan_and_featurising_leaves_no_cache(
     monkeypatch.setattr(streaming, "plan", plan)
     with pytest.raises(DataError) as refused:
         train(path, config=CONFIG, output_dir=tmp_path / "out", progress=False, stream_cache=root)
-    assert str(refused.value) == (
-        f"{path}: changed while it was read (200 rows in the scan, another count in the "
-        "featurise pass); train again once it is complete"
-    )
+    assert str(refused.value) == _changed(path)
     assert [p.name for p in root.iterdir()] == [] and not (tmp_path / "out").exists()
+
+
+def _changed(path: Path) -> str:
+    return (
+        f"{path}: changed during training (the featurise pass read other rows than the scan); "
+        "train again once it is complete"
+    )
+
+
+@pytest.mark.parametrize("edited", ["train.tsv", "unlabeled.txt.gz"])
+def test_a_file_edited_between_the_scan_and_featurising_leaves_no_cache(
+    edited: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import gzip
+
+    root, out = tmp_path / "cache", tmp_path / "out"
+    data = tiny_banking(200)
+    write_dataset(data, tmp_path / "train.tsv")
+    texts = list(load_corpus("banking77", "test").texts[:60])
+    with gzip.open(tmp_path / "unlabeled.txt.gz", "wt", encoding="utf-8") as f:
+        f.write("\n".join(texts) + "\n")
+    scan_then_edit = streaming.plan
+
+    def plan(*args: object, **kwargs: object) -> streaming.Plan:
+        planned = scan_then_edit(*args, **kwargs)
+        if edited == "train.tsv":  # as many rows, other texts: the scan's labels would not fit
+            write_dataset(Dataset(data.texts[::-1], data.labels, "edited"), tmp_path / edited)
+        else:
+            with gzip.open(tmp_path / edited, "wt", encoding="utf-8") as f:
+                f.write("\n".join(text.upper() for text in texts) + "\n")
+        return planned
+
+    monkeypatch.setattr(streaming, "plan", plan)
+    with pytest.raises(DataError) as refused:
+        train(
+            tmp_path / "train.tsv", config=CONFIG, output_dir=out, progress=False,
+            stream_cache=root, unlabeled=tmp_path / "unlabeled.txt.gz",
+        )  # fmt: skip
+    assert str(refused.value) == _changed(tmp_path / edited)
+    assert [p.name for p in root.iterdir()] == [] and not out.exists()
 
 
 def test_iter_dataset_reads_what_read_dataset_reads_a_block_at_a_time(

@@ -3,11 +3,14 @@ on-disk cache of the networks' inputs that every epoch (and a ``--resume``) memo
 
 Two passes over the files, each holding one block of text at a time:
 
-1. *scan*: each row's label (as a small integer) and the files' SHA-256: the label set, the
-   stratified dev split (``training.dev_positions``, the in-memory run's split) and the cache key
-   (an unlabelled file, the ``transfer`` split: its SHA-256 and its count of non-blank texts);
+1. *scan*: each row's label (as a small integer) and the SHA-256 of each file's decompressed
+   bytes: the label set, the stratified dev split (``training.dev_positions``, the in-memory
+   run's split) and the cache key (an unlabelled file, the ``transfer`` split: its SHA-256 and
+   its count of non-blank texts);
 2. *featurise* (skipped when the cache is valid): ``PREPARE_CHUNK`` texts at a time through
-   ``inputs.prepare_inputs``, appended to one raw array file per input array and split.
+   ``inputs.prepare_inputs``, appended to one raw array file per input array and split. It
+   takes each file's SHA-256 and row count again as it reads: a file changed since the scan is
+   refused by name (``as_scanned``) and leaves no cache.
 
 The cache lives in ``<cache root>/<hash of the files' paths>/``: a manifest (written last) with
 the key (data digests, projection, trainer features, labels, dev split) and each array's dtype,
@@ -71,7 +74,8 @@ class Unread(Sequence):
 
 @dataclass
 class Scan:
-    """Pass 1 over one file: its digest, each row's label code and the distinct labels."""
+    """Pass 1 over one file: the SHA-256 of its (decompressed) bytes, each row's label code and
+    the distinct labels (none for an unlabelled file)."""
 
     path: Path
     digest: str
@@ -79,29 +83,51 @@ class Scan:
     labels: list[Label]
 
 
-def scan(path: Path, multi_label: bool, columns: tuple[str, str] = DEFAULT_COLUMNS) -> Scan:
-    """Read ``path`` once, keeping one small integer per row."""
-    digest = hashlib.sha256()
-    index: dict[Label, int] = {}
-    codes = array("q")
-    rows = iter_dataset(
+def read_rows(
+    path: Path, split: str, multi_label: bool, columns: tuple[str, str], digest: Any
+) -> Iterator[tuple[str, Label]]:
+    """The (text, label) rows of a split's file, one block at a time, feeding ``digest`` (a
+    hashlib object) the decompressed bytes: each pass reads a file this one way. An unlabelled
+    ``transfer`` file gives its non-blank texts (``transfer.iter_unlabeled``), label None."""
+    if split == TRANSFER:
+        from textproj.transfer import iter_unlabeled
+
+        texts = iter_unlabeled(path, text_column=columns[0], digest=digest)
+        return ((text, None) for text in texts)
+    return iter_dataset(
         path, multi_label=multi_label, digest=digest, text_column=columns[0],
         label_column=columns[1],
     )  # fmt: skip
-    for _, label in rows:
+
+
+def scan(path: Path, split: str, multi_label: bool, columns: tuple[str, str]) -> Scan:
+    """Read ``path`` (the file of ``split``) once, keeping one small integer per row."""
+    digest = hashlib.sha256()
+    index: dict[Label, int] = {}
+    codes = array("q")
+    for _, label in read_rows(path, split, multi_label, columns, digest):
         codes.append(index.setdefault(label, len(index)))
-    return Scan(path, digest.hexdigest(), np.frombuffer(codes, dtype=np.int64).copy(), list(index))
+    labels = [] if split == TRANSFER else list(index)
+    return Scan(path, digest.hexdigest(), np.frombuffer(codes, dtype=np.int64).copy(), labels)
 
 
-def scan_unlabeled(path: Path, text_column: str) -> Scan:
-    """Pass 1 over an unlabelled file (``transfer.iter_unlabeled``): its digest and one code
-    per non-blank text (no labels)."""
-    from textproj.transfer import iter_unlabeled
-
-    n = sum(1 for _ in iter_unlabeled(path, text_column=text_column))
-    with path.open("rb") as f:
-        digest = hashlib.file_digest(f, "sha256").hexdigest()
-    return Scan(path, digest, np.zeros(n, dtype=np.int64), [])
+def as_scanned(scanned: Scan, split: str, key: dict[str, Any]) -> Iterator[tuple[str, Label]]:
+    """The rows of ``scanned``'s file read again (the featurise pass), refused by name as soon
+    as there are more rows than the scan read, and at the end if fewer or if the bytes differ
+    (SHA-256): a file written or edited between the passes would otherwise be featurised with
+    other rows than the scan's labels, dev split and cache key describe."""
+    digest = hashlib.sha256()
+    rows = read_rows(scanned.path, split, key["multi_label"], tuple(key["columns"]), digest)
+    n = 0
+    for n, row in enumerate(rows, start=1):
+        if n > len(scanned.codes):
+            break
+        yield row
+    if n != len(scanned.codes) or digest.hexdigest() != scanned.digest:
+        raise DataError(
+            f"{scanned.path}: changed during training (the featurise pass read other rows than "
+            "the scan); train again once it is complete"
+        )
 
 
 @dataclass
@@ -144,12 +170,7 @@ def plan(
     text column); carve dev from train as the in-memory run does when no dev file."""
     from textproj.training import dev_positions, label_key, label_set, refuse_empty_dev
 
-    scans = {
-        split: scan_unlabeled(path, columns[0])
-        if split == TRANSFER
-        else scan(path, config.multi_label, columns)
-        for split, path in files.items()
-    }
+    scans = {split: scan(path, split, config.multi_label, columns) for split, path in files.items()}
     train = scans["train"]
     dev_rows = None
     if "dev" not in scans:
@@ -222,33 +243,14 @@ class _SplitWriter:
 
 
 def _rows(plan_: Plan) -> Iterator[tuple[str, str, Label]]:
-    """(split, text, label) of every row of every file, in file order."""
+    """(split, text, label) of every row of every file, in file order, as the scan read them."""
     for source, scanned in plan_.scans.items():
         is_dev = None
         if source == "train" and plan_.dev_rows is not None:
             is_dev = np.zeros(len(scanned.codes), dtype=bool)
             is_dev[plan_.dev_rows] = True
-        text_column, label_column = plan_.key["columns"]
-        if source == TRANSFER:
-            from textproj.transfer import iter_unlabeled
-
-            for text in iter_unlabeled(scanned.path, text_column=text_column):
-                yield TRANSFER, text, None
-            continue
-        rows = iter_dataset(
-            scanned.path, multi_label=plan_.key["multi_label"], text_column=text_column,
-            label_column=label_column,
-        )  # fmt: skip
-        n = 0
-        for n, (text, label) in enumerate(rows, start=1):
-            if n > len(scanned.codes):
-                break
-            yield ("dev" if is_dev is not None and is_dev[n - 1] else source), text, label
-        if n != len(scanned.codes):
-            raise DataError(
-                f"{scanned.path}: changed while it was read ({len(scanned.codes)} rows in the "
-                "scan, another count in the featurise pass); train again once it is complete"
-            )
+        for i, (text, label) in enumerate(as_scanned(scanned, source, plan_.key)):
+            yield ("dev" if is_dev is not None and is_dev[i] else source), text, label
 
 
 def build(
