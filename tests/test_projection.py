@@ -12,6 +12,7 @@ import dataclasses
 import json
 import multiprocessing
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -23,6 +24,7 @@ import pytest
 from textproj._kernels.hashing import NS_PROJECTION
 from textproj.config import FeatureConfig
 from textproj.corpora import load_corpus
+from textproj.errors import ConfigError
 from textproj.features import featurize, normalize, tokens
 from textproj.projector import PARALLEL_MIN_TEXTS, Projector
 
@@ -640,6 +642,27 @@ def test_feature_config_validation(kwargs: dict) -> None:
     name = next(iter(kwargs)) if len(kwargs) == 1 else "char_ngram_max"
     with pytest.raises(ValueError, match=f"FeatureConfig.{name}="):
         FeatureConfig(**kwargs)
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"max_tokens": "x"}, "FeatureConfig.max_tokens must be an int below 2**31, got 'x'"),
+        ({"max_tokens": 2.5}, "FeatureConfig.max_tokens must be an int below 2**31, got 2.5"),
+        (
+            {"skip_grams": 2**31},
+            "FeatureConfig.skip_grams must be an int below 2**31, got 2147483648",
+        ),
+        ({"max_chars": 100.0}, "FeatureConfig.max_chars must be an int below 2**31, got 100.0"),
+        ({"word_ngrams": True}, "FeatureConfig.word_ngrams must be an int below 2**31, got True"),
+        ({"sublinear": "yes"}, "FeatureConfig.sublinear must be true or false, got 'yes'"),
+    ],
+)
+def test_feature_config_refuses_a_value_of_the_wrong_kind(changes: dict, message: str) -> None:
+    """At construction, as a ConfigError: a string once failed a range check with a TypeError
+    (through spaCy's [components.textproj.features] too), and 2.5 or True passed one."""
+    with pytest.raises(ConfigError, match=f"^{re.escape(message)}$"):
+        FeatureConfig(**changes)
 
 
 def test_feature_config_edges_that_are_valid() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import errno
+import re
 import warnings
 
 import numpy as np
@@ -337,6 +338,23 @@ def test_texts_reaching_the_token_cap_are_counted_and_warned_of(small_data) -> N
     assert text_design.metrics["texts_at_token_cap"] is None  # its inputs keep no tokens
 
 
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"dropout": "0.2"}, "TrainConfig.dropout must be a number, got '0.2'"),
+        ({"temperature": None}, "TrainConfig.temperature must be a number, got None"),
+        ({"lambda_distill": True}, "TrainConfig.lambda_distill must be a number, got True"),
+        ({"trainer_dropout": "x"}, "TrainConfig.trainer_dropout must be a number or null, got 'x'"),
+        ({"multi_label": "yes"}, "TrainConfig.multi_label must be true or false, got 'yes'"),
+        ({"distill_to_trainer": 1}, "TrainConfig.distill_to_trainer must be true or false, got 1"),
+    ],
+)
+def test_a_config_value_of_the_wrong_kind_is_refused_by_name(changes: dict, message: str) -> None:
+    """A string once failed a range check with a TypeError, and True passed one as 1."""
+    with pytest.raises(ConfigError, match=f"^{re.escape(message)}$"):
+        TrainConfig(**changes)
+
+
 def test_bad_config_is_refused() -> None:
     with pytest.raises(ValueError, match="design"):
         TrainConfig(design="rnn")
@@ -348,7 +366,7 @@ def test_bad_config_is_refused() -> None:
         TrainConfig(trainer_dropout=1.0)
     with pytest.raises(ValueError, match=r"trainer_share must be in \(0, 1\], got 0"):
         TrainConfig(trainer_share=0.0)
-    with pytest.raises(ValueError, match=r"trainer_share must be in \(0, 1\], got None"):
+    with pytest.raises(ValueError, match=r"trainer_share must be a number, got None"):
         TrainConfig(trainer_share=None)
     assert TrainConfig.from_dict({"trainer_share": None}).trainer_share == 1  # an older file
     with pytest.raises(ValueError, match="trainer_table_learning_rate must be > 0"):

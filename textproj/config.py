@@ -13,6 +13,10 @@ def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 def _known_fields(cls: type, data: dict[str, Any]) -> dict[str, Any]:
     """``data`` checked to hold only field names of dataclass ``cls`` (missing ones default)."""
     known = {f.name for f in dataclasses.fields(cls)}
@@ -20,6 +24,12 @@ def _known_fields(cls: type, data: dict[str, Any]) -> dict[str, Any]:
     if unknown:
         raise ConfigError(f"unknown {cls.__name__} keys: {', '.join(unknown)}")
     return dict(data)
+
+
+_FEATURE_INT_FIELDS = (
+    "word_ngrams", "skip_grams", "char_ngram_min", "char_ngram_max", "word_weight",
+    "char_weight", "max_chars", "max_tokens",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -45,6 +55,7 @@ class FeatureConfig:
     # (docs/training.md, "Long texts"); no text of the other corpora reaches 256
 
     def __post_init__(self) -> None:
+        self.check_types()
         checks = {
             "word_ngrams": self.word_ngrams >= 1,
             "skip_grams": self.skip_grams >= 0,
@@ -59,6 +70,19 @@ class FeatureConfig:
         for name, ok in checks.items():
             if not ok:
                 raise ConfigError(f"FeatureConfig.{name}={getattr(self, name)!r} is out of range")
+
+    def check_types(self) -> None:
+        """Raise ConfigError unless every count is an int below 2**31 and ``sublinear`` a bool:
+        a string would fail the range checks with a TypeError, and 20000.0 or True would pass
+        them (and a kernel cache keyed by the config) as an equal int."""
+        for name in _FEATURE_INT_FIELDS:
+            value = getattr(self, name)
+            if not _is_int(value) or abs(value) >= 2**31:
+                raise ConfigError(f"FeatureConfig.{name} must be an int below 2**31, got {value!r}")
+        if not isinstance(self.sublinear, bool):
+            raise ConfigError(
+                f"FeatureConfig.sublinear must be true or false, got {self.sublinear!r}"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready dict of every field."""
@@ -193,6 +217,7 @@ class TrainConfig:
     weight_bits: int = 4  # bits of each projection layer weight in model.tpn (WEIGHT_BITS)
 
     def __post_init__(self) -> None:
+        self._check_kinds()
         choices = {"design": DESIGNS, "trainer": TRAINERS}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
@@ -250,11 +275,7 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None and not isinstance(value, bool):
                 raise ConfigError(f"TrainConfig.{name} must be true, false or null, got {value!r}")
-        if self.consistency is not None and not (
-            isinstance(self.consistency, int | float)
-            and not isinstance(self.consistency, bool)
-            and self.consistency >= 0
-        ):
+        if self.consistency is not None and not self.consistency >= 0:
             raise ConfigError(
                 f"TrainConfig.consistency must be a number >= 0 or null, got {self.consistency!r}"
             )
@@ -271,10 +292,24 @@ class TrainConfig:
                 f"TrainConfig.trainer_dropout must be in [0, 1) or null, got {self.trainer_dropout}"
             )
         share = self.trainer_share
-        if not (isinstance(share, int | float) and not isinstance(share, bool) and 0 < share <= 1):
+        if not 0 < share <= 1:
             raise ConfigError(f"TrainConfig.trainer_share must be in (0, 1], got {share}")
         if self.temperature <= 0:
             raise ConfigError(f"TrainConfig.temperature must be > 0, got {self.temperature}")
+
+    def _check_kinds(self) -> None:
+        """Raise ConfigError unless each float field holds a number (or null where the field
+        allows it) and each bool field a bool: a string would fail the range checks below with
+        a TypeError, and a bool would pass them as 0 or 1."""
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if field.type in ("float", "float | None"):
+                optional = field.type.endswith("None")
+                if not (_is_number(value) or (optional and value is None)):
+                    kind = "a number or null" if optional else "a number"
+                    raise ConfigError(f"TrainConfig.{field.name} must be {kind}, got {value!r}")
+            elif field.type == "bool" and not isinstance(value, bool):
+                raise ConfigError(f"TrainConfig.{field.name} must be true or false, got {value!r}")
 
     def schedule(self, n_train: int) -> tuple[int, int, int]:
         """(steps per epoch, epochs, patience) for ``n_train`` training texts. A given

@@ -39,10 +39,6 @@ _CGJ = "\u034f"
 # ``_kf.feature_bound``): FeatureConfig() needs 720,001, so this leaves room for larger caps and
 # orders while a config from a hostile model file cannot make one text allocate gigabytes.
 MAX_FEATURE_BOUND = 2**24
-_INT_FIELDS = (
-    "word_ngrams", "skip_grams", "char_ngram_min", "char_ngram_max", "word_weight",
-    "char_weight", "max_chars", "max_tokens",
-)  # fmt: skip
 
 
 @functools.cache
@@ -112,19 +108,12 @@ def normalize(text: str, max_chars: int) -> str:
 
 
 def check_limits(config: FeatureConfig) -> FeatureConfig:
-    """``config`` itself, after checking the field types and that the kernels' per-text feature
-    bound stays under MAX_FEATURE_BOUND (a ValueError names the field otherwise).
+    """``config`` itself, after checking that the kernels' per-text feature bound stays under
+    MAX_FEATURE_BOUND (a ValueError names the fields otherwise).
 
-    FeatureConfig checks ranges but not types or sizes; a config read from a model file may hold
-    anything JSON can, so this runs before any text reaches the kernels. The types are checked
-    on every call: a cache keyed by the config would take 20000.0 or True for an equal int.
+    FeatureConfig checks each field's type and range but not their product; a config read from
+    a model file may hold anything JSON can, so this runs before any text reaches the kernels.
     """
-    for name in _INT_FIELDS:
-        value = getattr(config, name)
-        if not isinstance(value, int) or isinstance(value, bool) or abs(value) >= 2**31:
-            raise ValueError(f"FeatureConfig.{name} must be an int below 2**31, got {value!r}")
-    if not isinstance(config.sublinear, bool):
-        raise ValueError(f"FeatureConfig.sublinear must be true or false, got {config.sublinear!r}")
     n_char = config.char_ngram_max - config.char_ngram_min + 1 if config.char_ngram_max else 0
     per_byte = config.word_ngrams + config.skip_grams + 3 * n_char
     bound = 4 * config.max_chars * per_byte + 1  # _kf.feature_bound of the longest text
