@@ -126,6 +126,16 @@ def _positive(cats: dict[str, float]) -> list[str]:
     return [label for label, value in cats.items() if value >= DEFAULT_THRESHOLD]
 
 
+def _refuse_unstorable_labels(labels: Iterable[object], where: str) -> None:
+    """Raise ConfigError, starting with ``where``, at a label that is not a string or is blank:
+    the model file holds strings, and textproj's data readers drop a blank label, so such a
+    label would fail or mislead only after training."""
+    for label in labels:
+        if not isinstance(label, str) or not label.strip():
+            kind = "blank" if isinstance(label, str) else "not a string"
+            raise ConfigError(f"{where}: label {label!r} is {kind}; labels are non-blank strings")
+
+
 def _section_config(name: str, section: str, build: Callable[[dict], Any], data: dict) -> Any:
     """``build(data)``, its ConfigError naming the config section ``data`` came from."""
     try:
@@ -299,19 +309,22 @@ class TextProjCategorizer(Pipe):
         if self._source is not None:
             self._require_classifier()
             return
+        setting = f"[initialize.components.{self.name}] labels"
         if labels is not None:
-            labels = self._checked_labels(labels)
+            labels = self._checked_labels(labels, setting)
         examples = list(get_examples())  # under spacy train, each call reads the corpus again
         validate_examples(examples, f"{type(self).__name__}.initialize")
         positives = self._check_cats(examples, "training example {}")
         if labels is None:
-            labels = sorted({label for eg in examples for label in eg.reference.cats})
+            labels = sorted({label for eg in examples for label in eg.reference.cats}, key=str)
+            _refuse_unstorable_labels(labels, f"textproj component {self.name!r}: doc.cats")
+            source = f"textproj component {self.name!r}: the training examples carry "
+            none = "no labels (doc.cats is empty)"
+        else:
+            source, none = f"{setting}: ", "no labels"
         if len(labels) < 2:
-            found = f"only the label {labels[0]!r}" if labels else "no labels (doc.cats is empty)"
-            raise ConfigError(
-                f"textproj component {self.name!r}: the training examples carry {found}; "
-                "a classifier needs two"
-            )
+            found = f"only the label {labels[0]!r}" if labels else none
+            raise ConfigError(f"{source}{found}; a classifier needs two")
         carried = {label for positive in positives for label in positive}
         uncarried = [label for label in labels if label not in carried]
         if uncarried:
@@ -331,13 +344,14 @@ class TextProjCategorizer(Pipe):
             self._classifier = self._model_bytes = None
             self._warned = set()  # a new training run, perhaps with other labels
 
-    def _checked_labels(self, labels: Iterable[str]) -> list[str]:
-        """``labels`` sorted, refusing a string (spaCy would split it into characters) and
-        duplicates (the model file needs distinct labels)."""
-        setting = f"[initialize.components.{self.name}] labels"
+    def _checked_labels(self, labels: Iterable[str], setting: str) -> list[str]:
+        """``labels`` (from ``setting``) sorted, refusing a string (spaCy would split it into
+        characters), a label the model file cannot store and duplicates (it needs distinct
+        labels)."""
         if isinstance(labels, str):
             raise ConfigError(f"{setting}: a list of labels, not the string {labels!r}")
         labels = list(labels)
+        _refuse_unstorable_labels(labels, setting)
         repeated = sorted({label for label in labels if labels.count(label) > 1})
         if repeated:
             raise ConfigError(f"{setting}: {', '.join(map(repr, repeated))} given more than once")

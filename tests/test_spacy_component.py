@@ -164,6 +164,46 @@ def test_initialize_refuses_a_string_or_repeated_labels(labels: object, message:
     assert str(error.value) == message
 
 
+SETTING = "[initialize.components.textproj] labels"
+
+
+@pytest.mark.parametrize(
+    ("labels", "message"),
+    [
+        (["a", "b", ""], f"{SETTING}: label '' is blank; labels are non-blank strings"),
+        (["a", " ", "b"], f"{SETTING}: label ' ' is blank; labels are non-blank strings"),
+        (["a"], f"{SETTING}: only the label 'a'; a classifier needs two"),
+        ([], f"{SETTING}: no labels; a classifier needs two"),
+    ],
+)
+def test_initialize_refuses_blank_or_too_few_labels_naming_the_setting(
+    labels: list[str], message: str
+) -> None:
+    """A blank label trained and was written into model.tpn; one or none was blamed on the
+    training examples, which carry two."""
+    with pytest.raises(ConfigError) as error:
+        _initialize_with_labels(labels, [{"a": 1.0, "b": 0.0}, {"a": 0.0, "b": 1.0}])
+    assert str(error.value) == message
+
+
+def test_initialize_refuses_labels_that_are_not_strings() -> None:
+    """They trained, then every prediction failed with "model.tpn: 'labels' must be a list of
+    strings", naming a file the user never gave."""
+    nlp = spacy.blank("en")
+    component = nlp.add_pipe("textproj", config={"train_config": TINY_TRAIN})
+    examples = _examples(nlp, ["good", "bad"], [{"a": 1.0, "b": 0.0}, {"a": 0.0, "b": 1.0}])
+    with pytest.raises(ConfigError) as error:
+        component.initialize(lambda: examples, nlp=nlp, labels=[1, 2])
+    assert str(error.value) == f"{SETTING}: label 1 is not a string; labels are non-blank strings"
+    numbered = _examples(nlp, ["good", "bad"], [{1: 1.0, 2: 0.0}, {1: 0.0, 2: 1.0}])
+    with pytest.raises(ConfigError) as error:
+        component.initialize(lambda: numbered, nlp=nlp)
+    assert str(error.value) == (
+        "textproj component 'textproj': doc.cats: label 1 is not a string; "
+        "labels are non-blank strings"
+    )
+
+
 def test_initialize_warns_of_labels_no_example_carries() -> None:
     cats = [{"a": 1.0, "b": 0.0, "c": 0.0}, {"a": 0.0, "b": 1.0, "c": 0.0}]
     message = (
