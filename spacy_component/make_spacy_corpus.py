@@ -24,7 +24,14 @@ from spacy.tokens import DocBin
 
 from textproj import fsio
 from textproj.corpora import CORPORA, SPLITS, load_corpus
-from textproj.data import LABEL_COLUMN, TEXT_COLUMN, Dataset, read_dataset
+from textproj.data import (
+    LABEL_COLUMN,
+    SUPPORTED_EXTENSIONS,
+    TEXT_COLUMN,
+    Dataset,
+    name_parts,
+    read_dataset,
+)
 from textproj.errors import ConfigError, TextprojError
 from textproj.rundir import refuse_a_file
 
@@ -61,6 +68,27 @@ def _refuse_existing(output_dir: str | Path, names: Sequence[str]) -> None:
             f"{', '.join(existing)}: already there; replace with --force (force=True), or give "
             "another output folder"
         )
+
+
+def _refuse_unknown_language(lang: str) -> None:
+    """ConfigError naming ``--lang`` if spaCy has no such language (its ImportError otherwise
+    ends the run with a traceback, after every input was read)."""
+    try:
+        spacy.util.get_lang_class(lang)
+    except ImportError:
+        raise ConfigError(f"--lang: spaCy has no language {lang!r}") from None
+
+
+def _refuse_unknown_sources(sources: Sequence[str]) -> None:
+    """ConfigError naming a source that is no bundled corpus, no file and has no data file's
+    extension: a misspelt corpus name, which the data reader would call an unknown extension."""
+    for source in sources:
+        path = Path(source)
+        known = source in CORPORA or path.exists()
+        if not known and name_parts(path)[0] not in SUPPORTED_EXTENSIONS:
+            raise ConfigError(
+                f"{source}: neither a bundled corpus ({', '.join(CORPORA)}) nor a data file"
+            )
 
 
 def sample(data: Dataset, limit: int | None, seed: int) -> Dataset:
@@ -103,8 +131,17 @@ def convert(
     there is replaced only with ``force``."""
     if limit is not None and limit < 1:
         raise ConfigError(f"--limit: must be at least 1 row per split, got {limit}")
+    _refuse_unknown_language(lang)
+    _refuse_unknown_sources(sources)
     refuse_a_file(output_dir)
     if len(sources) == 1 and sources[0] in CORPORA:
+        named = {"--text-column": (text_column, TEXT_COLUMN)}
+        named["--label-column"] = (label_column, LABEL_COLUMN)
+        if given := [option for option, (value, default) in named.items() if value != default]:
+            raise ConfigError(
+                f"{' and '.join(given)}: name columns of data files; the bundled corpus "
+                f"{sources[0]} keeps its own"
+            )
         if not force:
             _refuse_existing(output_dir, SPLITS)
         splits = {split: load_corpus(sources[0], split) for split in SPLITS}

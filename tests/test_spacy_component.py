@@ -644,6 +644,14 @@ def test_corpus_converter_reads_named_columns(tmp_path: Path) -> None:
          "(into its train, dev, test splits); give it without data files"),
         (["{d}/x.tsv", "{d}/x.tsv"], "{d}/x.tsv: exists and is not a directory; give another "
          "output"),
+        (["banking7", "{d}/out"], "banking7: neither a bundled corpus (banking77, clinc150, "
+         "sentiment_sentences, spamassassin, udhr_langid) nor a data file"),
+        (["{d}/x.tsv", "{d}/out", "--lang", "zz"], "--lang: spaCy has no language 'zz'"),
+        (["sentiment_sentences", "{d}/out", "--text-column", "sentence"], "--text-column: name "
+         "columns of data files; the bundled corpus sentiment_sentences keeps its own"),
+        (["banking77", "{d}/out", "--text-column", "t", "--label-column", "l"], "--text-column "
+         "and --label-column: name columns of data files; the bundled corpus banking77 keeps "
+         "its own"),
     ],
 )  # fmt: skip
 def test_corpus_converter_refuses_bad_input_in_one_line(
