@@ -759,3 +759,16 @@ def test_spacy_train_evaluate_and_load(tmp_path: Path) -> None:
     )
     macro_f = np.mean([per_label[label]["f1"] for label in clf.labels])
     assert metrics["cats_score"] == pytest.approx(macro_f, abs=1e-6)
+
+
+def test_the_shipped_config_keeps_the_factorys_scoring_defaults() -> None:
+    """The example config's component settings outside train_config are the factory's own
+    defaults: a threshold of 0.5 there overrode a multi-label model's stored thresholds, where
+    docs/spacy.md gives null (use them) as the default."""
+    from thinc.api import Config
+
+    from spacy_component.component import DEFAULT_CONFIG
+
+    section = Config().from_disk(CONFIG)["components"]["textproj"]
+    for key in ("model", "multi_label", "threshold", "n_jobs"):
+        assert section[key] == DEFAULT_CONFIG[key], key
