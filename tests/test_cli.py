@@ -996,3 +996,20 @@ def test_named_columns_for_train_evaluate_and_unlabeled(tmp_path: Path) -> None:
         assert result.exit_code == 0, result.output
     assert (streamed / "model.tpn").read_bytes() == (memory / "model.tpn").read_bytes()
     assert json.loads((streamed / "metrics.json").read_text())["transfer_texts"] == 30
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
+def test_an_unwritable_output_is_named_not_its_hidden_temporary(tmp_path: Path) -> None:
+    """Where nothing can be created (/proc), export and the atomic writer name the path given;
+    they named the hidden staging or temporary sibling (/proc/.x.1234.abcd.tmp)."""
+    from textproj import fsio
+
+    model = Path(__file__).parents[1] / "app" / "models" / "banking77" / "model.tpn"
+    for option in ("--c", "--wasm"):
+        result = runner.invoke(app, ["export", str(model), option, "/proc/textproj-export"])
+        assert result.exit_code == 1, result.output
+        assert result.output.strip().splitlines() == [
+            "error: cannot write /proc/textproj-export: No such file or directory"
+        ]
+    with pytest.raises(FileNotFoundError, match=r"^cannot write /proc/textproj\.txt: No such"):
+        fsio.write_bytes("/proc/textproj.txt", b"x")

@@ -16,13 +16,23 @@ import os
 import secrets
 import shutil
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 TEMP_SUFFIX = ".tmp"
 _RENAME_EXCHANGE = 2  # renameat2 flag (Linux >= 3.15)
 _AT_FDCWD = -100
+
+
+@contextlib.contextmanager
+def _naming(target: Path) -> Iterator[None]:
+    """An OSError of creating ``target``'s temporary sibling re-raised naming ``target``, the
+    path the user gave (the hidden temporary name means nothing to them)."""
+    try:
+        yield
+    except OSError as error:
+        raise type(error)(f"cannot write {target}: {error.strerror}") from None
 
 
 def _temp_name(path: Path) -> Path:
@@ -43,7 +53,9 @@ def write_bytes(path: str | os.PathLike[str], content: bytes) -> int:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     temp = _temp_name(path)
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    with _naming(path):
+        fd = os.open(temp, flags, 0o666)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(content)
@@ -72,7 +84,8 @@ def staging_directory(target: str | os.PathLike[str]) -> Path:
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = _temp_name(target)
-    staging.mkdir()
+    with _naming(target):
+        staging.mkdir()
     return staging
 
 
