@@ -345,12 +345,17 @@ def test_example_program_errors_name_the_file(example_dir: Path, tmp_path: Path)
         ("empty.tpn",): "error: empty.tpn: file is empty, too small to be a textproj model\n",
         ("cut.tpn",): "error: cut.tpn: checksum mismatch",
         ("a.tpn", "b"): "error: give at most one model.tpn (the texts come on stdin)\n",
+        ("--halp",): "error: unknown option --halp; usage: classify [model.tpn] < texts",
     }
     for args, message in cases.items():
         done = subprocess.run([str(example_dir / "classify"), *args], input=b"I lost my card\n",
                               cwd=tmp_path, capture_output=True)  # fmt: skip
         assert done.returncode in (1, 2) and done.stdout == b""
         assert done.stderr.decode().startswith(message), (args, done.stderr)
+    for flag in ("-h", "--help"):  # was "error: --help: cannot open: No such file or directory"
+        done = subprocess.run([str(example_dir / "classify"), flag], capture_output=True)
+        assert (done.returncode, done.stderr) == (0, b"")
+        assert done.stdout.decode().startswith("usage: classify [model.tpn] < texts")
 
 
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")

@@ -86,6 +86,10 @@ static int is_blank(const unsigned char *s, size_t n) {
     return 1;
 }
 
+static const char USAGE[] =
+    "usage: classify [model.tpn] < texts (one text per line; without a file, the compiled-in "
+    "model)";
+
 int main(int argc, char **argv) {
     size_t size = textproj_model_size;
     unsigned char *file = NULL;
@@ -93,6 +97,14 @@ int main(int argc, char **argv) {
     const char *name = "the compiled-in model";
     if (argc > 2) {
         fprintf(stderr, "error: give at most one model.tpn (the texts come on stdin)\n");
+        return 2;
+    }
+    if (argc > 1 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
+        printf("%s\n", USAGE);
+        return 0;
+    }
+    if (argc > 1 && argv[1][0] == '-') { /* a file named -x is ./-x */
+        fprintf(stderr, "error: unknown option %s; %s\n", argv[1], USAGE);
         return 2;
     }
     if (argc > 1) {
