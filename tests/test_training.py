@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import errno
+import math
 import re
 import warnings
 
@@ -222,7 +223,9 @@ def test_small_training_sets_get_two_dropout_draws_by_default() -> None:
     assert config.consistency_for(SMALL_DATA_TEXTS) == 0
     assert config.consistency_for(10, unlabeled=True) == 0  # the transfer texts regularise
     assert TrainConfig(consistency=0.5).consistency_for(10**6) == 0.5
-    with pytest.raises(ConfigError, match="consistency must be a number >= 0 or null, got -1"):
+    with pytest.raises(
+        ConfigError, match="consistency must be a finite number >= 0 or null, got -1"
+    ):
         TrainConfig(consistency=-1)
     data = per_intent(load_corpus("banking77", "train"), 4, 30)
     runs = {
@@ -371,6 +374,10 @@ def test_bad_config_is_refused() -> None:
     assert TrainConfig.from_dict({"trainer_share": None}).trainer_share == 1  # an older file
     with pytest.raises(ValueError, match="trainer_table_learning_rate must be > 0"):
         TrainConfig(trainer_table_learning_rate=0.0)
+    for field in ("learning_rate", "temperature", "lambda_distill", "weight_decay"):
+        for value in (math.inf, math.nan):
+            with pytest.raises(ConfigError, match=rf"TrainConfig\.{field} must be .* finite"):
+                TrainConfig(**{field: value})
     assert TrainConfig.from_dict(TrainConfig(hidden=(8, 4)).to_dict()) == TrainConfig(hidden=(8, 4))
     for bits in (5, 4.0, "4"):
         with pytest.raises(ValueError, match=r"weight_bits must be one of \(8, 4\)"):

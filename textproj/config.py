@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +16,12 @@ def _is_int(value: object) -> bool:
 
 def _is_number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _is_finite(value: object) -> bool:
+    """Whether ``value`` is a finite int or float (not a bool): inf or nan would train to nan
+    weights, or reach metrics.json, which JSON cannot hold, only after the whole run."""
+    return _is_number(value) and math.isfinite(value)
 
 
 def _known_fields(cls: type, data: dict[str, Any]) -> dict[str, Any]:
@@ -263,10 +270,15 @@ class TrainConfig:
             "trainer_table_learning_rate": self.trainer_table_learning_rate,
         }
         for name, rate in rates.items():
-            if rate is not None and not rate > 0:
-                raise ConfigError(f"TrainConfig.{name} must be > 0, got {rate}")
-        if self.weight_decay < 0:
-            raise ConfigError(f"TrainConfig.weight_decay must be >= 0, got {self.weight_decay}")
+            if rate is not None and not (_is_finite(rate) and rate > 0):
+                raise ConfigError(f"TrainConfig.{name} must be > 0 and finite, got {rate}")
+        at_least_zero = (
+            "weight_decay", "lambda_trainer", "lambda_distill", "lambda_labels", "lambda_transfer",
+        )  # fmt: skip
+        for name in at_least_zero:
+            value = getattr(self, name)
+            if not (_is_finite(value) and value >= 0):
+                raise ConfigError(f"TrainConfig.{name} must be >= 0 and finite, got {value!r}")
         if not 0 < self.dev_fraction < 1:
             raise ConfigError(
                 f"TrainConfig.dev_fraction must be in (0, 1), got {self.dev_fraction}"
@@ -275,13 +287,13 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None and not isinstance(value, bool):
                 raise ConfigError(f"TrainConfig.{name} must be true, false or null, got {value!r}")
-        if self.consistency is not None and not self.consistency >= 0:
+        if self.consistency is not None and not (
+            _is_finite(self.consistency) and self.consistency >= 0
+        ):
             raise ConfigError(
-                f"TrainConfig.consistency must be a number >= 0 or null, got {self.consistency!r}"
+                "TrainConfig.consistency must be a finite number >= 0 or null, got "
+                f"{self.consistency!r}"
             )
-        lambdas = (self.lambda_trainer, self.lambda_distill, self.lambda_labels)
-        if min(*lambdas, self.lambda_transfer) < 0:
-            raise ConfigError("TrainConfig lambdas must be >= 0")
         for name in ("dropout", "token_dropout", "label_smoothing"):
             if not 0 <= getattr(self, name) < 1:
                 raise ConfigError(
@@ -294,8 +306,10 @@ class TrainConfig:
         share = self.trainer_share
         if not 0 < share <= 1:
             raise ConfigError(f"TrainConfig.trainer_share must be in (0, 1], got {share}")
-        if self.temperature <= 0:
-            raise ConfigError(f"TrainConfig.temperature must be > 0, got {self.temperature}")
+        if not (_is_finite(self.temperature) and self.temperature > 0):
+            raise ConfigError(
+                f"TrainConfig.temperature must be > 0 and finite, got {self.temperature}"
+            )
 
     def _check_kinds(self) -> None:
         """Raise ConfigError unless each float field holds a number (or null where the field
