@@ -454,6 +454,7 @@ def test_evaluate_reports_unseen_labels(trained: Path, tmp_path: Path) -> None:
         (["train", "--consistency", "-1"], "--consistency must be a finite number >= 0 or null", 2),
         (["train", "--weight-bits", "6"], "--weight-bits must be one of (8, 4), not 6", 2),
         (["train", "--max-tokens", "0"], "--max-tokens", 2),
+        (["train", "--max-tokens", "2147483648"], "--max-tokens must be an int below 2**31", 2),
         (["train", "--train", "x.tsv", "--stream", "--augment", "1"], "makes no augmented", 2),
         (["train", "--train", "x.tsv", "--cache-dir", "c"], "give --stream too", 2),
         (["train", "--train", "x.tsv", "--dev", "d.tsv", "--dev-fraction", "0.2"], "carves", 2),

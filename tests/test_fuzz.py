@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 import textproj
 from textproj._kernels.features import feature_bound
 from textproj.config import FeatureConfig
+from textproj.errors import ConfigError
 from textproj.features import (
     MAX_FEATURE_BOUND,
     STREAM_SAFE_RUN,
@@ -238,8 +239,9 @@ def test_default_caps_are_well_inside_the_kernel_limit() -> None:
     ],
 )
 def test_unsafe_feature_configs_are_refused_before_any_work(changes: dict, message: str) -> None:
+    """As a ConfigError (a TextprojError, as every refusal of bad input; a ValueError too)."""
     config = FeatureConfig(**changes)
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ConfigError, match=message):
         featurize(["some text"], config)
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ConfigError, match=message):
         Projector(8, 16, features=config).transform(["some text"])

@@ -371,6 +371,17 @@ def _config(values: dict[str, Any]) -> TrainConfig:
         _usage(_option_names(str(error)))
 
 
+def _features(max_tokens: int) -> FeatureConfig:
+    """FeatureConfig of ``train --max-tokens``; one the kernels cannot take (2**31 tokens or
+    more) is a usage error naming the option, before any data is read."""
+    from textproj.features import check_limits
+
+    try:
+        return check_limits(FeatureConfig(max_tokens=max_tokens))
+    except ConfigError as error:
+        _usage(str(error).replace("FeatureConfig.max_tokens", "--max-tokens"))
+
+
 def _option_names(message: str, options: dict[str, str] = OPTIONS) -> str:
     """``message`` with each ``TrainConfig.field`` written as the option (``options``) that sets
     it."""
@@ -625,7 +636,7 @@ def train(
     else:
         _refuse_other_designs_options(ctx, design.value)
         config = _config(values)
-        features = FeatureConfig(max_tokens=max_tokens)
+        features = _features(max_tokens)
         sources = (("train", train_file), ("dev", dev_file), ("test", test_file))
         run = {
             "corpus": None if train_file else corpus or DEFAULT_CORPUS,

@@ -16,6 +16,7 @@ import numpy as np
 
 from textproj._kernels import features as _kf
 from textproj.config import FeatureConfig
+from textproj.errors import ConfigError
 
 CLASS_TABLE_SIZE = 0x30000  # covers every script in use; above it, see _kf.char_class
 
@@ -109,7 +110,7 @@ def normalize(text: str, max_chars: int) -> str:
 
 def check_limits(config: FeatureConfig) -> FeatureConfig:
     """``config`` itself, after checking that the kernels' per-text feature bound stays under
-    MAX_FEATURE_BOUND (a ValueError names the fields otherwise).
+    MAX_FEATURE_BOUND (a ConfigError, a ValueError, names the fields otherwise).
 
     FeatureConfig checks each field's type and range but not their product; a config read from
     a model file may hold anything JSON can, so this runs before any text reaches the kernels.
@@ -118,7 +119,7 @@ def check_limits(config: FeatureConfig) -> FeatureConfig:
     per_byte = config.word_ngrams + config.skip_grams + 3 * n_char
     bound = 4 * config.max_chars * per_byte + 1  # _kf.feature_bound of the longest text
     if bound > MAX_FEATURE_BOUND:
-        raise ValueError(
+        raise ConfigError(
             f"FeatureConfig allows {bound} features per text (limit {MAX_FEATURE_BOUND}): "
             "lower max_chars, the n-gram orders or skip_grams"
         )
