@@ -194,9 +194,15 @@ def test_evaluate_without_data_scores_the_bundled_corpus_the_model_was_trained_o
     from_files = runner.invoke(app, ["evaluate", str(trained)])  # trained on files
     assert from_files.exit_code == 2
     assert "not trained on a bundled corpus" in " ".join(from_files.output.split())
-    alone = tmp_path / "model.tpn"  # no metrics.json beside it
+    alone = tmp_path / "model.tpn"  # no metrics.json beside it: it was, but nothing says so
     alone.write_bytes((bundled / "model.tpn").read_bytes())
-    assert runner.invoke(app, ["evaluate", str(alone)]).exit_code == 2
+    moved = runner.invoke(app, ["evaluate", str(alone)])
+    assert moved.exit_code == 2
+    assert (
+        f"give --corpus or --test (no metrics.json of this model beside {alone} says what it "
+        "was trained on)" in " ".join(moved.output.split())
+    )
+    assert "not trained on a bundled corpus" not in moved.output
 
 
 def test_predict_reads_the_text_column_of_a_data_file(trained: Path, tmp_path: Path) -> None:

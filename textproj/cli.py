@@ -996,7 +996,14 @@ def evaluate(
         from textproj.model_file import model_path
 
         device = classifier.device if ensemble else classifier
-        trained_on = (_run_metrics(model_path(model), device.n_bytes) or {}).get("corpus")
+        path = model_path(model)
+        metrics = _run_metrics(path, device.n_bytes)
+        if metrics is None:
+            _usage(
+                f"give --corpus or --test (no {METRICS_NAME} of this model beside {path} says "
+                "what it was trained on)"
+            )
+        trained_on = metrics.get("corpus")
         if trained_on not in CORPORA:
             _usage("give --corpus or --test (the model was not trained on a bundled corpus)")
         corpus = trained_on
