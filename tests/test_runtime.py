@@ -329,6 +329,19 @@ def test_explanation_of_a_one_token_text_is_all_that_token(tmp_path: Path) -> No
         clf.explain(["card"])
 
 
+def test_explanation_top_takes_a_count_of_tokens(tmp_path: Path) -> None:
+    """top(n) is the n heaviest tokens; a negative n (a slice end) is refused, not obeyed."""
+    net, projector = _make("token", seed=2)
+    _save(tmp_path / "model.tpn", net, projector, LABELS)
+    explanation = runtime.load(tmp_path, n_jobs=1).explain("my card was declined")
+    ranked = explanation.top(len(explanation.tokens))
+    assert [weight for _, weight in ranked] == sorted(explanation.weights.tolist(), reverse=True)
+    assert explanation.top(0) == [] and explanation.top(2) == ranked[:2]
+    for bad in (-1, 1.5, True):
+        with pytest.raises(ValueError, match=rf"^top\(n\): n must be an int >= 0, got {bad}$"):
+            explanation.top(bad)
+
+
 def test_explain_needs_a_token_model(tmp_path: Path) -> None:
     net, projector = _make("text", seed=2)
     _save(tmp_path / "model.tpn", net, projector, LABELS)

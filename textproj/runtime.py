@@ -98,7 +98,10 @@ class Explanation:
     base: float
 
     def top(self, n: int = 5) -> list[tuple[str, float]]:
-        """The ``n`` tokens with the largest weights (those that pushed hardest for the label)."""
+        """The ``n`` tokens with the largest weights (those that pushed hardest for the label).
+        ``n`` below 0 is refused: as a slice end it would drop the last tokens instead."""
+        if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+            raise ValueError(f"top(n): n must be an int >= 0, got {n!r}")
         order = np.argsort(-self.weights, kind="stable")[:n]
         return [(self.tokens[i], float(self.weights[i])) for i in order]
 
