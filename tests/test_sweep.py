@@ -11,7 +11,17 @@ from textproj.cli import app
 from textproj.config import TrainConfig
 from textproj.corpora import load_corpus
 from textproj.data import Dataset, write_dataset
-from textproj.sweep import COLUMNS, default_grid, grid_config, plot, read_csv, sample, write_csv
+from textproj.errors import ConfigError
+from textproj.sweep import (
+    COLUMNS,
+    default_grid,
+    grid_config,
+    plot,
+    read_csv,
+    run_sweep,
+    sample,
+    write_csv,
+)
 from textproj.training import train
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -169,6 +179,9 @@ def test_sweep_warns_of_blank_texts_in_the_sample_it_trains_on(monkeypatch, tmp_
         (["--corpus", "banking77", "--train", "x.tsv"], "either --corpus or --train", 2),
         (["--dev", "x.tsv"], "--dev and --test go with --train", 2),
         (["--train", "missing.tsv"], "missing.tsv: no such file", 1),
+        (["-d", "16,8,16"], "--bits lists 16 more than once; give each value once", 2),
+        (["--widths", "8,8"], "--widths lists 8 more than once; give each value once", 2),
+        (["--weight-bits", "4,4"], "--weight-bits lists 4 more than once", 2),
     ],
 )
 def test_sweep_errors(args: list[str], message: str, code: int) -> None:
@@ -269,3 +282,12 @@ def test_sweep_refuses_a_grid_point_a_model_file_cannot_hold_before_any_trains(
         "67,108,880 weights (2 x 8 input bits, 2 labels), over the 67,108,864 a model file can "
         "hold; make it smaller\n"
     )
+
+
+def test_run_sweep_refuses_a_value_given_twice_before_any_point_trains(monkeypatch) -> None:
+    """A repeated value would train one point twice: two rows, one dot on the plot."""
+    monkeypatch.setattr("textproj.training.train", lambda *_, **__: pytest.fail("trained"))
+    data = Dataset(["good", "bad"] * 4, list("pn") * 4, "mine")
+    grid = {"projections": (2, 3, 2), "bits": (8,), "widths": (8,)}
+    with pytest.raises(ConfigError, match=r"^projections lists 2 more than once; give each value"):
+        run_sweep(data, None, None, **grid)

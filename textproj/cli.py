@@ -1354,7 +1354,13 @@ def sweep(
 ) -> None:
     """Accuracy against bits and model bytes over a grid of T, d, width and weight bits: writes
     CSV and PNG."""
-    from textproj.sweep import SWEEP_FILES, default_grid, sample, sweep_to_folder
+    from textproj.sweep import (
+        SWEEP_FILES,
+        default_grid,
+        refuse_repeats,
+        sample,
+        sweep_to_folder,
+    )
 
     if corpus and train_file:
         _usage("give either --corpus or --train, not both")
@@ -1374,6 +1380,10 @@ def sweep(
     }
     if bad := [b for b in grid["weight_bits"] if b not in WEIGHT_BITS]:
         _usage(f"--weight-bits takes values of {WEIGHT_BITS}, not {bad[0]}")
+    try:
+        refuse_repeats({f"--{key.replace('_', '-')}": values for key, values in grid.items()})
+    except ConfigError as error:
+        _usage(str(error))
     try:
         data_files = [path for path in (train_file, dev_file, test_file) if path is not None]
         check_output_dir(output, force=force, inputs=data_files, marks=SWEEP_FILES, kind="sweep")

@@ -23,6 +23,7 @@ from typing import Any
 from textproj import fsio
 from textproj.config import PROJECTION_DEFAULTS, TrainConfig
 from textproj.data import Dataset
+from textproj.errors import ConfigError
 from textproj.netspec import refuse_unstorable_shapes
 from textproj.rundir import check_output_dir
 
@@ -68,6 +69,15 @@ def default_grid(base: TrainConfig) -> dict[str, tuple[int, ...]]:
     }
 
 
+def refuse_repeats(axes: dict[str, Sequence[int] | None]) -> None:
+    """A ConfigError naming the first axis (its key in ``axes``) that lists a value twice: that
+    point would train twice, as two rows and one point of the plot."""
+    for axis, values in axes.items():
+        repeated = [value for i, value in enumerate(values or ()) if value in values[:i]]
+        if repeated:
+            raise ConfigError(f"{axis} lists {repeated[0]} more than once; give each value once")
+
+
 def grid_config(
     base: TrainConfig, t: int, d: int, width: int, weight_bits: int | None = None
 ) -> TrainConfig:
@@ -102,6 +112,9 @@ def run_sweep(
     """
     from textproj.training import train
 
+    refuse_repeats(
+        {"projections": projections, "bits": bits, "widths": widths, "weight_bits": weight_bits}
+    )
     base = base or TrainConfig()
     rows = []
     grid = itertools.product(projections, bits, widths, weight_bits or (base.weight_bits,))
