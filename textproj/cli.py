@@ -295,15 +295,6 @@ def _parse_ints(text: str, option: str) -> tuple[int, ...]:
     return values
 
 
-def _grid_values(text: str, option: str) -> tuple[int, ...]:
-    """A sweep's values of one grid axis (:func:`_parse_ints`), refusing a value given twice:
-    it would train the same grid points again and write their rows twice."""
-    values = _parse_ints(text, option)
-    if repeated := sorted({value for value in values if values.count(value) > 1}):
-        _usage(f"{option} gives {', '.join(map(str, repeated))} more than once; give each once")
-    return values
-
-
 # TrainConfig field -> the train option that sets it (error messages name the option).
 OPTIONS = {
     "design": "--design",
@@ -1372,11 +1363,9 @@ def sweep(
     grid = {
         **default_grid(base),
         **{
-            key: _grid_values(value, f"--{key}")
-            for key, value in given.items()
-            if value is not None
+            key: _parse_ints(value, f"--{key}") for key, value in given.items() if value is not None
         },
-        "weight_bits": _grid_values(weight_bits, "--weight-bits"),
+        "weight_bits": _parse_ints(weight_bits, "--weight-bits"),
     }
     if bad := [b for b in grid["weight_bits"] if b not in WEIGHT_BITS]:
         _usage(f"--weight-bits takes values of {WEIGHT_BITS}, not {bad[0]}")
