@@ -441,7 +441,7 @@ def train(
         typer.Option(
             "--max-pool/--no-max-pool",
             help="Token design: also pool each channel's largest window value (the output "
-            "layer twice as wide) [default: on when the training texts' median is at most "
+            "layer one pooling wider) [default: on when the training texts' median is at most "
             f"{MAX_POOL_MEDIAN_TOKENS} tokens].",
             show_default=False,
         ),
