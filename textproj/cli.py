@@ -370,13 +370,22 @@ def _features(max_tokens: int) -> FeatureConfig:
     try:
         return check_limits(FeatureConfig(max_tokens=max_tokens))
     except ConfigError as error:
-        _usage(str(error).replace("FeatureConfig.max_tokens", "--max-tokens"))
+        _usage(_option_names(str(error)))
+
+
+# FeatureConfig field -> the train option that sets it.
+FEATURE_OPTIONS = {"max_tokens": "--max-tokens"}
 
 
 def _option_names(message: str, options: dict[str, str] = OPTIONS) -> str:
     """``message`` with each ``TrainConfig.field`` written as the option (``options``) that sets
-    it."""
-    return re.sub(r"TrainConfig\.(\w+)", lambda m: options.get(m.group(1), m.group(0)), message)
+    it, and each ``FeatureConfig.field`` as its option (FEATURE_OPTIONS)."""
+    names = {"TrainConfig": options, "FeatureConfig": FEATURE_OPTIONS}
+    return re.sub(
+        r"(TrainConfig|FeatureConfig)\.(\w+)",
+        lambda m: names[m.group(1)].get(m.group(2), m.group(0)),
+        message,
+    )
 
 
 @app.command(
