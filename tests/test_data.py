@@ -354,8 +354,30 @@ def test_corrupt_gzip(tmp_path: Path) -> None:
     assert_data_error(path, None, "corrupt gzip")
 
 
-def test_zero_byte_gzip_is_empty(tmp_path: Path) -> None:
-    assert_data_error(write_bytes(tmp_path, "d.tsv.gz", b""), None, "file is empty")
+def test_zero_byte_gzip_has_no_rows(tmp_path: Path) -> None:
+    assert_data_error(write_bytes(tmp_path, "d.tsv.gz", b""), None, "no data rows")
+
+
+def test_every_empty_file_has_no_rows_alike(tmp_path: Path) -> None:
+    """An empty TSV/CSV said "file is empty" and every other empty file "no data rows"; texts
+    only (predict --input) it now gives none, as an empty .txt did, instead of an error."""
+    for name, content in (
+        ("e.tsv", b""),
+        ("e.csv", b""),
+        ("e.jsonl", b""),
+        ("e.txt", b""),
+        ("e.txt.gz", gzip.compress(b"")),
+        ("e.tsv.gz", gzip.compress(b"")),
+        ("h.tsv", b"text\tlabel\n"),
+        ("h.csv", b"text,label\n"),
+        ("b.tsv", b"\n\n"),
+    ):
+        path = write_bytes(tmp_path, name, content)
+        for read in (read_dataset, lambda path: list(iter_dataset(path))):
+            with pytest.raises(DataError) as caught:
+                read(path)
+            assert str(caught.value) == f"{path}: no data rows"
+        assert list(iter_texts(path)) == []
 
 
 def test_truncated_gzip(tmp_path: Path) -> None:

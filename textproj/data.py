@@ -108,10 +108,12 @@ def _rows_of(records: Iterator[tuple[int, list[str]]], name: str, fields: Fields
     """Rows of a delimited file's records ``(first line, fields)`` whose header names the text
     and the label column ``fields`` (other columns are ignored; no label column: texts only,
     each label ``""``). A row with more non-empty fields than the header is refused: an
-    unquoted delimiter in a text would shift its label."""
+    unquoted delimiter in a text would shift its label. No header (an empty file) gives no
+    rows, as a header-only file and an empty file of any other format do: what no rows means
+    is the caller's (:func:`read_dataset` refuses it, predict warns)."""
     header_record = next(records, None)
     if header_record is None:
-        raise _fail(name, None, "file is empty")
+        return
     start, header = header_record
     columns = [column.strip() for column in header]
     hint = COLUMN_HINT if fields[1] is not None else TEXT_COLUMN_HINT
