@@ -299,6 +299,32 @@ def test_predict_input_errors_read_as_data_file_errors(trained: Path, tmp_path: 
         assert result.output.startswith("error: ") and message in result.output
 
 
+def test_every_empty_input_predicts_nothing_with_one_warning(trained: Path, tmp_path: Path) -> None:
+    """An empty .tsv/.csv was an error, any other empty input silent; evaluate refuses each."""
+    for name, content in (
+        ("e.tsv", b""),
+        ("e.csv", b""),
+        ("e.jsonl", b""),
+        ("e.txt", b""),
+        ("e.txt.gz", gzip.compress(b"")),
+        ("e.tsv.gz", gzip.compress(b"")),
+        ("h.tsv", b"text\tlabel\n"),
+        ("h.csv", b"id,text,label\n"),
+    ):
+        path = tmp_path / name
+        path.write_bytes(content)
+        predicted = runner.invoke(app, ["predict", str(trained), "-i", str(path)])
+        assert predicted.exit_code == 0 and predicted.stdout == ""
+        warned = [line for line in predicted.stderr.splitlines() if line.startswith("warning:")]
+        assert warned == [f"warning: {path}: no texts to predict"]
+        evaluated = runner.invoke(app, ["evaluate", str(trained), "--test", str(path)])
+        assert evaluated.exit_code == 1 and evaluated.stdout == ""
+        assert evaluated.stderr.splitlines()[-1] == f"error: {path}: no data rows"
+    for args in ([], ["-i", "-"]):  # empty stdin stays silent, as in a pipeline
+        piped = runner.invoke(app, ["predict", str(trained), *args], input="")
+        assert piped.exit_code == 0 and piped.stdout == "" and "warning" not in piped.stderr
+
+
 def test_predict_explain_shares_add_up_to_the_logit(tiny_models: dict[str, Path]) -> None:
     model = tiny_models["token"]
     result = runner.invoke(app, ["predict", str(model), "--json", "--explain", "my card is lost"])

@@ -1053,9 +1053,12 @@ def _texts(
     try:
         if input_file is None or str(input_file) == "-":
             return read_lines(sys.stdin.buffer.read(), "stdin")
-        return list(iter_texts(input_file, text_column=text_column))
+        read = list(iter_texts(input_file, text_column=text_column))
     except TextprojError as error:
         _fail(str(error))
+    if not read:  # every format alike (empty, .gz of nothing, header only); stdin stays silent
+        _warn(f"{input_file}: no texts to predict")
+    return read
 
 
 def _chosen(
@@ -1099,7 +1102,7 @@ def predict(
             "-i",
             help="File of texts, one per line (UTF-8; - is stdin; fastText __label__ tokens "
             "dropped), or a .tsv/.csv/.jsonl[.gz] data file's text column, read as training "
-            "reads it (labels ignored).",
+            "reads it (labels ignored). A file with no texts prints nothing and a warning.",
         ),
     ] = None,
     text_column: TextColumnOption = TEXT_COLUMN,
