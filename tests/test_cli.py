@@ -325,6 +325,30 @@ def test_every_empty_input_predicts_nothing_with_one_warning(trained: Path, tmp_
         assert piped.exit_code == 0 and piped.stdout == "" and "warning" not in piped.stderr
 
 
+def test_a_text_that_is_a_files_path_is_predicted_with_one_warning(
+    trained: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    Path("notes.txt").write_text("great phone\n", encoding="utf-8")
+    Path("my data.csv").write_text("text\ngreat phone\n", encoding="utf-8")
+    texts = ["notes.txt", "great phone", "my data.csv", "notes.txt", "x" * 5000]
+    result = runner.invoke(app, ["predict", str(trained), "--json", *texts])
+    assert result.exit_code == 0, result.output
+    assert [json.loads(line)["text"] for line in result.stdout.splitlines()] == texts
+    warned = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert warned == [
+        "warning: 'notes.txt' is a file here; it is predicted as a text (read its lines with "
+        "--input notes.txt)"
+    ]  # once per run; a text too long to be a path is no file, not a crash
+    data = runner.invoke(app, ["predict", str(trained), "my data.csv"])
+    assert data.stderr.splitlines()[-1] == (
+        "warning: 'my data.csv' is a file here; it is predicted as a text (read its text column "
+        "with --input 'my data.csv')"
+    )
+    texts_only = runner.invoke(app, ["predict", str(trained), "notes", "."])  # "." is no file
+    assert texts_only.exit_code == 0 and "warning" not in texts_only.stderr
+
+
 def test_predict_explain_shares_add_up_to_the_logit(tiny_models: dict[str, Path]) -> None:
     model = tiny_models["token"]
     result = runner.invoke(app, ["predict", str(model), "--json", "--explain", "my card is lost"])

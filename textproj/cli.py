@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import sys
 import warnings
 from collections.abc import Sequence
@@ -1049,6 +1050,7 @@ def _texts(
     if texts:
         if input_file is not None:
             _usage("give texts as arguments or with --input, not both")
+        _warn_a_file_given_as_text(texts)
         return texts
     try:
         if input_file is None or str(input_file) == "-":
@@ -1059,6 +1061,19 @@ def _texts(
     if not read:  # every format alike (empty, .gz of nothing, header only); stdin stays silent
         _warn(f"{input_file}: no texts to predict")
     return read
+
+
+def _warn_a_file_given_as_text(texts: list[str]) -> None:
+    """One warning if a TEXT argument is an existing file's path (``predict MODEL notes.txt``,
+    --input forgotten): it is predicted as a text, as documented, which is seldom what was
+    meant. ``os.path.isfile``: a text too long for a path is no file, not an OSError."""
+    named = next((text for text in texts if os.path.isfile(text)), None)
+    if named is not None:
+        what = "text column" if has_columns(named) else "lines"
+        _warn(
+            f"{named!r} is a file here; it is predicted as a text (read its {what} with "
+            f"--input {shlex.quote(named)})"
+        )
 
 
 def _chosen(
@@ -1093,7 +1108,11 @@ def predict(
     ],
     texts: Annotated[
         list[str] | None,
-        typer.Argument(metavar="TEXTS", help="Texts; none: one per line from --input or stdin."),
+        typer.Argument(
+            metavar="TEXTS",
+            help="Texts (a file's path too is a text: read a file with --input); none: one per "
+            "line from --input or stdin.",
+        ),
     ] = None,
     input_file: Annotated[
         Path | None,
