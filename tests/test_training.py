@@ -7,6 +7,7 @@ import errno
 import math
 import re
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -284,6 +285,33 @@ def test_train_reads_data_files_and_pairs_texts_with_labels(monkeypatch, tmp_pat
     assert test_b.texts == rows.texts and unlabeled == ["great", "awful"]
     with pytest.raises(TypeError, match="labels is one str; give a list of labels"):
         train(["a", "b"], "xy", progress=False)
+
+
+def test_a_str_naming_no_file_says_how_to_give_texts(monkeypatch, tmp_path) -> None:
+    """``train("abc", "xyz")`` read "abc" as a file and blamed its extension."""
+    import textproj.training as training
+
+    monkeypatch.setattr(training, "_train", lambda *args: pytest.fail("training started"))
+    monkeypatch.chdir(tmp_path)
+    write_dataset(Dataset(["good", "bad"], ["pos", "neg"], "rows"), tmp_path / "train.tsv")
+    read_as = "as a str is read as a file's path"
+    lists = "give texts and labels as lists: train(texts, labels)"
+    dataset = "give a Dataset(texts, labels, source)"
+    for args, kwargs, message in (
+        (("abc", "xyz"), {}, f"abc: no such data file (train_data {read_as}; {lists})"),
+        (("abc",), {"stream_cache": "cache"}, f"abc: no such data file (train_data {read_as}"),
+        (("train.tsv", "xyz"), {}, f"xyz: no such data file (dev_data {read_as}; {dataset})"),
+        (("train.tsv", None, "t.tsv"), {}, f"t.tsv: no such data file (test_data {read_as}"),
+    ):
+        with pytest.raises(DataError) as caught:
+            train(*args, output_dir="out", progress=False, **kwargs)
+        assert str(caught.value).startswith(message) and "\n" not in str(caught.value)
+    assert not (tmp_path / "out").exists() and not (tmp_path / "cache").exists()
+    (tmp_path / "abc").write_text("good\tpos\n", encoding="utf-8")  # a file: its own error
+    with pytest.raises(DataError, match=r"^abc: unknown file extension; supported: "):
+        train("abc", progress=False)
+    with pytest.raises(DataError, match=r"^xyz: unknown file extension"):  # a Path is a file's
+        train(tmp_path / "train.tsv", Path("xyz"), progress=False)
 
 
 def test_a_label_with_a_lone_surrogate_is_refused_before_training(tmp_path) -> None:

@@ -34,7 +34,7 @@ from textproj import checkpoint, distributed, ensemble, fsio, inputs, nets, nets
 from textproj.config import LONG_TEXTS_WARN_SHARE, FeatureConfig, TrainConfig
 from textproj.data import DEFAULT_COLUMNS, Dataset, dataset_of, lone_surrogate, read_dataset
 from textproj.decisions import DEFAULT_THRESHOLD, decide, dev_score, tune_thresholds
-from textproj.errors import ConfigError
+from textproj.errors import ConfigError, DataError
 from textproj.inputs import (
     SplitInputs,
     forward_projection,
@@ -672,6 +672,31 @@ def save_run(
     fsio.build_directory(out, write)
 
 
+def _is_split(data: Any) -> bool:
+    """Whether ``train_data`` is one split (a Dataset or a file's path), not the texts of
+    ``train(texts, labels)``, whose labels then come as ``dev_data``."""
+    return isinstance(data, Dataset | str | os.PathLike)
+
+
+def _refuse_missing_files(train_data: Any, dev_data: Any, test_data: Any) -> None:
+    """A DataError for a split given as a str that names nothing on disk, before any work: most
+    likely texts where a file's path goes (``train("abc", "xyz")`` read "abc" as a file and
+    blamed its extension), so it says how to give texts. A Path keeps the readers' errors."""
+    how = {
+        "train_data": "give texts and labels as lists: train(texts, labels)",
+        "dev_data": "give a Dataset(texts, labels, source)",
+        "test_data": "give a Dataset(texts, labels, source)",
+    }
+    splits = {"train_data": train_data, "dev_data": dev_data, "test_data": test_data}
+    if not _is_split(train_data):
+        del splits["dev_data"]  # the labels of train(texts, labels)
+    for name, data in splits.items():
+        if isinstance(data, str) and not os.path.exists(data):
+            raise DataError(
+                f"{data}: no such data file ({name} as a str is read as a file's path; {how[name]})"
+            )
+
+
 def _datasets(
     train_data: Any, dev_data: Any, test_data: Any, multi_label: bool, columns: tuple[str, str]
 ) -> tuple[Dataset, Dataset | None, Dataset | None]:
@@ -690,7 +715,7 @@ def _datasets(
             return dataset_of(data.texts, data.labels, multi_label, where, data.source)
         return data
 
-    if isinstance(train_data, Dataset | str | os.PathLike):
+    if _is_split(train_data):
         return (
             read(train_data, "train_data"),
             read(dev_data, "dev_data"),
@@ -755,6 +780,7 @@ def train(
                 f"train: {name} is a {type(value).__name__}, not a {kind.__name__}; "
                 f"give {kind.__name__}(**{name})"
             )
+    _refuse_missing_files(train_data, dev_data, test_data)
     if isinstance(unlabeled, str):
         unlabeled = Path(unlabeled)
     data_files = [
