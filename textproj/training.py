@@ -748,7 +748,8 @@ def train(
     """Train both networks jointly; write model.tpn, the trainer and metrics.json to ``output_dir``.
 
     ``train_data`` is a :class:`Dataset` or a data file (a str or Path, read as
-    :func:`~textproj.data.read_dataset` reads it), or texts with their labels as ``dev_data``
+    :func:`~textproj.data.read_dataset` reads it; a str naming no file is a DataError saying how
+    to give texts), or texts with their labels as ``dev_data``
     (``train(texts, labels)``, scikit-learn style: lists or numpy arrays of str, checked by the
     file readers' rules, :func:`~textproj.data.dataset_of`, as a Dataset given is too);
     ``dev_data`` and ``test_data`` are Datasets or files too. With no dev split one is carved
