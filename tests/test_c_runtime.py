@@ -839,7 +839,7 @@ def test_cli_export_refuses_what_it_would_overwrite(
     (interrupted / "checkpoint.pt").write_bytes(b"an interrupted run's checkpoint")
     not_users = "holds files that are not a textproj {kind} export ({files}), and a {kind} " \
         "export replaces its output directory whole; give a new or empty directory, or " \
-        "replace it with --force (force=True)"  # fmt: skip
+        "replace it with --force"  # fmt: skip
     cases = [
         (["--c", users], not_users.format(kind="C", files="Makefile, README.md, index.html")),
         (
@@ -854,8 +854,7 @@ def test_cli_export_refuses_what_it_would_overwrite(
         (
             ["--c", interrupted],
             "holds an interrupted run's checkpoint.pt, and a C export replaces its output "
-            "directory whole; give another output directory, or replace it with --force "
-            "(force=True)",
+            "directory whole; give another output directory, or replace it with --force",
         ),
     ]
     for args, message in cases:

@@ -650,16 +650,38 @@ def test_check_output_dir_rules(tmp_path: Path) -> None:
     check_output_dir(tmp_path / "new")
     check_output_dir(tmp_path)  # an empty directory is fine
     (tmp_path / "checkpoint.pt").write_bytes(b"")
-    with pytest.raises(ConfigError, match="--resume"):
+    with pytest.raises(ConfigError) as refused:
         check_output_dir(tmp_path)
+    assert str(refused.value) == (  # the API's words; the CLI's are its options
+        f"{tmp_path}: holds an interrupted run's checkpoint.pt; continue it with resume=True, or "
+        "start over with force=True"
+    )
     check_output_dir(tmp_path, resume=True)
     check_output_dir(tmp_path, force=True)
     (tmp_path / "notes.txt").write_text("mine")
     check_output_dir(tmp_path, resume=True)  # a checkpoint's directory continues as it is
     (tmp_path / "checkpoint.pt").unlink()
-    with pytest.raises(ConfigError, match=r"not a textproj run \(notes.txt\)"):
+    with pytest.raises(ConfigError) as refused:
         check_output_dir(tmp_path)
+    assert str(refused.value) == (
+        f"{tmp_path}: holds files that are not a textproj run (notes.txt), and a run replaces "
+        "its output directory whole; give a new or empty directory, or replace it with force=True"
+    )
     check_output_dir(tmp_path, force=True)
+
+
+def test_train_names_its_options_where_the_api_names_arguments(tmp_path: Path) -> None:
+    """check_output_dir's force=True and resume=True are, on train's command line, --force and
+    the command that continues the run."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "checkpoint.pt").write_bytes(b"")
+    result = runner.invoke(app, ["train", "--corpus", "sentiment_sentences", "--output", str(run)])
+    assert result.exit_code == 1
+    assert " ".join(result.stderr.split()) == (
+        f"error: {run}: holds an interrupted run's checkpoint.pt; continue it with `textproj "
+        f"train --resume {run}`, or start over with --force"
+    )
 
 
 def test_export_refuses_an_export_of_the_other_kind_unless_forced(tmp_path: Path) -> None:
@@ -684,7 +706,7 @@ def test_export_refuses_an_export_of_the_other_kind_unless_forced(tmp_path: Path
         assert refused.exit_code == 1
         assert " ".join(refused.stderr.split()) == (
             f"error: {option} {directory}: holds a {other} export ({mark}); overwrite it with "
-            "--force (force=True), or give another output directory"
+            "--force, or give another output directory"
         )
         assert (directory / mark).read_text(encoding="utf-8") == f"the export's {mark}"
     check_export_dir(c_export, "WebAssembly", model, force=True)

@@ -232,15 +232,13 @@ def test_sweep_refuses_an_output_it_would_overwrite_before_reading_data(tmp_path
     missing = tmp_path / "missing.tsv"  # never read: the output is refused first
     cases = {
         interrupted: "holds an interrupted run's checkpoint.pt, and a sweep replaces its output "
-        "directory whole; give another output directory, or replace it with --force "
-        "(force=True)",
+        "directory whole; give another output directory, or replace it with --force",
         tmp_path / "a-file": "exists and is not a directory; give another output",
         tmp_path / "a-file" / "sub": f"{tmp_path / 'a-file'} is a file, not a directory; give "
         "another path",
         users: "holds files that are not a textproj sweep (notes.txt), and a sweep replaces its "
-        "output directory whole; give a new or empty directory, or replace it with --force "
-        "(force=True)",
-        previous: "holds another sweep (sweep.csv); overwrite it with --force (force=True), or "
+        "output directory whole; give a new or empty directory, or replace it with --force",
+        previous: "holds another sweep (sweep.csv); overwrite it with --force, or "
         "give another output directory",
     }
     for output, message in cases.items():

@@ -376,12 +376,18 @@ def _features(max_tokens: int) -> FeatureConfig:
 
 # FeatureConfig field -> the train option that sets it.
 FEATURE_OPTIONS = {"max_tokens": "--max-tokens"}
+# An API argument an error tells the caller to set (``force=True``) -> the option that sets it.
+ARGUMENT_OPTIONS = {"force": "--force"}
 
 
-def _option_names(message: str, options: dict[str, str] = OPTIONS) -> str:
+def _option_names(
+    message: str, options: dict[str, str] = OPTIONS, arguments: dict[str, str] = ARGUMENT_OPTIONS
+) -> str:
     """``message`` with each ``TrainConfig.field`` written as the option (``options``) that sets
-    it, and each ``FeatureConfig.field`` as its option (FEATURE_OPTIONS)."""
+    it, each ``FeatureConfig.field`` as its option (FEATURE_OPTIONS), and each API argument
+    ``name=True`` as its option (``arguments``)."""
     names = {"TrainConfig": options, "FeatureConfig": FEATURE_OPTIONS}
+    message = re.sub(r"\b(\w+)=True\b", lambda m: arguments.get(m.group(1), m.group(0)), message)
     return re.sub(
         r"(TrainConfig|FeatureConfig)\.(\w+)",
         lambda m: names[m.group(1)].get(m.group(2), m.group(0)),
@@ -673,7 +679,7 @@ def train(
         data_files = [run[k] for k in ("train", "dev", "test", "unlabeled") if run.get(k)]
         check_output_dir(output, force=force, resume=resume is not None, inputs=data_files)
     except TextprojError as error:
-        _fail(str(error))
+        _fail(_option_names(str(error), arguments=_train_arguments(output)))
     if processes > 1:
         _launch_workers(ctx, processes, output)
     text_column = run.get("columns", DEFAULT_COLUMNS)[0]
@@ -694,6 +700,12 @@ def train(
     )  # fmt: skip
     if result.metrics:  # empty on the ranks of a data-parallel run other than 0
         _print_summary(result.metrics, output)
+
+
+def _train_arguments(output: Path) -> dict[str, str]:
+    """How train's errors write the API's arguments: ``resume=True`` as the command that
+    continues the run in ``output`` (--resume takes no other options)."""
+    return {**ARGUMENT_OPTIONS, "resume": f"`textproj train --resume {output}`"}
 
 
 def _refuse_other_designs_options(ctx: typer.Context, design: str) -> None:
@@ -816,7 +828,7 @@ def _run_training(
                 columns=tuple(run.get("columns", DEFAULT_COLUMNS)),
             )  # fmt: skip
     except TextprojError as error:
-        _fail(str(error))
+        _fail(_option_names(str(error), arguments=_train_arguments(output)))
     except KeyboardInterrupt:
         _interrupted(output)
 
@@ -1408,7 +1420,7 @@ def sweep(
         data_files = [path for path in (train_file, dev_file, test_file) if path is not None]
         check_output_dir(output, force=force, inputs=data_files, marks=SWEEP_FILES, kind="sweep")
     except TextprojError as error:
-        _fail(str(error))
+        _fail(_option_names(str(error), SWEEP_OPTIONS))
     if train_file is not None:
         files = {"corpus": None, "train": train_file, "dev": dev_file, "test": test_file}
         train_data, dev_data, test_data = _run_data(
@@ -1478,7 +1490,7 @@ def export(
             try:
                 check_export_dir(directory, kind, model, force)
             except TextprojError as error:
-                _fail(f"{option} {error}")
+                _fail(f"{option} {_option_names(str(error))}")
     try:
         for option, directory, _, write in targets:
             if directory is None:
@@ -1492,7 +1504,7 @@ def export(
                     "then open http://localhost:8000)"
                 )
     except (TextprojError, OSError) as error:
-        _fail(str(error))
+        _fail(_option_names(str(error)))
 
 
 if __name__ == "__main__":  # python -m textproj.cli, as python -m textproj

@@ -83,7 +83,9 @@ def check_output_dir(
     directory holding one of ``marks`` (another run's model.tpn or metrics.json), or an
     interrupted run's checkpoint, unless ``force`` (replace it) or, for a training run's check,
     ``resume`` (continue it); a directory holding anything else, unless ``force``. A missing or
-    empty one is fine. Messages name the ``kind`` of output that would replace the directory.
+    empty one is fine. Messages name the ``kind`` of output that would replace the directory,
+    and the way out in this function's (the API's) words, ``force=True``: the CLI writes each as
+    its option (``cli._option_names``).
     """
     directory = Path(directory)
     replaces = f"a {kind} replaces its output directory whole"
@@ -107,19 +109,18 @@ def check_output_dir(
     if found and not resume:
         raise ConfigError(
             f"{directory}: holds {marked or f'another {kind}'} ({', '.join(found)}); overwrite it "
-            "with --force (force=True), or give another output directory"
+            "with force=True, or give another output directory"
         )
     if (directory / CHECKPOINT_NAME).is_file():
         if kind != "run":
             raise ConfigError(
                 f"{directory}: holds an interrupted run's {CHECKPOINT_NAME}, and {replaces}; "
-                "give another output directory, or replace it with --force (force=True)"
+                "give another output directory, or replace it with force=True"
             )
         if not resume:
             raise ConfigError(
                 f"{directory}: holds an interrupted run's {CHECKPOINT_NAME}; continue it with "
-                f"`textproj train --resume {directory}` (resume=True), or start over with "
-                "--force (force=True)"
+                "resume=True, or start over with force=True"
             )
         return
     others = sorted(os.listdir(directory))
@@ -127,5 +128,5 @@ def check_output_dir(
         shown = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
         raise ConfigError(
             f"{directory}: holds files that are not a textproj {kind} ({shown}), and "
-            f"{replaces}; give a new or empty directory, or replace it with --force (force=True)"
+            f"{replaces}; give a new or empty directory, or replace it with force=True"
         )
