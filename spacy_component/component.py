@@ -32,6 +32,7 @@ from textproj.decisions import DEFAULT_THRESHOLD
 from textproj.errors import ConfigError
 from textproj.features import token_counts
 from textproj.model_file import MODEL_FILENAME, ModelNotFoundError, model_path
+from textproj.projector import check_n_jobs
 from textproj.runtime import Classifier, load_bytes
 
 FACTORY = "textproj"
@@ -195,6 +196,10 @@ class TextProjCategorizer(Pipe):
                 f"textproj component {name!r}: threshold must be in [0, 1] or null, "
                 f"got {threshold!r}"
             )
+        try:
+            check_n_jobs(n_jobs)  # at construction: load_bytes would meet it only at first use
+        except ConfigError as error:
+            raise ConfigError(f"textproj component {name!r}: {error}") from None
         settings = {"train_config": train_config, "features": features, "multi_label": multi_label}
         trainable_only = [key for key, value in settings.items() if value]
         if model is not None and trainable_only:

@@ -98,3 +98,11 @@ def test_a_multi_label_ensemble_keeps_its_own_thresholds(tmp_path: Path) -> None
     ]
     assert ensemble.predict(data.texts[:20]) == expected
     assert "ensemble" in json.loads((tmp_path / METRICS_NAME).read_text())
+
+
+def test_load_ensemble_refuses_an_n_jobs_that_is_no_thread_count_before_reading(
+    tmp_path: Path,
+) -> None:
+    with pytest.raises(textproj.ConfigError) as refused:
+        load_ensemble(tmp_path, n_jobs=-2)  # an empty directory: no file is read first
+    assert str(refused.value) == "n_jobs must be a positive int, or -1 for every core; got -2"

@@ -696,3 +696,18 @@ def test_word_bigram_and_skip_gram_hashes_differ() -> None:
     skip_text = set(hashes[offsets[1] : offsets[2]].tolist())
     # Shared features may only be the words 'a' and 'b'.
     assert len(bigram_text & skip_text) == 2
+
+
+@pytest.mark.parametrize("n_jobs", [0, -2, 1.5, True, "2", None])
+def test_an_n_jobs_that_is_no_thread_count_is_refused_at_construction(n_jobs: object) -> None:
+    """0 or -2 used to run on one thread unsaid; only a positive count or -1 means something."""
+    message = f"n_jobs must be a positive int, or -1 for every core; got {n_jobs!r}"
+    with pytest.raises(ConfigError) as refused:
+        Projector(4, 8, n_jobs=n_jobs)
+    assert str(refused.value) == message
+    projector = Projector(4, 8, n_jobs=2)
+    with pytest.raises(ConfigError) as refused:
+        projector.n_jobs = n_jobs
+    assert str(refused.value) == message and projector.n_jobs == 2
+    assert Projector(4, 8, n_jobs=np.int64(3)).n_jobs == 3
+    assert Projector(4, 8, n_jobs=-1).n_jobs == -1

@@ -13,7 +13,7 @@ torch = pytest.importorskip("torch")
 
 from textproj import netspec, runtime  # noqa: E402
 from textproj.config import FeatureConfig  # noqa: E402
-from textproj.errors import TextprojError  # noqa: E402
+from textproj.errors import ConfigError, TextprojError  # noqa: E402
 from textproj.features import tokens  # noqa: E402
 from textproj.model_file import ModelFormatError, describe_model, write_model  # noqa: E402
 from textproj.nets import (  # noqa: E402
@@ -347,3 +347,21 @@ def test_explain_needs_a_token_model(tmp_path: Path) -> None:
     _save(tmp_path / "model.tpn", net, projector, LABELS)
     with pytest.raises(TypeError, match="token-design model"):
         runtime.load(tmp_path, n_jobs=1).explain("card")
+
+
+def test_load_refuses_an_n_jobs_that_is_no_thread_count_before_reading(
+    tiny_models: dict[str, Path], tmp_path: Path
+) -> None:
+    """The caller's mistake, named as such before the file is read: not as a damaged model,
+    nor as a missing one."""
+    path = tiny_models["token"] / "model.tpn"
+    message = "n_jobs must be a positive int, or -1 for every core; got 0"
+    for read in (
+        lambda: runtime.load(path, n_jobs=0),
+        lambda: runtime.load(tmp_path / "missing.tpn", n_jobs=0),
+        lambda: runtime.load_bytes(path.read_bytes(), n_jobs=0),
+    ):
+        with pytest.raises(ConfigError) as refused:
+            read()
+        assert str(refused.value) == message
+    assert runtime.load(path, n_jobs=1).projector.n_jobs == 1

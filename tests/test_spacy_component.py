@@ -129,6 +129,15 @@ def test_a_threshold_out_of_range_is_refused(model_file: Path, threshold: float)
     assert component.threshold == 1.0
 
 
+def test_an_n_jobs_that_is_no_thread_count_is_refused(model_file: Path) -> None:
+    message = (
+        "textproj component 'textproj': n_jobs must be a positive int, or -1 for every core; got 0"
+    )
+    with pytest.raises(ConfigError) as refused:
+        spacy.blank("en").add_pipe("textproj", config={"model": str(model_file), "n_jobs": 0})
+    assert str(refused.value) == message
+
+
 def test_one_label_training_examples_are_refused() -> None:
     nlp = spacy.blank("en")
     nlp.add_pipe("textproj")

@@ -20,6 +20,7 @@ from textproj.config import ENSEMBLE_TRAINER_WEIGHT as TRAINER_WEIGHT
 from textproj.decisions import DEFAULT_THRESHOLD, label_names, sigmoid, softmax
 from textproj.layout import MODEL_NAME
 from textproj.model_file import ModelFormatError
+from textproj.projector import check_n_jobs
 from textproj.runtime import Classifier, load
 from textproj.trainer_model import TrainerModel, load_trainer
 
@@ -81,8 +82,9 @@ def load_ensemble(directory: str | os.PathLike[str], *, n_jobs: int = -1) -> Ens
     ``n_jobs`` are the on-device model's projector threads (``textproj.load``).
 
     A missing or damaged file raises :class:`ModelFormatError` (or ``ModelNotFoundError``)
-    naming it.
+    naming it; an ``n_jobs`` that is no thread count a ConfigError, before any file is read.
     """
+    check_n_jobs(n_jobs)
     trainer = load_trainer(directory)
     device = load(Path(directory) / MODEL_NAME, n_jobs=n_jobs)
     return EnsembleModel(trainer, device, trainer.ensemble_thresholds)

@@ -24,6 +24,7 @@ from textproj._kernels import features as _kf
 from textproj._kernels import hashing as _kh
 from textproj._kernels import projection as _kp
 from textproj.config import PROJECTION_DEFAULTS, FeatureConfig
+from textproj.errors import ConfigError
 from textproj.features import class_table, encode_checked, kernel_params
 
 PARALLEL_MIN_TEXTS = 1024  # below this, thread hand-off costs more than it saves
@@ -39,6 +40,15 @@ def _thread_pool() -> ThreadPoolExecutor:
         if _pool is None or _pool[0] != os.getpid():
             _pool = (os.getpid(), ThreadPoolExecutor(max_workers=os.cpu_count() or 1))
         return _pool[1]
+
+
+def check_n_jobs(n_jobs: object) -> int:
+    """``n_jobs`` if it is a thread count (a positive int, or -1: every core), else a
+    ConfigError naming it: 0 or -2 mean nothing (they used to run on one thread unsaid)."""
+    counts = isinstance(n_jobs, numbers.Integral) and not isinstance(n_jobs, bool)
+    if not counts or not (n_jobs >= 1 or n_jobs == -1):
+        raise ConfigError(f"n_jobs must be a positive int, or -1 for every core; got {n_jobs!r}")
+    return int(n_jobs)
 
 
 def _run_chunks(n_items: int, n_jobs: int, work: Callable[[int, int], None]) -> None:
@@ -73,7 +83,8 @@ class Projector:
     seed : int
         Seeds the random sign rows; a different seed gives unrelated bits.
     n_jobs : int
-        Threads for large batches; -1 uses every core. Results never depend on it.
+        Threads for large batches; -1 uses every core (anything else but a positive int is a
+        ConfigError). Results never depend on it.
     """
 
     def __init__(
@@ -90,6 +101,15 @@ class Projector:
         self.features = features
         self.seed = seed
         self.n_jobs = n_jobs
+
+    @property
+    def n_jobs(self) -> int:
+        """Threads for large batches (-1: every core); checked when set (:func:`check_n_jobs`)."""
+        return self._n_jobs
+
+    @n_jobs.setter
+    def n_jobs(self, value: int) -> None:
+        self._n_jobs = check_n_jobs(value)
 
     @property
     def n_bits(self) -> int:
@@ -122,7 +142,7 @@ class Projector:
         return prepared
 
     def _threads(self) -> int:
-        return os.cpu_count() or 1 if self.n_jobs == -1 else max(1, self.n_jobs)
+        return (os.cpu_count() or 1) if self.n_jobs == -1 else self.n_jobs
 
     def transform_words(self, texts: Sequence[str]) -> np.ndarray:
         """Whole-text bits as uint64 words, shape (n, ceil(T*d / 64)); bit j in word j // 64."""

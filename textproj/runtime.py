@@ -34,7 +34,7 @@ from textproj.model_file import (
     unicode_mismatch,
 )
 from textproj.netspec import check_layer, check_network, dequantize, expected_tensors, pooled_width
-from textproj.projector import Projector
+from textproj.projector import Projector, check_n_jobs
 
 BATCH_TEXTS = 4096  # texts per forward pass: bounds memory whatever the input size
 BATCH_TOKEN_ROWS = 262144  # token models: cap on code points (>= token rows) per forward pass
@@ -130,6 +130,7 @@ class Classifier:
         n_jobs: int = -1,
         name: str = MODEL_FILENAME,
     ) -> None:
+        check_n_jobs(n_jobs)  # a caller's mistake, not the model file's: before the header
         self.header = header
         self.n_bytes = n_bytes
         for warning in load_warnings(header, name):
@@ -427,8 +428,10 @@ def load(path: str | os.PathLike[str], *, n_jobs: int = -1) -> Classifier:
     ``n_jobs`` is the projector's thread count for large batches (-1: every core).
     A path that does not exist raises :class:`~textproj.errors.ModelNotFoundError` (a
     ``FileNotFoundError``); any other problem with the file a
-    :class:`~textproj.errors.ModelFormatError`.
+    :class:`~textproj.errors.ModelFormatError`; an ``n_jobs`` that is no thread count a
+    :class:`~textproj.errors.ConfigError`, before the file is read.
     """
+    check_n_jobs(n_jobs)
     path = model_path(path)
     header, tensors = read_model(path)
     return Classifier(header, tensors, n_bytes=path.stat().st_size, n_jobs=n_jobs, name=str(path))
@@ -437,5 +440,6 @@ def load(path: str | os.PathLike[str], *, n_jobs: int = -1) -> Classifier:
 def load_bytes(data: bytes, *, n_jobs: int = -1, name: str = MODEL_FILENAME) -> Classifier:
     """:func:`load` from a whole model file's bytes (a model carried inside another file, such
     as a spaCy pipeline); ``name`` is what error messages call it."""
+    check_n_jobs(n_jobs)
     header, tensors = read_model_bytes(data, name)
     return Classifier(header, tensors, n_bytes=len(data), n_jobs=n_jobs, name=name)
