@@ -495,7 +495,11 @@ def test_evaluate_reports_unseen_labels(trained: Path, tmp_path: Path) -> None:
         (["train", "-T", "-3"], "--projections must be an int >= 1, got -3", 2),
         (["train", "--design", "text", "--hidden", "8,0"], "--hidden takes comma-separated", 2),
         (["train", "--design", "text", "--hidden", ""], "--hidden takes comma-separated", 2),
-        (["train", "--dev-fraction", "1"], "--dev-fraction must be in (0, 1)", 2),
+        (
+            ["train", "--train", "x.tsv", "--dev-fraction", "1"],
+            "--dev-fraction must be in (0, 1)",
+            2,
+        ),
         (["train", "--lr", "0"], "--lr must be > 0", 2),
         (["train", "--lr", "inf"], "--lr must be > 0 and finite, got inf", 2),
         (["train", "--temperature", "inf"], "--temperature must be > 0 and finite, got inf", 2),
@@ -644,6 +648,77 @@ def test_output_holding_other_files_or_the_data_is_refused(
     with pytest.raises(ConfigError, match="holds the input"):
         textproj.train(str(data), output_dir=data.parent, force=True, progress=False)
     assert data.read_text(encoding="utf-8").startswith("text\tlabel")
+
+
+@pytest.mark.parametrize("command", ["train", "sweep"])
+@pytest.mark.parametrize("split", ["--dev", "--test"])
+def test_a_bundled_corpus_takes_no_dev_or_test_file(
+    command: str, split: str, tmp_path: Path
+) -> None:
+    """train used to read --dev/--test in place of the corpus's split, where sweep refused the
+    same options (both --help texts say they go with --train)."""
+    result = runner.invoke(
+        app, [command, "--corpus", "sentiment_sentences", split, "mine.tsv", "--output", tmp_path]
+    )
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "error: --dev and --test go with --train (a bundled corpus has its own splits)\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (  # data options before the model's
+            ["--corpus", "banking77", "--dev", "d.tsv", "-T", "0"],
+            "--dev and --test go with --train (a bundled corpus has its own splits)",
+        ),
+        (
+            ["--label-column", "y", "--epochs", "0"],
+            "--label-column names a column of your data files",
+        ),
+        (  # the model's before the output directory
+            ["--design", "text", "-T", "100000", "-d", "64"],
+            "layer 'dense.0' would hold",
+        ),
+    ],
+)
+def test_train_and_sweep_check_options_in_one_order(
+    args: list[str], message: str, tmp_path: Path
+) -> None:
+    """The same bad command line gets the same first error from both commands: data options,
+    then the model's, then the output directory (here one of the user's), then the files."""
+    (tmp_path / "notes.txt").write_text("mine", encoding="utf-8")
+    for command in ("train", "sweep"):
+        result = runner.invoke(app, [command, *args, "--output", str(tmp_path)])
+        assert result.exit_code == 2, (command, result.stderr)
+        assert message in result.stderr
+
+
+@pytest.mark.parametrize("command", ["train", "sweep"])
+def test_missing_data_files_are_reported_before_any_is_read(
+    command: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A missing --unlabeled (or --test) file is named before the corpus or --train file, read
+    first, costs its time."""
+    import textproj.cli
+
+    monkeypatch.setattr(textproj.cli, "load_corpus", lambda *_: pytest.fail("read the corpus"))
+    monkeypatch.setattr(textproj.cli, "read_dataset", lambda *_, **__: pytest.fail("read"))
+    mine = tmp_path / "mine.tsv"
+    mine.write_text("text\tlabel\na\tx\nb\ty\n", encoding="utf-8")
+    missing = tmp_path / "missing.txt"
+    cases = [["--train", str(mine), "--test", str(missing)]]
+    if command == "train":
+        cases.append(["--corpus", "banking77", "--unlabeled", str(missing)])
+        cases.append(["--train", str(mine), "--unlabeled", str(tmp_path)])
+    for args in cases:
+        result = runner.invoke(app, [command, *args, "--output", str(tmp_path / "out")])
+        assert result.exit_code == 1, result.output
+        named = tmp_path if args[-1] == str(tmp_path) else missing
+        reason = "is a directory, not a data file" if named == tmp_path else "no such file"
+        assert result.stderr == f"error: {named}: {reason}\n"
+        assert not (tmp_path / "out").exists()
 
 
 def test_check_output_dir_rules(tmp_path: Path) -> None:

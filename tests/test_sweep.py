@@ -272,7 +272,7 @@ def test_sweep_refuses_a_grid_point_a_model_file_cannot_hold_before_any_trains(
     monkeypatch.setattr("textproj.training.train", lambda *_, **__: pytest.fail("trained"))
     args = _sweep_args(tmp_path / "mine.tsv", tmp_path / "out")
     result = CliRunner().invoke(app, [*args, "--design", "text", "--widths", "8,4194305"])
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # a usage error, as train's, before the output or data
     assert result.stderr == (
         "error: --widths, --projections, --bits: layer 'dense.0' would hold 4194305 x 16 = "
         "67,108,880 weights (2 x 8 input bits, 2 labels), over the 67,108,864 a model file can "

@@ -53,6 +53,7 @@ from textproj.data import (
     TEXT_COLUMN,
     Dataset,
     blank_texts,
+    check_readable,
     has_columns,
     is_blank,
     iter_texts,
@@ -414,9 +415,12 @@ def train(
         Path | None, typer.Option("--train", help="Training file (.tsv/.csv/.jsonl/.txt, .gz ok).")
     ] = None,
     dev_file: Annotated[
-        Path | None, typer.Option("--dev", help="Dev file; default: carved from --train.")
+        Path | None,
+        typer.Option("--dev", help="With --train: dev file (default: carved off, --dev-fraction)."),
     ] = None,
-    test_file: Annotated[Path | None, typer.Option("--test", help="Test file to score.")] = None,
+    test_file: Annotated[
+        Path | None, typer.Option("--test", help="With --train: test file to score.")
+    ] = None,
     text_column: TextColumnOption = TEXT_COLUMN,
     label_column: LabelColumnOption = LABEL_COLUMN,
     output: Annotated[Path, typer.Option(help="Output directory.")] = Path("textproj-model"),
@@ -595,37 +599,6 @@ def train(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
     """Train a projection network jointly with its trainer; write model.tpn, trainer and metrics."""
-    if corpus and train_file:
-        _usage("give either --corpus or --train, not both")
-    values = {
-        "design": design.value,
-        "trainer": trainer.value,
-        "num_projections": projections,
-        "bits_per_projection": bits,
-        "hidden": _parse_ints(hidden, "--hidden"),
-        "bottleneck": bottleneck,
-        "filters": filters,
-        "max_pool": max_pool,
-        "mean_pool": mean_pool,
-        "weight_bits": weight_bits,
-        "epochs": epochs,
-        "patience": patience,
-        "batch_size": batch_size,
-        "learning_rate": lr,
-        "dev_fraction": dev_fraction,
-        "trainer_buckets": trainer_buckets,
-        "trainer_table_learning_rate": trainer_table_lr,
-        "trainer_dropout": trainer_dropout,
-        "trainer_share": trainer_share,
-        "threads": threads,
-        "lambda_distill": lambda_distill,
-        "lambda_transfer": lambda_transfer,
-        "augment_copies": augment,
-        "consistency": consistency,
-        "temperature": temperature,
-        "seed": seed,
-        "multi_label": multi_label,
-    }
     if resume is not None:
         given = [
             name
@@ -640,10 +613,8 @@ def train(
             )
         run, config, features = _resumed(resume)
         output = resume
-    else:
-        _refuse_other_designs_options(ctx, design.value)
-        config = _config(values)
-        features = _features(max_tokens)
+    else:  # data options, then the model's, then the output directory: sweep's order
+        _refuse_mixed_sources(corpus, train_file, dev_file, test_file)
         sources = (("train", train_file), ("dev", dev_file), ("test", test_file))
         run = {
             "corpus": None if train_file else corpus or DEFAULT_CORPUS,
@@ -669,23 +640,57 @@ def train(
             _usage("--cache-dir is where --stream keeps its input caches: give --stream too")
         if stream and run["corpus"] is not None:
             _usage("--stream reads files: give --train FILE (and --dev/--test FILE)")
+        if multi_label and run["corpus"] is not None:
+            _usage(f"bundled corpus {run['corpus']!r} is single-label; give --train FILE")
+        _refuse_other_designs_options(ctx, design.value)
+        values = {
+            "design": design.value,
+            "trainer": trainer.value,
+            "num_projections": projections,
+            "bits_per_projection": bits,
+            "hidden": _parse_ints(hidden, "--hidden"),
+            "bottleneck": bottleneck,
+            "filters": filters,
+            "max_pool": max_pool,
+            "mean_pool": mean_pool,
+            "weight_bits": weight_bits,
+            "epochs": epochs,
+            "patience": patience,
+            "batch_size": batch_size,
+            "learning_rate": lr,
+            "dev_fraction": dev_fraction,
+            "trainer_buckets": trainer_buckets,
+            "trainer_table_learning_rate": trainer_table_lr,
+            "trainer_dropout": trainer_dropout,
+            "trainer_share": trainer_share,
+            "threads": threads,
+            "lambda_distill": lambda_distill,
+            "lambda_transfer": lambda_transfer,
+            "augment_copies": augment,
+            "consistency": consistency,
+            "temperature": temperature,
+            "seed": seed,
+            "multi_label": multi_label,
+        }
+        config = _config(values)
+        features = _features(max_tokens)
+        if stream and config.augment_copies:
+            _usage("--stream makes no augmented copies: drop --augment")
         if stream:
             from textproj.streaming import default_cache_root
 
             run["stream_cache"] = str((cache_dir or default_cache_root()).resolve())
-        if multi_label and run["corpus"] is not None:
-            _usage(f"bundled corpus {run['corpus']!r} is single-label; give --train FILE")
     try:
         data_files = [run[k] for k in ("train", "dev", "test", "unlabeled") if run.get(k)]
         check_output_dir(output, force=force, resume=resume is not None, inputs=data_files)
+        for path in data_files:  # before any is read: a missing --unlabeled is not found last
+            check_readable(path)
     except TextprojError as error:
         _fail(_option_names(str(error), arguments=_train_arguments(output)))
     if processes > 1:
         _launch_workers(ctx, processes, output)
     text_column = run.get("columns", DEFAULT_COLUMNS)[0]
     if run.get("stream_cache"):
-        if config.augment_copies:
-            _usage("--stream makes no augmented copies: drop --augment")
         splits: Any = (Path(run["train"]), *(run[s] and Path(run[s]) for s in ("dev", "test")))
         transfer: Any = Path(run["unlabeled"]) if run.get("unlabeled") else ()  # streamed too
     else:
@@ -700,6 +705,17 @@ def train(
     )  # fmt: skip
     if result.metrics:  # empty on the ranks of a data-parallel run other than 0
         _print_summary(result.metrics, output)
+
+
+def _refuse_mixed_sources(
+    corpus: str | None, train_file: Path | None, dev_file: Path | None, test_file: Path | None
+) -> None:
+    """train's and sweep's usage error for data options that do not go together: a bundled
+    corpus has its own dev and test splits, so --dev and --test are --train's."""
+    if corpus and train_file:
+        _usage("give either --corpus or --train, not both")
+    if (dev_file or test_file) and not train_file:
+        _usage("--dev and --test go with --train (a bundled corpus has its own splits)")
 
 
 def _train_arguments(output: Path) -> dict[str, str]:
@@ -1391,15 +1407,13 @@ def sweep(
     from textproj.sweep import (
         SWEEP_FILES,
         default_grid,
+        grid_configs,
         refuse_repeats,
         sample,
         sweep_to_folder,
     )
 
-    if corpus and train_file:
-        _usage("give either --corpus or --train, not both")
-    if (dev_file or test_file) and not train_file:
-        _usage("--dev and --test go with --train (a bundled corpus has its own splits)")
+    _refuse_mixed_sources(corpus, train_file, dev_file, test_file)
     _refuse_unread_columns((text_column, label_column), {"--train": train_file})
     base = _config({"epochs": epochs, "threads": threads, "design": design.value})
     given = {"projections": projections, "bits": bits, "widths": widths}
@@ -1417,8 +1431,14 @@ def sweep(
     except ConfigError as error:
         _usage(str(error))
     try:
+        grid_configs(base, **grid)
+    except ConfigError as error:
+        _usage(_option_names(str(error), SWEEP_OPTIONS))
+    try:
         data_files = [path for path in (train_file, dev_file, test_file) if path is not None]
         check_output_dir(output, force=force, inputs=data_files, marks=SWEEP_FILES, kind="sweep")
+        for path in data_files:  # before any is read, as train checks its files
+            check_readable(path)
     except TextprojError as error:
         _fail(_option_names(str(error), SWEEP_OPTIONS))
     if train_file is not None:

@@ -39,6 +39,7 @@ __all__ = [
     "DataError",
     "Dataset",
     "blank_texts",
+    "check_readable",
     "dataset_of",
     "has_columns",
     "is_blank",
@@ -384,6 +385,24 @@ def _refuse_directory(path: Path) -> None:
         raise _fail(str(path), None, "is a directory, not a data file")
 
 
+def _unreadable(name: str, error: OSError) -> DataError:
+    """The error of a data file that cannot be opened or read."""
+    if isinstance(error, FileNotFoundError):
+        return _fail(name, None, "no such file")
+    return _fail(name, None, f"cannot read file: {error.strerror or error}")
+
+
+def check_readable(path: str | os.PathLike[str]) -> None:
+    """Raise DataError unless ``path`` is a file that opens: checked before any work starts, so
+    a missing or unreadable file is reported at once, not after the other inputs were read."""
+    path = Path(path)
+    _refuse_directory(path)
+    try:
+        path.open("rb").close()
+    except OSError as error:
+        raise _unreadable(str(path), error) from None
+
+
 def _format_of(path: Path) -> tuple[str, bool]:
     """Return the format extension (e.g. ``.tsv``) and whether the file is gzipped."""
     extension, gzipped = name_parts(path)
@@ -398,10 +417,8 @@ def _read_text(path: Path, gzipped: bool) -> str:
     name = str(path)
     try:
         raw = path.read_bytes()
-    except FileNotFoundError:
-        raise _fail(name, None, "no such file") from None
     except OSError as error:
-        raise _fail(name, None, f"cannot read file: {error.strerror or error}") from None
+        raise _unreadable(name, error) from None
     if gzipped:
         try:
             raw = gzip.decompress(raw)
@@ -542,10 +559,8 @@ def _stream_rows(
     reader, delimited = readers.get(extension, _iter_lines), extension in (".tsv", ".csv")
     try:
         stream = gzip.open(path, "rb") if gzipped else path.open("rb")  # noqa: SIM115 (with below)
-    except FileNotFoundError:
-        raise _fail(name, None, "no such file") from None
     except OSError as error:
-        raise _fail(name, None, f"cannot read file: {error.strerror or error}") from None
+        raise _unreadable(name, error) from None
     header, lines_before, pending = None, 0, b""
     with stream:
         while True:

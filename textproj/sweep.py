@@ -93,6 +93,24 @@ def grid_config(
     return dataclasses.replace(base, bottleneck=width, **shape)
 
 
+def grid_configs(
+    base: TrainConfig,
+    projections: Sequence[int],
+    bits: Sequence[int],
+    widths: Sequence[int],
+    weight_bits: Sequence[int] | None = None,
+) -> list[tuple[int, int, int, int, TrainConfig]]:
+    """Every (T, d, width, weight bits, config) of the grid (``weight_bits`` None: the base's);
+    a point whose layers a model file cannot hold (whatever the labels) is a ConfigError, so
+    the CLI refuses it before the output or any data is touched, and run_sweep before any
+    point trains."""
+    grid = itertools.product(projections, bits, widths, weight_bits or (base.weight_bits,))
+    configs = [(*point, grid_config(base, *point)) for point in grid]
+    for *_, config in configs:
+        refuse_unstorable_shapes(config, 2)
+    return configs
+
+
 def run_sweep(
     train_data: Dataset,
     dev_data: Dataset | None,
@@ -117,10 +135,7 @@ def run_sweep(
     )
     base = base or TrainConfig()
     rows = []
-    grid = itertools.product(projections, bits, widths, weight_bits or (base.weight_bits,))
-    configs = [(*point, grid_config(base, *point)) for point in grid]
-    for *_, config in configs:  # a point the model file cannot hold, before any point trains
-        refuse_unstorable_shapes(config, 2)
+    configs = grid_configs(base, projections, bits, widths, weight_bits)
     for t, d, width, _, config in configs:
         result = train(train_data, dev_data, test_data, config=config, progress=False)
         n_bytes = len(result.model_bytes())
