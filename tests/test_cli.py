@@ -844,6 +844,28 @@ def test_train_warns_of_blank_texts_and_shows_training_warnings(monkeypatch, tmp
     assert (config.learning_rate, config.patience) == (0.01, 2)
 
 
+def test_train_writes_trainings_api_words_as_its_options(monkeypatch, tmp_path) -> None:
+    """Training's messages name the API's arguments (FeatureConfig.max_tokens, dev_data); train
+    names its options for them, in warnings and errors alike."""
+    from textproj.training import refuse_empty_dev, warn_long_texts
+
+    def warn_then_refuse(kwargs: dict) -> None:
+        warn_long_texts("t.tsv", 2, 2, 8)
+        refuse_empty_dev("t.tsv", 2, 0)
+
+    _stub_training(monkeypatch, warn_then_refuse)
+    write_dataset(Dataset(["good", "bad"], list("pn"), "t"), tmp_path / "t.tsv")
+    args = ["train", "--train", str(tmp_path / "t.tsv"), "--output", str(tmp_path / "out")]
+    result = runner.invoke(app, [*args, "--quiet"])  # quiet: no note of a first compile
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        "warning: t.tsv: 2 of 2 training texts (100%) reach the 8-token cap; no token past it "
+        "is read (--max-tokens)",
+        "error: t.tsv: 2 training examples leave none for a dev split (every label keeps one "
+        "for training); give a dev set (--dev) or more examples",
+    ]
+
+
 def test_train_notes_a_first_compile_unless_quiet(monkeypatch, data_files, tmp_path) -> None:
     _stub_training(monkeypatch, lambda kwargs: (_ for _ in ()).throw(KeyboardInterrupt))
     asked = []

@@ -260,8 +260,12 @@ def test_dev_split_is_deterministic_and_disjoint() -> None:
 
 def test_too_few_examples_for_a_dev_split_are_refused_before_training() -> None:
     one_each = Dataset(["hello there", "bye now"], ["greet", "leave"], "a.csv")
-    with pytest.raises(ConfigError, match=r"^a.csv: 2 training examples leave none for a dev"):
+    with pytest.raises(ConfigError) as refused:
         train(one_each, None, config=TrainConfig(**SMALL), progress=False)
+    assert str(refused.value) == (
+        "a.csv: 2 training examples leave none for a dev split (every label keeps one for "
+        "training); give a dev set (dev_data) or more examples"
+    )
     train_part, dev_part = split_off_dev(Dataset(["a", "b", "c"], ["x", "y", "x"], "b"), 0.1, 0)
     assert (len(train_part), dev_part.labels) == (2, ["x"])  # one spare text makes a dev split
 
@@ -352,7 +356,7 @@ def test_texts_reaching_the_token_cap_are_counted_and_warned_of(small_data) -> N
     with pytest.warns(
         UserWarning,
         match=rf"{at_cap} of {len(train_data)} training texts \(\d+%\) "
-        rf"reach the {cap}-token cap; no token past it is read \(--max-tokens",
+        rf"reach the {cap}-token cap; no token past it is read \(FeatureConfig.max_tokens\)$",
     ):
         capped = train(
             train_data, dev_data, config=config, features=FeatureConfig(max_tokens=cap),

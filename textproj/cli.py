@@ -377,8 +377,8 @@ def _features(max_tokens: int) -> FeatureConfig:
 
 # FeatureConfig field -> the train option that sets it.
 FEATURE_OPTIONS = {"max_tokens": "--max-tokens"}
-# An API argument an error tells the caller to set (``force=True``) -> the option that sets it.
-ARGUMENT_OPTIONS = {"force": "--force"}
+# An API argument as a message names it (``force=True``) -> the option that sets it.
+ARGUMENT_OPTIONS = {"force=True": "--force", "dev_data": "--dev"}
 
 
 def _option_names(
@@ -386,9 +386,10 @@ def _option_names(
 ) -> str:
     """``message`` with each ``TrainConfig.field`` written as the option (``options``) that sets
     it, each ``FeatureConfig.field`` as its option (FEATURE_OPTIONS), and each API argument
-    ``name=True`` as its option (``arguments``)."""
+    (a key of ``arguments``, as ``force=True``) as its option."""
     names = {"TrainConfig": options, "FeatureConfig": FEATURE_OPTIONS}
-    message = re.sub(r"\b(\w+)=True\b", lambda m: arguments.get(m.group(1), m.group(0)), message)
+    api = "|".join(map(re.escape, arguments))
+    message = re.sub(rf"\b({api})\b", lambda m: arguments[m.group(1)], message)
     return re.sub(
         r"(TrainConfig|FeatureConfig)\.(\w+)",
         lambda m: names[m.group(1)].get(m.group(2), m.group(0)),
@@ -721,7 +722,7 @@ def _refuse_mixed_sources(
 def _train_arguments(output: Path) -> dict[str, str]:
     """How train's errors write the API's arguments: ``resume=True`` as the command that
     continues the run in ``output`` (--resume takes no other options)."""
-    return {**ARGUMENT_OPTIONS, "resume": f"`textproj train --resume {output}`"}
+    return {**ARGUMENT_OPTIONS, "resume=True": f"`textproj train --resume {output}`"}
 
 
 def _refuse_other_designs_options(ctx: typer.Context, design: str) -> None:
@@ -835,7 +836,7 @@ def _run_training(
     try:
         with warnings.catch_warnings():  # training's warnings as one "warning:" line each
             warnings.simplefilter("default")
-            warnings.showwarning = lambda message, *_, **__: _warn(str(message))
+            warnings.showwarning = lambda message, *_, **__: _warn(_option_names(str(message)))
             return run_training(
                 *splits, config=config, features=features, output_dir=output,
                 corpus=run["corpus"] or run["train"], progress=not quiet, resume=resume,

@@ -185,7 +185,7 @@ def refuse_empty_dev(source: str, n_train: int, n_dev: int) -> None:
     if n_dev == 0:
         raise ConfigError(
             f"{source}: {n_train} training examples leave none for a dev split (every label "
-            "keeps one for training); give a dev set (--dev) or more examples"
+            "keeps one for training); give a dev set (dev_data) or more examples"
         )
 
 
@@ -222,7 +222,7 @@ def warn_long_texts(source: str, capped: int | None, n_texts: int, max_tokens: i
         warnings.warn(
             f"{source}: {capped:,} of {n_texts:,} training texts ({capped / n_texts:.0%}) reach "
             f"the {max_tokens}-token cap; no token past it is read "
-            "(--max-tokens, FeatureConfig.max_tokens)",
+            "(FeatureConfig.max_tokens)",
             stacklevel=3,
         )
 
