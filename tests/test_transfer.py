@@ -6,6 +6,7 @@ import gzip
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import TINY_CONFIG, tiny_banking
 from typer.testing import CliRunner
@@ -165,6 +166,34 @@ def test_small_training_sets_get_augmented_copies_by_default() -> None:
     assert TrainConfig(lambda_distill=0.0).copies_for(10) == 0  # trained alone: no teacher
     result = train(tiny_banking(150), config=config, progress=False)
     assert result.metrics["transfer_texts"] == SMALL_DATA_AUGMENT * (150 - 15)  # 15 went to dev
+
+
+def test_a_batch_above_the_transfer_sets_size_takes_each_transfer_text_once(
+    monkeypatch,
+) -> None:
+    from textproj.training import JointStep
+
+    seen: list[tuple[int, np.ndarray]] = []
+    real_step = JointStep.__call__
+
+    def spy(self, batch, index, lr_scale=1.0, apply=True, transfer=None) -> float:
+        seen.append((len(index), transfer[1]))
+        assert len(transfer[1]) <= len(transfer[0])  # checked before the step does the work
+        return real_step(self, batch, index, lr_scale, apply, transfer)
+
+    monkeypatch.setattr(JointStep, "__call__", spy)
+    huge = {**TINY_CONFIG, "augment_copies": 2, "batch_size": 10**6, "epochs": 1}
+    result = train(tiny_banking(40), config=TrainConfig(**huge), progress=False)
+    n_transfer = result.metrics["transfer_texts"]
+    assert n_transfer == 2 * 36  # 4 of the 40 went to dev
+    assert len(seen) == 1 and seen[0][0] == 36  # one step: the whole training set
+    assert sorted(seen[0][1]) == list(range(n_transfer))  # every transfer text, once
+
+    seen.clear()
+    extra = tiny_banking(400).texts[150:]  # more transfer texts than the batch: batch_size each
+    train(tiny_banking(150), config=TrainConfig(**TINY_CONFIG), progress=False, unlabeled=extra)
+    assert [len(items) for _, items in seen] == [TINY_CONFIG["batch_size"]] * len(seen)
+    assert all(len(set(items)) == len(items) for _, items in seen)
 
 
 @pytest.mark.slow

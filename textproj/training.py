@@ -489,6 +489,15 @@ class FitState:
     seconds: float = 0.0
 
 
+def transfer_items(transfer_order: np.ndarray, lo: int, batch_size: int) -> np.ndarray:
+    """The transfer items of the step whose labelled batch starts at item ``lo``: the next
+    ``batch_size`` of the shuffled ``transfer_order``, cycling through it, but never more than
+    the set holds, so no transfer text comes twice in one step and a batch larger than the set
+    costs one pass over it (as the labelled batch is capped by the training set)."""
+    rows = np.arange(lo, lo + min(batch_size, len(transfer_order)))
+    return transfer_order.take(rows, mode="wrap")
+
+
 def fit(
     step: JointStep,
     train_split: SplitInputs,
@@ -501,7 +510,7 @@ def fit(
     without a better projection network on dev (``TrainConfig.schedule`` stretches both for
     small data); ``state.best`` holds each network's best weights. With
     transfer texts, each step also takes a batch of them (cycling through them in a shuffled
-    order) for the distillation term."""
+    order, at most the whole set: ``transfer_items``) for the distillation term."""
     config = step.config
     shuffle = np.random.default_rng(config.seed)
     if state.shuffle_rng is not None:
@@ -525,8 +534,7 @@ def fit(
             done = (state.epoch - 1) * steps_per_epoch + i
             transfer = None
             if transfer_order is not None:
-                rows = np.arange(lo, lo + config.batch_size)
-                transfer = (transfer_split, transfer_order.take(rows, mode="wrap"))
+                transfer = (transfer_split, transfer_items(transfer_order, lo, config.batch_size))
             total_loss += step(
                 train_split,
                 order[lo : lo + config.batch_size],
