@@ -14,7 +14,8 @@ rng = random.Random(0)
 labels = [f"intent_{i}" for i in range(60)]
 gold = [rng.choice(labels) for _ in range(3000)]
 predicted = [g if rng.random() < 0.8 else rng.choice(labels) for g in gold]
-multi = multilabel_scores([[g] for g in gold], [[p, g] if rng.random() < 0.1 else [p] for p, g in zip(predicted, gold)])
+sets = [[p, g] if rng.random() < 0.1 else [p] for p, g in zip(predicted, gold)]
+multi = multilabel_scores([[g] for g in gold], sets)
 print(json.dumps([classification_scores(gold, predicted)["macro_f1"], multi["macro_f1"]]))
 """
 
