@@ -179,6 +179,40 @@ def test_missing_file(tmp_path: Path) -> None:
     assert_data_error(tmp_path / "absent.tsv", None, "no such file")
 
 
+@pytest.mark.parametrize(
+    "read",
+    [read_dataset, lambda path: list(iter_dataset(path)), lambda path: list(iter_texts(path))],
+    ids=["read_dataset", "iter_dataset", "iter_texts"],
+)
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("abc", "no such file"),  # was 'unknown file extension': judged before it was looked for
+        ("abc.tsv", "no such file"),
+        ("d.tsv/abc.tsv", "no such file"),  # under a file: was 'cannot read file: Not a directory'
+        ("folder", "is a directory, not a data file"),
+        ("folder.tsv", "is a directory, not a data file"),
+    ],
+)
+def test_a_missing_path_or_a_directory_is_named_before_its_extension(
+    read, name: str, message: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    write_bytes(tmp_path, "d.tsv", "text\tlabel\ngood\tpos\n")
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "folder.tsv").mkdir()
+    with pytest.raises(DataError) as caught:
+        read(name)
+    assert str(caught.value) == f"{name}: {message}"
+
+
+def test_an_existing_file_is_still_judged_by_its_extension(tmp_path: Path) -> None:
+    path = write_bytes(tmp_path, "abc", "text\tlabel\ngood\tpos\n")
+    for read in (read_dataset, lambda path: list(iter_dataset(path))):
+        with pytest.raises(DataError, match=rf"^{re.escape(str(path))}: unknown file extension"):
+            read(path)
+
+
 def test_unknown_extension_lists_supported(tmp_path: Path) -> None:
     path = write_bytes(tmp_path, "d.parquet", "whatever")
     with pytest.raises(DataError) as caught:

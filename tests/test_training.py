@@ -291,31 +291,75 @@ def test_train_reads_data_files_and_pairs_texts_with_labels(monkeypatch, tmp_pat
         train(["a", "b"], "xy", progress=False)
 
 
-def test_a_str_naming_no_file_says_how_to_give_texts(monkeypatch, tmp_path) -> None:
-    """``train("abc", "xyz")`` read "abc" as a file and blamed its extension."""
+ROWS = Dataset(["good", "bad"], ["pos", "neg"], "rows")
+LISTS = "give texts and labels as lists: train(texts, labels)"
+A_DATASET = "give a Dataset(texts, labels, source)"
+A_LIST = "give the texts as a list: train(..., unlabeled=texts)"
+
+
+def as_a_path(data: str, name: str, how: str) -> str:
+    """The error for a str ``data`` given as ``name`` that names no file."""
+    return f"{data}: no such file ({name} as a str is read as a file's path; {how})"
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "message"),
+    [
+        pytest.param(("abc", "xyz"), {}, as_a_path("abc", "train_data", LISTS), id="str-train"),
+        pytest.param(
+            ("abc",), {"stream_cache": "cache"}, as_a_path("abc", "train_data", LISTS),
+            id="str-train-streamed",
+        ),
+        pytest.param(
+            ("train.tsv", "xyz"), {}, as_a_path("xyz", "dev_data", A_DATASET), id="str-dev"
+        ),
+        pytest.param(
+            ("train.tsv", None, "t.tsv"), {}, as_a_path("t.tsv", "test_data", A_DATASET),
+            id="str-test",
+        ),
+        pytest.param(
+            (["good", "bad"], ["pos", "neg"]), {"unlabeled": "more texts"},
+            as_a_path("more texts", "unlabeled", A_LIST), id="str-unlabeled-of-texts",
+        ),
+        pytest.param((Path("abc"),), {}, "abc: no such file", id="Path-train"),
+        pytest.param((ROWS, Path("abc")), {}, "abc: no such file", id="Path-dev"),
+        pytest.param((ROWS, None, Path("abc")), {}, "abc: no such file", id="Path-test"),
+        pytest.param((ROWS,), {"unlabeled": Path("abc")}, "abc: no such file", id="Path-unlabeled"),
+        pytest.param(
+            (Path("folder"),), {}, "folder: is a directory, not a data file", id="dir-train"
+        ),
+        pytest.param(
+            ("folder.tsv",), {}, "folder.tsv: is a directory, not a data file", id="dir-str-train"
+        ),
+        pytest.param(
+            (ROWS,), {"unlabeled": "folder"}, "folder: is a directory, not a data file",
+            id="dir-unlabeled",
+        ),
+    ],
+)  # fmt: skip
+def test_a_missing_data_file_is_named_as_missing_before_any_work(
+    args: tuple, kwargs: dict, message: str, monkeypatch, tmp_path
+) -> None:
+    """``train("abc", "xyz")`` and ``train(Path("abc"))`` blamed the extension of "abc"; a str
+    naming no file also says how to give texts."""
     import textproj.training as training
 
     monkeypatch.setattr(training, "_train", lambda *args: pytest.fail("training started"))
     monkeypatch.chdir(tmp_path)
-    write_dataset(Dataset(["good", "bad"], ["pos", "neg"], "rows"), tmp_path / "train.tsv")
-    read_as = "as a str is read as a file's path"
-    lists = "give texts and labels as lists: train(texts, labels)"
-    dataset = "give a Dataset(texts, labels, source)"
-    for args, kwargs, message in (
-        (("abc", "xyz"), {}, f"abc: no such data file (train_data {read_as}; {lists})"),
-        (("abc",), {"stream_cache": "cache"}, f"abc: no such data file (train_data {read_as}"),
-        (("train.tsv", "xyz"), {}, f"xyz: no such data file (dev_data {read_as}; {dataset})"),
-        (("train.tsv", None, "t.tsv"), {}, f"t.tsv: no such data file (test_data {read_as}"),
-    ):
-        with pytest.raises(DataError) as caught:
-            train(*args, output_dir="out", progress=False, **kwargs)
-        assert str(caught.value).startswith(message) and "\n" not in str(caught.value)
+    write_dataset(ROWS, tmp_path / "train.tsv")
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "folder.tsv").mkdir()
+    with pytest.raises(DataError) as caught:
+        train(*args, output_dir="out", progress=False, **kwargs)
+    assert str(caught.value) == message
     assert not (tmp_path / "out").exists() and not (tmp_path / "cache").exists()
-    (tmp_path / "abc").write_text("good\tpos\n", encoding="utf-8")  # a file: its own error
+
+
+def test_an_existing_file_keeps_the_readers_extension_error(monkeypatch, tmp_path) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "abc").write_text("good\tpos\n", encoding="utf-8")
     with pytest.raises(DataError, match=r"^abc: unknown file extension; supported: "):
         train("abc", progress=False)
-    with pytest.raises(DataError, match=r"^xyz: unknown file extension"):  # a Path is a file's
-        train(tmp_path / "train.tsv", Path("xyz"), progress=False)
 
 
 def test_a_label_with_a_lone_surrogate_is_refused_before_training(tmp_path) -> None:

@@ -123,11 +123,42 @@ def test_empty_or_unreadable_unlabeled_files_are_refused(tmp_path, content, mess
     assert str(path) in str(caught.value)
 
 
-def test_missing_file_and_directory_are_named(tmp_path: Path) -> None:
-    with pytest.raises(DataError, match="no such file"):
-        read_unlabeled(tmp_path / "absent.txt")
-    with pytest.raises(DataError, match="is a directory"):
-        read_unlabeled(tmp_path)
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("absent.txt", "no such file"),
+        ("abc", "no such file"),
+        ("u.txt/abc", "no such file"),  # under a file: was 'cannot read file: Not a directory'
+        ("folder", "is a directory, not a data file"),
+    ],
+)
+def test_missing_file_and_directory_are_named(
+    name: str, message: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "u.txt").write_text("good\n", encoding="utf-8")
+    (tmp_path / "folder").mkdir()
+    with pytest.raises(DataError) as caught:
+        read_unlabeled(name)
+    assert str(caught.value) == f"{name}: {message}"
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["in-memory", "streamed"])
+def test_train_unlabeled_str_naming_no_file_says_how_to_give_texts(
+    stream: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``train(..., unlabeled="abc")`` said only 'abc: no such file'; a str naming no file is
+    most likely texts, so it says how to give them (as a split given as a str does)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "train.tsv").write_text("text\tlabel\ngood\tpos\nbad\tneg\n", encoding="utf-8")
+    cache = {"stream_cache": "cache"} if stream else {}
+    with pytest.raises(DataError) as caught:
+        train("train.tsv", unlabeled="abc", output_dir="out", progress=False, **cache)
+    assert str(caught.value) == (
+        "abc: no such file (unlabeled as a str is read as a file's path; "
+        "give the texts as a list: train(..., unlabeled=texts))"
+    )
+    assert not (tmp_path / "out").exists() and not (tmp_path / "cache").exists()
 
 
 def test_augmentation_is_deterministic_for_a_seed() -> None:

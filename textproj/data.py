@@ -25,6 +25,7 @@ import io
 import json
 import os
 import re
+import stat
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -73,6 +74,7 @@ DEFAULT_COLUMNS = (TEXT_COLUMN, LABEL_COLUMN)
 COLUMN_HINT = "--text-column / --label-column name others"
 MULTI_LABEL_HINT = "read it as multi-label data (--multi-label, multi_label=True)"
 TEXT_COLUMN_HINT = "--text-column names another"  # where only texts are read
+NO_SUCH_FILE = "no such file"  # a data file's path that names nothing on disk
 
 
 @dataclass(frozen=True)
@@ -379,9 +381,23 @@ def name_parts(path: Path) -> tuple[str, bool]:
     return Path(name.removesuffix(".gz")).suffix, name.endswith(".gz")
 
 
-def _refuse_directory(path: Path) -> None:
-    """A directory given as a data file is an error naming it (not an Errno)."""
-    if path.is_dir():
+def _unreadable(name: str, error: OSError) -> DataError:
+    """The DataError for an OSError opening file ``name``: a path naming nothing (a missing
+    file, or one under a file) is NO_SUCH_FILE, anything else says why it cannot be read."""
+    if isinstance(error, FileNotFoundError | NotADirectoryError):
+        return _fail(name, None, NO_SUCH_FILE)
+    return _fail(name, None, f"cannot read file: {error.strerror or error}")
+
+
+def _refuse_unusable(path: Path) -> None:
+    """A DataError naming ``path`` if it is missing, unreadable or a directory, before its
+    extension or content is judged: every reader calls it first, so that ``abc`` (no such file)
+    is not blamed for its extension, and a directory is not an Errno."""
+    try:
+        is_dir = stat.S_ISDIR(path.stat().st_mode)
+    except OSError as error:
+        raise _unreadable(str(path), error) from None
+    if is_dir:
         raise _fail(str(path), None, "is a directory, not a data file")
 
 
@@ -520,7 +536,7 @@ def read_dataset(
     Raises DataError (naming file and line) for any missing, unreadable or malformed input.
     """
     path = Path(path)
-    _refuse_directory(path)
+    _refuse_unusable(path)
     extension, gzipped = _format_of(path)
     content = _read_text(path, gzipped)
     texts: list[str] = []
@@ -617,7 +633,7 @@ def iter_dataset(
     with the file): the same rows, labels and errors as :func:`read_dataset`. ``digest`` (a
     hashlib object) is fed the file's decompressed bytes."""
     path = Path(path)
-    _refuse_directory(path)
+    _refuse_unusable(path)
     extension, gzipped = _format_of(path)
     fields = _checked_fields(str(path), extension, text_column, label_column)
     rows = 0
@@ -652,7 +668,7 @@ def iter_texts(
     TEXT_PROGRESS_LINES lines to ``on_progress``; ``digest`` (a hashlib object) is fed the
     decompressed bytes."""
     path = Path(path)
-    _refuse_directory(path)
+    _refuse_unusable(path)
     extension, gzipped = name_parts(path)
     report_at = TEXT_PROGRESS_LINES
     for line_no, text, _ in _stream_rows(path, extension, gzipped, (text_column, None), digest):

@@ -32,7 +32,14 @@ import torch
 
 from textproj import checkpoint, distributed, ensemble, fsio, inputs, nets, netspec, trainer_model
 from textproj.config import LONG_TEXTS_WARN_SHARE, FeatureConfig, TrainConfig
-from textproj.data import DEFAULT_COLUMNS, Dataset, dataset_of, lone_surrogate, read_dataset
+from textproj.data import (
+    DEFAULT_COLUMNS,
+    NO_SUCH_FILE,
+    Dataset,
+    dataset_of,
+    lone_surrogate,
+    read_dataset,
+)
 from textproj.decisions import DEFAULT_THRESHOLD, decide, dev_score, tune_thresholds
 from textproj.errors import ConfigError, DataError
 from textproj.inputs import (
@@ -686,22 +693,28 @@ def _is_split(data: Any) -> bool:
     return isinstance(data, Dataset | str | os.PathLike)
 
 
-def _refuse_missing_files(train_data: Any, dev_data: Any, test_data: Any) -> None:
-    """A DataError for a split given as a str that names nothing on disk, before any work: most
-    likely texts where a file's path goes (``train("abc", "xyz")`` read "abc" as a file and
-    blamed its extension), so it says how to give texts. A Path keeps the readers' errors."""
+def _refuse_missing_files(train_data: Any, dev_data: Any, test_data: Any, unlabeled: Any) -> None:
+    """A DataError for a split (or ``unlabeled``) given as a str that names nothing on disk,
+    before any work: most likely texts where a file's path goes (``train("abc", "xyz")``), so
+    it says how to give texts. A Path gets the readers' own ``no such file``."""
     how = {
         "train_data": "give texts and labels as lists: train(texts, labels)",
         "dev_data": "give a Dataset(texts, labels, source)",
         "test_data": "give a Dataset(texts, labels, source)",
+        "unlabeled": "give the texts as a list: train(..., unlabeled=texts)",
     }
-    splits = {"train_data": train_data, "dev_data": dev_data, "test_data": test_data}
+    given = {
+        "train_data": train_data,
+        "dev_data": dev_data,
+        "test_data": test_data,
+        "unlabeled": unlabeled,
+    }
     if not _is_split(train_data):
-        del splits["dev_data"]  # the labels of train(texts, labels)
-    for name, data in splits.items():
+        del given["dev_data"]  # the labels of train(texts, labels)
+    for name, data in given.items():
         if isinstance(data, str) and not os.path.exists(data):
             raise DataError(
-                f"{data}: no such data file ({name} as a str is read as a file's path; {how[name]})"
+                f"{data}: {NO_SUCH_FILE} ({name} as a str is read as a file's path; {how[name]})"
             )
 
 
@@ -770,9 +783,10 @@ def train(
     any other files is refused before any work starts unless ``force=True`` (replace it) or, for
     a checkpoint, ``resume``; the current directory, or one holding a data file of the run,
     always. ``run`` is stored in the checkpoint (the CLI keeps its data sources there).
-    ``unlabeled`` texts, or a file of them (a str or Path, read by ``transfer.read_unlabeled``),
-    join the distillation term only (semi-supervised training), labelled by the trainer's soft
-    outputs (``textproj.transfer``).
+    ``unlabeled`` texts, or a file of them (a str or Path, read by ``transfer.read_unlabeled``;
+    a str naming no file is a DataError saying how to give texts), join the distillation term
+    only (semi-supervised training), labelled by the trainer's soft outputs
+    (``textproj.transfer``).
     With ``stream_cache`` (a cache root directory), the data are file paths, read and
     featurised in chunks into an input cache there (``textproj.streaming``) so memory does not
     grow with the corpus; the model is the one the in-memory run gives. ``columns`` are the
@@ -789,7 +803,7 @@ def train(
                 f"train: {name} is a {type(value).__name__}, not a {kind.__name__}; "
                 f"give {kind.__name__}(**{name})"
             )
-    _refuse_missing_files(train_data, dev_data, test_data)
+    _refuse_missing_files(train_data, dev_data, test_data, unlabeled)
     if isinstance(unlabeled, str):
         unlabeled = Path(unlabeled)
     data_files = [
