@@ -299,6 +299,74 @@ def test_predict_input_errors_read_as_data_file_errors(trained: Path, tmp_path: 
         assert result.output.startswith("error: ") and message in result.output
 
 
+@pytest.mark.parametrize(
+    "entry",
+    [
+        ["train", "--train", "{path}"],
+        ["train", "--train", "{train}", "--dev", "{path}"],
+        ["train", "--train", "{train}", "--test", "{path}"],
+        ["train", "--train", "{train}", "--unlabeled", "{path}"],
+        ["train", "--train", "{path}", "--stream", "--cache-dir", "{cache}"],
+        [
+            "train",
+            "--train",
+            "{train}",
+            "--unlabeled",
+            "{path}",
+            "--stream",
+            "--cache-dir",
+            "{cache}",
+        ],
+        ["evaluate", "{model}", "--test", "{path}"],
+        ["predict", "{model}", "-i", "{path}"],
+        ["sweep", "--train", "{path}"],
+    ],
+    ids=lambda entry: " ".join(entry).replace("{", "").replace("}", ""),
+)
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("abc", "no such file"),  # was 'abc: unknown file extension; supported: ...'
+        ("folder", "is a directory, not a data file"),
+        ("folder.tsv", "is a directory, not a data file"),
+    ],
+)
+def test_every_data_file_option_names_a_missing_file_or_a_directory(
+    entry: list[str],
+    name: str,
+    message: str,
+    trained: Path,
+    data_files: dict[str, Path],
+    tmp_path: Path,
+) -> None:
+    """One line, before its extension is judged and before any output or cache is written:
+    ``--train abc`` said 'abc: unknown file extension'."""
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "folder.tsv").mkdir()
+    path, out, cache = tmp_path / name, tmp_path / "out", tmp_path / "cache"
+    values = {"path": path, "train": data_files["train"], "model": trained, "cache": cache}
+    args = [arg.format(**values) for arg in entry]
+    if entry[0] in ("train", "sweep"):
+        args += ["--output", str(out)]
+    result = runner.invoke(app, args)
+    assert (result.exit_code, result.stderr) == (1, f"error: {path}: {message}\n")
+    assert result.stdout.strip() == ""  # (a progress display ends with a line break)
+    assert not out.exists() and not cache.exists()
+
+
+@pytest.mark.parametrize(
+    "command", [["evaluate", "{model}", "--test"], ["predict", "{model}", "-i"]]
+)
+def test_a_missing_data_file_is_named_before_the_model_is_loaded(
+    command: list[str], tmp_path: Path
+) -> None:
+    """The model was loaded (its kernels compiled, on a first run) before --test / -i was read."""
+    model, path = tmp_path / "no-model", tmp_path / "abc"
+    args = [arg.format(model=model) for arg in command] + [str(path)]
+    result = runner.invoke(app, args)
+    assert (result.exit_code, result.stderr) == (1, f"error: {path}: no such file\n")
+
+
 def test_every_empty_input_predicts_nothing_with_one_warning(trained: Path, tmp_path: Path) -> None:
     """An empty .tsv/.csv was an error, any other empty input silent; evaluate refuses each."""
     for name, content in (

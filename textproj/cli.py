@@ -53,7 +53,7 @@ from textproj.data import (
     TEXT_COLUMN,
     Dataset,
     blank_texts,
-    check_readable,
+    check_data_file,
     has_columns,
     is_blank,
     iter_texts,
@@ -685,7 +685,7 @@ def train(
         data_files = [run[k] for k in ("train", "dev", "test", "unlabeled") if run.get(k)]
         check_output_dir(output, force=force, resume=resume is not None, inputs=data_files)
         for path in data_files:  # before any is read: a missing --unlabeled is not found last
-            check_readable(path)
+            check_data_file(path)
     except TextprojError as error:
         _fail(_option_names(str(error), arguments=_train_arguments(output)))
     if processes > 1:
@@ -1019,6 +1019,8 @@ def evaluate(
         for option, target in (("--predictions", predictions), ("--plot", plot)):
             if target is not None:
                 refuse_a_directory(target, f"{option} {target}")
+        if test_file is not None:
+            check_data_file(test_file)  # before the model is loaded (its kernels compiled)
     except TextprojError as error:
         _fail(str(error))
     classifier = _load_ensemble(model) if ensemble else _load_model(model)
@@ -1188,6 +1190,11 @@ def predict(
     """
     if explain and ensemble:
         _usage("--explain explains the on-device model; it does not go with --ensemble")
+    if input_file is not None and str(input_file) != "-":
+        try:
+            check_data_file(input_file)  # before the model is loaded (its kernels compiled)
+        except TextprojError as error:
+            _fail(str(error))
     classifier = _load_ensemble(model) if ensemble else _load_model(model)
     if explain and classifier.design != "token":
         _usage(f"--explain needs a token-design model; {model} is a {classifier.design} model")
@@ -1439,7 +1446,7 @@ def sweep(
         data_files = [path for path in (train_file, dev_file, test_file) if path is not None]
         check_output_dir(output, force=force, inputs=data_files, marks=SWEEP_FILES, kind="sweep")
         for path in data_files:  # before any is read, as train checks its files
-            check_readable(path)
+            check_data_file(path)
     except TextprojError as error:
         _fail(_option_names(str(error), SWEEP_OPTIONS))
     if train_file is not None:

@@ -40,7 +40,7 @@ __all__ = [
     "DataError",
     "Dataset",
     "blank_texts",
-    "check_readable",
+    "check_data_file",
     "dataset_of",
     "has_columns",
     "is_blank",
@@ -389,16 +389,22 @@ def _unreadable(name: str, error: OSError) -> DataError:
     return _fail(name, None, f"cannot read file: {error.strerror or error}")
 
 
-def _refuse_unusable(path: Path) -> None:
-    """A DataError naming ``path`` if it is missing, unreadable or a directory, before its
+def check_data_file(path: str | os.PathLike[str]) -> None:
+    """A DataError naming ``path`` if it is missing, a directory or does not open, before its
     extension or content is judged: every reader calls it first, so that ``abc`` (no such file)
-    is not blamed for its extension, and a directory is not an Errno."""
+    is not blamed for its extension, and a directory is not an Errno. The CLI calls it too, for
+    every data file before any is read or a model is loaded."""
+    path = Path(path)
     try:
         is_dir = stat.S_ISDIR(path.stat().st_mode)
     except OSError as error:
         raise _unreadable(str(path), error) from None
     if is_dir:
         raise _fail(str(path), None, "is a directory, not a data file")
+    try:
+        path.open("rb").close()
+    except OSError as error:
+        raise _unreadable(str(path), error) from None
 
 
 def _unreadable(name: str, error: OSError) -> DataError:
@@ -406,17 +412,6 @@ def _unreadable(name: str, error: OSError) -> DataError:
     if isinstance(error, FileNotFoundError):
         return _fail(name, None, "no such file")
     return _fail(name, None, f"cannot read file: {error.strerror or error}")
-
-
-def check_readable(path: str | os.PathLike[str]) -> None:
-    """Raise DataError unless ``path`` is a file that opens: checked before any work starts, so
-    a missing or unreadable file is reported at once, not after the other inputs were read."""
-    path = Path(path)
-    _refuse_directory(path)
-    try:
-        path.open("rb").close()
-    except OSError as error:
-        raise _unreadable(str(path), error) from None
 
 
 def _format_of(path: Path) -> tuple[str, bool]:
@@ -536,7 +531,7 @@ def read_dataset(
     Raises DataError (naming file and line) for any missing, unreadable or malformed input.
     """
     path = Path(path)
-    _refuse_unusable(path)
+    check_data_file(path)
     extension, gzipped = _format_of(path)
     content = _read_text(path, gzipped)
     texts: list[str] = []
@@ -633,7 +628,7 @@ def iter_dataset(
     with the file): the same rows, labels and errors as :func:`read_dataset`. ``digest`` (a
     hashlib object) is fed the file's decompressed bytes."""
     path = Path(path)
-    _refuse_unusable(path)
+    check_data_file(path)
     extension, gzipped = _format_of(path)
     fields = _checked_fields(str(path), extension, text_column, label_column)
     rows = 0
@@ -668,7 +663,7 @@ def iter_texts(
     TEXT_PROGRESS_LINES lines to ``on_progress``; ``digest`` (a hashlib object) is fed the
     decompressed bytes."""
     path = Path(path)
-    _refuse_unusable(path)
+    check_data_file(path)
     extension, gzipped = name_parts(path)
     report_at = TEXT_PROGRESS_LINES
     for line_no, text, _ in _stream_rows(path, extension, gzipped, (text_column, None), digest):
