@@ -407,13 +407,6 @@ def check_data_file(path: str | os.PathLike[str]) -> None:
         raise _unreadable(str(path), error) from None
 
 
-def _unreadable(name: str, error: OSError) -> DataError:
-    """The error of a data file that cannot be opened or read."""
-    if isinstance(error, FileNotFoundError):
-        return _fail(name, None, "no such file")
-    return _fail(name, None, f"cannot read file: {error.strerror or error}")
-
-
 def _format_of(path: Path) -> tuple[str, bool]:
     """Return the format extension (e.g. ``.tsv``) and whether the file is gzipped."""
     extension, gzipped = name_parts(path)
