@@ -9,6 +9,7 @@ C takes UTF-8 bytes, Python a str: C on ``data`` is compared with Python on
 from __future__ import annotations
 
 import base64
+import contextlib
 import dataclasses
 import functools
 import hashlib
@@ -301,6 +302,7 @@ def test_export_builds_with_the_documented_command(example_dir: Path) -> None:
     readme = (out / "README.md").read_text()
     assert "cc -std=c99" in readme and "an empty line for a blank text" in " ".join(readme.split())
     assert "output that cannot be written) is one `error:` line" in " ".join(readme.split())
+    assert "stops at its next write, silently, with exit status 141" in " ".join(readme.split())
     sizes = c_tables.table_bytes(c_tables.build())
     listed = ", ".join(f"{name} {size:,}" for name, size in sizes.items())
     assert f"Its Unicode tables ({sum(sizes.values()):,} bytes: {listed})" in " ".join(
@@ -369,6 +371,30 @@ def test_example_program_fails_when_stdout_cannot_be_written(example_dir: Path, 
                               stderr=subprocess.PIPE)  # fmt: skip
     assert done.returncode == 1
     assert done.stderr == b"error: cannot write to stdout: No space left on device\n"
+
+
+@pytest.mark.parametrize("sigpipe", ["default", "ignored"])
+@pytest.mark.parametrize("lines", [1, 1000], ids=["at-exit", "mid-stream"])
+def test_example_program_stops_quietly_when_its_reader_goes(
+    example_dir: Path, sigpipe: str, lines: int
+) -> None:
+    """A reader that has closed the pipe (`| head -1`) ends the program at its next write without
+    a word, exit status 141 as a shell reports for a coreutils filter there, whether SIGPIPE was
+    inherited as default or ignored (was: killed by SIGPIPE, or "error: cannot write to stdout:
+    Broken pipe" and 1). Mid-stream, stdin stays open: only the failed write can end it."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    with subprocess.Popen([str(example_dir / "classify")], bufsize=0, stdin=subprocess.PIPE,
+                          stdout=write_end, stderr=subprocess.PIPE,
+                          restore_signals=sigpipe == "default") as program:  # fmt: skip
+        os.close(write_end)
+        with contextlib.suppress(BrokenPipeError):  # it may end before reading all 15 KB
+            program.stdin.write(b"I lost my card\n" * lines)
+        if lines == 1:
+            program.stdin.close()
+        returncode = program.wait(timeout=60)
+        stderr = program.stderr.read()
+    assert (returncode, stderr) == (141, b"")
 
 
 def test_driver_without_memory_exits_with_one_line(driver: Path) -> None:

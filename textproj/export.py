@@ -91,7 +91,9 @@ empty line for a blank text, as `textproj predict` does):
 
 or `make`. Then `echo "I lost my card" | ./{PROGRAM}` (the model is compiled in, from
 `{MODEL_SOURCE}`), or `./{PROGRAM} model.tpn` to load a file instead. An error (a refused
-model, output that cannot be written) is one `error:` line on stderr and exit status 1.
+model, output that cannot be written) is one `error:` line on stderr and exit status 1. A reader
+that stops early (`./{PROGRAM} < texts | head -1`) is none: the program stops at its next write,
+silently, with exit status 141, as a shell reports for a coreutils filter there.
 
 The library is `textproj.h` with `tp_model.c`, `tp_text.c` and `{c_tables.TABLE_FILE}` (C99,
 libc and libm only, no global state; `tp_predict` is thread-safe with one workspace per thread).

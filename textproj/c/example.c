@@ -4,8 +4,12 @@
  * probability). A blank line (empty or white space only) gets no label: an empty output line,
  * as from `textproj predict`, so that the output stays aligned with the input. An error is one
  * line on stderr naming the model file ("error: FILE: ...") or saying the output could not be
- * written (a full disk: "error: cannot write to stdout: ..."), and exit status 1. */
+ * written (a full disk: "error: cannot write to stdout: ..."), and exit status 1. A reader that
+ * stops early (`./classify < texts | head -1`) is no error: the program stops at its next write,
+ * without a word, with exit status 141 (READER_GONE), what a shell reports for a coreutils filter
+ * there (`yes | head -1`), whether SIGPIPE was ignored or not when it started. */
 #include <errno.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +19,10 @@
 
 extern const unsigned char textproj_model[];
 extern const size_t textproj_model_size;
+
+/* The exit status when stdout's reader has gone: 128 + SIGPIPE (13), which a shell reports for a
+ * filter SIGPIPE ended. */
+enum { READER_GONE = 141 };
 
 /* The whole file at path (its bytes in *size), or NULL after a one-line error naming it: one
  * that cannot be opened or read (a directory: "Is a directory"), or no memory for it. */
@@ -53,10 +61,14 @@ static unsigned char *read_file(const char *path, size_t *size) {
     return data;
 }
 
-/* One error line for output that stdout did not take (its error indicator is set); returns the
- * exit status 1. errno is the failed write's, when the C library says. */
+/* The exit status for output that stdout did not take (its error indicator is set):
+ * READER_GONE without a word when its reader has closed the pipe (EPIPE), else one error line
+ * and 1. errno is the failed write's, when the C library says. */
 static int write_failed(void) {
     int error = errno;
+#ifdef EPIPE
+    if (error == EPIPE) return READER_GONE;
+#endif
     fprintf(stderr, "error: cannot write to stdout: %s\n", error ? strerror(error) : "failed");
     return 1;
 }
@@ -128,6 +140,9 @@ int main(int argc, char **argv) {
         fprintf(stderr, "error: out of memory for the model's working memory\n");
         status = 1;
     }
+#ifdef SIGPIPE
+    signal(SIGPIPE, SIG_IGN); /* a closed pipe fails the write (EPIPE) instead of killing us */
+#endif
     while (!status) {
         c = getchar();
         if (c != EOF && c != '\n') {
@@ -146,6 +161,7 @@ int main(int argc, char **argv) {
         }
         if (c == EOF && len == 0) break;
         if (len && line[len - 1] == '\r') len--;
+        errno = 0; /* so that write_failed sees this line's write error, not an older errno */
         if (is_blank(line, len)) {
             putchar('\n');
             len = 0;
