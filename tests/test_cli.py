@@ -7,6 +7,7 @@ import gzip
 import json
 import os
 import shlex
+import signal
 import subprocess
 import sys
 import warnings
@@ -1058,6 +1059,43 @@ def test_processes_pass_each_given_option_to_the_workers(monkeypatch, data_files
     assert n == 2 and "--processes" not in args
     assert {"--no-max-pool", "--mean-pool"} <= set(args) and "--max-pool" not in args
     assert args[args.index("--epochs") + 1] == "3"
+
+
+def test_ctrl_c_before_torchrun_runs_is_the_interrupted_note(monkeypatch, data_files, tmp_path):
+    """A Ctrl-C to --processes's launcher before torchrun's handler is in place (while it loads
+    torch) exits 130 with the note, as one later does (was: typer's silent exit 130)."""
+    from textproj import distributed
+
+    def interrupted(n: int, args: list[str]) -> int:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(distributed, "launch", interrupted)
+    out = tmp_path / "run"
+    args = ["train", "--train", str(data_files["train"]), "--output", str(out), "--processes", "2"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 130
+    assert " ".join(result.output.split()) == (
+        "interrupted before a checkpoint was written (one is written at the end of the first "
+        "epoch after every --checkpoint-every seconds)"
+    )
+    assert not out.exists()
+
+
+def test_ctrl_c_during_a_deferred_block_comes_after_it() -> None:
+    """The import of torch runs whole: a Ctrl-C during it raises KeyboardInterrupt only after
+    it, and Ctrl-C's handler is Python's own again."""
+    from textproj.cli import _ctrl_c_deferred
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        finished = []
+        with pytest.raises(KeyboardInterrupt), _ctrl_c_deferred():
+            signal.raise_signal(signal.SIGINT)
+            finished.append(True)
+        assert finished == [True]
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def test_version_and_help_text() -> None:

@@ -182,6 +182,70 @@ def test_a_stopped_two_process_run_says_how_to_resume_and_resumes_in_one_process
     assert not (out / CHECKPOINT_NAME).exists()
 
 
+# A sitecustomize for the workers: each ignores SIGINT, as does a worker blocked inside
+# init_process_group for a peer that the same Ctrl-C ended (SIGINT waits for Python code to run)
+# or one that lost its KeyboardInterrupt while Python started, says it is up, and waits.
+DEAF_WORKER = """import os, pathlib, signal, time
+if "RANK" in os.environ:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    pathlib.Path(os.environ["TEST_READY_DIR"], os.environ["RANK"]).touch()
+    time.sleep(900)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds the workers in /proc (Linux)")
+def test_ctrl_c_ends_workers_that_cannot_take_it(corpus: Path, tmp_path: Path) -> None:
+    """Ctrl-C to the launcher ends workers that do not act on SIGINT: torchrun sends them
+    SIGTERM. Was: it passed SIGINT on and waited for them, its shutdown timeout (30 s by
+    default; 900 s here) before SIGKILL, so Ctrl-C at the moment the workers start hung."""
+    hook, ready, out = tmp_path / "hook", tmp_path / "ready", tmp_path / "run"
+    hook.mkdir()
+    ready.mkdir()
+    (hook / "sitecustomize.py").write_text(DEAF_WORKER)
+    path = os.pathsep.join(filter(None, [str(hook), os.environ.get("PYTHONPATH")]))
+    env = dict(os.environ, PYTHONPATH=path, TEST_READY_DIR=str(ready),
+               TORCH_ELASTIC_SHUTDOWN_TIMEOUT="900")  # fmt: skip
+    interruptible = [sys.executable, "-c", "import signal; signal.signal(signal.SIGINT, "
+                     "signal.default_int_handler); " + CLI[-1]]  # fmt: skip
+    args = ["--train", str(corpus), "--output", str(out), "--processes", "2", *OPTIONS]
+    process = subprocess.Popen([*interruptible, "train", *args], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, env=env)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 600
+        while sorted(p.name for p in ready.iterdir()) != ["0", "1"]:
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        process.send_signal(signal.SIGINT)  # to the launcher only, as Ctrl-C does
+        _, stderr = process.communicate(timeout=120)
+        left = _workers_writing(out)
+    finally:
+        _kill_tree(process.pid)
+        for pid in _workers_writing(out):  # had the launcher left them running
+            os.kill(pid, signal.SIGKILL)
+    assert process.returncode == 130, stderr
+    assert stderr.splitlines() == [
+        "interrupted before a checkpoint was written (one is written at the end of the first "
+        "epoch after every --checkpoint-every seconds)"
+    ]
+    assert left == [] and not out.exists()
+
+
+def test_a_worker_whose_launcher_is_gone_ends_without_a_word(corpus: Path, tmp_path: Path):
+    """A worker started for a launcher that is not its parent (gone: a stop signal came while
+    torchrun started the workers, before it recorded this one) exits 130 at once, silent,
+    writing nothing; was: it went on, into init_process_group for a store that was gone (here,
+    outside torchrun, it trained)."""
+    out = tmp_path / "run"
+    env = dict(os.environ, TEXTPROJ_LAUNCHER="1")  # pid 1 is not this worker's parent
+    worker = [sys.executable, "-m", "textproj.train", "--train", str(corpus), "--output",
+              str(out), *OPTIONS]  # fmt: skip
+    done = subprocess.run(worker, capture_output=True, text=True, env=env, timeout=600)
+    assert (done.returncode, done.stdout, done.stderr) == (130, "", "")
+    assert not out.exists()
+
+
 @pytest.mark.slow
 def test_bad_data_under_two_processes_is_one_error_line(tmp_path: Path) -> None:
     bad = tmp_path / "bad.tsv"

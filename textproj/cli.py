@@ -15,9 +15,11 @@ import json
 import os
 import re
 import shlex
+import signal
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
@@ -70,6 +72,7 @@ if TYPE_CHECKING:
 
 USAGE_ERROR = 2  # click's own exit code for a bad command line
 INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for Ctrl-C
+LAUNCHER_ENV = "TEXTPROJ_LAUNCHER"  # the launcher's pid, for the workers `--processes` starts
 JSON_TOP = 5  # labels with probabilities in each --json record unless -k says otherwise
 
 app = typer.Typer(
@@ -743,13 +746,49 @@ def _on_command_line(ctx: typer.Context, name: str) -> bool:
 
 
 def _launch_workers(ctx: typer.Context, processes: int, output: Path) -> NoReturn:
-    """Run this command line (without --processes) in ``processes`` torchrun workers. torchrun
-    passes a stop signal on to the workers (Ctrl-C may come while they load torch; SIGTERM kills
-    them), so after one this process cleans ``output`` and writes the note on resuming."""
-    from textproj import distributed
+    """Run this command line (without --processes) in ``processes`` torchrun workers. On a stop
+    signal torchrun ends the workers (with SIGTERM, wherever they are: loading torch, joining
+    the process group, training), and this process cleans ``output`` and writes the note on
+    resuming; so too after a Ctrl-C that comes while it loads torch, before torchrun runs."""
+    try:
+        with _ctrl_c_deferred():
+            from textproj import distributed
+        if distributed.launched():
+            _usage(
+                "--processes starts torchrun workers; under torchrun give --nproc-per-node instead"
+            )
+        os.environ[LAUNCHER_ENV] = str(os.getpid())  # workers: end without it, leave it the note
+        try:
+            code = distributed.launch(processes, _worker_args(ctx))
+        finally:
+            del os.environ[LAUNCHER_ENV]
+    except KeyboardInterrupt:  # before torchrun's own handler is in place
+        _interrupted(output)
+    if code > 128:  # 128 + the signal that stopped the run
+        _interrupted(output, code)
+    raise typer.Exit(code=code)
 
-    if distributed.launched():
-        _usage("--processes starts torchrun workers; under torchrun give --nproc-per-node instead")
+
+@contextmanager
+def _ctrl_c_deferred() -> Iterator[None]:
+    """Run the block whole, a Ctrl-C during it raising KeyboardInterrupt only after it: for the
+    import of torch, which a KeyboardInterrupt inside can leave half done (an abort in its C++
+    initialisation, a crash at exit). Nothing changes where SIGINT is ignored or handled."""
+    if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        yield
+        return
+    received: list[int] = []
+    signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    if received:
+        raise KeyboardInterrupt
+
+
+def _worker_args(ctx: typer.Context) -> list[str]:
+    """This command line's options as given, without --processes: a worker's arguments."""
     args: list[str] = []
     for param in ctx.command.params:
         if param.name == "processes" or not _on_command_line(ctx, param.name or ""):
@@ -761,10 +800,7 @@ def _launch_workers(ctx: typer.Context, processes: int, output: Path) -> NoRetur
             args += [option] if value else off[:1]
         else:
             args += [option, str(value.value if isinstance(value, Enum) else value)]
-    code = distributed.launch(processes, args)
-    if code > 128:  # 128 + the signal that stopped the run
-        _interrupted(output, code)
-    raise typer.Exit(code=code)
+    return args
 
 
 # train's parameter names that set TrainConfig fields (for --resume's check).
@@ -853,8 +889,6 @@ def _run_training(
 def _interrupted(output: Path, code: int = INTERRUPTED) -> NoReturn:
     """Exit ``code`` after a stop signal, with no half-written file left in ``output`` and one
     note on how to resume (from the first process of a machine, or ``--processes``'s launcher)."""
-    from textproj import distributed
-
     _remove_temporary_files(output)
     if (output / CHECKPOINT_NAME).is_file():
         message = (
@@ -866,7 +900,7 @@ def _interrupted(output: Path, code: int = INTERRUPTED) -> NoReturn:
             "interrupted before a checkpoint was written (one is written at the end of the "
             "first epoch after every --checkpoint-every seconds)"
         )
-    if _first_on_machine() and not os.environ.get(distributed.LAUNCHER_ENV):
+    if _first_on_machine() and not os.environ.get(LAUNCHER_ENV):
         _stderr().print(Text(message))
     raise typer.Exit(code=code) from None
 

@@ -19,10 +19,13 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
+from types import FrameType
 from typing import Any
 
 import numpy as np
@@ -37,7 +40,7 @@ ALLREDUCE_MODES = ("flat", "tensor", "rows")  # how gradients are summed (DataPa
 ALLREDUCE = "flat"  # the fastest measured (docs/scale.md; benchmarks/scale.py allreduce)
 ALLREDUCE_ENV = "TEXTPROJ_ALLREDUCE"  # benchmarks override the mode with this
 ELASTIC_LOGGER = "torch.distributed.elastic"  # torchrun's log, hushed under --processes
-LAUNCHER_ENV = "TEXTPROJ_LAUNCHER"  # set for the workers `textproj train --processes` starts
+STOP_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT")  # those torchrun's launcher handles
 
 
 def launched() -> bool:
@@ -204,12 +207,41 @@ def attach(step: Any) -> DataParallel | None:
     return parallel
 
 
+@contextmanager
+def _workers_stopped_by_sigterm(received: list[int]) -> Iterator[None]:
+    """While torchrun runs in this process, a stop signal to it (``STOP_SIGNALS``) is noted in
+    ``received`` and torchrun sends the workers SIGTERM, not the signal itself. SIGTERM ends a
+    worker at once wherever it is; Ctrl-C's SIGINT waits for Python code to run, so a worker
+    inside ``init_process_group``, waiting for a peer the same Ctrl-C had ended, held the
+    launcher for torchrun's 30 s shutdown timeout, and a worker still starting Python printed a
+    traceback or lost the KeyboardInterrupt. torchrun installs its handler by the name
+    ``_terminate_process_handler`` (torch 2.4 to 2.13), replaced here; this process's handlers
+    are restored after."""
+    from torch.distributed.elastic.multiprocessing import api
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        received.append(signum)
+        raise api.SignalException(f"got signal {signum}", sigval=signal.SIGTERM)
+
+    signals = [getattr(signal, name) for name in STOP_SIGNALS if hasattr(signal, name)]
+    handlers = {sig: signal.getsignal(sig) for sig in signals}
+    torchrun_handler = api._terminate_process_handler
+    api._terminate_process_handler = stop
+    try:
+        yield
+    finally:
+        api._terminate_process_handler = torchrun_handler
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+
+
 def launch(processes: int, train_args: Sequence[str]) -> int:
     """Run ``processes`` workers of ``textproj train train_args`` on this machine with
     ``torch.distributed.run`` (torchrun's own launcher, in this process); the exit code of the
     first worker that failed (0: none), or 128 + the signal (Ctrl-C: 130) that stopped this
-    process, which torchrun passes on to the workers before it returns. Workers report their
-    own errors; torchrun's report of a failed worker is kept to one line, its log to none."""
+    process, after which torchrun ends the workers with SIGTERM before it returns. Workers
+    report their own errors; torchrun's report of a failed worker is kept to one line, its log
+    to none."""
     from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.run import parse_args, run
@@ -226,18 +258,18 @@ def launch(processes: int, train_args: Sequence[str]) -> int:
     levels = [logger.level for logger in elastic]
     for logger in elastic:
         logger.setLevel(logging.CRITICAL)
-    os.environ[LAUNCHER_ENV] = "1"  # the workers leave the note on a stop signal to this process
+    received: list[int] = []
     try:
-        run(parse_args(command))
+        with _workers_stopped_by_sigterm(received):
+            run(parse_args(command))
     except ChildFailedError as error:
         rank, failure = error.get_first_failure()
         if failure.exitcode not in (1, 2):  # 1, 2: the worker printed its own error line
             print(f"error: worker {rank} failed (exit code {failure.exitcode})", file=sys.stderr)
         return failure.exitcode if failure.exitcode > 0 else 1
     except SignalException as error:
-        return 128 + int(error.sigval)
+        return 128 + (received[0] if received else int(error.sigval))
     finally:
-        del os.environ[LAUNCHER_ENV]
         for logger, level in zip(elastic, levels, strict=True):
             logger.setLevel(level)
     return 0

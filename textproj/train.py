@@ -8,10 +8,15 @@ that attribute with the module, so the module is callable and its call is that f
 
 from __future__ import annotations
 
+import ctypes
+import os
+import signal
 import sys
 import types
 from collections.abc import Sequence
 from typing import Any
+
+PR_SET_PDEATHSIG = 1  # Linux prctl: the signal this process gets when its parent ends
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -20,10 +25,28 @@ def main(argv: Sequence[str] | None = None) -> None:
     before training starts (while torch loads) exits 130 without a traceback."""
     from textproj.cli import INTERRUPTED
 
+    _end_with_the_launcher()
     try:
         _join_and_train(argv)
     except KeyboardInterrupt:
         raise SystemExit(INTERRUPTED) from None
+
+
+def _end_with_the_launcher() -> None:
+    """A worker of ``textproj train --processes`` exits 130 without a word if its launcher is
+    gone, and on Linux gets SIGTERM when it goes: a stop signal to the launcher while
+    torchrun starts the workers can leave one that torchrun never recorded, which would wait
+    in ``init_process_group`` for a store that is gone (a quarter of an hour and more), holding
+    the launcher's stderr open (a pipe to ``tee`` or a caller never saw it end)."""
+    from textproj.cli import INTERRUPTED, LAUNCHER_ENV
+
+    launcher = os.environ.get(LAUNCHER_ENV)
+    if not launcher:
+        return
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != int(launcher):
+        raise SystemExit(INTERRUPTED)
 
 
 def _join_and_train(argv: Sequence[str] | None) -> None:
