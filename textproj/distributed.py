@@ -215,9 +215,13 @@ def _workers_stopped_by_sigterm(received: list[int]) -> Iterator[None]:
     inside ``init_process_group``, waiting for a peer the same Ctrl-C had ended, held the
     launcher for torchrun's 30 s shutdown timeout, and a worker still starting Python printed a
     traceback or lost the KeyboardInterrupt. torchrun installs its handler by the name
-    ``_terminate_process_handler`` (torch 2.4 to 2.13), replaced here; this process's handlers
-    are restored after."""
+    ``_terminate_process_handler`` (torch 2.4 to 2.13), replaced here (left alone where torch
+    has no such name); this process's handlers are restored after."""
     from torch.distributed.elastic.multiprocessing import api
+
+    if not hasattr(api, "_terminate_process_handler"):  # a torch that names it otherwise
+        yield
+        return
 
     def stop(signum: int, frame: FrameType | None) -> None:
         received.append(signum)
