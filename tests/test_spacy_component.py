@@ -781,3 +781,17 @@ def test_the_shipped_config_keeps_the_factorys_scoring_defaults() -> None:
     section = Config().from_disk(CONFIG)["components"]["textproj"]
     for key in ("model", "multi_label", "threshold", "n_jobs"):
         assert section[key] == DEFAULT_CONFIG[key], key
+
+
+def test_the_shipped_config_repeats_no_textproj_default() -> None:
+    """train_config and features in the example config set no field to textproj's own default
+    (textproj.config stays their one home: a copy there went stale, dropout 0.2 against 0.4),
+    and both sections exist, so spacy train's --components.textproj.train_config.FIELD
+    overrides have a section to go into."""
+    from thinc.api import Config
+
+    section = Config().from_disk(CONFIG)["components"]["textproj"]
+    for key, cls in (("train_config", TrainConfig), ("features", FeatureConfig)):
+        defaults = {field.name: field.default for field in dataclasses.fields(cls)}
+        repeated = [name for name, value in section[key].items() if value == defaults[name]]
+        assert repeated == [], key
