@@ -1301,3 +1301,38 @@ def test_an_unwritable_output_is_named_not_its_hidden_temporary(tmp_path: Path) 
         ]
     with pytest.raises(FileNotFoundError, match=r"^cannot write /proc/textproj\.txt: No such"):
         fsio.write_bytes("/proc/textproj.txt", b"x")
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["in-memory", "streamed"])
+def test_train_into_a_pipe_prints_nothing_but_an_error_on_bad_unlabeled_texts(
+    data_files: dict[str, Path], tmp_path: Path, stream: bool
+) -> None:
+    """Not a terminal: the progress displays print nothing (they printed a blank line)."""
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(b"fine\n\xff bad\n")
+    args = ["train", "--train", str(data_files["train"]), "--unlabeled", str(bad)]
+    args += ["--output", str(tmp_path / "o"), "--epochs", "1"]
+    if stream:
+        args += ["--stream", "--cache-dir", str(tmp_path / "c")]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert result.stderr.strip().splitlines()[-1] == f"error: {bad}:2: invalid UTF-8 (byte 0xff)"
+
+
+def test_train_into_a_pipe_prints_its_summary_alone_on_stdout(
+    data_files: dict[str, Path], tmp_path: Path
+) -> None:
+    """Without --quiet and not on a terminal: no epoch bar or reading spinner on either stream
+    (stdout had the last epoch's bar line and a blank line before the table)."""
+    unlabeled = tmp_path / "more.txt"
+    unlabeled.write_text("a fine film\nawful\n")
+    args = ["train", "--train", str(data_files["train"]), "--unlabeled", str(unlabeled)]
+    args += ["--output", str(tmp_path / "o"), "--epochs", "1", "--bottleneck", "16"]
+    result = runner.invoke(app, [*args, "--filters", "16"])
+    assert result.exit_code == 0, result.output
+    printed = " ".join(result.stdout.split())  # the table and summary, wrapped at 80 columns
+    assert printed.startswith(f"textproj on {data_files['train']} ┏━")
+    assert printed.endswith(f"s; written to {tmp_path / 'o'}/")
+    assert "epoch" not in result.output and "reading" not in result.output
+

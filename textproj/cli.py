@@ -600,7 +600,12 @@ def train(
             "the global batch stays --batch-size.",
         ),
     ] = 1,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+    quiet: Annotated[
+        bool,
+        typer.Option(
+            "--quiet", "-q", help="No progress bars (else on stderr, when it is a terminal)."
+        ),
+    ] = False,
 ) -> None:
     """Train a projection network jointly with its trainer; write model.tpn, trainer and metrics."""
     if resume is not None:
@@ -818,12 +823,13 @@ def _read_unlabeled(path: str | None, quiet: bool, text_column: str = TEXT_COLUM
     """The unlabeled texts of ``--unlabeled``, read as a stream with a progress display."""
     if path is None:
         return []
-    from rich.progress import Progress, SpinnerColumn, TextColumn
+    from rich.progress import SpinnerColumn, TextColumn
 
+    from textproj.progress import display
     from textproj.transfer import read_unlabeled
 
     columns = (SpinnerColumn(), TextColumn("reading {task.description}: {task.completed:,} lines"))
-    with Progress(*columns, disable=quiet, transient=True) as bar:
+    with display(*columns, enabled=not quiet, transient=True) as bar:
         task = bar.add_task(Path(path).name, total=None)
         try:
             return read_unlabeled(

@@ -1,4 +1,5 @@
-"""The training loop's progress display (Rich), as loop callbacks chained before the caller's."""
+"""Progress displays (Rich): the one home of where they go, and the training loop's, as loop
+callbacks chained before the caller's."""
 
 from __future__ import annotations
 
@@ -6,9 +7,30 @@ import dataclasses
 from types import TracebackType
 from typing import Any
 
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
 
 PREPARE_BAR_FROM = 50_000  # featurisation shows a bar from this many training texts
+
+
+def display(*columns: str | ProgressColumn, enabled: bool, transient: bool = False) -> Progress:
+    """A progress display on stderr, shown only when ``enabled`` and stderr is a terminal:
+    stdout carries a command's output alone, and a pipe or log file gets no bar lines (Rich
+    prints a disabled-by-no-terminal display's last frame, or a blank line, when it stops)."""
+    console = Console(stderr=True)
+    return Progress(
+        *columns,
+        console=console,
+        disable=not (enabled and console.is_terminal),
+        transient=transient,
+    )
 
 
 class TrainingProgress:
@@ -19,13 +41,13 @@ class TrainingProgress:
     def __init__(self, enabled: bool, callbacks: Any, metric: str) -> None:
         self.callbacks = callbacks
         self.metric = metric
-        self.bars = Progress(
+        self.bars = display(
             TextColumn("[bold]{task.description}"),
             BarColumn(),
             MofNCompleteColumn(),
             TextColumn("{task.fields[status]}"),
             TimeElapsedColumn(),
-            disable=not enabled,
+            enabled=enabled,
         )
         self.task: Any = None
         self.prepare_task: Any = None
