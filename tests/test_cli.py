@@ -1336,3 +1336,29 @@ def test_train_into_a_pipe_prints_its_summary_alone_on_stdout(
     assert printed.endswith(f"s; written to {tmp_path / 'o'}/")
     assert "epoch" not in result.output and "reading" not in result.output
 
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--text-column", "review", "hi"], "--text-column names a column of a .tsv/.csv/.jsonl"),
+        (["--text-column", "review", "-i", "IN"], "--text-column names a column of a .tsv/.csv"),
+        (["hi", "--input", "IN"], "give texts as arguments or with --input, not both"),
+        (["hi", "--input", "IN", "--ensemble"], "give texts as arguments or with --input, not"),
+    ],
+)
+def test_predict_refuses_a_bad_command_line_before_loading_the_model(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, args: list[str], message: str
+) -> None:
+    """The model's load can compile kernels for 15 s first: a usage error does not wait."""
+
+    def unexpected(path: Path) -> None:
+        raise AssertionError(f"the model was loaded: {path}")
+
+    monkeypatch.setattr("textproj.cli._load_model", unexpected)
+    monkeypatch.setattr("textproj.cli._load_ensemble", unexpected)
+    (tmp_path / "in.txt").write_text("a text\n")
+    given = [str(tmp_path / "in.txt") if arg == "IN" else arg for arg in args]
+    result = runner.invoke(app, ["predict", str(tmp_path / "model"), *given])
+    assert result.exit_code == 2, result.output
+    assert message in " ".join(result.stderr.split())
+    assert result.stdout == ""

@@ -1110,17 +1110,28 @@ def evaluate(
         )
 
 
-def _texts(
-    texts: list[str] | None, input_file: Path | None, text_column: str = TEXT_COLUMN
-) -> list[str]:
-    """The texts to classify: arguments, or --input's (``data.iter_texts``: a data file's text
-    column, record by record, else its lines; ``-``: stdin), or stdin's lines."""
+def _refuse_bad_sources(texts: list[str] | None, input_file: Path | None, text_column: str) -> None:
+    """predict's usage errors for where its texts come from, and a missing or unopenable
+    --input file: all before the model loads (its kernels may compile for 15 s first)."""
     is_data = input_file is not None and has_columns(input_file)
     if text_column != TEXT_COLUMN and not is_data:
         _usage("--text-column names a column of a .tsv/.csv/.jsonl --input file")
+    if texts and input_file is not None:
+        _usage("give texts as arguments or with --input, not both")
+    if input_file is not None and str(input_file) != "-":
+        try:
+            check_data_file(input_file)
+        except TextprojError as error:
+            _fail(str(error))
+
+
+def _texts(
+    texts: list[str] | None, input_file: Path | None, text_column: str = TEXT_COLUMN
+) -> list[str]:
+    """The texts to classify (:func:`_refuse_bad_sources` has checked where from): arguments,
+    or --input's (``data.iter_texts``: a data file's text column, record by record, else its
+    lines; ``-``: stdin), or stdin's lines."""
     if texts:
-        if input_file is not None:
-            _usage("give texts as arguments or with --input, not both")
         _warn_a_file_given_as_text(texts)
         return texts
     try:
@@ -1230,11 +1241,7 @@ def predict(
     """
     if explain and ensemble:
         _usage("--explain explains the on-device model; it does not go with --ensemble")
-    if input_file is not None and str(input_file) != "-":
-        try:
-            check_data_file(input_file)  # before the model is loaded (its kernels compiled)
-        except TextprojError as error:
-            _fail(str(error))
+    _refuse_bad_sources(texts, input_file, text_column)
     classifier = _load_ensemble(model) if ensemble else _load_model(model)
     if explain and classifier.design != "token":
         _usage(f"--explain needs a token-design model; {model} is a {classifier.design} model")
