@@ -287,3 +287,18 @@ def test_run_sweep_refuses_a_value_given_twice_before_any_point_trains(monkeypat
     grid = {"projections": (2, 3, 2), "bits": (8,), "widths": (8,)}
     with pytest.raises(ConfigError, match=r"^projections lists 2 more than once; give each value"):
         run_sweep(data, None, None, **grid)
+
+
+def test_sweep_shows_its_runs_warnings_as_train_does_each_once(tmp_path: Path) -> None:
+    """Every grid point trains on the same data, so warns the same: one ``warning:`` line (was
+    a Python ``file:line: UserWarning`` and its source line, once per grid point)."""
+    data = load_corpus("sentiment_sentences", "train")
+    write_dataset(Dataset(data.texts[:60], data.labels[:60], "mine"), tmp_path / "mine.tsv")
+    dev = Dataset(["good", "bad", "meh"], ["positive", "negative", "neutral"], "dev")
+    write_dataset(dev, tmp_path / "dev.tsv")
+    args = [*_sweep_args(tmp_path / "mine.tsv", tmp_path / "out"), "--widths", "8,16"]
+    result = CliRunner().invoke(app, [*args, "--dev", str(tmp_path / "dev.tsv")])
+    assert result.exit_code == 0, result.output
+    warning = f"warning: {tmp_path / 'dev.tsv'}: 1 label(s) never seen in training: 'neutral'"
+    assert result.stderr.splitlines() == [warning]
+    assert len(read_csv(tmp_path / "out" / "sweep.csv")) == 2

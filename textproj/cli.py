@@ -876,9 +876,7 @@ def _run_training(
     from textproj.training import train as run_training
 
     try:
-        with warnings.catch_warnings():  # training's warnings as one "warning:" line each
-            warnings.simplefilter("default")
-            warnings.showwarning = lambda message, *_, **__: _warn(_option_names(str(message)))
+        with _warnings_as_lines(OPTIONS):
             return run_training(
                 *splits, config=config, features=features, output_dir=output,
                 corpus=run["corpus"] or run["train"], progress=not quiet, resume=resume,
@@ -890,6 +888,25 @@ def _run_training(
         _fail(_option_names(str(error), arguments=_train_arguments(output)))
     except KeyboardInterrupt:
         _interrupted(output)
+
+
+@contextmanager
+def _warnings_as_lines(options: dict[str, str]) -> Iterator[None]:
+    """Python warnings raised inside (training's: unseen labels, long texts) as one
+    ``warning:`` line each on stderr, config fields named as the command's ``options``; each
+    message once, as a sweep's runs repeat the warnings of the data they share."""
+    shown: set[str] = set()
+
+    def show(message: Warning | str, *_: Any, **__: Any) -> None:
+        line = _option_names(str(message), options)
+        if line not in shown:
+            shown.add(line)
+            _warn(line)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")  # every one reaches ``show``, which keeps the first
+        warnings.showwarning = show
+        yield
 
 
 def _interrupted(output: Path, code: int = INTERRUPTED) -> NoReturn:
@@ -1512,15 +1529,16 @@ def sweep(
     console = Console(emoji=False, highlight=False)
     cap = f", at most {epochs} epochs" if epochs else ""
     try:
-        paths = sweep_to_folder(
-            train_data, dev_data, test_data, output, base=base, force=force,
-            title=f"{name}, {base.design} design{cap}", **grid,
-            on_result=lambda row: console.print(
-                f"T={row['T']} d={row['d']} width={row['width']} int{row['weight_bits']}: "
-                f"dev acc {row['dev_accuracy']:.4f}, "
-                f"{row['model_bytes']:,} bytes", highlight=False,
-            ),
-        )  # fmt: skip
+        with _warnings_as_lines(SWEEP_OPTIONS):
+            paths = sweep_to_folder(
+                train_data, dev_data, test_data, output, base=base, force=force,
+                title=f"{name}, {base.design} design{cap}", **grid,
+                on_result=lambda row: console.print(
+                    f"T={row['T']} d={row['d']} width={row['width']} int{row['weight_bits']}: "
+                    f"dev acc {row['dev_accuracy']:.4f}, "
+                    f"{row['model_bytes']:,} bytes", highlight=False,
+                ),
+            )  # fmt: skip
     except TextprojError as error:
         _fail(_option_names(str(error), SWEEP_OPTIONS))
     console.print(f"written: {paths[0]}, {paths[1]}")
