@@ -6,6 +6,7 @@ import csv
 import gzip
 import json
 import os
+import re
 import shlex
 import signal
 import subprocess
@@ -1323,8 +1324,9 @@ def test_train_into_a_pipe_prints_nothing_but_an_error_on_bad_unlabeled_texts(
 def test_train_into_a_pipe_prints_its_summary_alone_on_stdout(
     data_files: dict[str, Path], tmp_path: Path
 ) -> None:
-    """Without --quiet and not on a terminal: no epoch bar or reading spinner on either stream
-    (stdout had the last epoch's bar line and a blank line before the table)."""
+    """Without --quiet and not on a terminal: no bar or reading spinner on either stream
+    (stdout had the last epoch's bar line and a blank line before the table), and each
+    epoch's summary as one plain line on stderr, so a log file still shows the run."""
     unlabeled = tmp_path / "more.txt"
     unlabeled.write_text("a fine film\nawful\n")
     args = ["train", "--train", str(data_files["train"]), "--unlabeled", str(unlabeled)]
@@ -1334,7 +1336,12 @@ def test_train_into_a_pipe_prints_its_summary_alone_on_stdout(
     printed = " ".join(result.stdout.split())  # the table and summary, wrapped at 80 columns
     assert printed.startswith(f"textproj on {data_files['train']} ┏━")
     assert printed.endswith(f"s; written to {tmp_path / 'o'}/")
-    assert "epoch" not in result.output and "reading" not in result.output
+    assert "epoch" not in result.stdout and "reading" not in result.output
+    epochs = [line for line in result.stderr.splitlines() if line.startswith("epoch")]
+    assert len(epochs) == 1 and re.fullmatch(
+        r"epoch 1  loss \d+\.\d{3}  dev acc \d\.\d{4} \(trainer \d\.\d{4}\)", epochs[0]
+    ), result.stderr
+    assert "━" not in result.stderr
 
 
 @pytest.mark.parametrize(

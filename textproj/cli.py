@@ -603,7 +603,7 @@ def train(
     quiet: Annotated[
         bool,
         typer.Option(
-            "--quiet", "-q", help="No progress bars (else on stderr, when it is a terminal)."
+            "--quiet", "-q", help="No progress (else bars on stderr when it is a terminal, else a line per epoch)."
         ),
     ] = False,
 ) -> None:

@@ -36,7 +36,8 @@ def display(*columns: str | ProgressColumn, enabled: bool, transient: bool = Fal
 class TrainingProgress:
     """``with TrainingProgress(enabled, callbacks) as hooks``: ``hooks`` are ``callbacks`` with
     bars for featurisation (large inputs) and for each epoch's steps, with its dev scores
-    (named ``metric``: accuracy, or micro-F1 for multi-label)."""
+    (named ``metric``: accuracy, or micro-F1 for multi-label); where stderr is no terminal for
+    the bars (a log file), one plain line per epoch there instead, so a log still shows them."""
 
     def __init__(self, enabled: bool, callbacks: Any, metric: str) -> None:
         self.callbacks = callbacks
@@ -51,6 +52,9 @@ class TrainingProgress:
         )
         self.task: Any = None
         self.prepare_task: Any = None
+        self.epoch = 0
+        # no terminal for the bars (a log file, a pipe): each epoch's summary as a plain line
+        self.log = Console(stderr=True) if enabled and self.bars.disable else None
 
     def __enter__(self) -> Any:
         self.bars.__enter__()
@@ -90,6 +94,7 @@ class TrainingProgress:
         self.bars.update(self.prepare_task, completed=done)
 
     def _epoch_start(self, epoch: int, steps: int) -> None:
+        self.epoch = epoch
         self.task = self.bars.add_task(f"epoch {epoch}", total=steps, status="")
 
     def _step(self, step: int, loss: float) -> None:
@@ -97,4 +102,7 @@ class TrainingProgress:
 
     def _epoch(self, row: dict[str, Any]) -> None:
         status = f"loss {row['loss']:.3f}  {self.metric} {row['dev_projection']:.4f}"
-        self.bars.update(self.task, status=f"{status} (trainer {row['dev_trainer']:.4f})")
+        status = f"{status} (trainer {row['dev_trainer']:.4f})"
+        self.bars.update(self.task, status=status)
+        if self.log is not None:
+            self.log.print(f"epoch {self.epoch}  {status}", highlight=False, markup=False)
