@@ -603,7 +603,9 @@ def train(
     quiet: Annotated[
         bool,
         typer.Option(
-            "--quiet", "-q", help="No progress (else bars on stderr when it is a terminal, else a line per epoch)."
+            "--quiet",
+            "-q",
+            help="No progress (else bars on stderr when it is a terminal, else a line per epoch).",
         ),
     ] = False,
 ) -> None:
