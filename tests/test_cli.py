@@ -1369,3 +1369,41 @@ def test_predict_refuses_a_bad_command_line_before_loading_the_model(
     assert result.exit_code == 2, result.output
     assert message in " ".join(result.stderr.split())
     assert result.stdout == ""
+
+
+BUNDLED_MODEL = Path(__file__).resolve().parents[1] / "app" / "models" / "banking77"
+
+
+@pytest.mark.parametrize(
+    ("args", "message", "code"),
+    [
+        (["--test", "T.txt", "--text-column", "body"], "--text-column names a column of a "
+         ".tsv/.csv/.jsonl --test file", 2),
+        (["--test", "T.txt", "--text-column", "body", "--label-column", "topic"],
+         "--text-column and --label-column name columns of a .tsv/.csv/.jsonl --test file", 2),
+        (["--test", "T.txt", "--label-column", "topic", "--ensemble"], "--label-column names a "
+         "column of a .tsv/.csv/.jsonl --test file", 2),
+        (["--corpus", "nosuch"], "unknown corpus 'nosuch'; known corpora: banking77", 1),
+        ([], "give --corpus or --test (no metrics.json of this model beside MODEL says", 2),
+    ],
+)  # fmt: skip
+def test_evaluate_refuses_a_bad_command_line_before_loading_the_model(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, args: list[str], message: str, code: int
+) -> None:
+    """As predict's: the model's load can compile kernels for 15 s first (was: a --test file
+    without columns, an unknown --corpus and a model whose corpus nothing says were refused
+    after it)."""
+
+    def unexpected(path: Path) -> None:
+        raise AssertionError(f"the model was loaded: {path}")
+
+    monkeypatch.setattr("textproj.cli._load_model", unexpected)
+    monkeypatch.setattr("textproj.cli._load_ensemble", unexpected)
+    model = tmp_path / "model.tpn"  # no metrics.json beside it
+    model.write_bytes((BUNDLED_MODEL / "model.tpn").read_bytes())
+    (tmp_path / "t.txt").write_text("__label__a a text\n")
+    given = [str(tmp_path / "t.txt") if arg == "T.txt" else arg for arg in args]
+    result = runner.invoke(app, ["evaluate", str(model), *given])
+    assert result.exit_code == code, result.output
+    assert message.replace("MODEL", str(model)) in " ".join(result.stderr.split())
+    assert result.stdout == ""

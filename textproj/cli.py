@@ -48,7 +48,7 @@ from textproj.config import (
     FeatureConfig,
     TrainConfig,
 )
-from textproj.corpora import CORPORA, DEFAULT_CORPUS, corpus_table, load_corpus
+from textproj.corpora import CORPORA, DEFAULT_CORPUS, corpus_path, corpus_table, load_corpus
 from textproj.data import (
     DEFAULT_COLUMNS,
     LABEL_COLUMN,
@@ -273,20 +273,33 @@ def _read(
         _fail(str(error))
 
 
-def _refuse_unread_columns(columns: Sequence[str], files: dict[str, Path | None]) -> None:
-    """A usage error for --text-column / --label-column when none of ``files`` (option -> path)
-    is given: a bundled corpus keeps its own columns, so the options would be ignored."""
+def _column_options(columns: Sequence[str]) -> str:
+    """How a usage error names the column options given (``columns`` not their defaults):
+    ``--text-column names a column``, ``--text-column and --label-column name columns``, or
+    "" when none is."""
     named = [
         f"--{kind}-column"
         for kind, column, default in zip(("text", "label"), columns, DEFAULT_COLUMNS, strict=True)
         if column != default
     ]
-    if named and not any(files.values()):
-        names = "names a column" if len(named) == 1 else "name columns"
-        _usage(
-            f"{' and '.join(named)} {names} of your data files ({', '.join(files)}); "
-            "a bundled corpus keeps its own"
-        )
+    if not named:
+        return ""
+    return f"{' and '.join(named)} {'names a column' if len(named) == 1 else 'name columns'}"
+
+
+def _refuse_unread_columns(columns: Sequence[str], files: dict[str, Path | None]) -> None:
+    """A usage error for --text-column / --label-column when none of ``files`` (option -> path)
+    is given: a bundled corpus keeps its own columns, so the options would be ignored."""
+    if (named := _column_options(columns)) and not any(files.values()):
+        _usage(f"{named} of your data files ({', '.join(files)}); a bundled corpus keeps its own")
+
+
+def _refuse_columnless_file(columns: Sequence[str], option: str, path: Path | None) -> None:
+    """A usage error for --text-column / --label-column when ``option``'s file ``path`` is not
+    given or has no named columns (its texts are lines, fastText's for labelled data): known
+    from the name, so before any model loads."""
+    if (named := _column_options(columns)) and (path is None or not has_columns(path)):
+        _usage(f"{named} of a .tsv/.csv/.jsonl {option} file")
 
 
 def _parse_ints(text: str, option: str) -> tuple[int, ...]:
@@ -1067,6 +1080,7 @@ def evaluate(
     if corpus is not None and test_file is not None:
         _usage("give exactly one of --corpus or --test")
     _refuse_unread_columns((text_column, label_column), {"--test": test_file})
+    _refuse_columnless_file((text_column, label_column), "--test", test_file)
     if plot is not None and plot.suffix.lower() != ".png":
         _usage(f"--plot writes a PNG image: give a FILE.png, not {plot}")
     if predictions is not None:
@@ -1080,25 +1094,13 @@ def evaluate(
                 refuse_a_directory(target, f"{option} {target}")
         if test_file is not None:
             check_data_file(test_file)  # before the model is loaded (its kernels compiled)
+        elif corpus is not None:
+            corpus_path(corpus, "test")  # an unknown name too
     except TextprojError as error:
         _fail(str(error))
-    classifier = _load_ensemble(model) if ensemble else _load_model(model)
     if corpus is None and test_file is None:
-        from textproj.model_file import model_path
-
-        device = classifier.device if ensemble else classifier
-        path = model_path(model)
-        metrics = _run_metrics(path, device.n_bytes)
-        if metrics is None:
-            _usage(
-                f"give --corpus or --test (no {METRICS_NAME} of this model beside {path} says "
-                "what it was trained on)"
-            )
-        trained_on = metrics.get("corpus")
-        if trained_on not in CORPORA:
-            _usage("give --corpus or --test (the model was not trained on a bundled corpus)")
-        corpus = trained_on
-        _stderr().print(f"scoring on {corpus}'s test split, the corpus {model} was trained on")
+        corpus = _trained_on(model)
+    classifier = _load_ensemble(model) if ensemble else _load_model(model)
     if test_file is not None:
         data = _read(test_file, classifier.multi_label, (text_column, label_column))
     else:
@@ -1129,12 +1131,34 @@ def evaluate(
         )
 
 
+def _trained_on(model: Path) -> str:
+    """The bundled corpus ``model`` was trained on, from its run's metrics.json (read before
+    the model loads, as evaluate's other checks), or a usage error asking for --corpus or
+    --test; says on stderr which corpus it scores on."""
+    from textproj.model_file import describe_model, model_path
+
+    try:
+        file_bytes = describe_model(model)["file_bytes"]  # reads the header, compiles nothing
+    except TextprojError as error:
+        _fail(str(error))
+    path = model_path(model)
+    metrics = _run_metrics(path, file_bytes)
+    if metrics is None:
+        _usage(
+            f"give --corpus or --test (no {METRICS_NAME} of this model beside {path} says "
+            "what it was trained on)"
+        )
+    trained_on = metrics.get("corpus")
+    if trained_on not in CORPORA:
+        _usage("give --corpus or --test (the model was not trained on a bundled corpus)")
+    _stderr().print(f"scoring on {trained_on}'s test split, the corpus {model} was trained on")
+    return trained_on
+
+
 def _refuse_bad_sources(texts: list[str] | None, input_file: Path | None, text_column: str) -> None:
     """predict's usage errors for where its texts come from, and a missing or unopenable
     --input file: all before the model loads (its kernels may compile for 15 s first)."""
-    is_data = input_file is not None and has_columns(input_file)
-    if text_column != TEXT_COLUMN and not is_data:
-        _usage("--text-column names a column of a .tsv/.csv/.jsonl --input file")
+    _refuse_columnless_file((text_column, LABEL_COLUMN), "--input", input_file)
     if texts and input_file is not None:
         _usage("give texts as arguments or with --input, not both")
     if input_file is not None and str(input_file) != "-":
