@@ -302,3 +302,18 @@ def test_sweep_shows_its_runs_warnings_as_train_does_each_once(tmp_path: Path) -
     warning = f"warning: {tmp_path / 'dev.tsv'}: 1 label(s) never seen in training: 'neutral'"
     assert result.stderr.splitlines() == [warning]
     assert len(read_csv(tmp_path / "out" / "sweep.csv")) == 2
+
+
+def test_sweep_names_the_token_cap_as_a_sweep_user_can_change_it(tmp_path: Path) -> None:
+    """sweep has no --max-tokens (train has): its long-texts warning says so (was: it named
+    --max-tokens as if sweep took it)."""
+    data = load_corpus("sentiment_sentences", "train")
+    texts = [*data.texts[:58], " ".join(["word"] * 1100), " ".join(["other"] * 1100)]
+    write_dataset(Dataset(texts, data.labels[:60], "mine"), tmp_path / "mine.tsv")
+    result = CliRunner().invoke(app, _sweep_args(tmp_path / "mine.tsv", tmp_path / "out"))
+    assert result.exit_code == 0, result.output
+    (line,) = [line for line in result.stderr.splitlines() if "token cap" in line]
+    assert line.endswith(
+        "reach the 1024-token cap; no token past it is read (`textproj train --max-tokens` sets "
+        "it; sweep keeps the default)"
+    )

@@ -18,7 +18,7 @@ import shlex
 import signal
 import sys
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
@@ -393,17 +393,24 @@ def _features(max_tokens: int) -> FeatureConfig:
 
 # FeatureConfig field -> the train option that sets it.
 FEATURE_OPTIONS = {"max_tokens": "--max-tokens"}
+# FeatureConfig field -> how sweep's messages name it: sweep has no option for it, train has.
+SWEEP_FEATURE_OPTIONS = {
+    "max_tokens": "`textproj train --max-tokens` sets it; sweep keeps the default"
+}
 # An API argument as a message names it (``force=True``) -> the option that sets it.
 ARGUMENT_OPTIONS = {"force=True": "--force", "dev_data": "--dev"}
 
 
 def _option_names(
-    message: str, options: dict[str, str] = OPTIONS, arguments: dict[str, str] = ARGUMENT_OPTIONS
+    message: str,
+    options: dict[str, str] = OPTIONS,
+    arguments: dict[str, str] = ARGUMENT_OPTIONS,
+    features: dict[str, str] = FEATURE_OPTIONS,
 ) -> str:
     """``message`` with each ``TrainConfig.field`` written as the option (``options``) that sets
-    it, each ``FeatureConfig.field`` as its option (FEATURE_OPTIONS), and each API argument
+    it, each ``FeatureConfig.field`` as its option (``features``), and each API argument
     (a key of ``arguments``, as ``force=True``) as its option."""
-    names = {"TrainConfig": options, "FeatureConfig": FEATURE_OPTIONS}
+    names = {"TrainConfig": options, "FeatureConfig": features}
     api = "|".join(map(re.escape, arguments))
     message = re.sub(rf"\b({api})\b", lambda m: arguments[m.group(1)], message)
     return re.sub(
@@ -411,6 +418,11 @@ def _option_names(
         lambda m: names[m.group(1)].get(m.group(2), m.group(0)),
         message,
     )
+
+
+def _sweep_names(message: str) -> str:
+    """``message`` with config fields named as a sweep user sets them (:func:`_option_names`)."""
+    return _option_names(message, SWEEP_OPTIONS, features=SWEEP_FEATURE_OPTIONS)
 
 
 @app.command(
@@ -891,7 +903,7 @@ def _run_training(
     from textproj.training import train as run_training
 
     try:
-        with _warnings_as_lines(OPTIONS):
+        with _warnings_as_lines():
             return run_training(
                 *splits, config=config, features=features, output_dir=output,
                 corpus=run["corpus"] or run["train"], progress=not quiet, resume=resume,
@@ -906,14 +918,14 @@ def _run_training(
 
 
 @contextmanager
-def _warnings_as_lines(options: dict[str, str]) -> Iterator[None]:
+def _warnings_as_lines(rename: Callable[[str], str] = _option_names) -> Iterator[None]:
     """Python warnings raised inside (training's: unseen labels, long texts) as one
-    ``warning:`` line each on stderr, config fields named as the command's ``options``; each
-    message once, as a sweep's runs repeat the warnings of the data they share."""
+    ``warning:`` line each on stderr, config fields named by ``rename`` as the command's
+    options; each message once, as a sweep's runs repeat the warnings of the data they share."""
     shown: set[str] = set()
 
     def show(message: Warning | str, *_: Any, **__: Any) -> None:
-        line = _option_names(str(message), options)
+        line = rename(str(message))
         if line not in shown:
             shown.add(line)
             _warn(line)
@@ -1531,14 +1543,14 @@ def sweep(
     try:
         grid_configs(base, **grid)
     except ConfigError as error:
-        _usage(_option_names(str(error), SWEEP_OPTIONS))
+        _usage(_sweep_names(str(error)))
     try:
         data_files = [path for path in (train_file, dev_file, test_file) if path is not None]
         check_output_dir(output, force=force, inputs=data_files, marks=SWEEP_FILES, kind="sweep")
         for path in data_files:  # before any is read, as train checks its files
             check_data_file(path)
     except TextprojError as error:
-        _fail(_option_names(str(error), SWEEP_OPTIONS))
+        _fail(_sweep_names(str(error)))
     if train_file is not None:
         files = {"corpus": None, "train": train_file, "dev": dev_file, "test": test_file}
         train_data, dev_data, test_data = _run_data(
@@ -1555,7 +1567,7 @@ def sweep(
     console = Console(emoji=False, highlight=False)
     cap = f", at most {epochs} epochs" if epochs else ""
     try:
-        with _warnings_as_lines(SWEEP_OPTIONS):
+        with _warnings_as_lines(_sweep_names):
             paths = sweep_to_folder(
                 train_data, dev_data, test_data, output, base=base, force=force,
                 title=f"{name}, {base.design} design{cap}", **grid,
@@ -1566,7 +1578,7 @@ def sweep(
                 ),
             )  # fmt: skip
     except TextprojError as error:
-        _fail(_option_names(str(error), SWEEP_OPTIONS))
+        _fail(_sweep_names(str(error)))
     console.print(f"written: {paths[0]}, {paths[1]}")
 
 
