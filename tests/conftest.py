@@ -7,9 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from textproj import netspec
 from textproj.config import TrainConfig
 from textproj.corpora import load_corpus
 from textproj.data import Dataset
+from textproj.model_file import UNICODE_VERSION_KEY, encode_model, read_model
 
 # Small enough to train in a few seconds, big enough to be a real model of either design.
 TINY_CONFIG = dict(
@@ -52,6 +54,14 @@ def per_intent(data: Dataset, n_intents: int, per_label: int) -> Dataset:
             texts.append(text)
             gold.append(label)
     return Dataset(texts, gold, f"{data.source}[{n_intents} labels x {per_label}]")
+
+
+def old_unicode_model(folder: Path) -> bytes:
+    """The model in ``folder`` as written under Unicode 1.1.0: loading it warns."""
+    header, tensors = read_model(folder / "model.tpn")
+    header = {**header, UNICODE_VERSION_KEY: "1.1.0"}
+    bits = header["train_config"]["weight_bits"]
+    return encode_model(header, tensors, int4=netspec.int4_tensors(tensors, bits))
 
 
 @pytest.fixture(scope="session")

@@ -15,6 +15,7 @@ from textproj import DataError, ModelFormatError
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "app"))
 
+from conftest import old_unicode_model
 from demo_bits import bit_grid, compare
 from demo_charts import (
     ROW_PX,
@@ -31,8 +32,6 @@ from demo_data import (
     read_uploaded_dataset,
 )
 
-from textproj import netspec
-from textproj.model_file import UNICODE_VERSION_KEY, encode_model, read_model
 from textproj.runtime import load_warnings
 
 
@@ -159,14 +158,6 @@ def test_uploaded_model(tiny_models: dict[str, Path]) -> None:
     with pytest.raises(ModelFormatError, match=r"^mine\.tpn: ") as caught:
         load_uploaded_model("mine.tpn", data[: len(data) // 2])
     assert "tmp" not in str(caught.value)
-
-
-def old_unicode_model(folder: Path) -> bytes:
-    """The tiny model in ``folder`` as written under Unicode 1.1.0: loading it warns."""
-    header, tensors = read_model(folder / "model.tpn")
-    header = {**header, UNICODE_VERSION_KEY: "1.1.0"}
-    bits = header["train_config"]["weight_bits"]
-    return encode_model(header, tensors, int4=netspec.int4_tensors(tensors, bits))
 
 
 def test_uploaded_model_load_warnings_are_for_the_page(tiny_models: dict[str, Path]) -> None:

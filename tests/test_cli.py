@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import typer
+from conftest import old_unicode_model
 from typer.testing import CliRunner
 
 import textproj
@@ -25,7 +26,9 @@ from textproj.config import FeatureConfig, TrainConfig
 from textproj.corpora import load_corpus
 from textproj.data import Dataset, read_dataset, write_dataset
 from textproj.errors import ConfigError
+from textproj.model_file import read_model
 from textproj.rundir import check_output_dir, holds_run
+from textproj.runtime import load_warnings
 
 runner = CliRunner()
 
@@ -1407,3 +1410,29 @@ def test_evaluate_refuses_a_bad_command_line_before_loading_the_model(
     assert result.exit_code == code, result.output
     assert message.replace("MODEL", str(model)) in " ".join(result.stderr.split())
     assert result.stdout == ""
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["predict", "OLD", "a text"],
+        ["evaluate", "OLD", "--test", "TEST"],
+        ["export", "OLD", "--c", "C"],
+    ],
+)
+def test_a_model_files_load_warning_is_one_warning_line(tmp_path: Path, args: list[str]) -> None:
+    """predict, evaluate and export show it as train does (was: a Python ``file:line:
+    UserWarning`` with its source line)."""
+    (tmp_path / "old").mkdir()
+    model = tmp_path / "old" / "model.tpn"
+    model.write_bytes(old_unicode_model(BUNDLED_MODEL))
+    test = load_corpus("banking77", "test")
+    write_dataset(Dataset(test.texts[:5], test.labels[:5], "t"), tmp_path / "t.tsv")
+    paths = {"OLD": str(model), "TEST": str(tmp_path / "t.tsv"), "C": str(tmp_path / "c")}
+    result = runner.invoke(app, [paths.get(arg, arg) for arg in args])
+    assert result.exit_code == 0, result.output
+    (warning,) = load_warnings(read_model(model)[0], str(model))
+    assert [line for line in result.stderr.splitlines() if "Unicode" in line] == [
+        f"warning: {warning}"
+    ]
+    assert "UserWarning" not in result.stderr

@@ -221,7 +221,8 @@ def _load_model(path: Path) -> Classifier:
     from textproj.runtime import load
 
     try:
-        classifier = load(path)
+        with _warnings_as_lines():
+            classifier = load(path)
     except TextprojError as error:
         _fail(str(error))
     _note_first_compile(classifier.design, runtime_kernels(classifier.design))
@@ -234,7 +235,8 @@ def _load_ensemble(path: Path) -> EnsembleModel:
     from textproj.model_file import model_path
 
     try:
-        served = load_ensemble(model_path(path).parent)
+        with _warnings_as_lines():
+            served = load_ensemble(model_path(path).parent)
     except TextprojError as error:
         _fail(str(error))
     design = served.device.design
@@ -919,9 +921,10 @@ def _run_training(
 
 @contextmanager
 def _warnings_as_lines(rename: Callable[[str], str] = _option_names) -> Iterator[None]:
-    """Python warnings raised inside (training's: unseen labels, long texts) as one
-    ``warning:`` line each on stderr, config fields named by ``rename`` as the command's
-    options; each message once, as a sweep's runs repeat the warnings of the data they share."""
+    """Python warnings raised inside (training's: unseen labels, long texts; a model file's
+    load: an older Unicode) as one ``warning:`` line each on stderr, config fields named by
+    ``rename`` as the command's options; each message once, as a sweep's runs repeat the
+    warnings of the data they share and export loads the model once per target."""
     shown: set[str] = set()
 
     def show(message: Warning | str, *_: Any, **__: Any) -> None:
@@ -1623,17 +1626,18 @@ def export(
             except TextprojError as error:
                 _fail(f"{option} {_option_names(str(error))}")
     try:
-        for option, directory, _, write in targets:
-            if directory is None:
-                continue
-            written = write(model, directory, force)
-            if option == "--c":
-                typer.echo(f"written: {written} (build: cd {c} && {compile_command()})")
-            else:
-                typer.echo(
-                    f"written: {written} (serve it: python -m http.server --directory {wasm}, "
-                    "then open http://localhost:8000)"
-                )
+        with _warnings_as_lines():  # each target loads the model: its warnings show once
+            for option, directory, _, write in targets:
+                if directory is None:
+                    continue
+                written = write(model, directory, force)
+                if option == "--c":
+                    typer.echo(f"written: {written} (build: cd {c} && {compile_command()})")
+                else:
+                    typer.echo(
+                        f"written: {written} (serve it: python -m http.server --directory "
+                        f"{wasm}, then open http://localhost:8000)"
+                    )
     except (TextprojError, OSError) as error:
         _fail(_option_names(str(error)))
 
