@@ -841,6 +841,31 @@ def test_cli_export(tmp_path: Path) -> None:
         assert f"error: {option} {damaged}: exists and is not a directory" in a_file.output
 
 
+def test_cli_export_without_zig_writes_no_c_export_either(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--wasm's compiler is checked before --c's export is written (was: the C export written,
+    then the missing compiler refused)."""
+    from typer.testing import CliRunner
+
+    from textproj.cli import app
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "ziglang" else find_spec(name, *a),
+    )
+    args = ["export", str(BUNDLED), "--c", str(tmp_path / "c"), "--wasm", str(tmp_path / "w")]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 1
+    assert (
+        result.stderr == "error: textproj export --wasm needs zig's compiler: pip install ziglang\n"
+    )
+    assert result.stdout == ""
+    assert not (tmp_path / "c").exists() and not (tmp_path / "w").exists()
+
+
 def test_cli_export_refuses_what_it_would_overwrite(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -1607,7 +1607,13 @@ def export(
 
     Each directory is replaced whole: a missing or empty one, or a previous export of the same
     kind; one holding other files only with --force."""
-    from textproj.export import check_export_dir, compile_command, export_c, export_wasm
+    from textproj.export import (
+        check_export_dir,
+        check_wasm_tools,
+        compile_command,
+        export_c,
+        export_wasm,
+    )
     from textproj.model_file import model_path
 
     if c is None and wasm is None:
@@ -1616,6 +1622,8 @@ def export(
         _usage(f"--c and --wasm name the same directory ({c}); give each its own")
     try:
         model_path(model)  # a directory without model.tpn is named as the model, not a target
+        if wasm is not None:
+            check_wasm_tools()  # before --c's export is written
     except TextprojError as error:
         _fail(str(error))
     targets = (("--c", c, "C", export_c), ("--wasm", wasm, "WebAssembly", export_wasm))

@@ -182,6 +182,13 @@ def wasm_command(output: Path) -> list[str]:
     ]  # fmt: skip
 
 
+def check_wasm_tools() -> None:
+    """An ExportError unless zig's compiler (the ``ziglang`` package) is installed: what
+    :func:`export_wasm` builds with, checked before any export is written."""
+    if importlib.util.find_spec("ziglang") is None:
+        raise ExportError("textproj export --wasm needs zig's compiler: pip install ziglang")
+
+
 def export_wasm(
     model: str | os.PathLike[str], directory: str | os.PathLike[str], force: bool = False
 ) -> Path:
@@ -190,9 +197,8 @@ def export_wasm(
     says when it may); returns it. Needs the ``ziglang`` package."""
     directory = Path(directory)
     check_export_dir(directory, "WebAssembly", model, force)
+    check_wasm_tools()
     path = _checked(model)
-    if importlib.util.find_spec("ziglang") is None:
-        raise ExportError("textproj export --wasm needs zig's compiler: pip install ziglang")
 
     def write(staging: Path) -> None:
         with tempfile.TemporaryDirectory() as build:
