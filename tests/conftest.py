@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import os
 from pathlib import Path
 
@@ -27,6 +28,19 @@ TINY_CONFIG = dict(
     bits_per_projection=16,
     augment_copies=0,  # tests of other things train on the given texts alone (small sets augment)
     consistency=0,  # ... with one dropout draw per batch (small sets take two)
+)
+
+
+# Data files with no rows, by name: empty in each format (gzipped too) and header-only.
+EMPTY_DATA_FILES = (
+    ("e.tsv", b""),
+    ("e.csv", b""),
+    ("e.jsonl", b""),
+    ("e.txt", b""),
+    ("e.txt.gz", gzip.compress(b"")),
+    ("e.tsv.gz", gzip.compress(b"")),
+    ("h.tsv", b"text\tlabel\n"),
+    ("h.csv", b"id,text,label\n"),
 )
 
 

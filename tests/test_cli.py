@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import typer
-from conftest import old_unicode_model
+from conftest import EMPTY_DATA_FILES, old_unicode_model
 from typer.testing import CliRunner
 
 import textproj
@@ -374,16 +374,7 @@ def test_a_missing_data_file_is_named_before_the_model_is_loaded(
 
 def test_every_empty_input_predicts_nothing_with_one_warning(trained: Path, tmp_path: Path) -> None:
     """An empty .tsv/.csv was an error, any other empty input silent; evaluate refuses each."""
-    for name, content in (
-        ("e.tsv", b""),
-        ("e.csv", b""),
-        ("e.jsonl", b""),
-        ("e.txt", b""),
-        ("e.txt.gz", gzip.compress(b"")),
-        ("e.tsv.gz", gzip.compress(b"")),
-        ("h.tsv", b"text\tlabel\n"),
-        ("h.csv", b"id,text,label\n"),
-    ):
+    for name, content in EMPTY_DATA_FILES:
         path = tmp_path / name
         path.write_bytes(content)
         predicted = runner.invoke(app, ["predict", str(trained), "-i", str(path)])

@@ -10,6 +10,7 @@ import re
 from pathlib import Path
 
 import pytest
+from conftest import EMPTY_DATA_FILES
 
 from textproj.data import (
     DataError,
@@ -395,17 +396,7 @@ def test_zero_byte_gzip_has_no_rows(tmp_path: Path) -> None:
 def test_every_empty_file_has_no_rows_alike(tmp_path: Path) -> None:
     """An empty TSV/CSV said "file is empty" and every other empty file "no data rows"; texts
     only (predict --input) it now gives none, as an empty .txt did, instead of an error."""
-    for name, content in (
-        ("e.tsv", b""),
-        ("e.csv", b""),
-        ("e.jsonl", b""),
-        ("e.txt", b""),
-        ("e.txt.gz", gzip.compress(b"")),
-        ("e.tsv.gz", gzip.compress(b"")),
-        ("h.tsv", b"text\tlabel\n"),
-        ("h.csv", b"text,label\n"),
-        ("b.tsv", b"\n\n"),
-    ):
+    for name, content in (*EMPTY_DATA_FILES, ("b.tsv", b"\n\n")):
         path = write_bytes(tmp_path, name, content)
         for read in (read_dataset, lambda path: list(iter_dataset(path))):
             with pytest.raises(DataError) as caught:
