@@ -1427,3 +1427,50 @@ def test_a_model_files_load_warning_is_one_warning_line(tmp_path: Path, args: li
         f"warning: {warning}"
     ]
     assert "UserWarning" not in result.stderr
+
+
+def test_evaluate_plot_without_matplotlib_is_refused_before_the_model_loads(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """--plot's matplotlib is checked with the command line (was: after the whole test set was
+    scored)."""
+    import importlib.util
+
+    def unexpected(path: Path) -> None:
+        raise AssertionError(f"the model was loaded: {path}")
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "matplotlib" else find_spec(name, *a),
+    )
+    monkeypatch.setattr("textproj.cli._load_model", unexpected)
+    plot = tmp_path / "c.png"
+    result = runner.invoke(app, ["evaluate", str(BUNDLED_MODEL), "--plot", str(plot)])
+    assert result.exit_code == 1, result.output
+    assert result.stderr == f"error: {plot}: plotting needs matplotlib (pip install matplotlib)\n"
+    assert result.stdout == "" and not plot.exists()
+
+
+def test_evaluate_plot_of_a_multi_label_model_is_refused_before_scoring(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A multi-label model has no confusion matrix: refused once it loads (was: after the whole
+    test set was scored)."""
+    from types import SimpleNamespace
+
+    def unexpected(*args: object) -> None:
+        raise AssertionError("the test set was scored")
+
+    multi_label = SimpleNamespace(multi_label=True, labels=("a", "b"))
+    monkeypatch.setattr("textproj.cli._load_model", lambda path: multi_label)
+    monkeypatch.setattr("textproj.evaluation.evaluate", unexpected)
+    monkeypatch.setattr("textproj.cli._read", unexpected)
+    (tmp_path / "t.tsv").write_text("text\tlabel\na text\ta|b\n")
+    plot = tmp_path / "c.png"
+    args = ["evaluate", str(BUNDLED_MODEL), "--test", str(tmp_path / "t.tsv"), "--plot", str(plot)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 1, result.output
+    assert result.stderr == f"error: {plot}: a multi-label model has no confusion matrix to plot\n"
+    assert result.stdout == "" and not plot.exists()

@@ -1084,13 +1084,15 @@ def evaluate(
 ) -> None:
     """Score a model on labelled data: accuracy, macro-F1, per-label precision/recall/F1, the
     confusion matrix and the most confused label pairs, and labels the model never saw."""
-    from textproj.evaluation import evaluate as score
     from textproj.evaluation import (
+        check_plottable,
+        check_plotting,
         plot_confusion,
         predictions_format,
         render_text,
         write_predictions,
     )
+    from textproj.evaluation import evaluate as score
 
     if corpus is not None and test_file is not None:
         _usage("give exactly one of --corpus or --test")
@@ -1107,6 +1109,8 @@ def evaluate(
         for option, target in (("--predictions", predictions), ("--plot", plot)):
             if target is not None:
                 refuse_a_directory(target, f"{option} {target}")
+        if plot is not None:
+            check_plotting(plot)
         if test_file is not None:
             check_data_file(test_file)  # before the model is loaded (its kernels compiled)
         elif corpus is not None:
@@ -1116,6 +1120,11 @@ def evaluate(
     if corpus is None and test_file is None:
         corpus = _trained_on(model)
     classifier = _load_ensemble(model) if ensemble else _load_model(model)
+    if plot is not None:
+        try:
+            check_plottable(plot, classifier.multi_label)  # before the test set is scored
+        except TextprojError as error:
+            _fail(str(error))
     if test_file is not None:
         data = _read(test_file, classifier.multi_label, (text_column, label_column))
     else:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import importlib.util
 import io
 import json
 import os
@@ -133,17 +134,29 @@ def write_predictions(
     fsio.write_bytes(path, gzip.compress(data_bytes, mtime=0) if gzipped else data_bytes)
 
 
+def check_plotting(path: str | os.PathLike[str]) -> None:
+    """A DataError naming ``path`` unless matplotlib is installed: what :func:`plot_confusion`
+    draws with, checked before a model loads and a test set is scored."""
+    if importlib.util.find_spec("matplotlib") is None:
+        raise DataError(f"{path}: plotting needs matplotlib (pip install matplotlib)")
+
+
+def check_plottable(path: str | os.PathLike[str], multi_label: bool) -> None:
+    """A DataError naming ``path`` for a multi-label model: its report has no confusion matrix
+    (an example's labels are a set), known once the model loads, before the test set is scored."""
+    if multi_label:
+        raise DataError(f"{path}: a multi-label model has no confusion matrix to plot")
+
+
 def plot_confusion(report: dict[str, Any], path: str | os.PathLike[str], title: str) -> None:
     """The confusion matrix as a PNG heat map (rows gold, columns predicted), written atomically."""
-    if "confusion" not in report:
-        raise DataError(f"{path}: a multi-label model has no confusion matrix to plot")
-    try:
-        import matplotlib
+    check_plottable(path, "confusion" not in report)
+    check_plotting(path)
+    import matplotlib
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise DataError(f"{path}: plotting needs matplotlib (pip install matplotlib)") from None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
     labels, matrix = report["confusion"]["labels"], np.asarray(report["confusion"]["matrix"])
     side = min(4 + 0.18 * len(labels), 24)
     figure, axes = plt.subplots(figsize=(side, side))
