@@ -1474,3 +1474,41 @@ def test_evaluate_plot_of_a_multi_label_model_is_refused_before_scoring(
     assert result.exit_code == 1, result.output
     assert result.stderr == f"error: {plot}: a multi-label model has no confusion matrix to plot\n"
     assert result.stdout == "" and not plot.exists()
+
+
+@pytest.mark.parametrize("command", ["train", "sweep"])
+@pytest.mark.parametrize(
+    ("files", "columns", "message"),
+    [
+        ({"--train": "x.txt"}, ["--text-column", "body"],
+         "--text-column names a column of a .tsv/.csv/.jsonl --train file"),
+        ({"--train": "t.tsv", "--dev": "x.ft"}, ["--label-column", "topic"],
+         "--label-column names a column of a .tsv/.csv/.jsonl --dev file"),
+        ({"--train": "t.tsv", "--test": "x.txt"}, ["--text-column", "b", "--label-column", "y"],
+         "--text-column and --label-column name columns of a .tsv/.csv/.jsonl --test file"),
+    ],
+)  # fmt: skip
+def test_train_and_sweep_refuse_columns_of_a_columnless_file_as_usage(
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    command: str,
+    files: dict[str, str],
+    columns: list[str],
+    message: str,
+) -> None:
+    """A .txt/.ft data file has no columns to name: a usage error with the command line's
+    checks, predict's and evaluate's message (was: exit 1 once the file was read)."""
+
+    def unexpected(*args: object) -> None:
+        raise AssertionError("a data file was read")
+
+    monkeypatch.setattr("textproj.cli._read", unexpected)
+    (tmp_path / "t.tsv").write_text("body\ttopic\na text\ta\nanother\tb\n")
+    for name in ("x.txt", "x.ft"):
+        (tmp_path / name).write_text("__label__a a text\n__label__b another\n")
+    given = [part for option, name in files.items() for part in (option, str(tmp_path / name))]
+    args = [command, *given, *columns, "--output", str(tmp_path / "out")]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert result.stderr == f"error: {message}\n"
+    assert result.stdout == "" and not (tmp_path / "out").exists()

@@ -304,6 +304,15 @@ def _refuse_columnless_file(columns: Sequence[str], option: str, path: Path | No
         _usage(f"{named} of a .tsv/.csv/.jsonl {option} file")
 
 
+def _refuse_columnless_files(columns: Sequence[str], files: dict[str, Path | None]) -> None:
+    """train's and sweep's usage error for --text-column / --label-column with any given data
+    file of ``files`` (option -> path) whose format has no columns (.txt, .ft): as
+    :func:`_refuse_columnless_file`, before any file is read."""
+    for option, path in files.items():
+        if path is not None:
+            _refuse_columnless_file(columns, option, path)
+
+
 def _parse_ints(text: str, option: str) -> tuple[int, ...]:
     """Comma-separated positive integers, or a usage error naming ``option``."""
     try:
@@ -660,15 +669,9 @@ def train(
             "unlabeled": str(unlabeled.resolve()) if unlabeled else None,
             "columns": [text_column, label_column],
         }
-        _refuse_unread_columns(
-            run["columns"],
-            {
-                "--train": train_file,
-                "--dev": dev_file,
-                "--test": test_file,
-                "--unlabeled": unlabeled,
-            },
-        )
+        labelled = {"--train": train_file, "--dev": dev_file, "--test": test_file}
+        _refuse_unread_columns(run["columns"], {**labelled, "--unlabeled": unlabeled})
+        _refuse_columnless_files(run["columns"], labelled)  # --unlabeled: any format, as read
         if (dev_file or run["corpus"]) and _on_command_line(ctx, "dev_fraction"):
             _usage(
                 "--dev-fraction carves dev off --train: it does not go with --dev or a bundled "
@@ -1537,6 +1540,8 @@ def sweep(
 
     _refuse_mixed_sources(corpus, train_file, dev_file, test_file)
     _refuse_unread_columns((text_column, label_column), {"--train": train_file})
+    labelled = {"--train": train_file, "--dev": dev_file, "--test": test_file}
+    _refuse_columnless_files((text_column, label_column), labelled)
     base = _config({"epochs": epochs, "threads": threads, "design": design.value})
     given = {"projections": projections, "bits": bits, "widths": widths}
     grid = {
