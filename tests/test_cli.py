@@ -1378,6 +1378,8 @@ BUNDLED_MODEL = Path(__file__).resolve().parents[1] / "app" / "models" / "bankin
         (["--test", "T.txt", "--label-column", "topic", "--ensemble"], "--label-column names a "
          "column of a .tsv/.csv/.jsonl --test file", 2),
         (["--corpus", "nosuch"], "unknown corpus 'nosuch'; known corpora: banking77", 1),
+        (["--json", "--confusion"], "--confusion adds the whole matrix to the text report; "
+         "--json holds it already", 2),
         ([], "give --corpus or --test (no metrics.json of this model beside MODEL says", 2),
     ],
 )  # fmt: skip

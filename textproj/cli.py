@@ -1071,7 +1071,11 @@ def evaluate(
         bool, typer.Option("--json", help="Print everything as one JSON object.")
     ] = False,
     confusion: Annotated[
-        bool, typer.Option("--confusion", help="Print the whole confusion matrix too.")
+        bool,
+        typer.Option(
+            "--confusion",
+            help="Print the whole confusion matrix too (not with --json: it holds it).",
+        ),
     ] = False,
     plot: Annotated[
         Path | None, typer.Option(help="Write the confusion matrix as a PNG heat map here.")
@@ -1099,6 +1103,8 @@ def evaluate(
 
     if corpus is not None and test_file is not None:
         _usage("give exactly one of --corpus or --test")
+    if as_json and confusion:
+        _usage("--confusion adds the whole matrix to the text report; --json holds it already")
     _refuse_unread_columns((text_column, label_column), {"--test": test_file})
     _refuse_columnless_file((text_column, label_column), "--test", test_file)
     if plot is not None and plot.suffix.lower() != ".png":
