@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import pytest
@@ -278,6 +279,28 @@ def test_sweep_refuses_a_grid_point_a_model_file_cannot_hold_before_any_trains(
         "67,108,880 weights (2 x 8 input bits, 2 labels), over the 67,108,864 a model file can "
         "hold; make it smaller\n"
     )
+
+
+def test_sweep_without_matplotlib_is_refused_before_any_point_trains(
+    monkeypatch, tmp_path: Path
+) -> None:
+    """matplotlib is not a dependency of textproj[train]: the plot failed after the whole grid
+    had trained, and the staged output with it."""
+    write_dataset(Dataset(["good", "bad"] * 4, list("pn") * 4, "mine"), tmp_path / "mine.tsv")
+    monkeypatch.setattr("textproj.sweep.run_sweep", lambda *_, **__: pytest.fail("trained"))
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "matplotlib" else real_find_spec(name, *a),
+    )
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, _sweep_args(tmp_path / "mine.tsv", out))
+    assert (result.exit_code, result.stderr) == (
+        1,
+        f"error: {out / 'sweep.png'}: plotting needs matplotlib (pip install matplotlib)\n",
+    )
+    assert not out.exists()
 
 
 def test_run_sweep_refuses_a_value_given_twice_before_any_point_trains(monkeypatch) -> None:

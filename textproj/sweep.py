@@ -24,6 +24,7 @@ from textproj import fsio
 from textproj.config import PROJECTION_DEFAULTS, TrainConfig
 from textproj.data import Dataset
 from textproj.errors import ConfigError
+from textproj.evaluation import check_plotting
 from textproj.netspec import refuse_unstorable_shapes
 from textproj.rundir import check_output_dir
 
@@ -238,11 +239,13 @@ def sweep_to_folder(
     """:func:`run_sweep`, then ``sweep.csv`` and ``sweep.png`` in ``output``; returns both paths.
 
     ``output`` is checked first as ``train`` checks its output directory (another sweep's or
-    other files in it are replaced only with ``force``), and is replaced whole once both files
-    are written, so it holds the previous complete sweep or the new one.
+    other files in it are replaced only with ``force``), then that matplotlib is there for the
+    plot (a DataError before any training, not after the grid), and is replaced whole once both
+    files are written, so it holds the previous complete sweep or the new one.
     """
     folder = Path(output)
     check_output_dir(folder, force=force, marks=SWEEP_FILES, kind="sweep")
+    check_plotting(folder / PNG_NAME)  # before the grid trains, not when its rows are written
     rows = run_sweep(train_data, dev_data, test_data, **grid)
 
     def write(staging: Path) -> None:
