@@ -122,3 +122,9 @@ def describe(classifier: Classifier) -> str:
         f"{classifier.design} design, {kind}{len(classifier.labels)} labels, {bits}{per}, "
         f"{classifier.n_bytes / 1000:.1f} KB"
     )
+
+
+def resized_trainer_bytes(n_bytes: int, rows: int, new_rows: int, dim: int, itemsize: int) -> int:
+    """trainer.npz's size had its hashed embedding table ``new_rows`` rows instead of ``rows``
+    (``dim`` values of ``itemsize`` bytes a row, as stored): the rest of the file is the same."""
+    return n_bytes + (new_rows - rows) * dim * itemsize

@@ -3,7 +3,7 @@
 Run ``python app/make_bundled_model.py`` (the app runs the same function, with a progress bar,
 when the bundled model is missing). Every setting is ``TrainConfig``'s default except one: the
 trainer's hashed embedding table is cut from 2**16 to ``TRAINER_BUCKETS`` rows so that
-``trainer.npz`` stays about 2 MB and can be committed beside ``model.tpn`` (the on-device model
+``trainer.npz`` stays under 1 MB and can be committed beside ``model.tpn`` (the on-device model
 is unaffected in size).
 """
 

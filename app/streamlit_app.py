@@ -35,6 +35,7 @@ from demo_charts import (
     explanation_chart,
     grid_chart,
     probability_chart,
+    resized_trainer_bytes,
 )
 from demo_data import (
     UPLOAD_TYPES,
@@ -378,6 +379,26 @@ def _accuracy_table(metrics: dict[str, Any]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _default_table_caption(trainer: TrainerModel) -> None:
+    """A trainer with a cut-down embedding table: how big trainer.npz is at the default rows."""
+    from textproj.trainer_model import TABLE_DTYPE
+
+    rows, default_rows = trainer.config.trainer_buckets, DEFAULTS.trainer_buckets
+    if rows == default_rows:
+        return
+    size = resized_trainer_bytes(
+        trainer.n_bytes,
+        rows,
+        default_rows,
+        trainer.config.trainer_dim,
+        np.dtype(TABLE_DTYPE).itemsize,
+    )
+    st.caption(
+        f"This trainer's hashed embedding table has {rows:,} rows; the default {default_rows:,} "
+        f"rows make trainer.npz {size / 1e6:.1f} MB."
+    )
+
+
 def model_card_section(model: ActiveModel) -> None:
     """Corpus, labels, accuracies, sizes beside the trainer and fastText, and the config."""
     classifier, metrics = model.classifier, _metrics(model)
@@ -393,13 +414,7 @@ def model_card_section(model: ActiveModel) -> None:
     trainer = _trainer(model)
     if trainer is not None:
         sizes.append((TRAINER_WEIGHTS, trainer.n_bytes))
-        default_rows = TrainConfig().trainer_buckets
-        if trainer.config.trainer_buckets != default_rows:
-            st.caption(
-                f"This trainer's hashed embedding table has {trainer.config.trainer_buckets:,} "
-                f"rows; the default {default_rows:,} rows make trainer.npz "
-                f"{default_rows * trainer.config.trainer_dim * 4 / 1e6:.0f} MB."
-            )
+        _default_table_caption(trainer)
     sizes.append(FASTTEXT_REFERENCE[:2])
     frame = pd.DataFrame(sizes, columns=["model", "bytes"])
     frame["KB"] = frame["bytes"] / 1000

@@ -177,6 +177,8 @@ def test_bundled_model_out_of_the_box(monkeypatch) -> None:
     assert "token design, 77 labels" in app.sidebar.caption[0].value
     assert len(_predicted(app)) == 3  # it ships with its (small) trainer: both and the ensemble
     assert "**Corpus:** banking77" in " ".join(_markdown(app))
+    # the default table's trainer.npz, float16 as saved: README's 8.5 MB, not float32's 17 MB
+    assert any(c.value.endswith("rows make trainer.npz 8.5 MB.") for c in app.caption)
 
 
 def test_explanation_view_shows_each_token(monkeypatch, tiny_models) -> None:

@@ -24,6 +24,7 @@ from demo_charts import (
     explanation_chart,
     grid_chart,
     probability_chart,
+    resized_trainer_bytes,
 )
 from demo_data import (
     SINGLE_LABEL_ONLY,
@@ -235,3 +236,19 @@ def test_describe_is_words_not_a_repr(classifiers) -> None:
     assert words.startswith(f"token design, {len(clf.labels)} labels, ")
     assert f"{p.num_projections} × {p.bits_per_projection} bits per token" in words
     assert "Classifier(" not in words and words.endswith(f"{clf.n_bytes / 1000:.1f} KB")
+
+
+def test_resized_trainer_bytes_is_the_size_of_a_trainer_with_those_rows(tmp_path) -> None:
+    from textproj import FeatureConfig, TrainConfig
+    from textproj.trainer_model import TABLE_DTYPE, build_trainer, save_trainer
+
+    sizes = {}
+    for rows in (2**8, 2**12):
+        config = TrainConfig(trainer_buckets=rows)
+        folder = tmp_path / str(rows)
+        folder.mkdir()
+        trainer = build_trainer(config, 3)
+        sizes[rows] = save_trainer(trainer, folder, ["a", "b", "c"], config, FeatureConfig())
+    dim = TrainConfig().trainer_dim
+    itemsize = np.dtype(TABLE_DTYPE).itemsize
+    assert resized_trainer_bytes(sizes[2**8], 2**8, 2**12, dim, itemsize) == sizes[2**12]

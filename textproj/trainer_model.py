@@ -34,7 +34,8 @@ def build_trainer(config: TrainConfig, n_labels: int) -> torch.nn.Module:
     )
 
 
-HALF_PRECISION = ("embedding.weight",)  # stored as float16: the table is nearly all the bytes
+HALF_PRECISION = ("embedding.weight",)  # stored as TABLE_DTYPE: the table is nearly all the bytes
+TABLE_DTYPE = np.float16
 
 
 def round_for_storage(trainer: torch.nn.Module) -> torch.nn.Module:
@@ -63,7 +64,7 @@ def save_trainer(
     arrays = {name: t.detach().cpu().numpy() for name, t in trainer.state_dict().items()}
     for name in HALF_PRECISION:
         if name in arrays:
-            arrays[name] = arrays[name].astype(np.float16)
+            arrays[name] = arrays[name].astype(TABLE_DTYPE)
     np.savez(buffer, **arrays)
     n_bytes = fsio.write_bytes(directory / TRAINER_WEIGHTS, buffer.getvalue())
     fsio.write_json(
