@@ -43,6 +43,7 @@ from demo_data import (
     load_uploaded_model,
     read_uploaded_dataset,
 )
+from demo_form import FORM_LABELS, check_network_shape, in_form_words
 from make_bundled_model import (
     BUNDLED_CORPUS,
     BUNDLED_DIR,
@@ -52,7 +53,15 @@ from make_bundled_model import (
 )
 
 import textproj
-from textproj import Classifier, DataError, Dataset, ModelFormatError, TextprojError, TrainConfig
+from textproj import (
+    Classifier,
+    ConfigError,
+    DataError,
+    Dataset,
+    ModelFormatError,
+    TextprojError,
+    TrainConfig,
+)
 from textproj.config import DESIGNS, MAX_POOL_MEDIAN_TOKENS, PROJECTION_DEFAULTS
 from textproj.corpora import CORPORA, load_corpus
 from textproj.data import LABEL_COLUMN, TEXT_COLUMN, is_blank
@@ -491,14 +500,16 @@ def _own_data() -> tuple[Dataset, Dataset | None, str] | None:
 
 def _own_config() -> TrainConfig | None:
     """Network settings from the form; None after an error message."""
-    design = st.selectbox("Design", list(DESIGNS), key="own_design")
+    design = st.selectbox(FORM_LABELS["design"], list(DESIGNS), key="own_design")
     default_t, default_d = PROJECTION_DEFAULTS[design]
     left, right = st.columns(2)
-    t = left.number_input("T (projection functions)", 1, 256, default_t, key=f"own_t_{design}")
-    d = right.number_input("d (bits per function)", 1, 64, default_d, key=f"own_d_{design}")
+    t = left.number_input(FORM_LABELS["num_projections"], 1, 256, default_t, key=f"own_t_{design}")
+    d = right.number_input(
+        FORM_LABELS["bits_per_projection"], 1, 64, default_d, key=f"own_d_{design}"
+    )
     if design == "text":
         hidden = st.text_input(
-            "Hidden sizes (comma-separated)",
+            FORM_LABELS["hidden"],
             ",".join(map(str, DEFAULTS.hidden)),
             key="own_hidden",
         )
@@ -512,19 +523,20 @@ def _own_config() -> TrainConfig | None:
         shape: dict[str, Any] = {"hidden": widths}
     else:
         bottleneck = left.number_input(
-            "Bottleneck width", 4, 512, DEFAULTS.bottleneck, key="own_bottleneck"
+            FORM_LABELS["bottleneck"], 4, 512, DEFAULTS.bottleneck, key="own_bottleneck"
         )
         filters = right.number_input(
-            "Filters per window", 4, 512, DEFAULTS.filters, key="own_filters"
+            FORM_LABELS["filters"], 4, 512, DEFAULTS.filters, key="own_filters"
         )
         pools = {
-            "max_pool": ("Max", "largest", f"at most {MAX_POOL_MEDIAN_TOKENS}"),
-            "mean_pool": ("Mean", "mean", f"over {MAX_POOL_MEDIAN_TOKENS}"),
+            "max_pool": ("largest", f"at most {MAX_POOL_MEDIAN_TOKENS}"),
+            "mean_pool": ("mean", f"over {MAX_POOL_MEDIAN_TOKENS}"),
         }  # TrainConfig field -> its radio's words
         shape = {"bottleneck": int(bottleneck), "filters": int(filters)}
-        for field, (name, value, when) in pools.items():
+        for field, (value, when) in pools.items():
             choice = st.radio(
-                f"{name} pooling too (each filter's {value} window value; a wider output layer)",
+                f"{FORM_LABELS[field]} too (each filter's {value} window value; "
+                "a wider output layer)",
                 list(POOL_CHOICES),
                 index=list(POOL_CHOICES.values()).index(getattr(DEFAULTS, field)),
                 key=f"own_{field}",
@@ -532,9 +544,7 @@ def _own_config() -> TrainConfig | None:
                 help=f"auto: on when the texts' median is {when} tokens",
             )
             shape[field] = POOL_CHOICES[choice]
-    epochs = st.slider(
-        "Epochs (at most; early stopping on dev accuracy)", 1, 30, 5, key="own_epochs"
-    )
+    epochs = st.slider(FORM_LABELS["epochs"], 1, 30, 5, key="own_epochs")
     return TrainConfig(
         design=design,
         num_projections=int(t),
@@ -590,7 +600,7 @@ def _train(data: tuple[Dataset, Dataset | None, str], config: TrainConfig) -> No
         bar.progress(1.0, text=f"done in {result.metrics['train_seconds']:.1f} s")
         chart.empty()
     except TextprojError as error:
-        st.error(f"Training failed: {error}")
+        st.error(f"Training failed: {in_form_words(str(error))}")
         return
     finally:
         lock.release()
@@ -605,11 +615,22 @@ def _train(data: tuple[Dataset, Dataset | None, str], config: TrainConfig) -> No
     st.rerun()  # show the result, and the sidebar toggle to use the new model
 
 
+def _trainable(train: Dataset, config: TrainConfig) -> bool:
+    """Whether the form's network fits a model file for ``train``'s labels; if not, say which
+    widgets to change, before the Train button (the library finds out only once training runs)."""
+    try:
+        check_network_shape(config, len(set(train.labels)))
+    except ConfigError as error:
+        st.error(f"Cannot train this network: {error}")
+        return False
+    return True
+
+
 def train_section() -> None:
     """Pick data and network shape, train with live curves, download model.tpn."""
     data = _own_data()
     config = _own_config()
-    ready = data is not None and config is not None
+    ready = data is not None and config is not None and _trainable(data[0], config)
     if st.button("Train", type="primary", disabled=not ready, key="train") and ready:
         _train(data, config)
     own = st.session_state.get("own")

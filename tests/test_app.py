@@ -158,6 +158,21 @@ def test_train_your_own(monkeypatch, tiny_models) -> None:
     assert set(_predicted(app)) <= {"negative", "positive"}
 
 
+def test_a_network_too_big_to_store_is_refused_before_training(monkeypatch, tiny_models) -> None:
+    app = _start(monkeypatch, tiny_models["token"])
+    app.selectbox(key="own_design").set_value("text").run()
+    app.text_input(key="own_hidden").set_value("100000").run()
+    assert not app.exception
+    (error,) = [e.value for e in app.error]
+    assert error.startswith(
+        "Cannot train this network: “Hidden sizes (comma-separated)”, “T (projection "
+        "functions)”, “d (bits per function)”: layer 'dense.0' would hold 100000 x "
+    )
+    assert app.button(key="train").disabled
+    app.text_input(key="own_hidden").set_value("64").run()
+    assert not app.error and not app.button(key="train").disabled
+
+
 def test_sessions_do_not_mix(monkeypatch, tiny_models) -> None:
     first = _start(monkeypatch, tiny_models["token"])
     second = AppTest.from_file(str(APP_DIR / "streamlit_app.py"), default_timeout=TIMEOUT)

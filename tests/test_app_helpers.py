@@ -32,6 +32,7 @@ from demo_data import (
     load_uploaded_model,
     read_uploaded_dataset,
 )
+from demo_form import FORM_LABELS, check_network_shape, in_form_words
 
 from textproj.runtime import load_warnings
 
@@ -252,3 +253,21 @@ def test_resized_trainer_bytes_is_the_size_of_a_trainer_with_those_rows(tmp_path
     dim = TrainConfig().trainer_dim
     itemsize = np.dtype(TABLE_DTYPE).itemsize
     assert resized_trainer_bytes(sizes[2**8], 2**8, 2**12, dim, itemsize) == sizes[2**12]
+
+
+def test_a_network_too_big_for_a_model_file_names_the_forms_widgets() -> None:
+    from textproj import ConfigError, TrainConfig
+
+    config = TrainConfig(design="text", hidden=(64, 10_000, 10_000))
+    with pytest.raises(ConfigError) as caught:
+        check_network_shape(config, 77)
+    assert str(caught.value).startswith(
+        f"“{FORM_LABELS['hidden']}”: layer 'dense.2' would hold 10000 x 10000 = 100,000,000 weights"
+    )
+    assert "TrainConfig" not in str(caught.value)
+    check_network_shape(TrainConfig(design="text"), 77)  # the defaults fit
+
+
+def test_in_form_words_keeps_fields_the_form_has_no_widget_for() -> None:
+    message = "TrainConfig.bottleneck, TrainConfig.seed: bad"
+    assert in_form_words(message) == f"“{FORM_LABELS['bottleneck']}”, TrainConfig.seed: bad"

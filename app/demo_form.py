@@ -1,0 +1,45 @@
+"""The training form's words: what each of its widgets is called, and library messages in them.
+
+The library's errors name ``TrainConfig`` fields (``TrainConfig.hidden``), the command line's
+name its options; the page names its own widgets, so a message says which one to change.
+"""
+
+from __future__ import annotations
+
+import re
+
+from textproj import ConfigError, TrainConfig
+from textproj.netspec import refuse_unstorable_shapes
+
+# TrainConfig field -> the label of the training form's widget that sets it.
+FORM_LABELS = {
+    "design": "Design",
+    "num_projections": "T (projection functions)",
+    "bits_per_projection": "d (bits per function)",
+    "hidden": "Hidden sizes (comma-separated)",
+    "bottleneck": "Bottleneck width",
+    "filters": "Filters per window",
+    "max_pool": "Max pooling",
+    "mean_pool": "Mean pooling",
+    "epochs": "Epochs (at most; early stopping on dev accuracy)",
+}
+
+
+def in_form_words(message: str) -> str:
+    """``message`` with each ``TrainConfig.field`` the form sets written as its widget's label
+    in quotes (a field the form has no widget for keeps its name)."""
+
+    def label(match: re.Match[str]) -> str:
+        name = FORM_LABELS.get(match.group(1))
+        return f"“{name}”" if name else match.group(0)
+
+    return re.sub(r"TrainConfig\.(\w+)", label, message)
+
+
+def check_network_shape(config: TrainConfig, n_labels: int) -> None:
+    """ConfigError in the form's words when a layer of the network would be too big for a model
+    file: the library checks it only once training starts, after the Train button."""
+    try:
+        refuse_unstorable_shapes(config, n_labels)
+    except ConfigError as error:
+        raise ConfigError(in_form_words(str(error))) from None
