@@ -23,17 +23,22 @@ FORM_LABELS = {
     "mean_pool": "Mean pooling",
     "epochs": "Epochs (at most; early stopping on dev accuracy)",
 }
+# FeatureConfig field -> how the page's messages name it: the form has no widget for it.
+FEATURE_HINTS = {"max_tokens": "`textproj train --max-tokens` sets it; the demo keeps the default"}
 
 
 def in_form_words(message: str) -> str:
     """``message`` with each ``TrainConfig.field`` the form sets written as its widget's label
-    in quotes (a field the form has no widget for keeps its name)."""
+    in quotes, and each ``FeatureConfig.field`` as ``FEATURE_HINTS`` says (any other field keeps
+    its name)."""
 
     def label(match: re.Match[str]) -> str:
-        name = FORM_LABELS.get(match.group(1))
+        if match.group(1) == "FeatureConfig":
+            return FEATURE_HINTS.get(match.group(2), match.group(0))
+        name = FORM_LABELS.get(match.group(2))
         return f"“{name}”" if name else match.group(0)
 
-    return re.sub(r"TrainConfig\.(\w+)", label, message)
+    return re.sub(r"(TrainConfig|FeatureConfig)\.(\w+)", label, message)
 
 
 def check_network_shape(config: TrainConfig, n_labels: int) -> None:

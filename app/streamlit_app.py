@@ -17,6 +17,7 @@ import statistics
 import tempfile
 import threading
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -593,10 +594,12 @@ def _train(data: tuple[Dataset, Dataset | None, str], config: TrainConfig) -> No
             )
             chart.altair_chart(_curves(history))
 
-        result = textproj.train(
-            train, dev, config=config, output_dir=output, corpus=name, progress=False,
-            on_epoch=step,
-        )  # fmt: skip
+        with warnings.catch_warnings(record=True) as caught:  # shown on the page, not the log
+            warnings.simplefilter("always")
+            result = textproj.train(
+                train, dev, config=config, output_dir=output, corpus=name, progress=False,
+                on_epoch=step,
+            )  # fmt: skip
         bar.progress(1.0, text=f"done in {result.metrics['train_seconds']:.1f} s")
         chart.empty()
     except TextprojError as error:
@@ -611,6 +614,7 @@ def _train(data: tuple[Dataset, Dataset | None, str], config: TrainConfig) -> No
         "trainer_accuracy": result.metrics["trainer"]["dev"]["accuracy"],
         "bytes": result.metrics["model_bytes"],
         "name": name,
+        "warnings": [in_form_words(str(warning.message)) for warning in caught],
     }
     st.rerun()  # show the result, and the sidebar toggle to use the new model
 
@@ -640,6 +644,8 @@ def train_section() -> None:
         f"Trained on {own['name']}: dev accuracy {own['accuracy']:.3f} on-device "
         f"(trainer {own['trainer_accuracy']:.3f}), model.tpn {own['bytes'] / 1000:.1f} KB."
     )
+    for warning in own["warnings"]:
+        st.warning(warning)
     st.altair_chart(_curves(own["history"]))
     model_file = Path(own["directory"]) / MODEL_NAME
     st.download_button(

@@ -173,6 +173,18 @@ def test_a_network_too_big_to_store_is_refused_before_training(monkeypatch, tiny
     assert not app.error and not app.button(key="train").disabled
 
 
+def test_training_warnings_show_on_the_page(monkeypatch, tiny_models) -> None:
+    app = _start(monkeypatch, tiny_models["token"])
+    app.selectbox(key="own_corpus").set_value("clinc150")
+    app.number_input(key="own_limit").set_value(100)  # 100 texts cannot hold all 150 intents
+    app.slider(key="own_epochs").set_value(1).run()
+    app.button(key="train").click().run()
+    assert not app.exception and not app.error
+    (warning,) = [w.value for w in app.warning]
+    assert warning.startswith("clinc150/dev (a random 1000): ")
+    assert "label(s) never seen in training: " in warning
+
+
 def test_sessions_do_not_mix(monkeypatch, tiny_models) -> None:
     first = _start(monkeypatch, tiny_models["token"])
     second = AppTest.from_file(str(APP_DIR / "streamlit_app.py"), default_timeout=TIMEOUT)
@@ -257,7 +269,7 @@ def test_the_toggle_wins_over_an_upload_which_leaves_no_folder(
     row = {"epoch": 1, "loss": 1.0, "dev_projection": 0.5, "dev_trainer": 0.5}
     app.session_state["own"] = {
         "directory": str(tiny_models["token"]), "history": [row], "accuracy": 0.5,
-        "trainer_accuracy": 0.5, "bytes": 1000, "name": "mine",
+        "trainer_accuracy": 0.5, "bytes": 1000, "name": "mine", "warnings": [],
     }  # fmt: skip
     app.run()
     app.sidebar.toggle(key="use_own").set_value(True).run()

@@ -32,7 +32,7 @@ from demo_data import (
     load_uploaded_model,
     read_uploaded_dataset,
 )
-from demo_form import FORM_LABELS, check_network_shape, in_form_words
+from demo_form import FEATURE_HINTS, FORM_LABELS, check_network_shape, in_form_words
 
 from textproj.runtime import load_warnings
 
@@ -271,3 +271,10 @@ def test_a_network_too_big_for_a_model_file_names_the_forms_widgets() -> None:
 def test_in_form_words_keeps_fields_the_form_has_no_widget_for() -> None:
     message = "TrainConfig.bottleneck, TrainConfig.seed: bad"
     assert in_form_words(message) == f"“{FORM_LABELS['bottleneck']}”, TrainConfig.seed: bad"
+
+
+def test_in_form_words_says_where_a_feature_without_a_widget_is_set() -> None:
+    message = "cap; no token past it is read (FeatureConfig.max_tokens)"
+    assert (
+        in_form_words(message) == f"cap; no token past it is read ({FEATURE_HINTS['max_tokens']})"
+    )
