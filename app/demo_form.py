@@ -6,9 +6,8 @@ name its options; the page names its own widgets, so a message says which one to
 
 from __future__ import annotations
 
-import re
-
 from textproj import ConfigError, TrainConfig
+from textproj.config import TRAIN_FEATURE_OPTIONS, rename_fields, set_by_train_only
 from textproj.netspec import refuse_unstorable_shapes
 
 # TrainConfig field -> the label of the training form's widget that sets it.
@@ -24,7 +23,7 @@ FORM_LABELS = {
     "epochs": "Epochs (at most; early stopping on dev accuracy)",
 }
 # FeatureConfig field -> how the page's messages name it: the form has no widget for it.
-FEATURE_HINTS = {"max_tokens": "`textproj train --max-tokens` sets it; the demo keeps the default"}
+FEATURE_HINTS = {field: set_by_train_only(field, "the demo") for field in TRAIN_FEATURE_OPTIONS}
 
 
 def in_form_words(message: str) -> str:
@@ -32,13 +31,12 @@ def in_form_words(message: str) -> str:
     in quotes, and each ``FeatureConfig.field`` as ``FEATURE_HINTS`` says (any other field keeps
     its name)."""
 
-    def label(match: re.Match[str]) -> str:
-        if match.group(1) == "FeatureConfig":
-            return FEATURE_HINTS.get(match.group(2), match.group(0))
-        name = FORM_LABELS.get(match.group(2))
-        return f"“{name}”" if name else match.group(0)
+    def label(kind: str, field: str) -> str | None:
+        if kind == "FeatureConfig":
+            return FEATURE_HINTS.get(field)
+        return f"“{FORM_LABELS[field]}”" if field in FORM_LABELS else None
 
-    return re.sub(r"(TrainConfig|FeatureConfig)\.(\w+)", label, message)
+    return rename_fields(message, label)
 
 
 def check_network_shape(config: TrainConfig, n_labels: int) -> None:

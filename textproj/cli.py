@@ -43,10 +43,13 @@ from textproj.config import (
     SMALL_DATA_AUGMENT,
     SMALL_DATA_CONSISTENCY,
     SMALL_DATA_TEXTS,
+    TRAIN_FEATURE_OPTIONS,
     TRAINERS,
     WEIGHT_BITS,
     FeatureConfig,
     TrainConfig,
+    rename_fields,
+    set_by_train_only,
 )
 from textproj.corpora import CORPORA, DEFAULT_CORPUS, corpus_path, corpus_table, load_corpus
 from textproj.data import (
@@ -402,11 +405,9 @@ def _features(max_tokens: int) -> FeatureConfig:
         _usage(_option_names(str(error)))
 
 
-# FeatureConfig field -> the train option that sets it.
-FEATURE_OPTIONS = {"max_tokens": "--max-tokens"}
 # FeatureConfig field -> how sweep's messages name it: sweep has no option for it, train has.
 SWEEP_FEATURE_OPTIONS = {
-    "max_tokens": "`textproj train --max-tokens` sets it; sweep keeps the default"
+    field: set_by_train_only(field, "sweep") for field in TRAIN_FEATURE_OPTIONS
 }
 # An API argument as a message names it (``force=True``) -> the option that sets it.
 ARGUMENT_OPTIONS = {"force=True": "--force", "dev_data": "--dev"}
@@ -416,7 +417,7 @@ def _option_names(
     message: str,
     options: dict[str, str] = OPTIONS,
     arguments: dict[str, str] = ARGUMENT_OPTIONS,
-    features: dict[str, str] = FEATURE_OPTIONS,
+    features: dict[str, str] = TRAIN_FEATURE_OPTIONS,
 ) -> str:
     """``message`` with each ``TrainConfig.field`` written as the option (``options``) that sets
     it, each ``FeatureConfig.field`` as its option (``features``), and each API argument
@@ -424,11 +425,7 @@ def _option_names(
     names = {"TrainConfig": options, "FeatureConfig": features}
     api = "|".join(map(re.escape, arguments))
     message = re.sub(rf"\b({api})\b", lambda m: arguments[m.group(1)], message)
-    return re.sub(
-        r"(TrainConfig|FeatureConfig)\.(\w+)",
-        lambda m: names[m.group(1)].get(m.group(2), m.group(0)),
-        message,
-    )
+    return rename_fields(message, lambda kind, field: names[kind].get(field))
 
 
 def _sweep_names(message: str) -> str:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -392,3 +394,22 @@ class TrainConfig:
         if "trainer_share" in values and values["trainer_share"] is None:
             values["trainer_share"] = 1.0
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+
+
+# How a library message names a setting: "TrainConfig.hidden", "FeatureConfig.max_tokens".
+FIELD_REFERENCE = re.compile(r"\b(TrainConfig|FeatureConfig)\.(\w+)")
+# FeatureConfig field -> the `textproj train` option that sets it (only train has them).
+TRAIN_FEATURE_OPTIONS = {"max_tokens": "--max-tokens"}
+
+
+def rename_fields(message: str, rename: Callable[[str, str], str | None]) -> str:
+    """``message`` with each config field it names (``FIELD_REFERENCE``) written as
+    ``rename(class name, field)`` says, or kept where that is None: how the CLI and the demo
+    name their own options and widgets in the library's messages."""
+    return FIELD_REFERENCE.sub(lambda m: rename(m.group(1), m.group(2)) or m.group(0), message)
+
+
+def set_by_train_only(field: str, where: str) -> str:
+    """How ``where`` (a command or page with no option for FeatureConfig ``field``) names it:
+    the train option that sets it, and that ``where`` keeps the default."""
+    return f"`textproj train {TRAIN_FEATURE_OPTIONS[field]}` sets it; {where} keeps the default"
