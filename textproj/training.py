@@ -697,24 +697,19 @@ def _refuse_missing_files(train_data: Any, dev_data: Any, test_data: Any, unlabe
     """A DataError for a split (or ``unlabeled``) given as a str that names nothing on disk,
     before any work: most likely texts where a file's path goes (``train("abc", "xyz")``), so
     it says how to give texts. A Path gets the readers' own ``no such file``."""
-    how = {
-        "train_data": "give texts and labels as lists: train(texts, labels)",
-        "dev_data": "give a Dataset(texts, labels, source)",
-        "test_data": "give a Dataset(texts, labels, source)",
-        "unlabeled": "give the texts as a list: train(..., unlabeled=texts)",
-    }
-    given = {
-        "train_data": train_data,
-        "dev_data": dev_data,
-        "test_data": test_data,
-        "unlabeled": unlabeled,
+    dataset = "give a Dataset(texts, labels, source)"
+    given = {  # argument -> (its value, how to give texts instead)
+        "train_data": (train_data, "give texts and labels as lists: train(texts, labels)"),
+        "dev_data": (dev_data, dataset),
+        "test_data": (test_data, dataset),
+        "unlabeled": (unlabeled, "give the texts as a list: train(..., unlabeled=texts)"),
     }
     if not _is_split(train_data):
         del given["dev_data"]  # the labels of train(texts, labels)
-    for name, data in given.items():
+    for name, (data, how) in given.items():
         if isinstance(data, str) and not os.path.exists(data):
             raise DataError(
-                f"{data}: {NO_SUCH_FILE} ({name} as a str is read as a file's path; {how[name]})"
+                f"{data}: {NO_SUCH_FILE} ({name} as a str is read as a file's path; {how})"
             )
 
 
